@@ -1,0 +1,165 @@
+"""The seqbench command line. Commands parse and validate their input, then delegate to the core."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from typer.exceptions import TyperException
+
+from seqbench import SeqbenchError, __version__
+
+app = typer.Typer(
+    help="Measure how recurrence (sequential over time) and attention (parallel over time) scale "
+    "with sequence length and batch size, on CPU or CUDA.\n\n"
+    "Example: seqbench run benchmarks/quick.toml",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"seqbench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+) -> None:
+    pass
+
+
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors and the output path.")]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Print every point as it finishes.")]
+
+
+@app.command()
+def run(
+    config: Annotated[Optional[Path], typer.Argument(help="Sweep config (TOML). Flags below override its fields.")] = None,
+    kernels: Annotated[Optional[str], typer.Option(help="Comma-separated kernel names (see `seqbench list`).")] = None,
+    seq_lens: Annotated[Optional[str], typer.Option(help="Comma-separated sequence lengths T, e.g. 64,256,1024.")] = None,
+    batch_sizes: Annotated[Optional[str], typer.Option(help="Comma-separated batch sizes B, e.g. 1,8,32.")] = None,
+    hidden_size: Annotated[Optional[int], typer.Option(help="Model width d.")] = None,
+    heads: Annotated[Optional[int], typer.Option(help="Attention heads (must divide d).")] = None,
+    mode: Annotated[Optional[str], typer.Option(help="forward, train, or forward,train.")] = None,
+    dtype: Annotated[Optional[str], typer.Option(help="float32 | float64 | float16 | bfloat16.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="cpu | cuda | auto (CUDA if present).")] = None,
+    causal: Annotated[Optional[bool], typer.Option("--causal/--no-causal", help="Causal attention mask.")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads for torch (0: torch's default).")] = None,
+    min_time: Annotated[Optional[float], typer.Option(help="Seconds of timed samples per point.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output CSV (JSON sidecar beside it). Default: results/<name>-<device>-<time>.csv")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+) -> None:
+    """Run a sweep and write a tidy CSV + JSON sidecar.
+
+    Examples:\n
+      seqbench run benchmarks/quick.toml\n
+      seqbench run --kernels rnn_loop,sdpa --seq-lens 64,256,1024 --batch-sizes 8\n
+      seqbench run benchmarks/full.toml --device cuda --dtype bfloat16 -o results/gpu.csv
+    """
+    from seqbench import console
+    from seqbench.config import build_config, load_toml, parse_list, resolve_device
+    from seqbench.results import check_output
+    from seqbench.sweep import run_to_files
+
+    console.set_verbosity(quiet, verbose)
+    data = load_toml(config) if config else {"name": "sweep"}
+    flags = {
+        "kernels": parse_list(kernels, str, "kernels") if kernels is not None else None,
+        "seq_lens": parse_list(seq_lens, int, "seq_lens") if seq_lens is not None else None,
+        "batch_sizes": parse_list(batch_sizes, int, "batch_sizes") if batch_sizes is not None else None,
+        "modes": parse_list(mode, str, "mode") if mode is not None else None,
+        "hidden_size": hidden_size, "num_heads": heads, "dtype": dtype, "device": device,
+        "causal": causal, "threads": threads, "min_time": min_time,
+    }
+    data.update({k: v for k, v in flags.items() if v is not None})
+    for required in ("kernels", "seq_lens", "batch_sizes"):
+        if required not in data:
+            raise SeqbenchError(f"no {required} given: pass a config file or --{required.replace('_', '-')}")
+    cfg = resolve_device(build_config(data, source=str(config) if config else "flags"))
+    if cfg.device != "cpu" or (device == "auto"):
+        console.info(f"device: {cfg.device}")
+    if out is None:
+        from datetime import datetime
+
+        out = Path("results") / f"{cfg.name}-{cfg.device}-{datetime.now():%Y%m%d-%H%M%S}.csv"
+    check_output(out, force=force)
+    points = cfg.points()
+    with console.sweep_progress(len(points), f"{cfg.name} ({cfg.device}, {cfg.dtype})") as on_row:
+        try:
+            rows = run_to_files(cfg, out, command=["seqbench"] + sys.argv[1:], on_row=on_row)
+        except KeyboardInterrupt:
+            console.error(f"interrupted; the finished points are in {out}")
+            raise typer.Exit(130)
+    console.summary_table(rows)
+    failed = sum(r.status != "ok" for r in rows)
+    console.info(f"wrote {len(rows)} rows ({failed} failed) to {out} and {out.with_suffix('.json')}")
+    if quiet:
+        print(out)
+
+
+@app.command("list")
+def list_kernels() -> None:
+    """List the kernels with their family and forward FLOP formula.
+
+    Example: seqbench list
+    """
+    from seqbench import console
+    from seqbench.kernels import KERNELS
+
+    console.kernel_table(KERNELS.values())
+
+
+@app.command()
+def env(
+    device: Annotated[str, typer.Option(help="cpu | cuda | auto")] = "auto",
+) -> None:
+    """Print the environment recorded in every run's JSON sidecar.
+
+    Example: seqbench env --device cpu
+    """
+    import torch
+
+    from seqbench import console
+    from seqbench import env as env_mod
+
+    if device not in ("cpu", "cuda", "auto"):
+        raise SeqbenchError(f"unknown device {device!r}; allowed: cpu, cuda, auto")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    console.mapping_table("environment", env_mod.capture(device))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: maps every user mistake to one line on stderr and exit code 2."""
+    from seqbench import console
+
+    command = typer.main.get_command(app)
+    try:
+        rv = command.main(args=argv, prog_name="seqbench", standalone_mode=False)
+        code = rv if isinstance(rv, int) else 0
+    except typer.Exit as exc:
+        code = exc.exit_code
+    except TyperException as exc:  # bad flag, missing argument, wrong type
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `seqbench`: show help, as --help would
+            print(exc.ctx.get_help())
+            code = 0
+        else:
+            console.error(exc.format_message())
+            code = 2
+    except SeqbenchError as exc:
+        console.error(str(exc))
+        code = 2
+    except (KeyboardInterrupt, typer.Abort):
+        console.error("interrupted")
+        code = 130
+    if argv is None:
+        sys.exit(code)
+    return code

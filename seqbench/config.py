@@ -1,0 +1,216 @@
+"""Sweep configuration: a TOML file and/or CLI flags -> one validated, immutable SweepConfig.
+
+Configs are data: TOML is parsed with tomllib and nothing in it is evaluated.
+Every error is a ConfigError whose message names the field and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from seqbench import SeqbenchError
+
+MODES = ("forward", "train")
+DTYPES = ("float32", "float64", "float16", "bfloat16")
+DEVICES = ("cpu", "cuda", "auto")
+
+
+class ConfigError(SeqbenchError):
+    pass
+
+
+@dataclass(frozen=True)
+class Point:
+    """One measured point: the identity of a row (what compare matches on, plus the kernel)."""
+
+    kernel: str
+    mode: str
+    device: str
+    dtype: str
+    batch_size: int
+    seq_len: int
+    hidden_size: int
+    num_heads: int
+    causal: bool
+
+    def key(self) -> tuple:
+        return dataclasses.astuple(self)
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    name: str
+    kernels: tuple[str, ...]
+    seq_lens: tuple[int, ...]
+    batch_sizes: tuple[int, ...]
+    hidden_size: int = 256
+    num_heads: int = 4
+    modes: tuple[str, ...] = ("forward",)
+    dtype: str = "float32"
+    device: str = "cpu"
+    causal: bool = False
+    threads: int = 0  # 0 = leave torch's default (one per physical core)
+    min_time: float = 0.2  # seconds of timed samples per point
+    min_repeats: int = 5
+    max_repeats: int = 1000
+    max_warmup: float = 2.0  # seconds; warm-up stops earlier once timings settle
+    seed: int = 0
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def points(self) -> list[Point]:
+        """Grid in a stable order: mode, kernel (as listed), batch size, then sequence length."""
+        return [
+            Point(k, m, self.device, self.dtype, b, t, self.hidden_size, self.num_heads, self.causal)
+            for m in self.modes
+            for k in self.kernels
+            for b in self.batch_sizes
+            for t in self.seq_lens
+        ]
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d.pop("extra")
+        return d
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(SweepConfig) if f.name != "extra"}
+_LIST_FIELDS = {"kernels": str, "seq_lens": int, "batch_sizes": int, "modes": str}
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {str(p)!r} not found")
+    try:
+        with p.open("rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {str(p)!r} is not valid TOML: {exc}") from None
+    data.setdefault("name", p.stem)
+    return data
+
+
+def parse_list(text: str, kind: type, name: str) -> list:
+    """Parse a comma-separated flag value ('64,256,1024')."""
+    items = [s.strip() for s in str(text).split(",") if s.strip()]
+    if kind is int:
+        try:
+            return [int(s) for s in items]
+        except ValueError:
+            raise ConfigError(f"--{name.replace('_', '-')} must be comma-separated integers, got {text!r}") from None
+    return items
+
+
+def build_config(data: dict[str, Any], source: str = "config") -> SweepConfig:
+    """Validate a mapping of config fields (from TOML and/or flags) into a SweepConfig."""
+    unknown = sorted(set(data) - set(FIELDS))
+    if unknown:
+        raise ConfigError(f"{source}: unknown field {unknown[0]!r}; allowed fields: {', '.join(FIELDS)}")
+    values: dict[str, Any] = {}
+    for name, f in FIELDS.items():
+        if name not in data:
+            if f.default is dataclasses.MISSING:
+                raise ConfigError(f"{source}: missing required field {name!r}")
+            continue
+        values[name] = _check_field(name, data[name], source)
+    values.setdefault("name", "sweep")
+    cfg = SweepConfig(**values)
+    _check_combination(cfg, source)
+    return cfg
+
+
+def _type_error(source, name, want, got) -> ConfigError:
+    return ConfigError(f"{source}: field {name!r} must be {want}, got {got!r}")
+
+
+def _check_field(name: str, value: Any, source: str) -> Any:
+    if name in _LIST_FIELDS:
+        kind = _LIST_FIELDS[name]
+        want = "a non-empty list of " + ("positive integers" if kind is int else "strings")
+        if isinstance(value, (str, int)) and not isinstance(value, bool):
+            value = [value]
+        if not isinstance(value, (list, tuple)) or not value:
+            raise _type_error(source, name, want, value)
+        for v in value:
+            if kind is int and (isinstance(v, bool) or not isinstance(v, int) or v <= 0):
+                raise _type_error(source, name, want, value)
+            if kind is str and not isinstance(v, str):
+                raise _type_error(source, name, want, value)
+        dupes = sorted({v for v in value if list(value).count(v) > 1}, key=str)
+        if dupes:
+            raise ConfigError(f"{source}: field {name!r} lists {dupes[0]!r} twice; values must be unique")
+        if name == "modes":
+            bad = [m for m in value if m not in MODES]
+            if bad:
+                raise ConfigError(f"{source}: unknown mode {bad[0]!r} in 'modes'; allowed: {', '.join(MODES)}")
+        if name == "kernels":
+            from seqbench.kernels import get_kernel
+
+            for k in value:
+                get_kernel(k)  # raises with the list of known kernels
+        return tuple(value)
+    f = FIELDS[name]
+    default = f.default
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise _type_error(source, name, "true or false", value)
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _type_error(source, name, "an integer", value)
+        floor = 0 if name in ("threads", "seed") else 1
+        if value < floor:
+            raise _type_error(source, name, f"an integer >= {floor}", value)
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):
+            raise _type_error(source, name, "a positive number of seconds", value)
+        return float(value)
+    if name == "dtype" and value not in DTYPES:
+        raise ConfigError(f"{source}: unknown dtype {value!r}; allowed: {', '.join(DTYPES)}")
+    if name == "device" and value not in DEVICES:
+        raise ConfigError(f"{source}: unknown device {value!r}; allowed: {', '.join(DEVICES)}")
+    if not isinstance(value, str) or not value:
+        raise _type_error(source, name, "a non-empty string", value)
+    return value
+
+
+def _check_combination(cfg: SweepConfig, source: str) -> None:
+    from seqbench.kernels import get_kernel
+
+    if cfg.hidden_size % cfg.num_heads:
+        raise ConfigError(
+            f"{source}: num_heads={cfg.num_heads} does not divide hidden_size={cfg.hidden_size}; "
+            "pick num_heads from the divisors of hidden_size"
+        )
+    if cfg.min_repeats > cfg.max_repeats:
+        raise ConfigError(f"{source}: min_repeats={cfg.min_repeats} exceeds max_repeats={cfg.max_repeats}")
+    for k in cfg.kernels:
+        spec = get_kernel(k)
+        if cfg.causal and not spec.supports_causal:
+            raise ConfigError(f"{source}: kernel {k!r} cannot run causal=true; drop it or set causal=false")
+        if "train" in cfg.modes and not spec.supports_train:
+            raise ConfigError(f"{source}: kernel {k!r} has no train mode; use modes=['forward']")
+
+
+def resolve_device(cfg: SweepConfig) -> SweepConfig:
+    """Turn device='auto' into cpu/cuda and check that the device can run the dtype."""
+    import torch
+
+    device = cfg.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' asked for but CUDA is not available here; use --device cpu or auto")
+    dtype = getattr(torch, cfg.dtype)
+    try:
+        a = torch.ones(4, 4, device=device, dtype=dtype)
+        torch.softmax(a @ a, dim=-1)
+    except (RuntimeError, TypeError) as exc:
+        msg = str(exc).splitlines()[0]
+        raise ConfigError(f"dtype {cfg.dtype!r} cannot run on {device}: {msg}") from None
+    return dataclasses.replace(cfg, device=device)

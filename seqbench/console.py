@@ -1,0 +1,147 @@
+"""The only module that prints: rich progress, tables, and one-line errors on stderr."""
+
+from __future__ import annotations
+
+import sys
+from collections import defaultdict
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+out = Console(highlight=False)
+VERBOSITY = {"level": 1}  # 0 quiet, 1 normal, 2 verbose
+
+
+def set_verbosity(quiet: bool = False, verbose: bool = False) -> None:
+    VERBOSITY["level"] = 0 if quiet else (2 if verbose else 1)
+
+
+def error(message: str) -> None:
+    """One plain line on stderr (no markup, no wrapping): what is wrong and what is allowed."""
+    sys.stderr.write(f"seqbench: error: {' '.join(str(message).split())}\n")
+    sys.stderr.flush()
+
+
+def info(message: str) -> None:
+    if VERBOSITY["level"] >= 1:
+        out.print(message)
+
+
+def detail(message: str) -> None:
+    if VERBOSITY["level"] >= 2:
+        out.print(message)
+
+
+def fmt_time(seconds) -> str:
+    if seconds is None or seconds != seconds:
+        return "-"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+def fmt_num(x, unit: str = "") -> str:
+    if x is None or x != x:
+        return "-"
+    for suffix, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g}{suffix}{unit}"
+    return f"{x:.3g}{unit}"
+
+
+def fmt_bytes(n) -> str:
+    if n is None or n != n:
+        return "-"
+    for suffix, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.3g} {suffix}"
+    return f"{int(n)} B"
+
+
+@contextmanager
+def sweep_progress(total: int, label: str):
+    """Yields on_row(row): advances a rich progress bar (or prints rows when verbose)."""
+    if VERBOSITY["level"] == 0 or not out.is_terminal and VERBOSITY["level"] < 2:
+        def on_row(row):
+            if row.status != "ok" and VERBOSITY["level"] >= 1:
+                out.print(f"  {_point_name(row)}: {row.status} ({row.error})")
+        yield on_row
+        return
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[last]}"),
+        console=out, transient=False,
+    )
+    with progress:
+        task = progress.add_task(label, total=total, last="")
+
+        def on_row(row):
+            status = fmt_time(row.median_s) if row.status == "ok" else f"[red]{row.status}[/]"
+            progress.update(task, advance=1, last=f"{_point_name(row)}: {status}")
+            if VERBOSITY["level"] >= 2 or row.status != "ok":
+                progress.console.print(f"  {_point_name(row)}: {status} {row.error}")
+
+        yield on_row
+
+
+def _point_name(row) -> str:
+    return f"{row.kernel} {row.mode} B={row.batch_size} T={row.seq_len}"
+
+
+def summary_table(rows) -> None:
+    """Kernel x T x B medians, throughput, GFLOP/s and the best attention kernel vs the seed's loop."""
+    if VERBOSITY["level"] == 0 or not rows:
+        return
+    table = Table(title="seqbench results", show_lines=False)
+    for col, just in (("kernel", "left"), ("mode", "left"), ("B", "right"), ("T", "right"), ("median", "right"),
+                      ("± IQR", "right"), ("tokens/s", "right"), ("GFLOP/s", "right"), ("peak mem", "right"), ("status", "left")):
+        table.add_column(col, justify=just)
+    for r in rows:
+        table.add_row(r.kernel, r.mode, str(r.batch_size), str(r.seq_len), fmt_time(r.median_s), fmt_time(r.iqr_s),
+                      fmt_num(r.tokens_per_s), fmt_num(r.gflops_per_s), fmt_bytes(r.peak_mem_bytes),
+                      r.status if r.status == "ok" else f"[red]{r.status}[/]")
+    out.print(table)
+    speedups = best_attention_vs_loop(rows)
+    if speedups:
+        t2 = Table(title="best attention kernel vs the seed's rnn_loop (speedup > 1: attention faster)")
+        for col in ("mode", "B", "T", "rnn_loop", "best attention", "median", "speedup"):
+            t2.add_column(col, justify="left" if col in ("mode", "best attention") else "right")
+        for (mode, b, t), (loop, best) in sorted(speedups.items()):
+            t2.add_row(mode, str(b), str(t), fmt_time(loop.median_s), best.kernel, fmt_time(best.median_s),
+                       f"{loop.median_s / best.median_s:.2f}×")
+        out.print(t2)
+
+
+def best_attention_vs_loop(rows) -> dict:
+    groups = defaultdict(list)
+    for r in rows:
+        if r.status == "ok":
+            groups[(r.mode, r.batch_size, r.seq_len)].append(r)
+    result = {}
+    for key, rs in groups.items():
+        loop = next((r for r in rs if r.kernel == "rnn_loop"), None)
+        att = [r for r in rs if r.family == "attention"]
+        if loop and att:
+            result[key] = (loop, min(att, key=lambda r: r.median_s))
+    return result
+
+
+def kernel_table(specs) -> None:
+    table = Table(title="kernels")
+    for col in ("name", "family", "forward FLOPs", "train", "description"):
+        table.add_column(col)
+    for s in specs:
+        table.add_row(s.name, s.family, s.formula, "3× forward" if s.supports_train else "-", s.description)
+    out.print(table)
+
+
+def mapping_table(title: str, mapping: dict) -> None:
+    table = Table(title=title, show_header=False)
+    table.add_column("key", style="bold")
+    table.add_column("value")
+    for k, v in mapping.items():
+        table.add_row(str(k), str(v))
+    out.print(table)

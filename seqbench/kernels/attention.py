@@ -1,0 +1,117 @@
+"""Attention kernels: explicit softmax(QK^T/sqrt(d_h))V, PyTorch's SDPA, and nn.MultiheadAttention.
+
+All three hold the same parameters as nn.MultiheadAttention (in_proj (3d, d) + out_proj (d, d)), so
+outputs can be compared given the same weights. `num_heads` splits d into heads of d_h = d / h.
+
+Forward FLOPs (multiply-add = 2):
+    projections  Q, K, V, out: 4 * 2*B*T*d*d         = 8*B*T*d^2
+    scores QK^T and weights AV: 2 * 2*B*h*T*T*d_h    = 4*B*T^2*d   (causal: half, 2*B*T^2*d)
+Softmax and scaling are O(B*h*T^2) and not counted.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seqbench.kernels.registry import KernelSpec, Shape, register
+
+
+class _Attention(nn.Module):
+    def __init__(self, d: int, heads: int, causal: bool):
+        super().__init__()
+        self.heads, self.causal = heads, causal
+        self.in_proj = nn.Linear(d, 3 * d)
+        self.out_proj = nn.Linear(d, d)
+
+    def split_heads(self, x: torch.Tensor):  # (B, T, d) -> 3 x (B, h, T, d_h)
+        B, T, d = x.shape
+        qkv = self.in_proj(x).view(B, T, 3, self.heads, d // self.heads)
+        return qkv.permute(2, 0, 3, 1, 4).unbind(0)
+
+    def merge_heads(self, o: torch.Tensor) -> torch.Tensor:  # (B, h, T, d_h) -> (B, T, d)
+        B, h, T, dh = o.shape
+        return self.out_proj(o.transpose(1, 2).reshape(B, T, h * dh))
+
+
+class NaiveAttention(_Attention):
+    """Materialises the (B, h, T, T) score matrix: the textbook formula, O(T^2) memory."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.split_heads(x)
+        scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])  # (B, h, T, T)
+        if self.causal:
+            T = x.shape[1]
+            mask = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
+            scores = scores.masked_fill(mask, float("-inf"))
+        return self.merge_heads(torch.softmax(scores, dim=-1) @ v)
+
+
+class SDPAttention(_Attention):
+    """torch.nn.functional.scaled_dot_product_attention: flash / memory-efficient / math backend."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.split_heads(x)
+        return self.merge_heads(F.scaled_dot_product_attention(q, k, v, is_causal=self.causal))
+
+
+class MHA(nn.Module):
+    """nn.MultiheadAttention, self-attention, need_weights=False (so it may use SDPA's fast paths)."""
+
+    def __init__(self, d: int, heads: int, causal: bool):
+        super().__init__()
+        self.causal = causal
+        self.mha = nn.MultiheadAttention(d, heads, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mask = None
+        if self.causal:
+            T = x.shape[1]
+            mask = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
+        return self.mha(x, x, x, need_weights=False, attn_mask=mask, is_causal=self.causal)[0]
+
+
+def attention_flops(s: Shape) -> float:
+    core = 4 * s.batch_size * s.seq_len ** 2 * s.hidden_size
+    return 8 * s.batch_size * s.seq_len * s.hidden_size ** 2 + (core / 2 if s.causal else core)
+
+
+def _activation_bytes(score_copies_fwd: int, score_copies_train: int):
+    # Projections: q,k,v + attention output + output projection ~ 5*B*T*d in forward; training saves
+    # roughly twice that. The naive kernel also holds score matrices of B*h*T^2 each.
+    def estimate(s: Shape, elem: int, train: bool) -> float:
+        btd = s.batch_size * s.seq_len * s.hidden_size
+        scores = s.batch_size * s.num_heads * s.seq_len ** 2
+        copies = score_copies_train if train else score_copies_fwd
+        copies += 1 if (s.causal and copies) else 0
+        return float(((10 if train else 5) * btd + copies * scores) * elem)
+
+    return estimate
+
+
+def _factory(cls):
+    def make(shape: Shape, device, dtype) -> nn.Module:
+        return cls(shape.hidden_size, shape.num_heads, shape.causal).to(device=device, dtype=dtype)
+
+    return make
+
+
+for _name, _cls, _fwd, _train, _desc in [
+    ("attention_naive", NaiveAttention, 2, 3, "explicit softmax(QK^T/sqrt(d_h))V, materialises T x T scores"),
+    ("sdpa", SDPAttention, 0, 0, "F.scaled_dot_product_attention with Q/K/V/out projections"),
+    ("mha", MHA, 0, 0, "nn.MultiheadAttention (self-attention, need_weights=False)"),
+]:
+    register(
+        KernelSpec(
+            name=_name,
+            family="attention",
+            factory=_factory(_cls),
+            flops_fn=attention_flops,
+            formula="8*B*T*d^2 + 4*B*T^2*d (causal: 2*B*T^2*d)",
+            activation_bytes_fn=_activation_bytes(_fwd, _train),
+            description=_desc,
+        )
+    )

@@ -1,0 +1,131 @@
+"""Recurrent kernels: the seed's sequential tanh loop, its LSTM/GRU relatives, and PyTorch's fused layers.
+
+Every kernel includes the input projection (x W) so that it does comparable work per token to an
+attention layer that includes its Q/K/V/output projections. Weights use PyTorch's layouts
+(weight_ih: (G*d, d), weight_hh: (G*d, d)) so a loop and its fused twin can share parameters.
+
+Forward FLOPs (multiply-add = 2), G gates per step (Elman 1, GRU 3, LSTM 4):
+    2*B*T*d*(G*d)  for x W_ih   +   2*B*T*d*(G*d)  for h W_hh   =   4*G*B*T*d^2
+Elementwise work (bias, tanh, gates) is O(B*T*d) and not counted.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from seqbench.kernels.registry import KernelSpec, Shape, register
+
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+
+
+def _init(module: nn.Module, d: int) -> nn.Module:
+    # Uniform(-1/sqrt(d), 1/sqrt(d)) as nn.RNN does: keeps tanh out of saturation at any d.
+    bound = d ** -0.5
+    with torch.no_grad():
+        for p in module.parameters():
+            p.uniform_(-bound, bound)
+    return module
+
+
+class RNNLoop(nn.Module):
+    """The seed's loop: h_t = tanh(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh), one step at a time."""
+
+    def __init__(self, d: int):
+        super().__init__()
+        self.weight_ih = nn.Parameter(torch.empty(d, d))
+        self.weight_hh = nn.Parameter(torch.empty(d, d))
+        self.bias_ih = nn.Parameter(torch.empty(d))
+        self.bias_hh = nn.Parameter(torch.empty(d))
+        _init(self, d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, T, d)
+        h = x.new_zeros(x.shape[0], self.weight_hh.shape[0])  # (B, d)
+        outs = []
+        for t in range(x.shape[1]):  # sequential: step t needs h from step t-1
+            h = torch.tanh(x[:, t] @ self.weight_ih.T + self.bias_ih + h @ self.weight_hh.T + self.bias_hh)
+            outs.append(h)
+        return torch.stack(outs, dim=1)  # (B, T, d)
+
+
+class CellLoop(nn.Module):
+    """Steps an nn.LSTMCell / nn.GRUCell over T in Python."""
+
+    def __init__(self, cell: nn.Module):
+        super().__init__()
+        self.cell = cell
+        self.is_lstm = isinstance(cell, nn.LSTMCell)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, T, d)
+        B, T, _ = x.shape
+        h = x.new_zeros(B, self.cell.hidden_size)
+        c = x.new_zeros(B, self.cell.hidden_size) if self.is_lstm else None
+        outs = []
+        for t in range(T):
+            if self.is_lstm:
+                h, c = self.cell(x[:, t], (h, c))
+            else:
+                h = self.cell(x[:, t], h)
+            outs.append(h)
+        return torch.stack(outs, dim=1)
+
+
+class Fused(nn.Module):
+    """nn.RNN / nn.LSTM / nn.GRU over the whole sequence (oneDNN on CPU where available, cuDNN on CUDA)."""
+
+    def __init__(self, rnn: nn.Module):
+        super().__init__()
+        self.rnn = rnn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.rnn(x)[0]
+
+
+def _build(module: nn.Module, d: int, device, dtype) -> nn.Module:
+    return _init(module, d).to(device=device, dtype=dtype)
+
+
+def _flops(gates: int):
+    return lambda s: 4 * gates * s.batch_size * s.seq_len * s.hidden_size ** 2
+
+
+def _activation_bytes(gates: int):
+    # Forward keeps the output (B,T,d), its stacked copy and, for fused layers, the precomputed
+    # input projection (B,T,G*d). Training also saves each step's gate pre-activations and states.
+    def estimate(s: Shape, elem: int, train: bool) -> float:
+        per_token = (gates + 2) + ((3 * gates + 3) if train else 0)
+        return float(per_token * s.batch_size * s.seq_len * s.hidden_size * elem)
+
+    return estimate
+
+
+_FACTORIES = {
+    "rnn_loop": lambda d: RNNLoop(d),
+    "lstm_loop": lambda d: CellLoop(nn.LSTMCell(d, d)),
+    "gru_loop": lambda d: CellLoop(nn.GRUCell(d, d)),
+    "rnn_fused": lambda d: Fused(nn.RNN(d, d, batch_first=True)),
+    "lstm_fused": lambda d: Fused(nn.LSTM(d, d, batch_first=True)),
+    "gru_fused": lambda d: Fused(nn.GRU(d, d, batch_first=True)),
+}
+_DESCRIPTIONS = {
+    "rnn_loop": "the seed's Python loop h_t = tanh(x_t W + h_{t-1} U)",
+    "lstm_loop": "Python loop over nn.LSTMCell",
+    "gru_loop": "Python loop over nn.GRUCell",
+    "rnn_fused": "nn.RNN (tanh), one call for the whole sequence",
+    "lstm_fused": "nn.LSTM (oneDNN on CPU, cuDNN on CUDA)",
+    "gru_fused": "nn.GRU (cuDNN on CUDA)",
+}
+
+for _name, _make in _FACTORIES.items():
+    _g = GATES[_name.split("_")[0]]
+    register(
+        KernelSpec(
+            name=_name,
+            family="recurrent",
+            factory=lambda shape, device, dtype, _make=_make: _build(_make(shape.hidden_size), shape.hidden_size, device, dtype),
+            flops_fn=_flops(_g),
+            formula=f"{4 * _g}*B*T*d^2" if _g > 1 else "4*B*T*d^2",
+            activation_bytes_fn=_activation_bytes(_g),
+            description=_DESCRIPTIONS[_name],
+        )
+    )

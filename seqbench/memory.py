@@ -1,0 +1,76 @@
+"""Peak memory of one call: measured where torch lets us, else an analytic estimate (labelled so).
+
+- cuda_allocator: torch.cuda.max_memory_allocated over one call, after reset_peak_memory_stats.
+- cpu_profiler:   torch.profiler with profile_memory=True records every allocation and free made
+  through c10's CPU allocator; replaying them in time order gives the peak of live bytes during the
+  call. Weights, inputs and anything else alive before the call are added as `resident_bytes`.
+  Resolution is one op: scratch space freed inside the op that made it is not seen.
+- analytic:       weights + inputs + the kernel's activation estimate (see each kernel's docs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Callable
+
+
+def tensor_bytes(*tensors) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def analytic_bytes(spec, shape, elem_size: int, train: bool, param_bytes: int) -> int:
+    """Weights (+ their grads in train mode) + input + output gradient + activation estimate."""
+    io = shape.batch_size * shape.seq_len * shape.hidden_size * elem_size
+    weights = param_bytes * (2 if train else 1)
+    return int(weights + io * (2 if train else 1) + spec.activation_bytes_fn(shape, elem_size, train))
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    # The profiler's C++ side logs to fd 2 on every start/stop; keep the user's terminal clean.
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def cpu_peak_bytes(fn: Callable[[], object]) -> int:
+    """Peak of bytes allocated by torch's CPU allocator during one call of fn, above the start."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with _quiet_stderr():
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            fn()
+        events = sorted(prof.events(), key=lambda e: e.time_range.start)
+    live = peak = 0
+    for e in events:
+        if e.self_cpu_memory_usage:
+            live += e.self_cpu_memory_usage
+            peak = max(peak, live)
+    return peak
+
+
+def cuda_peak_bytes(fn: Callable[[], object]) -> int:
+    """torch.cuda.max_memory_allocated during one call (includes everything resident on the device)."""
+    import torch
+
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    fn()
+    torch.cuda.synchronize()
+    return int(torch.cuda.max_memory_allocated())
+
+
+def measure_peak(fn: Callable[[], object], device: str, resident_bytes: int) -> tuple[int, str]:
+    if device == "cuda":
+        return cuda_peak_bytes(fn), "cuda_allocator"
+    return resident_bytes + cpu_peak_bytes(fn), "cpu_profiler"

@@ -1,0 +1,223 @@
+"""Runs a sweep: expands the grid, builds and times each point, streams each row to a sink.
+
+It prints nothing: progress goes through the `on_row` callback. A point that fails is recorded with
+its status (error / oom) and message, and the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable
+
+from seqbench.config import Point, SweepConfig
+from seqbench.kernels import Shape, get_kernel
+from seqbench.memory import analytic_bytes, measure_peak, tensor_bytes
+from seqbench.results import SCHEMA_VERSION, Row, format_samples
+from seqbench.timing import BlockTimer, measure
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+def shape_of(point: Point) -> Shape:
+    return Shape(point.batch_size, point.seq_len, point.hidden_size, point.num_heads, point.causal)
+
+
+@dataclass
+class Workload:
+    """A point built and ready to time: `step` runs one forward (or forward + backward) call."""
+
+    step: Callable[[], object]
+    mode_context: Callable[[], contextlib.AbstractContextManager]
+    resident_bytes: int  # weights + inputs (+ output grad), alive for the whole measurement
+    param_bytes: int
+    elem_size: int
+
+
+def build_workload(point: Point, seed: int = 0) -> Workload:
+    import torch
+
+    spec = get_kernel(point.kernel)
+    dtype = getattr(torch, point.dtype)
+    torch.manual_seed(seed)
+    module = spec.factory(shape_of(point), torch.device(point.device), dtype)
+    x = torch.randn(point.batch_size, point.seq_len, point.hidden_size, device=point.device, dtype=dtype)
+    params = list(module.parameters())
+    param_bytes = tensor_bytes(*params)
+    if point.mode == "train":
+        module.train()
+        grad_out = torch.randn_like(x)
+
+        def step():
+            module.zero_grad(set_to_none=True)
+            module(x).backward(grad_out)
+
+        return Workload(step, torch.enable_grad, param_bytes + tensor_bytes(x, grad_out), param_bytes, x.element_size())
+    module.eval()
+    return Workload(lambda: module(x), torch.inference_mode, param_bytes + tensor_bytes(x), param_bytes, x.element_size())
+
+
+def classify_failure(exc: BaseException) -> str:
+    import torch
+
+    if isinstance(exc, (MemoryError, torch.cuda.OutOfMemoryError)):
+        return "oom"
+    text = str(exc).lower()
+    if "out of memory" in text or "can't allocate memory" in text or "not enough memory" in text:
+        return "oom"
+    return "error"
+
+
+def describe(exc: BaseException) -> str:
+    """One line for the error column: type and the first line of the message."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300]
+
+
+def _release_memory(device: str) -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if device == "cuda":
+        torch.cuda.empty_cache()
+
+
+def base_row(point: Point, run_id: str, threads: int, status: str) -> Row:
+    return Row(
+        schema_version=SCHEMA_VERSION,
+        run_id=run_id,
+        kernel=point.kernel,
+        family=get_kernel(point.kernel).family,
+        mode=point.mode,
+        device=point.device,
+        dtype=point.dtype,
+        batch_size=point.batch_size,
+        seq_len=point.seq_len,
+        hidden_size=point.hidden_size,
+        num_heads=point.num_heads,
+        causal=point.causal,
+        threads=threads,
+        status=status,
+    )
+
+
+def measure_point(point: Point, cfg: SweepConfig, run_id: str, *, timer: BlockTimer | None = None) -> Row:
+    """Build, time and memory-profile one point; any failure becomes a row with its status."""
+    import torch
+
+    spec = get_kernel(point.kernel)
+    threads = torch.get_num_threads()
+    work = None
+    try:
+        work = build_workload(point, cfg.seed)
+        with work.mode_context():
+            m = measure(
+                work.step,
+                device=point.device,
+                min_time=cfg.min_time,
+                min_repeats=cfg.min_repeats,
+                max_repeats=cfg.max_repeats,
+                max_warmup=cfg.max_warmup,
+                timer=timer,
+            )
+            if timer is None:
+                peak, method = measure_peak(work.step, point.device, work.resident_bytes)
+            else:  # an injected clock means a test: skip the real profiler
+                shape = shape_of(point)
+                peak = analytic_bytes(spec, shape, work.elem_size, point.mode == "train", work.param_bytes)
+                method = "analytic"
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a failing point is data, not a crash
+        status, message = classify_failure(exc), describe(exc)
+        del exc  # the traceback pins the point's tensors; drop it before releasing memory
+        work = None  # noqa: F841
+        _release_memory(point.device)
+        row = base_row(point, run_id, threads, status)
+        row.error = message
+        return row
+    gflop = spec.flops(shape_of(point), point.mode) / 1e9
+    row = base_row(point, run_id, threads, "ok")
+    row.repeats = len(m.samples)
+    row.median_s, row.iqr_s, row.min_s, row.mean_s = m.median, m.iqr, m.min, m.mean
+    row.tokens_per_s = point.batch_size * point.seq_len / m.median
+    row.gflop = gflop
+    row.gflops_per_s = gflop / m.median
+    row.peak_mem_bytes, row.peak_mem_method = int(peak), method
+    row.samples_s = format_samples(m.samples)
+    row.number, row.warmup_s, row.warmup_settled = m.number, m.warmup_s, m.warmup_settled
+    return row
+
+
+def run_sweep(
+    cfg: SweepConfig,
+    sink,
+    *,
+    run_id: str,
+    on_row: Callable[[Row], None] | None = None,
+    timer: BlockTimer | None = None,
+) -> list[Row]:
+    """Measure every point of cfg in order, writing each row to sink as soon as it is done."""
+    import torch
+
+    from seqbench.timing import burn_in
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if timer is None:
+        burn_in(cfg.device)
+    rows = []
+    for point in cfg.points():
+        row = measure_point(point, cfg, run_id, timer=timer)
+        sink.write(row)
+        rows.append(row)
+        if on_row:
+            on_row(row)
+    return rows
+
+
+def run_to_files(cfg: SweepConfig, out_path, *, command: list[str], on_row=None, timer=None) -> list[Row]:
+    """Run the sweep into out_path (CSV) and its JSON sidecar; the sidecar says how the run ended."""
+    import time
+
+    from seqbench import env
+    from seqbench.results import CsvSink, sidecar_path, write_json_atomic
+
+    run_id = new_run_id()
+    meta = {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
+        "command": command,
+        "config": cfg.to_dict(),
+        "environment": env.capture(cfg.device),
+        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "status": "running",
+    }
+    t0 = time.perf_counter()
+    write_json_atomic(sidecar_path(out_path), meta)
+    rows: list[Row] = []
+
+    def record(row: Row) -> None:
+        rows.append(row)
+        if on_row:
+            on_row(row)
+
+    try:
+        with CsvSink(out_path) as sink:
+            run_sweep(cfg, sink, run_id=run_id, on_row=record, timer=timer)
+        meta["status"] = "complete"
+    except BaseException:
+        meta["status"] = "interrupted"
+        raise
+    finally:
+        meta["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        meta["wall_s"] = round(time.perf_counter() - t0, 3)
+        meta["rows"] = len(rows)
+        write_json_atomic(sidecar_path(out_path), meta)
+    return rows
