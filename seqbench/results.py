@@ -59,6 +59,7 @@ class Row:
     number: int | None = None  # calls per sample (block)
     warmup_s: float | None = None
     warmup_settled: bool | None = None
+    pct_of_peak: float | None = None  # 100 * gflops_per_s / this run's `calibration` row (seqbench/peak.py)
 
     def as_csv(self) -> dict[str, str]:
         return {k: _fmt(v) for k, v in dataclasses.asdict(self).items()}
@@ -68,7 +69,7 @@ COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Row))
 REQUIRED_COLUMNS: tuple[str, ...] = COLUMNS[: COLUMNS.index("error") + 1]
 KEY_COLUMNS = ("kernel", "mode", "device", "dtype", "batch_size", "seq_len", "hidden_size", "num_heads", "causal")
 INT_COLUMNS = ("schema_version", "batch_size", "seq_len", "hidden_size", "num_heads", "threads", "repeats", "peak_mem_bytes", "number")
-FLOAT_COLUMNS = ("median_s", "iqr_s", "min_s", "mean_s", "tokens_per_s", "gflop", "gflops_per_s", "warmup_s")
+FLOAT_COLUMNS = ("median_s", "iqr_s", "min_s", "mean_s", "tokens_per_s", "gflop", "gflops_per_s", "warmup_s", "pct_of_peak")
 BOOL_COLUMNS = ("causal", "warmup_settled")
 
 

@@ -162,10 +162,15 @@ def run_sweep(
     run_id: str,
     on_row: Callable[[Row], None] | None = None,
     timer: BlockTimer | None = None,
+    peak: bool = False,
 ) -> list[Row]:
-    """Measure every point of cfg in order, writing each row to sink as soon as it is done."""
+    """Measure every point of cfg in order, writing each row to sink as soon as it is done.
+
+    peak: first measure the `calibration` matmul (its own row) and fill every row's pct_of_peak.
+    """
     import torch
 
+    from seqbench.peak import fill_pct, measure_peak
     from seqbench.timing import burn_in
 
     if cfg.threads:
@@ -173,8 +178,17 @@ def run_sweep(
     if timer is None:
         burn_in(cfg.device)
     rows = []
+    peak_gflops = None
+    if peak:
+        calib = measure_peak(cfg, run_id, timer=timer)
+        peak_gflops = calib.gflops_per_s
+        sink.write(calib)
+        rows.append(calib)
+        if on_row:
+            on_row(calib)
     for point in cfg.points():
         row = measure_point(point, cfg, run_id, timer=timer)
+        fill_pct(row, peak_gflops)
         sink.write(row)
         rows.append(row)
         if on_row:
@@ -182,7 +196,7 @@ def run_sweep(
     return rows
 
 
-def run_to_files(cfg: SweepConfig, out_path, *, command: list[str], on_row=None, timer=None) -> list[Row]:
+def run_to_files(cfg: SweepConfig, out_path, *, command: list[str], on_row=None, timer=None, peak=False) -> list[Row]:
     """Run the sweep into out_path (CSV) and its JSON sidecar; the sidecar says how the run ended."""
     import time
 
@@ -210,7 +224,7 @@ def run_to_files(cfg: SweepConfig, out_path, *, command: list[str], on_row=None,
 
     try:
         with CsvSink(out_path) as sink:
-            run_sweep(cfg, sink, run_id=run_id, on_row=record, timer=timer)
+            run_sweep(cfg, sink, run_id=run_id, on_row=record, timer=timer, peak=peak)
         meta["status"] = "complete"
     except BaseException:
         meta["status"] = "interrupted"

@@ -1,0 +1,55 @@
+"""`calibration`: one fixed dense square matmul, the yardstick for "% of peak".
+
+It does the same work whatever shape it is asked for (it ignores B, T and d and returns its input),
+so its GFLOP/s is the device's dense matmul rate for the dtype, measured by the same timer as every
+kernel. `seqbench calibrate` reports it; `seqbench run` measures it first (one `calibration` row)
+and fills each row's `pct_of_peak` with 100 * gflops_per_s / that rate.
+
+Size: N = 1024 (2.1 GFLOP, ~30 ms on 2 CPU cores in float32). On this 2-core CPU, N = 256 and 512
+ran far below the larger sizes (per-call overhead and threading), and N = 2048 gained little for 8x the time.
+Forward FLOPs: 2 * N^3.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from seqbench.kernels.registry import KernelSpec, Shape, register
+
+SIZE = 1024
+
+
+class Calibration(nn.Module):
+    def __init__(self, device, dtype, size: int = SIZE):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.register_buffer("a", (torch.randn(size, size, generator=g) / size ** 0.5).to(device, dtype))
+        self.register_buffer("b", (torch.randn(size, size, generator=g) / size ** 0.5).to(device, dtype))
+        self.register_buffer("c", torch.empty(size, size, device=device, dtype=dtype))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        torch.mm(self.a, self.b, out=self.c)  # out=: no allocation inside the timed call
+        return x
+
+
+def calibration_flops(size: int = SIZE) -> float:
+    return 2.0 * size ** 3
+
+
+def _factory(shape: Shape, device, dtype) -> nn.Module:
+    return Calibration(device, dtype)
+
+
+register(
+    KernelSpec(
+        name="calibration",
+        family="calibration",
+        factory=_factory,
+        flops_fn=lambda s: calibration_flops(),
+        formula=f"2*N^3, N = {SIZE} (fixed)",
+        activation_bytes_fn=lambda s, elem, train: 3 * SIZE * SIZE * elem,
+        description="fixed dense matmul: the device's matmul GFLOP/s for the dtype (% of peak)",
+        supports_train=False,
+    )
+)
