@@ -145,6 +145,7 @@ def calibrate(
     dtype: Annotated[str, typer.Option(help="float32 | float64 | float16 | bfloat16.")] = "float32",
     threads: Annotated[int, typer.Option(help="CPU threads for torch (0: torch's default).")] = 0,
     min_time: Annotated[float, typer.Option(help="Seconds of timed samples.")] = 0.5,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the GFLOP/s figure.")] = False,
 ) -> None:
     """Measure the device's dense matmul GFLOP/s for a dtype (the `calibration` kernel, N = 1024).
 
@@ -163,6 +164,7 @@ def calibrate(
     from seqbench.sweep import new_run_id
     from seqbench.timing import burn_in
 
+    console.set_verbosity(quiet)
     cfg = resolve_device(calibrate_config(device, dtype, threads, min_time))
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
