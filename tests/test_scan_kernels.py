@@ -53,7 +53,7 @@ def test_chunked_scan_matches_sequential_recurrence(chunk):
     a, b = torch.rand(2, 50, 4, dtype=F64), torch.randn(2, 50, 4, dtype=F64)
     a[:, 10] = 0  # a reset: h_10 = b_10
     a[:, 20:25] = 1  # pure accumulation
-    torch.testing.assert_close(chunked_linear_scan(a, b, chunk), _reference_scan(a, b), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(chunked_linear_scan(a, b, chunk=chunk), _reference_scan(a, b), rtol=1e-12, atol=1e-12)
 
 
 def test_chunked_scan_is_safe_where_log_space_would_need_care():
@@ -111,3 +111,18 @@ def test_calibration_kernel_counts_one_square_matmul():
     with FlopCounterMode(display=False) as fc:
         assert m(x) is x
     assert fc.get_total_flops() == get_kernel("calibration").flops(Shape(1, 1, 8))
+
+
+def test_mingru_scan_time_blocks_carry_the_state(monkeypatch):
+    from seqbench.kernels import scan
+
+    monkeypatch.setattr(scan, "BLOCK_ELEMS", 3 * 16 * 16)  # blocks of 16 tokens: 7 blocks, the last one short
+    loop, blocked = _same_weights([MinGRULoop, MinGRUScan], 16)
+    x = torch.randn(3, 100, 16, dtype=F64)
+    torch.testing.assert_close(blocked(x), loop(x), rtol=1e-12, atol=1e-12)
+
+
+def test_chunked_scan_starts_from_given_state():
+    a, b, h0 = torch.rand(2, 9, 3, dtype=F64), torch.randn(2, 9, 3, dtype=F64), torch.randn(2, 3, dtype=F64)
+    ref = _reference_scan(torch.cat([torch.zeros(2, 1, 3, dtype=F64), a], 1), torch.cat([h0[:, None], b], 1))[:, 1:]
+    torch.testing.assert_close(chunked_linear_scan(a, b, h0, chunk=4), ref, rtol=1e-12, atol=1e-12)
