@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= benchmarks/quick.toml
 
-.PHONY: install run test bench clean
+.PHONY: install run test bench bench-peak bench-scan clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,13 @@ test: $(STAMP)
 # Speed and accuracy goals live here, not in unit tests: seqbench's timer vs torch.utils.benchmark.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/timer_vs_torch.py
+
+# % of the measured matmul peak per kernel (B=8, d=256, 4 heads, T=1024), and minGRU scan vs loop per T.
+bench-peak: $(STAMP)
+	$(BIN)/python benchmarks/beyond.py peak
+
+bench-scan: $(STAMP)
+	$(BIN)/python benchmarks/beyond.py scan
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

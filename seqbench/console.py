@@ -53,7 +53,9 @@ def fmt_num(x, unit: str = "") -> str:
 
 
 def fmt_pct(x) -> str:
-    return "-" if x is None or x != x else f"{x:.0f}%"
+    if x is None or x != x:
+        return "-"
+    return f"{x:.0f}%" if x >= 10 else f"{x:.2g}%"
 
 
 def fmt_bytes(n) -> str:
