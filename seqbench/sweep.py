@@ -16,7 +16,7 @@ from seqbench.config import Point, SweepConfig
 from seqbench.kernels import Shape, get_kernel
 from seqbench.memory import analytic_bytes, measure_peak, tensor_bytes
 from seqbench.results import SCHEMA_VERSION, Row, format_samples
-from seqbench.timing import BlockTimer, measure
+from seqbench.timing import BlockTimer, CallTooSlow, measure
 
 
 def new_run_id() -> str:
@@ -125,6 +125,7 @@ def measure_point(point: Point, cfg: SweepConfig, run_id: str, *, timer: BlockTi
                 max_repeats=cfg.max_repeats,
                 max_warmup=cfg.max_warmup,
                 timer=timer,
+                max_call=cfg.max_time_per_point or None,
             )
             if timer is None:
                 peak, method = measure_peak(work.step, point.device, work.resident_bytes)
@@ -135,7 +136,9 @@ def measure_point(point: Point, cfg: SweepConfig, run_id: str, *, timer: BlockTi
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 - a failing point is data, not a crash
-        status, message = classify_failure(exc), describe(exc)
+        timed_out = isinstance(exc, CallTooSlow)
+        status = "timeout" if timed_out else classify_failure(exc)
+        message = str(exc) if timed_out else describe(exc)
         del exc  # the traceback pins the point's tensors; drop it before releasing memory
         work = None  # noqa: F841
         _release_memory(point.device)
@@ -162,11 +165,20 @@ def run_sweep(
     run_id: str,
     on_row: Callable[[Row], None] | None = None,
     timer: BlockTimer | None = None,
+    preflight=None,
+    done: frozenset = frozenset(),
 ) -> list[Row]:
-    """Measure every point of cfg in order, writing each row to sink as soon as it is done."""
+    """Measure every point of cfg in order, writing each row to sink as soon as it is done.
+
+    preflight (budget.Preflight) may skip a point before it is built; points whose key() is in
+    `done` already have a row (--resume) and are left out.
+    """
     import torch
 
+    from seqbench.budget import Preflight
     from seqbench.timing import burn_in
+
+    preflight = preflight or Preflight()
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -174,7 +186,15 @@ def run_sweep(
         burn_in(cfg.device)
     rows = []
     for point in cfg.points():
-        row = measure_point(point, cfg, run_id, timer=timer)
+        if point.key() in done:
+            continue
+        reason = preflight.check(point)
+        if reason:
+            row = base_row(point, run_id, torch.get_num_threads(), "skipped")
+            row.error = reason
+        else:
+            row = measure_point(point, cfg, run_id, timer=timer)
+        preflight.observe(row)
         sink.write(row)
         rows.append(row)
         if on_row:
@@ -182,23 +202,46 @@ def run_sweep(
     return rows
 
 
-def run_to_files(cfg: SweepConfig, out_path, *, command: list[str], on_row=None, timer=None) -> list[Row]:
-    """Run the sweep into out_path (CSV) and its JSON sidecar; the sidecar says how the run ended."""
+def run_to_files(
+    cfg: SweepConfig, out_path, *, command: list[str], on_row=None, timer=None, resume=None, source: str = "config"
+) -> list[Row]:
+    """Run the sweep into out_path (CSV) and its JSON sidecar; the sidecar says how the run ended.
+
+    resume: a resume.ResumeState from resume.load(out_path, cfg): append to that run, skipping
+    the points it finished. Raises ConfigError before writing anything if no point fits in memory.
+    """
     import time
 
     from seqbench import env
+    from seqbench.budget import Preflight, resolve_budget
+    from seqbench.resume import Terminated, sigterm_as_interrupt
     from seqbench.results import CsvSink, sidecar_path, write_json_atomic
 
-    run_id = new_run_id()
-    meta = {
-        "schema_version": SCHEMA_VERSION,
-        "run_id": run_id,
-        "command": command,
-        "config": cfg.to_dict(),
-        "environment": env.capture(cfg.device),
-        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "status": "running",
-    }
+    def now() -> str:
+        return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+    budget, budget_source = resolve_budget(cfg)
+    preflight = Preflight(budget)
+    preflight.check_anything_fits(cfg, source)
+    if resume is not None:
+        meta, done = resume.meta, resume.done
+        for old in resume.rows:
+            preflight.observe(old)
+        meta.setdefault("resumed", []).append({"at": now(), "command": command, "rows_before": len(resume.rows)})
+        run_id, rows_before = meta["run_id"], len(resume.rows)
+    else:
+        run_id, done, rows_before = new_run_id(), frozenset(), 0
+        meta = {
+            "schema_version": SCHEMA_VERSION,
+            "run_id": run_id,
+            "command": command,
+            "config": cfg.to_dict(),
+            "environment": env.capture(cfg.device),
+            "started_at": now(),
+        }
+    meta.update(status="running", memory_budget_bytes=budget, memory_budget_source=budget_source)
+    meta.pop("interrupted_by", None)
+    wall_before = float(meta.get("wall_s") or 0.0)
     t0 = time.perf_counter()
     write_json_atomic(sidecar_path(out_path), meta)
     rows: list[Row] = []
@@ -209,15 +252,20 @@ def run_to_files(cfg: SweepConfig, out_path, *, command: list[str], on_row=None,
             on_row(row)
 
     try:
-        with CsvSink(out_path) as sink:
-            run_sweep(cfg, sink, run_id=run_id, on_row=record, timer=timer)
+        with sigterm_as_interrupt(), CsvSink(out_path, append=resume is not None) as sink:
+            run_sweep(cfg, sink, run_id=run_id, on_row=record, timer=timer, preflight=preflight, done=done)
         meta["status"] = "complete"
-    except BaseException:
+    except KeyboardInterrupt as exc:
         meta["status"] = "interrupted"
+        meta["interrupted_by"] = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
+        raise
+    except BaseException as exc:
+        meta["status"] = "failed"
+        meta["error"] = describe(exc)
         raise
     finally:
-        meta["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        meta["wall_s"] = round(time.perf_counter() - t0, 3)
-        meta["rows"] = len(rows)
+        meta["finished_at"] = now()
+        meta["wall_s"] = round(wall_before + time.perf_counter() - t0, 3)
+        meta["rows"] = rows_before + len(rows)
         write_json_atomic(sidecar_path(out_path), meta)
     return rows
