@@ -75,7 +75,8 @@ def param_bytes(point: Point) -> int:
     spec = get_kernel(point.kernel)
     shape = Shape(point.batch_size, point.seq_len, point.hidden_size, point.num_heads, point.causal)
     try:
-        module = spec.factory(shape, torch.device("meta"), getattr(torch, point.dtype))
+        with torch.device("meta"):  # factories that build on the default device first allocate nothing either
+            module = spec.factory(shape, torch.device("meta"), getattr(torch, point.dtype))
         return sum(p.numel() * p.element_size() for p in module.parameters())
     except Exception:  # noqa: BLE001 - a factory that fails is reported when the point runs
         return 0

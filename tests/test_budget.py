@@ -99,3 +99,9 @@ def test_parse_size(text, expected):
 def test_parse_size_rejects(text):
     with pytest.raises(ConfigError, match="max_memory"):
         parse_size(text)
+
+
+def test_weights_of_a_huge_model_are_counted_without_allocating():
+    d = 10**6  # 8 TB of float32 weights for rnn_loop: counting them must not try to allocate them
+    point = Point("rnn_loop", "forward", "cpu", "float32", 1, 8, d, 1, False)
+    assert param_bytes(point) == (2 * d * d + 2 * d) * 4

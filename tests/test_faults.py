@@ -15,6 +15,7 @@ from seqbench import resume as resume_mod
 from seqbench.budget import Preflight, estimate_bytes
 from seqbench.config import Point
 from seqbench.results import read_metadata, read_results
+from seqbench.resume import CountingSink, interrupts_as_exceptions
 from seqbench.sweep import classify_failure, measure_point, run_sweep, run_to_files
 
 
@@ -118,7 +119,8 @@ def test_sigterm_keeps_rows_marks_sidecar_and_resume_completes(tmp_path, monkeyp
     cfg = tiny_config(kernels=["probe"], seq_lens=[8, 16, 32], batch_sizes=[1, 2])
     with pytest.raises(KeyboardInterrupt):
         run_to_files(cfg, out, command=["test"], timer=clock)
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler restored
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     meta = read_metadata(out)
     assert meta["status"] == "interrupted" and meta["interrupted_by"] == "SIGTERM"
     first = read_results(out)
@@ -153,3 +155,24 @@ def test_resume_remembers_timeouts_and_drops_a_half_written_row(tmp_path, monkey
     rows = run_to_files(cfg, out, command=["test"], timer=clock, resume=state)
     assert [(r.seq_len, r.status) for r in rows] == [(64, "skipped"), (128, "skipped")]
     assert list(read_results(out).seq_len) == [8, 32, 64, 128]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_during_a_row_write_waits_until_the_row_is_written_and_counted(sig):
+    class InterruptedWrite:
+        def __init__(self):
+            self.written = []
+
+        def write(self, row):
+            if not self.written:
+                os.kill(os.getpid(), sig)  # lands in the middle of writing the first row
+            self.written.append(row)
+
+    sink = CountingSink()
+    sink.sink = InterruptedWrite()
+    with interrupts_as_exceptions():
+        with pytest.raises(KeyboardInterrupt):
+            sink.write("row 1")
+        assert sink.sink.written == ["row 1"] and sink.rows == ["row 1"]
+        sink.write("row 2")  # nothing pending any more
+    assert sink.rows == ["row 1", "row 2"]
