@@ -114,7 +114,7 @@ def measure_point(point: Point, cfg: SweepConfig, run_id: str, *, timer: BlockTi
 
     spec = get_kernel(point.kernel)
     threads = torch.get_num_threads()
-    work = None
+    work = failure = None
     try:
         work = build_workload(point, cfg.seed)
         with work.mode_context():
@@ -139,12 +139,14 @@ def measure_point(point: Point, cfg: SweepConfig, run_id: str, *, timer: BlockTi
     except Exception as exc:  # noqa: BLE001 - a failing point is data, not a crash
         timed_out = isinstance(exc, CallTooSlow)
         status = "timeout" if timed_out else classify_failure(exc)
-        message = str(exc) if timed_out else describe(exc)
-        del exc  # the traceback pins the point's tensors; drop it before releasing memory
+        failure = (status, str(exc) if timed_out else describe(exc))
+    if failure:
+        # Only here, outside the except block, is the exception (whose traceback pins the failed
+        # call's tensors) gone; inside it, empty_cache could not hand that memory back.
         work = None  # noqa: F841
         _release_memory(point.device)
-        row = base_row(point, run_id, threads, status)
-        row.error = message
+        row = base_row(point, run_id, threads, failure[0])
+        row.error = failure[1]
         return row
     gflop = spec.flops(shape_of(point), point.mode) / 1e9
     row = base_row(point, run_id, threads, "ok")

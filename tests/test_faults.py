@@ -12,6 +12,7 @@ import torch
 
 from reliability_helpers import FakeClock, ListSink, frozen_gc, register_probe, tiny_config  # noqa: F401
 from seqbench import resume as resume_mod
+from seqbench import sweep
 from seqbench.budget import Preflight, estimate_bytes
 from seqbench.config import Point
 from seqbench.results import read_metadata, read_results
@@ -36,6 +37,9 @@ def statuses(rows):
 def test_failing_point_is_a_row_and_the_sweep_goes_on(monkeypatch, fault, status):
     clock = FakeClock()
     leaks = register_probe(monkeypatch, fail_at=16, fault=fault, clock=clock)
+    dead_at_release = []  # the failed call's tensors must be gone when the cache is emptied, not later
+    real_release = sweep._release_memory
+    monkeypatch.setattr(sweep, "_release_memory", lambda device: (dead_at_release.append(leaks[-1]() is None), real_release(device)))
     cfg = tiny_config(kernels=["probe", "rnn_loop"], seq_lens=[8, 16, 32], batch_sizes=[1, 2])
     sink = ListSink()
     rows = run_sweep(cfg, sink, run_id="r", timer=clock)
@@ -47,7 +51,8 @@ def test_failing_point_is_a_row_and_the_sweep_goes_on(monkeypatch, fault, status
     assert all(r.status == "ok" for r in rows if r.kernel == "rnn_loop")
     failed = [r for r in rows if r.status == status]
     assert all(r.error and r.median_s is None and r.samples_s == "" for r in failed)
-    assert leaks and all(ref() is None for ref in leaks), "a failed point's tensors were not released"
+    n_failed = 2 if status == "oom" else 4
+    assert len(leaks) == n_failed and dead_at_release == [True] * n_failed, "a failed call's tensors were still alive"
 
 
 def test_classify_failure():
