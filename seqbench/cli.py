@@ -21,6 +21,9 @@ app = typer.Typer(
 )
 
 
+_INVOCATION: list[str] = sys.argv[1:]  # the arguments main() was called with, for the JSON sidecar
+
+
 def _version(value: bool) -> None:
     if value:
         print(f"seqbench {__version__}")
@@ -80,9 +83,6 @@ def run(
         "causal": causal, "threads": threads, "min_time": min_time,
     }
     data.update({k: v for k, v in flags.items() if v is not None})
-    for required in ("kernels", "seq_lens", "batch_sizes"):
-        if required not in data:
-            raise SeqbenchError(f"no {required} given: pass a config file or --{required.replace('_', '-')}")
     cfg = resolve_device(build_config(data, source=str(config) if config else "flags"))
     if cfg.device != "cpu" or (device == "auto"):
         console.info(f"device: {cfg.device}")
@@ -94,7 +94,7 @@ def run(
     points = cfg.points()
     with console.sweep_progress(len(points), f"{cfg.name} ({cfg.device}, {cfg.dtype})") as on_row:
         try:
-            rows = run_to_files(cfg, out, command=["seqbench"] + sys.argv[1:], on_row=on_row)
+            rows = run_to_files(cfg, out, command=["seqbench", *_INVOCATION], on_row=on_row)
         except KeyboardInterrupt:
             console.error(f"interrupted; the finished points are in {out}")
             raise typer.Exit(130)
@@ -141,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: maps every user mistake to one line on stderr and exit code 2."""
     from seqbench import console
 
+    global _INVOCATION
+    _INVOCATION = list(sys.argv[1:] if argv is None else argv)
     command = typer.main.get_command(app)
     try:
         rv = command.main(args=argv, prog_name="seqbench", standalone_mode=False)
