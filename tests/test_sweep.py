@@ -109,3 +109,19 @@ def test_cpu_peak_memory_sees_the_score_matrix():
     scores = 2 * 4 * 256 * 256 * 4  # bytes of one (B, h, T, T) float32 matrix
     assert peaks["attention_naive"] >= 2 * scores  # scores + softmax output alive together
     assert peaks["sdpa"] < scores
+
+
+def test_sdpa_backend_is_read_from_the_ops_that_ran():
+    from seqbench.config import Point
+    from seqbench.probe import backend_from_op_names, sdpa_backend
+    from seqbench.sweep import build_workload
+
+    assert backend_from_op_names(["aten::_scaled_dot_product_flash_attention_for_cpu"]) == "flash"
+    assert backend_from_op_names(["aten::_scaled_dot_product_efficient_attention", "aten::mm"]) == "efficient"
+    assert backend_from_op_names(["aten::mm"]) == ""
+    naive = build_workload(Point("attention_naive", "forward", "cpu", "float32", 1, 8, 16, 2, False))
+    sdpa = build_workload(Point("sdpa", "train", "cpu", "float32", 1, 8, 16, 2, False))
+    with naive.mode_context():
+        assert sdpa_backend(naive.step) == ""
+    with sdpa.mode_context():
+        assert sdpa_backend(sdpa.step) in ("flash", "efficient", "math", "cudnn")
