@@ -7,7 +7,11 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from typer.exceptions import TyperException
+
+try:  # typer >= 0.20 vendors click; its usage errors derive from TyperException
+    from typer.exceptions import TyperException as UsageBase
+except ImportError:  # older typer raises click's own exceptions
+    from click import ClickException as UsageBase
 
 from seqbench import SeqbenchError, __version__
 
@@ -149,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         code = rv if isinstance(rv, int) else 0
     except typer.Exit as exc:
         code = exc.exit_code
-    except TyperException as exc:  # bad flag, missing argument, wrong type
+    except UsageBase as exc:  # bad flag, missing argument, wrong type
         if type(exc).__name__ == "NoArgsIsHelpError":  # bare `seqbench`: show help, as --help would
             print(exc.ctx.get_help())
             code = 0
