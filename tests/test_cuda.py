@@ -62,9 +62,9 @@ def test_peak_memory_matches_allocator_and_estimate_within_factor_two():
         p = Point(kernel, "forward", "cuda", "float32", 8, 1024, 256, 4, False)
         w = build_workload(p)
         with w.mode_context():
-            peak = cuda_peak_bytes(w.step)
+            w.step()  # first call: cuBLAS workspace and other one-off allocations
+            peak = w.resident_bytes + cuda_peak_bytes(w.step)
         est = analytic_bytes(get_kernel(kernel), Shape(8, 1024, 256, 4, False), 4, False, w.param_bytes)
-        assert peak >= w.resident_bytes
         assert 0.5 <= est / peak <= 2.0, (kernel, est, peak)
 
 
