@@ -44,7 +44,7 @@ TOML_CASES = [  # id, fields to override (TOML values; None removes), words the 
     ("empty-name", {"name": '""'}, "'name' must be a non-empty string"),
     ("max-memory-words", {"max_memory": '"lots"'}, "'max_memory' must be a size in bytes"),
     ("max-time-negative", {"max_time_per_point": "-1"}, "'max_time_per_point' must be a number of seconds >= 0"),
-    ("missing-kernels", {"kernels": None}, "no kernels given"),
+    ("missing-kernels", {"kernels": None}, "missing required field 'kernels'"),
     # sizes that cannot fit anywhere are caught by the memory budget before anything is written
     ("absurd-hidden-size", {"hidden_size": "10_000_000"}, "no point fits in memory"),
     ("absurd-seq-len", {"kernels": '["attention_naive"]', "seq_lens": "[100_000_000]"}, "no point fits in memory"),
