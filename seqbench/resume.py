@@ -105,6 +105,22 @@ def _sidecar(p: Path) -> dict:
     return meta
 
 
+def _still_running(meta: dict) -> bool:
+    """Is the process that wrote this sidecar, on this machine, still alive (two writers would mix rows)?"""
+    import os
+    import socket
+
+    if meta.get("status") != "running" or meta.get("host") != socket.gethostname() or not meta.get("pid"):
+        return False
+    try:
+        os.kill(int(meta["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError, ValueError):
+        return True  # exists, but belongs to someone else
+    return True
+
+
 def check_same_config(meta: dict, cfg: SweepConfig, where: Path) -> None:
     old = meta["config"]
     new = json.loads(json.dumps(cfg.to_dict()))  # tuples -> lists, as in the sidecar
@@ -131,6 +147,10 @@ def load(out: str | Path, cfg: SweepConfig) -> ResumeState:
     """Check that `out` holds an unfinished run of cfg and find which of its points are done."""
     p = Path(out)
     meta = _sidecar(p)
+    if _still_running(meta):
+        raise ResultsError(
+            f"{p}: still being written by process {meta['pid']}; stop it (Ctrl-C) or wait for it before --resume"
+        )
     check_same_config(meta, cfg, p)
     note = _drop_partial_line(p)
     if p.stat().st_size == 0:  # killed before the header reached the disk

@@ -221,6 +221,8 @@ def run_to_files(
     resume: a resume.ResumeState from resume.load(out_path, cfg): append to that run, skipping
     the points it finished. Raises ConfigError before writing anything if no point fits in memory.
     """
+    import os
+    import socket
     import time
 
     from seqbench import env
@@ -250,7 +252,8 @@ def run_to_files(
             "environment": env.capture(cfg.device),
             "started_at": now(),
         }
-    meta.update(status="running", memory_budget_bytes=budget, memory_budget_source=budget_source)
+    meta.update(status="running", pid=os.getpid(), host=socket.gethostname(),  # lets --resume see a live run
+                memory_budget_bytes=budget, memory_budget_source=budget_source)
     for stale in ("interrupted_by", "error"):
         meta.pop(stale, None)
     wall_before = float(meta.get("wall_s") or 0.0)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -15,7 +17,7 @@ from seqbench import resume as resume_mod
 from seqbench import sweep
 from seqbench.budget import Preflight, estimate_bytes
 from seqbench.config import Point
-from seqbench.results import read_metadata, read_results
+from seqbench.results import ResultsError, read_metadata, read_results
 from seqbench.resume import CountingSink, interrupts_as_exceptions
 from seqbench.sweep import classify_failure, measure_point, run_sweep, run_to_files
 
@@ -181,3 +183,18 @@ def test_a_signal_during_a_row_write_waits_until_the_row_is_written_and_counted(
         assert sink.sink.written == ["row 1"] and sink.rows == ["row 1"]
         sink.write("row 2")  # nothing pending any more
     assert sink.rows == ["row 1", "row 2"]
+
+
+def test_resume_refuses_a_run_that_is_still_being_written(tmp_path):
+    out = tmp_path / "run.csv"
+    cfg = tiny_config()
+    run_to_files(cfg, out, command=["test"], timer=FakeClock())
+    side = out.with_suffix(".json")
+    meta = json.loads(side.read_text())
+    assert meta["pid"] == os.getpid() and meta["status"] == "complete"
+    side.write_text(json.dumps({**meta, "status": "running"}))  # as if this (live) process were still at it
+    with pytest.raises(ResultsError, match=f"still being written by process {os.getpid()}"):
+        resume_mod.load(out, cfg)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    side.write_text(json.dumps({**meta, "status": "running", "pid": int(dead.stdout)}))  # killed with -9: resumable
+    assert len(resume_mod.load(out, cfg).done) == 2
