@@ -15,7 +15,7 @@ from seqbench.sweep import build_workload
 
 # Measured on CPU (torch profiler, op resolution) for every kernel, forward and train, at
 # B in 1..8, T in 32..512, d in 64..256: estimate / measured peak was between 0.96 and 2.98
-# (attention_naive 0.96-1.11 after its score-matrix count was corrected against these measurements).
+# (attention_naive 0.96-1.31 after its score-matrix count was corrected against these measurements).
 # The budget relies on the estimate being close where memory is large (naive attention's T^2 term)
 # and never far below the truth anywhere.
 LOW, HIGH = 0.9, 3.5
