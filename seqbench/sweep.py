@@ -240,7 +240,9 @@ def run_to_files(
         meta, done = resume.meta, resume.done
         for old in resume.rows:
             preflight.observe(old)
-        meta.setdefault("resumed", []).append({"at": now(), "command": command, "rows_before": len(resume.rows)})
+        meta.setdefault("resumed", []).append(
+            {"at": now(), "command": command, "rows_before": len(resume.rows), "host": socket.gethostname()}
+        )
         run_id, rows_before = meta["run_id"], len(resume.rows)
     else:
         run_id, done, rows_before = new_run_id(), frozenset(), 0
