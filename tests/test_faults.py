@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -198,3 +199,23 @@ def test_resume_refuses_a_run_that_is_still_being_written(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     side.write_text(json.dumps({**meta, "status": "running", "pid": int(dead.stdout)}))  # killed with -9: resumable
     assert len(resume_mod.load(out, cfg).done) == 2
+
+
+def _overcommit_refuses_huge_allocations() -> bool:
+    try:  # 0 (heuristic) and 2 (never) refuse a request far beyond RAM + swap; 1 would grant it lazily
+        return Path("/proc/sys/vm/overcommit_memory").read_text().strip() in ("0", "2")
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _overcommit_refuses_huge_allocations(), reason="needs Linux overcommit mode 0 or 2")
+def test_a_real_cpu_out_of_memory_is_a_row_and_the_sweep_goes_on():
+    # Naive attention at T=2^17 asks the allocator for B*h*T^2*4 bytes = 1 TiB of scores: refused at once.
+    cfg = tiny_config(kernels=["attention_naive"], seq_lens=[8, 2**17], batch_sizes=[8, 1], max_memory="1000TB")
+    rows = run_sweep(cfg, ListSink(), run_id="r", timer=FakeClock(), preflight=Preflight(cfg.max_memory))
+    assert [(r.batch_size, r.seq_len, r.status) for r in rows] == [(8, 8, "ok"), (8, 2**17, "oom"), (1, 8, "ok"), (1, 2**17, "oom")]
+    assert "can't allocate memory" in rows[1].error
+    # with the default budget the same point is never tried
+    rows = run_sweep(tiny_config(kernels=["attention_naive"], seq_lens=[2**17], batch_sizes=[8]), ListSink(),
+                     run_id="r", timer=FakeClock(), preflight=Preflight(10 * 2**30))
+    assert rows[0].status == "skipped" and "exceeds the budget" in rows[0].error
