@@ -59,6 +59,7 @@ class Row:
     number: int | None = None  # calls per sample (block)
     warmup_s: float | None = None
     warmup_settled: bool | None = None
+    sdpa_backend: str = ""  # flash | efficient | cudnn | math | native_mha, as seen by the profiler
     pct_of_peak: float | None = None  # 100 * gflops_per_s / this run's `calibration` row (seqbench/peak.py)
 
     def as_csv(self) -> dict[str, str]:
@@ -71,6 +72,7 @@ KEY_COLUMNS = ("kernel", "mode", "device", "dtype", "batch_size", "seq_len", "hi
 INT_COLUMNS = ("schema_version", "batch_size", "seq_len", "hidden_size", "num_heads", "threads", "repeats", "peak_mem_bytes", "number")
 FLOAT_COLUMNS = ("median_s", "iqr_s", "min_s", "mean_s", "tokens_per_s", "gflop", "gflops_per_s", "warmup_s", "pct_of_peak")
 BOOL_COLUMNS = ("causal", "warmup_settled")
+_POSITIVE_COLUMNS = ("batch_size", "seq_len", "hidden_size", "num_heads", "median_s")  # sizes, and a time of 0 is no measurement
 
 
 def _fmt(v: Any) -> str:
@@ -228,6 +230,8 @@ def _validate_record(p: Path, lineno: int, rec: dict[str, str]) -> dict[str, Any
             if val != int(val):
                 raise ResultsError(f"{where}: {col} {raw!r} is not an integer")
             val = int(val)
+        if val < 0 or (val == 0 and col in _POSITIVE_COLUMNS):
+            raise ResultsError(f"{where}: {col} is {raw}; it must be {'> 0' if col in _POSITIVE_COLUMNS else '>= 0'}")
         out[col] = val
     for col in BOOL_COLUMNS:
         if col in rec:
