@@ -5,8 +5,10 @@ so its GFLOP/s is the device's dense matmul rate for the dtype, measured by the 
 kernel. `seqbench calibrate` reports it; `seqbench run` measures it first (one `calibration` row)
 and fills each row's `pct_of_peak` with 100 * gflops_per_s / that rate.
 
-Size: N = 1024 (2.1 GFLOP, ~30 ms on 2 CPU cores in float32). On this 2-core CPU, N = 256 and 512
-ran far below the larger sizes (per-call overhead and threading), and N = 2048 gained little for 8x the time.
+Size: N = 1024 (2.1 GFLOP, 35-60 ms on this 2-core CPU in float32). Measured here (float32, 2
+threads, a loaded machine): N = 256 and 512 ran at 5-26 and 16-19 GFLOP/s, N = 1024 at ~60 and
+N = 2048 at 78-88: 2048 gains ~30% for 8x the time per call, so 1024 keeps a run's calibration at
+about a second.
 Forward FLOPs: 2 * N^3.
 """
 
