@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
@@ -302,8 +303,9 @@ def render_all(df, out_dir: str | Path, formats=("png",), *, batch_sizes=None, d
     for name, mode, path in chart_paths(df, out_dir, formats):
         if (name, mode) not in figs:
             figs[name, mode] = CHARTS[name](df, mode, batch_sizes)
-        # svg: no embedded date, so re-rendering the same CSV gives the same bytes.
-        figs[name, mode].savefig(path, dpi=dpi, metadata={"Date": None} if path.suffix == ".svg" else None)
+        # svg: no date and a fixed id salt, so re-rendering the same CSV gives the same bytes.
+        with rc_context({"svg.hashsalt": "seqbench"}):
+            figs[name, mode].savefig(path, dpi=dpi, metadata={"Date": None} if path.suffix == ".svg" else None)
         written.append(path)
     return written
 
