@@ -36,9 +36,10 @@ def read_many(paths: Sequence[str | Path]):
             raise ResultsError(f"{path}: has a header but no rows; the run recorded no points")
         frames.append(df.assign(source=name))
     out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    out.attrs["paths"] = [str(p) for p in paths]
-    # A CSV appended to twice can hold the same point twice: the later measurement wins.
-    return out.drop_duplicates(subset=["source", *KEY_COLUMNS], keep="last").reset_index(drop=True)
+    # A CSV appended to twice can hold the same point twice: the later measurement wins (the report says so).
+    unique = out.drop_duplicates(subset=["source", *KEY_COLUMNS], keep="last").reset_index(drop=True)
+    unique.attrs.update(paths=[str(p) for p in paths], duplicates_dropped=len(out) - len(unique))
+    return unique
 
 
 def ordered_kernels(kernels) -> list[str]:

@@ -119,7 +119,7 @@ def plot(
     Files are named CHART-MODE.FORMAT, e.g. latency_vs_T-forward.png.
 
     Examples:\n
-      seqbench plot results/cpu/full-cpu.csv --out-dir results/cpu --format png,svg\n
+      seqbench plot results/cpu/examples-cpu.csv --out-dir results/cpu --format png,svg\n
       seqbench plot cpu.csv cuda.csv --out-dir charts/compare --batch 8
     """
     from seqbench import console
@@ -141,7 +141,7 @@ def report(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Markdown file. Default: the CSV's name with .md.")] = None,
     charts_dir: Annotated[Optional[Path], typer.Option(help="Where the embedded charts go. Default: charts/ beside the report.")] = None,
     charts: Annotated[bool, typer.Option("--charts/--no-charts", help="Render and embed the charts.")] = True,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="Chart formats: png, svg, pdf (the first raster one is embedded).")] = "png",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="Chart formats: png, svg, pdf (the report embeds the PNG, else the first format).")] = "png",
     force: Annotated[bool, typer.Option("--force", help="Overwrite the report and its charts.")] = False,
     quiet: Quiet = False,
 ) -> None:

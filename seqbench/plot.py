@@ -19,18 +19,20 @@ from seqbench import SeqbenchError, analysis
 
 # Fixed styles, so a kernel looks the same in every chart and every run.
 KERNEL_ORDER = analysis.KERNEL_ORDER
-PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#8C564B", "#777777")
-MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "h", "<", ">", "p")
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#8C564B", "#777777",
+           "#6A3D9A", "#B15928", "#1F78B4")
+MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "h", "<", ">", "p", "d", "H", "8")
 FAMILY_LINES = {"recurrent": "-", "attention": "--", "scan": "-."}
 SOURCE_FILLS = ("full", "none", "left", "bottom")  # several CSVs: same kernel, different marker fill
 
 
-def _kernels(df) -> list[str]:
-    return analysis.ordered_kernels(df["kernel"])
+def _style_index(df) -> dict[str, int]:
+    """Known kernels keep fixed styles across runs; others follow them in name order (all rows, failed too)."""
+    others = sorted(set(df["kernel"]) - set(KERNEL_ORDER))
+    return {**{k: i for i, k in enumerate(KERNEL_ORDER)}, **{k: len(KERNEL_ORDER) + i for i, k in enumerate(others)}}
 
 
-def _style(kernel: str, family: str, source_index: int = 0) -> dict:
-    i = KERNEL_ORDER.index(kernel) if kernel in KERNEL_ORDER else len(KERNEL_ORDER) + sum(map(ord, kernel))
+def _style(i: int, family: str, source_index: int = 0) -> dict:
     return dict(color=PALETTE[i % len(PALETTE)], marker=MARKERS[i % len(MARKERS)],
                 linestyle=FAMILY_LINES.get(family, ":"), fillstyle=SOURCE_FILLS[source_index % len(SOURCE_FILLS)],
                 markersize=5, linewidth=1.4)
@@ -40,16 +42,16 @@ def _sources(df) -> list[str]:
     return list(dict.fromkeys(df["source"])) if "source" in df else [""]
 
 
-def _series(df):
-    """(label suffix, source index, kernel, family, rows sorted by T) for every drawn line."""
+def _series(df, styles: dict[str, int]):
+    """(label suffix, line style, kernel, rows sorted by T) for every line to draw."""
     sources = _sources(df)
     for si, src in enumerate(sources):
         part = df[df["source"] == src] if "source" in df else df
-        for kernel in _kernels(part):
+        for kernel in analysis.ordered_kernels(part["kernel"]):
             g = part[part["kernel"] == kernel].sort_values("seq_len")
             if not g.empty:
                 suffix = f" [{src}]" if len(sources) > 1 else ""
-                yield suffix, si, kernel, g["family"].iloc[0], g
+                yield suffix, _style(styles[kernel], g["family"].iloc[0], si), kernel, g
 
 
 def _context(df) -> str:
@@ -157,12 +159,12 @@ def _per_batch(df, mode, batch_sizes, title, ylabel, draw, what, shared_legend=T
 
 def latency_vs_seq_len(df, *, mode: str | None = None, batch_sizes=None, min_T: int = analysis.FIT_MIN_T):
     """Median latency vs T, log-log, IQR band, fitted exponent k (over T >= min_T) in the legend."""
+    styles = _style_index(df)
 
     def draw(ax, part, b):
-        for suffix, si, kernel, family, g in _series(part):
+        for suffix, st, kernel, g in _series(part, styles):
             fit = analysis.fit_exponent(g["seq_len"], g["median_s"], min_T=min_T)
             k = f", k={fit.k:.2f}" if fit else ""
-            st = _style(kernel, family, si)
             T = g["seq_len"].to_numpy(float)
             ax.plot(T, g["median_s"] * 1e3, label=f"{kernel}{k}{suffix}", **st)
             q = np.array([analysis.quartiles(s) for s in g["samples_s"]]) * 1e3
@@ -175,11 +177,12 @@ def latency_vs_seq_len(df, *, mode: str | None = None, batch_sizes=None, min_T: 
 
 def gflops_vs_seq_len(df, *, mode: str | None = None, batch_sizes=None):
     """Achieved GFLOP/s vs T, with the measured matmul peak (calibration rows) as a line when present."""
+    styles = _style_index(df)
     peaks = analysis.matmul_peak(df)
 
     def draw(ax, part, b):
-        for suffix, si, kernel, family, g in _series(part):
-            ax.plot(g["seq_len"], g["gflops_per_s"], label=f"{kernel}{suffix}", **_style(kernel, family, si))
+        for suffix, st, kernel, g in _series(part, styles):
+            ax.plot(g["seq_len"], g["gflops_per_s"], label=f"{kernel}{suffix}", **st)
         for i, (key, peak) in enumerate(sorted(peaks.items())):
             src = f" [{key[0]}]" if len(_sources(df)) > 1 else ""
             ax.axhline(peak, color="0.2", linestyle=(0, (1, 1 + i)), linewidth=1.2,
@@ -192,12 +195,12 @@ def gflops_vs_seq_len(df, *, mode: str | None = None, batch_sizes=None):
 
 def memory_vs_seq_len(df, *, mode: str | None = None, batch_sizes=None):
     """Peak memory vs T, log-log: naive attention's T x T score matrix shows as slope 2."""
+    styles = _style_index(df)
     methods = "/".join(sorted(set(df.get("peak_mem_method", [])) - {""})) or "peak"
 
     def draw(ax, part, b):
-        for suffix, si, kernel, family, g in _series(part.dropna(subset=["peak_mem_bytes"])):
-            ax.plot(g["seq_len"], g["peak_mem_bytes"].astype(float) / 2**20, label=f"{kernel}{suffix}",
-                    **_style(kernel, family, si))
+        for suffix, st, kernel, g in _series(part.dropna(subset=["peak_mem_bytes"]), styles):
+            ax.plot(g["seq_len"], g["peak_mem_bytes"].astype(float) / 2**20, label=f"{kernel}{suffix}", **st)
         _log_y(ax)
 
     return _per_batch(df, mode, batch_sizes, "Peak memory vs sequence length",
@@ -206,6 +209,7 @@ def memory_vs_seq_len(df, *, mode: str | None = None, batch_sizes=None):
 
 def throughput_vs_batch(df, *, mode: str | None = None, seq_lens=None):
     """Tokens/s vs B at fixed T (up to three T): an RNN loop gains only from the batch."""
+    styles = _style_index(df)
     mode = _pick_mode(df, mode)
     ok = analysis.ok_points(df)
     ok = ok[ok["mode"] == mode]
@@ -217,9 +221,9 @@ def throughput_vs_batch(df, *, mode: str | None = None, seq_lens=None):
         _empty(fig, axes[0], "throughput")
     for ax, t in zip(axes, seq_lens):
         part = ok[ok["seq_len"] == t]
-        for suffix, si, kernel, family, g in _series(part):
+        for suffix, st, kernel, g in _series(part, styles):
             g = g.sort_values("batch_size")
-            ax.plot(g["batch_size"], g["tokens_per_s"], label=f"{kernel}{suffix}", **_style(kernel, family, si))
+            ax.plot(g["batch_size"], g["tokens_per_s"], label=f"{kernel}{suffix}", **st)
         if part.empty:
             _empty(fig, ax, f"T={t}")
             continue

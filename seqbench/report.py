@@ -146,6 +146,9 @@ def key_figures(df) -> list[str]:
         return lines + [f"**No point succeeded** ({len(bad)} of {n} failed): there are no timings, fits, crossover "
                         "or charts. The failures and their errors are listed below.", ""]
     lines.append(f"- {len(ok)} points measured, {len(bad)} failed or skipped.")
+    if df.attrs.get("duplicates_dropped"):
+        lines.append(f"- {df.attrs['duplicates_dropped']} row(s) repeat a point already in the file (e.g. after "
+                     "`--append`): the later row is used.")
     for key, peak in sorted(analysis.matmul_peak(df).items()):
         lines.append(f"- Measured matmul peak ({', '.join(map(str, key[-2:]))}): {peak:.3g} GFLOP/s.")
     for f in analysis.kernel_fits(df):

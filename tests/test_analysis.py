@@ -69,7 +69,7 @@ def test_read_many_names_sources_and_rejects_header_only(tmp_path):
 def test_read_many_keeps_the_later_duplicate(tmp_path):
     p = write_csv(tmp_path / "dup.csv", [row("rnn_loop", 64, 1, median=1.0), row("rnn_loop", 64, 1, median=2.0)])
     df = analysis.read_many([p])
-    assert list(df["median_s"]) == [2.0]
+    assert list(df["median_s"]) == [2.0] and df.attrs["duplicates_dropped"] == 1
 
 
 def test_speedups_use_fastest_successful_attention_and_skip_calibration(tmp_path):

@@ -53,6 +53,17 @@ def test_kernels_are_told_apart_without_colour(df):
     assert styles["rnn_loop"] == styles["rnn_fused"] == "-" and styles["sdpa"] == styles["attention_naive"] == "--"
 
 
+def test_kernels_unknown_to_the_palette_still_get_their_own_marker(tmp_path):
+    from synthetic_results import row
+
+    names = [("zeta_scan", "scan"), ("alpha_linear", "attention"), ("rnn_loop", "recurrent"), ("sdpa", "attention")]
+    rows = [row(k, t, 1, family=f, median=1e-3 * t) for k, f in names for t in (128, 256)]
+    fig = plot.latency_vs_seq_len(analysis.read_many([write_csv(tmp_path / "new.csv", rows)]))
+    lines = fig.axes[0].get_lines()
+    assert len({(ln.get_marker(), ln.get_color()) for ln in lines}) == len({ln.get_marker() for ln in lines}) == 4
+    assert {ln.get_label().split(",")[0]: ln.get_linestyle() for ln in lines}["zeta_scan"] == "-."
+
+
 def test_svg_is_valid_and_byte_for_byte_reproducible(df, tmp_path):
     a = plot.render_all(df[df["mode"] == "train"], tmp_path / "a", ("svg",))
     b = plot.render_all(df[df["mode"] == "train"], tmp_path / "b", ("svg",))
