@@ -59,6 +59,7 @@ class Row:
     number: int | None = None  # calls per sample (block)
     warmup_s: float | None = None
     warmup_settled: bool | None = None
+    sdpa_backend: str = ""  # flash | efficient | cudnn | math | native_mha, as seen by the profiler
 
     def as_csv(self) -> dict[str, str]:
         return {k: _fmt(v) for k, v in dataclasses.asdict(self).items()}
