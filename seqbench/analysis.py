@@ -181,8 +181,10 @@ def speedups(df, baseline: str):
 def kernel_fits(df, min_T: float = FIT_MIN_T) -> list[dict]:
     """One scaling fit per (source, kernel, mode, B) series of successful points."""
     ok = ok_points(df)
+    cols = _by(ok, "kernel", "family", "mode", "batch_size")
     rows = []
-    for key, g in ok.groupby(_by(ok, "kernel", "family", "mode", "batch_size"), sort=True):
+    for key, g in ok.groupby(cols, sort=True):
         fit = fit_exponent(g["seq_len"], g["median_s"], min_T=min_T)
-        rows.append({**dict(zip(_by(ok, "kernel", "family", "mode", "batch_size"), key)), "fit": fit})
-    return rows
+        rows.append({**dict(zip(cols, key)), "fit": fit})
+    order = {k: i for i, k in enumerate(ordered_kernels(ok["kernel"]))}
+    return sorted(rows, key=lambda r: (r.get("source", ""), order[r["kernel"]], r["mode"], r["batch_size"]))

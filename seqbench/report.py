@@ -13,6 +13,7 @@ from seqbench import analysis
 from seqbench.console import fmt_bytes, fmt_num, fmt_time
 
 CROSSOVER_BASELINE = "rnn_loop"  # the seed's loop: the question the project asks
+POOR_FIT_R2 = 0.9  # below this a single exponent misdescribes the series; the key figures say so
 
 
 def _table(header: list[str], rows: list[list[str]], align: str | None = None) -> list[str]:
@@ -120,7 +121,9 @@ def results_sections(df) -> list[str]:
                 peak = max((v for k, v in peaks.items() if k[-2:] == (r.device, r.dtype)), default=None)
                 if peak and r.gflops_per_s == r.gflops_per_s:
                     gf += f" ({100 * r.gflops_per_s / peak:.0f}%)"
-                rows.append([kernel, int(r.seq_len), f"{fmt_time(r.median_s)} ± {fmt_time(r.iqr_s)}",
+                backend = getattr(r, "sdpa_backend", "")  # recorded by runs that know which SDPA path ran
+                name = f"{kernel} ({backend})" if isinstance(backend, str) and backend else kernel
+                rows.append([name, int(r.seq_len), f"{fmt_time(r.median_s)} ± {fmt_time(r.iqr_s)}",
                              fmt_num(r.tokens_per_s), gf, fmt_bytes(r.peak_mem_bytes)])
         lines += [f"## Results: B = {int(b)}, {mode}", ""]
         head = ["kernel", "T", "median ± IQR", "tokens/s", "GFLOP/s" + (" (% of matmul peak)" if peaks else ""), "peak memory"]
@@ -152,9 +155,11 @@ def key_figures(df) -> list[str]:
     for key, peak in sorted(analysis.matmul_peak(df).items()):
         lines.append(f"- Measured matmul peak ({', '.join(map(str, key[-2:]))}): {peak:.3g} GFLOP/s.")
     for f in analysis.kernel_fits(df):
-        if f["fit"] is not None and f["kernel"] in ("rnn_loop", "attention_naive", "sdpa"):
-            lines.append(f"- {f['kernel']} ({f['mode']}, B={f['batch_size']}): k = {f['fit'].k:.2f} "
-                         f"(R² {f['fit'].r2:.3f}, T {f['fit'].t_lo}–{f['fit'].t_hi}).")
+        fit = f["fit"]
+        if fit is not None and (f["kernel"] == CROSSOVER_BASELINE or f["family"] == "attention"):
+            poor = "; poor fit: noisy points or not a power law" if fit.r2 < POOR_FIT_R2 else ""
+            lines.append(f"- Exponent k of {f['kernel']} ({f['mode']}, B={f['batch_size']}): {fit.k:.2f} "
+                         f"(R² {fit.r2:.3f} over T {fit.t_lo}–{fit.t_hi}{poor}).")
     for c in crossovers(df):
         said = f"T* ≈ {_fmt_tstar(c['t_star'])} ({c['note']})" if c["t_star"] else c["note"]
         lines.append(f"- Crossover, best attention vs {CROSSOVER_BASELINE} ({c['mode']}, B={c['batch_size']}): {said}.")

@@ -91,3 +91,18 @@ def test_crossovers_reports_which_side_wins_when_none_in_range(tmp_path):
     df = analysis.read_many([write_csv(tmp_path / "r.csv", rows)])
     (c,) = report.crossovers(df)
     assert c["t_star"] == [] and c["note"] == "none in range: attention faster at every measured T (32–128)"
+
+
+def test_report_names_the_sdpa_backend_and_flags_a_poor_fit(tmp_path):
+    import dataclasses
+
+    rows = [dataclasses.replace(row("sdpa", t, 1), sdpa_backend="math") for t in (128, 256, 512)]
+    # rnn_loop zig-zags: a slope through it is meaningless, and the key figures must say so
+    rows += [row("rnn_loop", t, 1, median=m) for t, m in ((128, 1e-3), (256, 4e-3), (512, 1.5e-3))]
+    csv = write_csv(tmp_path / "r.csv", rows)
+    assert main(["report", str(csv), "--no-charts", "-q"]) == 0
+    md = (tmp_path / "r.md").read_text()
+    assert "| sdpa (math) | 512 |" in md
+    # slope = ln(1.5) / ln(4) = 0.29 through points far off any line
+    assert re.search(r"Exponent k of rnn_loop \(forward, B=1\): 0\.29 \(R² 0\.0\d\d over T 128–512; poor fit", md)
+    assert "Exponent k of sdpa (forward, B=1): 2.00 (R² 1.000 over T 128–512)." in md
