@@ -26,10 +26,14 @@ FAMILY_LINES = {"recurrent": "-", "attention": "--", "scan": "-."}
 SOURCE_FILLS = ("full", "none", "left", "bottom")  # several CSVs: same kernel, different marker fill
 
 
-def _style_index(df) -> dict[str, int]:
-    """Known kernels keep fixed styles across runs; others follow them in name order (all rows, failed too)."""
+def _style_index(df) -> dict:
+    """Styles fixed by the whole DataFrame, so every panel agrees: kernel -> palette index, and the sources.
+
+    Known kernels keep fixed styles across runs; others follow them in name order (all rows, failed too).
+    """
     others = sorted(set(df["kernel"]) - set(KERNEL_ORDER))
-    return {**{k: i for i, k in enumerate(KERNEL_ORDER)}, **{k: len(KERNEL_ORDER) + i for i, k in enumerate(others)}}
+    kernels = {**{k: i for i, k in enumerate(KERNEL_ORDER)}, **{k: len(KERNEL_ORDER) + i for i, k in enumerate(others)}}
+    return {"kernels": kernels, "sources": _sources(df)}
 
 
 def _style(i: int, family: str, source_index: int = 0) -> dict:
@@ -42,16 +46,16 @@ def _sources(df) -> list[str]:
     return list(dict.fromkeys(df["source"])) if "source" in df else [""]
 
 
-def _series(df, styles: dict[str, int]):
-    """(label suffix, line style, kernel, rows sorted by T) for every line to draw."""
-    sources = _sources(df)
+def _series(df, styles: dict, x: str = "seq_len"):
+    """(label suffix, line style, kernel, rows sorted by x) for every line to draw."""
+    sources = styles["sources"]
     for si, src in enumerate(sources):
         part = df[df["source"] == src] if "source" in df else df
         for kernel in analysis.ordered_kernels(part["kernel"]):
-            g = part[part["kernel"] == kernel].sort_values("seq_len")
+            g = part[part["kernel"] == kernel].sort_values(x)
             if not g.empty:
                 suffix = f" [{src}]" if len(sources) > 1 else ""
-                yield suffix, _style(styles[kernel], g["family"].iloc[0], si), kernel, g
+                yield suffix, _style(styles["kernels"][kernel], g["family"].iloc[0], si), kernel, g
 
 
 def _context(df) -> str:
@@ -105,8 +109,8 @@ def _log_y(ax) -> None:
     ax.grid(True, which="minor", alpha=0.12)
 
 
-def _empty(fig, ax, what: str) -> None:
-    ax.text(0.5, 0.5, f"no successful {what} points", ha="center", va="center", transform=ax.transAxes)
+def _empty(ax, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes)
     ax.set_xticks([])
     ax.set_yticks([])
 
@@ -133,25 +137,33 @@ def _legend(fig, axes, shared: bool, title: str | None = None) -> None:
         fig.legend(list(seen.values()), list(seen), loc="outside right upper", fontsize=8, title=title)
 
 
-def _per_batch(df, mode, batch_sizes, title, ylabel, draw, what, shared_legend=True, legend_title=None):
-    """Shared frame of the per-batch-size charts: one panel per B, one line per (source, kernel)."""
+# Panel layouts: panels over `by`, x axis the other dimension.
+PANELS = {"batch_size": ("batch size B = {}", "seq_len", "sequence length T (tokens)"),
+          "seq_len": ("sequence length T = {}", "batch_size", "batch size B (sequences)")}
+
+
+def _panels(df, mode, by, values, title, ylabel, draw, *, shared_legend=True, legend_title=None):
+    """Shared frame of the line charts: one panel per value of `by`, log2 x, log y, one line per (source, kernel)."""
     mode = _pick_mode(df, mode)
     ok = analysis.ok_points(df)
     ok = ok[ok["mode"] == mode]
-    bs = sorted({int(b) for b in ok["batch_size"]}) if batch_sizes is None else sorted(batch_sizes)
-    fig, axes = _figure(max(len(bs), 1), title, df, mode)
-    if not bs:
-        _empty(fig, axes[0], what)
-    for ax, b in zip(axes, bs):
-        part = ok[ok["batch_size"] == b]
+    panel_title, x, xlabel = PANELS[by]
+    measured = sorted({int(v) for v in ok[by]})
+    values = values(measured) if callable(values) else (measured if values is None else sorted(values))
+    fig, axes = _figure(max(len(values), 1), title, df, mode)
+    if not values:
+        _empty(axes[0], "no successful points")
+    for ax, v in zip(axes, values):
+        part = ok[ok[by] == v]
         if part.empty:
-            _empty(fig, ax, f"B={b}")
+            _empty(ax, "no successful points at " + panel_title.format(v))
             continue
-        draw(ax, part, b)
-        _log2_x(ax, part["seq_len"])
-        ax.set_xlabel("sequence length T (tokens)")
+        draw(ax, part, x)
+        _log2_x(ax, part[x])
+        _log_y(ax)
+        ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
-        ax.set_title(f"batch size B = {b}", fontsize=10)
+        ax.set_title(panel_title.format(v), fontsize=10)
     _legend(fig, axes, shared_legend, legend_title)
     _footnote(fig, df, mode)
     return fig
@@ -161,80 +173,59 @@ def latency_vs_seq_len(df, *, mode: str | None = None, batch_sizes=None, min_T: 
     """Median latency vs T, log-log, IQR band, fitted exponent k (over T >= min_T) in the legend."""
     styles = _style_index(df)
 
-    def draw(ax, part, b):
-        for suffix, st, kernel, g in _series(part, styles):
+    def draw(ax, part, x):
+        for suffix, st, kernel, g in _series(part, styles, x):
             fit = analysis.fit_exponent(g["seq_len"], g["median_s"], min_T=min_T)
             k = f", k={fit.k:.2f}" if fit else ""
             T = g["seq_len"].to_numpy(float)
             ax.plot(T, g["median_s"] * 1e3, label=f"{kernel}{k}{suffix}", **st)
             q = np.array([analysis.quartiles(s) for s in g["samples_s"]]) * 1e3
             ax.fill_between(T, q[:, 0], q[:, 1], color=st["color"], alpha=0.18, linewidth=0)
-        _log_y(ax)
 
-    return _per_batch(df, mode, batch_sizes, "Latency vs sequence length", "median latency per call (ms), band = IQR",
-                      draw, "latency", shared_legend=False, legend_title=f"k = log-log slope over T ≥ {min_T}")
+    return _panels(df, mode, "batch_size", batch_sizes, "Latency vs sequence length",
+                   "median latency per call (ms), band = IQR", draw,
+                   shared_legend=False, legend_title=f"k = log-log slope over T ≥ {min_T}")
+
+
+def _lines(styles, y):
+    """draw() for the plain charts: y(rows) against the panel's x, one line per (source, kernel)."""
+
+    def draw(ax, part, x):
+        for suffix, st, kernel, g in _series(part, styles, x):
+            ax.plot(g[x], y(g), label=f"{kernel}{suffix}", **st)
+
+    return draw
 
 
 def gflops_vs_seq_len(df, *, mode: str | None = None, batch_sizes=None):
     """Achieved GFLOP/s vs T, with the measured matmul peak (calibration rows) as a line when present."""
-    styles = _style_index(df)
+    lines = _lines(_style_index(df), lambda g: g["gflops_per_s"])
     peaks = analysis.matmul_peak(df)
 
-    def draw(ax, part, b):
-        for suffix, st, kernel, g in _series(part, styles):
-            ax.plot(g["seq_len"], g["gflops_per_s"], label=f"{kernel}{suffix}", **st)
+    def draw(ax, part, x):
+        lines(ax, part, x)
         for i, (key, peak) in enumerate(sorted(peaks.items())):
             src = f" [{key[0]}]" if len(_sources(df)) > 1 else ""
             ax.axhline(peak, color="0.2", linestyle=(0, (1, 1 + i)), linewidth=1.2,
                        label=f"matmul peak {peak:.3g} GFLOP/s{src}")
-        _log_y(ax)
 
-    return _per_batch(df, mode, batch_sizes, "Achieved throughput in FLOP terms",
-                      "GFLOP/s (multiply-add = 2 FLOPs)", draw, "GFLOP/s")
+    return _panels(df, mode, "batch_size", batch_sizes, "Achieved throughput in FLOP terms",
+                   "GFLOP/s (multiply-add = 2 FLOPs)", draw)
 
 
 def memory_vs_seq_len(df, *, mode: str | None = None, batch_sizes=None):
     """Peak memory vs T, log-log: naive attention's T x T score matrix shows as slope 2."""
-    styles = _style_index(df)
     methods = "/".join(sorted(set(df.get("peak_mem_method", [])) - {""})) or "peak"
-
-    def draw(ax, part, b):
-        for suffix, st, kernel, g in _series(part.dropna(subset=["peak_mem_bytes"]), styles):
-            ax.plot(g["seq_len"], g["peak_mem_bytes"].astype(float) / 2**20, label=f"{kernel}{suffix}", **st)
-        _log_y(ax)
-
-    return _per_batch(df, mode, batch_sizes, "Peak memory vs sequence length",
-                      f"peak memory (MiB, {methods})", draw, "memory")
+    draw = _lines(_style_index(df), lambda g: g["peak_mem_bytes"].astype(float) / 2**20)
+    return _panels(df, mode, "batch_size", batch_sizes,
+                   "Peak memory vs sequence length", f"peak memory (MiB, {methods})", draw)
 
 
 def throughput_vs_batch(df, *, mode: str | None = None, seq_lens=None):
-    """Tokens/s vs B at fixed T (up to three T): an RNN loop gains only from the batch."""
-    styles = _style_index(df)
-    mode = _pick_mode(df, mode)
-    ok = analysis.ok_points(df)
-    ok = ok[ok["mode"] == mode]
-    if seq_lens is None:
-        ts = sorted({int(t) for t in ok["seq_len"]})
-        seq_lens = sorted({ts[0], ts[len(ts) // 2], ts[-1]}) if ts else []
-    fig, axes = _figure(max(len(seq_lens), 1), "Throughput vs batch size", df, mode)
-    if not seq_lens:
-        _empty(fig, axes[0], "throughput")
-    for ax, t in zip(axes, seq_lens):
-        part = ok[ok["seq_len"] == t]
-        for suffix, st, kernel, g in _series(part, styles):
-            g = g.sort_values("batch_size")
-            ax.plot(g["batch_size"], g["tokens_per_s"], label=f"{kernel}{suffix}", **st)
-        if part.empty:
-            _empty(fig, ax, f"T={t}")
-            continue
-        _log2_x(ax, part["batch_size"])
-        _log_y(ax)
-        ax.set_xlabel("batch size B (sequences)")
-        ax.set_ylabel("throughput (tokens/s)")
-        ax.set_title(f"sequence length T = {t}", fontsize=10)
-    _legend(fig, axes, True)
-    _footnote(fig, df, mode)
-    return fig
+    """Tokens/s vs B at fixed T (shortest, middle, longest by default): an RNN loop gains only from the batch."""
+    draw = _lines(_style_index(df), lambda g: g["tokens_per_s"])
+    pick = seq_lens if seq_lens is not None else (lambda ts: sorted({ts[0], ts[len(ts) // 2], ts[-1]}) if ts else [])
+    return _panels(df, mode, "seq_len", pick, "Throughput vs batch size", "throughput (tokens/s)", draw)
 
 
 def speedup_heatmap(df, *, mode: str | None = None, baselines=analysis.BASELINES):
@@ -254,7 +245,7 @@ def speedup_heatmap(df, *, mode: str | None = None, baselines=analysis.BASELINES
         title = f"vs {base}" + (f" [{src}]" if len(_sources(df)) > 1 else "")
         ax.set_title(title, fontsize=10)
         if s.empty:
-            _empty(fig, ax, f"{base} + attention")
+            _empty(ax, f"no successful {base} + attention points")
             continue
         ts = sorted({int(t) for t in s["seq_len"]})
         bs = sorted({int(b) for b in s["batch_size"]})

@@ -90,12 +90,17 @@ def test_speedup_heatmap_annotates_ratio_per_cell(df):
     assert fig.axes[1].get_title() == "vs rnn_fused"
 
 
-def test_overlay_of_two_csvs_names_the_source(tmp_path):
+def test_overlay_of_two_csvs_names_the_source_in_every_panel(tmp_path):
     a = write_csv(tmp_path / "cpu.csv", standard_rows())
-    b = write_csv(tmp_path / "gpu.csv", standard_rows())
+    b = write_csv(tmp_path / "gpu.csv", [r for r in standard_rows() if r.batch_size == 1])  # no B=4 panel lines
     both = analysis.read_many([a, b])
     labels = _labels(plot.throughput_vs_batch(both))
     assert "rnn_loop [cpu]" in labels and "rnn_loop [gpu]" in labels
+    fig = plot.gflops_vs_seq_len(both)
+    b4 = [ln for ln in fig.axes[1].get_lines() if not ln.get_label().startswith("matmul")]
+    assert b4 and all(ln.get_label().endswith("[cpu]") and ln.get_fillstyle() == "full" for ln in b4)
+    b1_gpu = [ln for ln in fig.axes[0].get_lines() if ln.get_label() == "sdpa [gpu]"]
+    assert b1_gpu[0].get_fillstyle() == "none"  # second source: hollow markers in every panel
 
 
 def test_every_chart_survives_a_run_where_everything_failed(tmp_path):
