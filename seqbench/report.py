@@ -23,11 +23,6 @@ def _table(header: list[str], rows: list[list[str]], align: str | None = None) -
     return ["| " + " | ".join(map(cell, r)) + " |" for r in [header, sep, *rows]]
 
 
-def _t_range(values) -> str:
-    vs = sorted({int(v) for v in values})
-    return f"{vs[0]}–{vs[-1]}" if len(vs) > 1 else (str(vs[0]) if vs else "-")
-
-
 def environment_section(meta: dict, df) -> list[str]:
     env = dict(meta.get("environment", {}))
     cfg = meta.get("config", {})
@@ -63,7 +58,8 @@ def crossovers(df, baseline: str = CROSSOVER_BASELINE) -> list[dict]:
         ts = analysis.crossover(g["seq_len"], g["attention_s"], g["baseline_s"])
         lo, hi = int(g["seq_len"].min()), int(g["seq_len"].max())
         if ts:
-            note = f"{baseline} faster above T*" if g["speedup"].iloc[-1] < 1 else "attention faster above T*"
+            above = "the last T*" if len(ts) > 1 else "T*"
+            note = f"{baseline if g['speedup'].iloc[-1] < 1 else 'attention'} faster above {above}"
             if len(ts) > 1:
                 note += f"; the curves cross {len(ts)} times (noisy or flat ratio)"
         elif len(g) < 2:
