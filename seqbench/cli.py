@@ -59,8 +59,11 @@ def run(
     causal: Annotated[Optional[bool], typer.Option("--causal/--no-causal", help="Causal attention mask.")] = None,
     threads: Annotated[Optional[int], typer.Option(help="CPU threads for torch (0: torch's default).")] = None,
     min_time: Annotated[Optional[float], typer.Option(help="Seconds of timed samples per point.")] = None,
+    max_memory: Annotated[Optional[str], typer.Option(help="Skip points whose estimated peak memory exceeds this, e.g. 8GiB (0 or unset: 80% of the memory free at the start).")] = None,
+    max_time_per_point: Annotated[Optional[float], typer.Option(help="Seconds one call may take; a slower point is recorded as timeout and larger T for its kernel and B are skipped (0: no limit).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output CSV (JSON sidecar beside it). Default: results/<name>-<device>-<time>.csv")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the interrupted run in --out: keep its rows, measure the missing points. Uses the config recorded in its JSON sidecar; a config file or flag that disagrees with it is refused.")] = False,
     quiet: Quiet = False,
     verbose: Verbose = False,
 ) -> None:
@@ -69,15 +72,23 @@ def run(
     Examples:\n
       seqbench run benchmarks/quick.toml\n
       seqbench run --kernels rnn_loop,sdpa --seq-lens 64,256,1024 --batch-sizes 8\n
-      seqbench run benchmarks/full.toml --device cuda --dtype bfloat16 -o results/gpu.csv
+      seqbench run benchmarks/full.toml --device cuda --dtype bfloat16 -o results/gpu.csv\n
+      seqbench run benchmarks/full.toml --max-memory 8GiB --max-time-per-point 30 -o results/full.csv\n
+      seqbench run --resume -o results/full.csv   (after Ctrl-C: continue where it stopped)
     """
     from seqbench import console
+    from seqbench import resume as resume_mod
     from seqbench.config import build_config, load_toml, parse_list, resolve_device
     from seqbench.results import check_output
     from seqbench.sweep import run_to_files
 
     console.set_verbosity(quiet, verbose)
-    data = load_toml(config) if config else {"name": "sweep"}
+    if resume and (out is None or force):
+        raise SeqbenchError("--resume continues the run in --out: give --out, and no --force")
+    # A resumed run starts from its recorded config; anything given explicitly must agree with it.
+    data = resume_mod.recorded_config(out) if resume else {"name": "sweep"}
+    if config:
+        data.update(load_toml(config))
     flags = {
         "kernels": parse_list(kernels, str, "kernels") if kernels is not None else None,
         "seq_lens": parse_list(seq_lens, int, "seq_lens") if seq_lens is not None else None,
@@ -85,22 +96,31 @@ def run(
         "modes": parse_list(mode, str, "mode") if mode is not None else None,
         "hidden_size": hidden_size, "num_heads": heads, "dtype": dtype, "device": device,
         "causal": causal, "threads": threads, "min_time": min_time,
+        "max_memory": max_memory, "max_time_per_point": max_time_per_point,
     }
     data.update({k: v for k, v in flags.items() if v is not None})
-    cfg = resolve_device(build_config(data, source=str(config) if config else "flags"))
+    source = str(config) if config else "flags"
+    cfg = resolve_device(build_config(data, source=source))
     if cfg.device != "cpu" or (device == "auto"):
         console.info(f"device: {cfg.device}")
     if out is None:
         from datetime import datetime
 
         out = Path("results") / f"{cfg.name}-{cfg.device}-{datetime.now():%Y%m%d-%H%M%S}.csv"
-    check_output(out, force=force)
-    points = cfg.points()
-    with console.sweep_progress(len(points), f"{cfg.name} ({cfg.device}, {cfg.dtype})") as on_row:
+    state = None
+    if resume:
+        state = resume_mod.load(out, cfg)
+        if state.note:
+            console.info(state.note)
+        console.info(f"resuming {out}: {len(state.done)} of {len(cfg.points())} points already done")
+    else:
+        check_output(out, force=force)
+    todo = len(cfg.points()) - (len(state.done) if state else 0)
+    with console.sweep_progress(todo, f"{cfg.name} ({cfg.device}, {cfg.dtype})") as on_row:
         try:
-            rows = run_to_files(cfg, out, command=["seqbench", *_INVOCATION], on_row=on_row)
+            rows = run_to_files(cfg, out, command=["seqbench", *_INVOCATION], on_row=on_row, resume=state, source=source)
         except KeyboardInterrupt:
-            console.error(f"interrupted; the finished points are in {out}")
+            console.error(f"interrupted; the finished points are in {out}; continue with: seqbench run --resume -o {out}")
             raise typer.Exit(130)
     console.summary_table(rows)
     failed = sum(r.status != "ok" for r in rows)
