@@ -102,6 +102,15 @@ class Fit:
     t_lo: int  # smallest and largest T used
     t_hi: int
 
+    @property
+    def k_text(self) -> str:
+        """k to 2 decimals, as charts and report print it (no '-0.00' for a flat series)."""
+        return f"{self.k:.2f}".replace("-0.00", "0.00")
+
+    @property
+    def r2_text(self) -> str:
+        return f"{self.r2:.3f}".replace("-0.000", "0.000")
+
     def predict(self, T) -> np.ndarray:
         return np.exp(self.log_a + self.k * np.log(np.asarray(T, dtype=float)))
 

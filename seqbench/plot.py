@@ -176,7 +176,7 @@ def latency_vs_seq_len(df, *, mode: str | None = None, batch_sizes=None, min_T: 
     def draw(ax, part, x):
         for suffix, st, kernel, g in _series(part, styles, x):
             fit = analysis.fit_exponent(g["seq_len"], g["median_s"], min_T=min_T)
-            k = f", k={fit.k:.2f}" if fit else ""
+            k = f", k={fit.k_text}" if fit else ""
             T = g["seq_len"].to_numpy(float)
             ax.plot(T, g["median_s"] * 1e3, label=f"{kernel}{k}{suffix}", **st)
             q = np.array([analysis.quartiles(s) for s in g["samples_s"]]) * 1e3

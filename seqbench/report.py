@@ -87,7 +87,7 @@ def fits_section(df) -> list[str]:
         if fit is None:
             rows.append([f["kernel"], f["family"], f["mode"], f["batch_size"], "-", "-", 0, f"needs 2 lengths ≥ {analysis.FIT_MIN_T}"])
         else:
-            rows.append([f["kernel"], f["family"], f["mode"], f["batch_size"], f"{fit.k:.2f}", f"{fit.r2:.3f}", fit.n,
+            rows.append([f["kernel"], f["family"], f["mode"], f["batch_size"], fit.k_text, fit.r2_text, fit.n,
                          f"{fit.t_lo}–{fit.t_hi}"])
     return lines + _table(["kernel", "family", "mode", "B", "k", "R²", "points", "T range"], rows, "lllrrrrl") + [""]
 
@@ -154,8 +154,8 @@ def key_figures(df) -> list[str]:
         fit = f["fit"]
         if fit is not None and (f["kernel"] == CROSSOVER_BASELINE or f["family"] == "attention"):
             poor = "; poor fit: noisy points or not a power law" if fit.r2 < POOR_FIT_R2 else ""
-            lines.append(f"- Exponent k of {f['kernel']} ({f['mode']}, B={f['batch_size']}): {fit.k:.2f} "
-                         f"(R² {fit.r2:.3f} over T {fit.t_lo}–{fit.t_hi}{poor}).")
+            lines.append(f"- Exponent k of {f['kernel']} ({f['mode']}, B={f['batch_size']}): {fit.k_text} "
+                         f"(R² {fit.r2_text} over T {fit.t_lo}–{fit.t_hi}{poor}).")
     for c in crossovers(df):
         said = f"T* ≈ {_fmt_tstar(c['t_star'])} ({c['note']})" if c["t_star"] else c["note"]
         lines.append(f"- Crossover, best attention vs {CROSSOVER_BASELINE} ({c['mode']}, B={c['batch_size']}): {said}.")

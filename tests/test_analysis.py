@@ -95,3 +95,8 @@ def test_kernel_fits_match_the_laws(tmp_path):
         assert fits[kernel, "forward", 1].k == pytest.approx(k, abs=0.01)
     assert fits["rnn_loop", "train", 1] is None  # only T=64 and 128: one length >= 128
     assert fits["attention_naive", "forward", 4].n == len([t for t in SEQ_LENS if t >= 128]) - 1  # the oom point
+
+
+def test_flat_series_prints_k_without_a_minus_sign():
+    fit = analysis.fit_exponent([128, 256, 512], [1.0, 1.0, 1.0 - 1e-6])  # k ≈ -7e-7
+    assert -1e-6 < fit.k < 0 and f"{fit.k:.2f}" == "-0.00" and fit.k_text == "0.00"
