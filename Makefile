@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= benchmarks/quick.toml
 
-.PHONY: install run test bench bench-peak bench-scan clean
+.PHONY: install run test bench bench-peak bench-scan examples clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,13 @@ test: $(STAMP)
 # Speed and accuracy goals live here, not in unit tests: seqbench's timer vs torch.utils.benchmark.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/timer_vs_torch.py
+
+# The README's example results: benchmarks/examples.toml on this machine's CPU, then charts + report.
+# Refuses to overwrite an earlier results/cpu/ (delete it first to redo it).
+examples: $(STAMP)
+	$(BIN)/seqbench run benchmarks/examples.toml -o results/cpu/examples-cpu.csv
+	$(BIN)/seqbench plot results/cpu/examples-cpu.csv --out-dir results/cpu/charts --format svg
+	$(BIN)/seqbench report results/cpu/examples-cpu.csv -o results/cpu/report.md --format png
 
 # % of the measured matmul peak per kernel (B=8, d=256, 4 heads, T=1024), and minGRU scan vs loop per T.
 bench-peak: $(STAMP)

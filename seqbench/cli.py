@@ -131,6 +131,64 @@ def run(
         print(out)
 
 
+@app.command()
+def plot(
+    results: Annotated[list[Path], typer.Argument(help="One or more results CSVs; several overlay with the file name in the legend.")],
+    out_dir: Annotated[Path, typer.Option("--out-dir", "-d", help="Folder for the charts (created if missing).")] = Path("charts"),
+    fmt: Annotated[str, typer.Option("--format", "-f", help="Comma-separated: png, svg, pdf.")] = "png",
+    batch: Annotated[Optional[str], typer.Option(help="Only these batch sizes in the per-B charts, e.g. 8 or 1,8.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite charts already in --out-dir.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Draw the scaling charts (latency, throughput, speedup, GFLOP/s, memory vs T and B).
+
+    Files are named CHART-MODE.FORMAT, e.g. latency_vs_T-forward.png.
+
+    Examples:\n
+      seqbench plot results/cpu/examples-cpu.csv --out-dir results/cpu --format png,svg\n
+      seqbench plot cpu.csv cuda.csv --out-dir charts/compare --batch 8
+    """
+    from seqbench import console
+    from seqbench import plot as plot_mod
+    from seqbench.config import parse_list
+
+    console.set_verbosity(quiet)
+    formats = plot_mod.parse_formats(fmt)
+    batch_sizes = parse_list(batch, int, "batch") if batch is not None else None
+    written = plot_mod.plot_files(results, out_dir, formats, batch_sizes=batch_sizes, force=force)
+    console.info(f"wrote {len(written)} chart files to {out_dir}")
+    for p in written:
+        console.detail(str(p))
+
+
+@app.command()
+def report(
+    results: Annotated[Path, typer.Argument(help="A results CSV (its JSON sidecar, if beside it, gives the environment).")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Markdown file. Default: the CSV's name with .md.")] = None,
+    charts_dir: Annotated[Optional[Path], typer.Option(help="Where the embedded charts go. Default: charts/ beside the report.")] = None,
+    charts: Annotated[bool, typer.Option("--charts/--no-charts", help="Render and embed the charts.")] = True,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="Chart formats: png, svg, pdf (the report embeds the PNG, else the first format).")] = "png",
+    force: Annotated[bool, typer.Option("--force", help="Overwrite the report and its charts.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Write a Markdown report: environment, tables per batch size, scaling exponents, crossover T*, failures, charts.
+
+    Examples:\n
+      seqbench report results/cpu/examples-cpu.csv -o results/cpu/report.md\n
+      seqbench report run.csv -o run.md --no-charts
+    """
+    from seqbench import console
+    from seqbench import plot as plot_mod
+    from seqbench import report as report_mod
+
+    console.set_verbosity(quiet)
+    formats = plot_mod.parse_formats(fmt)
+    out = out or results.with_suffix(".md")
+    cdir = (charts_dir or out.parent / "charts") if charts else None
+    path, written = report_mod.write_report(results, out, charts_dir=cdir, formats=formats, force=force)
+    console.info(f"wrote {path}" + (f" and {len(written)} chart files in {cdir}" if written else ""))
+
+
 @app.command("list")
 def list_kernels() -> None:
     """List the kernels with their family and forward FLOP formula.
