@@ -60,6 +60,10 @@ def _series(df, styles: dict, x: str = "seq_len"):
 
 def _context(df) -> str:
     """'cpu · float32 · d=256 · 4 heads · 2 threads': what every title must say."""
+    if "kernel" in df:  # the calibration matmul records its own N x N shape, not the sweep's d
+        kernels = ~analysis.is_calibration(df)
+        df = df[kernels] if kernels.any() else df
+
     def vals(col):
         v = [str(x) for x in dict.fromkeys(df[col].dropna())] if col in df else []
         return "/".join(v) if v else "?"
