@@ -17,10 +17,11 @@ CALIBRATION = "calibration"
 
 
 def calibration_point(device: str, dtype: str) -> Point:
-    from seqbench.kernels.calibration import SIZE
+    from seqbench.kernels.calibration import size_for
 
-    # The kernel ignores the shape; the row records the matmul it ran (N x N times N x N).
-    return Point(CALIBRATION, "forward", device, dtype, 1, SIZE, SIZE, 1, False)
+    # The row records the matmul it runs (N x N times N x N) as seq_len = hidden_size = N.
+    n = size_for(device)
+    return Point(CALIBRATION, "forward", device, dtype, 1, n, n, 1, False)
 
 
 def measure_peak(cfg: SweepConfig, run_id: str, *, timer=None) -> Row:
@@ -41,10 +42,11 @@ def fill_pct(row: Row, peak_gflops: float | None) -> Row:
 def calibrate_config(device: str, dtype: str, threads: int, min_time: float) -> SweepConfig:
     """A one-point sweep config for `seqbench calibrate`, validated like any other."""
     from seqbench.config import build_config
-    from seqbench.kernels.calibration import SIZE
+    from seqbench.kernels.calibration import size_for
 
+    n = size_for(device)
     cfg = build_config(
-        {"name": "calibrate", "kernels": [CALIBRATION], "seq_lens": [SIZE], "batch_sizes": [1], "hidden_size": SIZE,
+        {"name": "calibrate", "kernels": [CALIBRATION], "seq_lens": [n], "batch_sizes": [1], "hidden_size": n,
          "num_heads": 1, "dtype": dtype, "device": device, "threads": threads, "min_time": min_time},
         source="flags",
     )

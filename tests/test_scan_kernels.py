@@ -93,7 +93,16 @@ def test_flop_formulas_by_hand():
     for k in ("linear_attention", "linear_attention_loop"):
         assert get_kernel(k).flops(s) == 960
         assert get_kernel(k).flops(Shape(2, 3, 4, 2, causal=True)) == 960
-    assert get_kernel("calibration").flops(s) == 2 * 1024 ** 3
+    # calibration: one N x N by N x N product, N carried as hidden_size (1024 on CPU, 8192 on CUDA)
+    assert get_kernel("calibration").flops(Shape(1, 1024, 1024, 1)) == 2 * 1024 ** 3
+    assert get_kernel("calibration").flops(s) == 2 * 4 ** 3
+
+
+def test_calibration_is_sized_for_the_device():
+    from seqbench.peak import calibration_point
+
+    assert calibration_point("cpu", "float32").hidden_size == 1024
+    assert calibration_point("cuda", "bfloat16").hidden_size == 8192
 
 
 @pytest.mark.parametrize("kernel", ["mingru_loop", "mingru_scan"])

@@ -9,6 +9,9 @@ Size: N = 1024 (2.1 GFLOP, 35-60 ms on this 2-core CPU in float32). Measured her
 threads, a loaded machine): N = 256 and 512 ran at 5-26 and 16-19 GFLOP/s, N = 1024 at ~60 and
 N = 2048 at 78-88: 2048 gains ~30% for 8x the time per call, so 1024 keeps a run's calibration at
 about a second.
+On CUDA N = 8192: a 1024^3 product is far too small to fill a GPU (an H200 ran it at 37 TFLOP/s in
+float32 and 163 in bfloat16, so SDPA showed "280% of peak"); 8192^3 is the size at which H100/H200
+reach their dense bf16 rate (~790 TFLOP/s here). N travels as the row's hidden_size (and seq_len).
 Forward FLOPs: 2 * N^3.
 """
 
@@ -19,7 +22,12 @@ from torch import nn
 
 from seqbench.kernels.registry import KernelSpec, Shape, register
 
-SIZE = 1024
+SIZE = 1024  # CPU
+CUDA_SIZE = 8192
+
+
+def size_for(device: str) -> int:
+    return CUDA_SIZE if str(device).startswith("cuda") else SIZE
 
 
 class Calibration(nn.Module):
@@ -45,7 +53,7 @@ def calibration_flops(size: int = SIZE) -> float:
 
 
 def _factory(shape: Shape, device, dtype) -> nn.Module:
-    return Calibration(device, dtype)
+    return Calibration(device, dtype, shape.hidden_size)
 
 
 register(
@@ -53,8 +61,8 @@ register(
         name="calibration",
         family="calibration",
         factory=_factory,
-        flops_fn=lambda s: calibration_flops(),
-        formula=f"2*N^3, N = {SIZE} (fixed)",
+        flops_fn=lambda s: calibration_flops(s.hidden_size),
+        formula=f"2*N^3, N = {SIZE} on CPU, {CUDA_SIZE} on CUDA",
         activation_bytes_fn=lambda s, elem, train: 0.0,  # out= into a resident matrix: the call allocates nothing
         description="fixed dense matmul: the device's matmul GFLOP/s for the dtype (% of peak)",
         supports_train=False,
