@@ -7,6 +7,7 @@ its status (error / oom) and message, and the sweep goes on.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import uuid
 from dataclasses import dataclass
@@ -94,18 +95,10 @@ def base_row(point: Point, run_id: str, threads: int, status: str) -> Row:
     return Row(
         schema_version=SCHEMA_VERSION,
         run_id=run_id,
-        kernel=point.kernel,
         family=get_kernel(point.kernel).family,
-        mode=point.mode,
-        device=point.device,
-        dtype=point.dtype,
-        batch_size=point.batch_size,
-        seq_len=point.seq_len,
-        hidden_size=point.hidden_size,
-        num_heads=point.num_heads,
-        causal=point.causal,
         threads=threads,
         status=status,
+        **dataclasses.asdict(point),  # a Point's fields are the row's identity columns, same names
     )
 
 
