@@ -158,10 +158,19 @@ def crossover(T: Iterable[float], t_a: Iterable[float], t_b: Iterable[float]) ->
     return out
 
 
+def is_softmax_attention(kernel: str, family: str) -> bool:
+    """The O(T^2) attention kernels that the crossover is about (linear attention is O(T))."""
+    return family == "attention" and not kernel.startswith("linear_attention")
+
+
 def best_attention(df):
-    """Per (source, mode, B, T): the fastest successful attention kernel's row."""
+    """Per (source, mode, B, T): the fastest successful softmax-attention kernel's row.
+
+    Linear attention (family attention too, but O(T)) is left out: the crossover the textbook
+    predicts is between O(T) recurrence and O(T^2) softmax attention; linear attention has its own line.
+    """
     att = ok_points(df)
-    att = att[att["family"] == "attention"]
+    att = att[[is_softmax_attention(k, f) for k, f in zip(att["kernel"], att["family"])]]
     if att.empty:
         return att
     idx = att.groupby(_by(att, "mode", "batch_size", "seq_len"))["median_s"].idxmin()

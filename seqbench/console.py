@@ -113,7 +113,7 @@ def summary_table(rows) -> None:
     out.print(table)
     speedups = best_attention_vs_loop(rows)
     if speedups:
-        t2 = Table(title="best attention kernel vs the seed's rnn_loop (speedup > 1: attention faster)")
+        t2 = Table(title="best softmax-attention kernel vs the seed's rnn_loop (speedup > 1: attention faster)")
         for col in ("mode", "B", "T", "rnn_loop", "best attention", "median", "speedup"):
             t2.add_column(col, justify="left" if col in ("mode", "best attention") else "right")
         for (mode, b, t), (loop, best) in sorted(speedups.items()):
@@ -123,6 +123,8 @@ def summary_table(rows) -> None:
 
 
 def best_attention_vs_loop(rows) -> dict:
+    from seqbench.analysis import is_softmax_attention
+
     groups = defaultdict(list)
     for r in rows:
         if r.status == "ok":
@@ -130,7 +132,7 @@ def best_attention_vs_loop(rows) -> dict:
     result = {}
     for key, rs in groups.items():
         loop = next((r for r in rs if r.kernel == "rnn_loop"), None)
-        att = [r for r in rs if r.family == "attention"]
+        att = [r for r in rs if is_softmax_attention(r.kernel, r.family)]
         if loop and att:
             result[key] = (loop, min(att, key=lambda r: r.median_s))
     return result

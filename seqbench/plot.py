@@ -248,7 +248,7 @@ def speedup_heatmap(df, *, mode: str | None = None, baselines=analysis.BASELINES
         for base in baselines:
             s = analysis.speedups(part, base)
             panels.append((src, base, s[s["mode"] == mode]))
-    fig, axes = _figure(len(panels), "Speedup of the best attention kernel (>1×: attention faster)", df, mode,
+    fig, axes = _figure(len(panels), "Speedup of the best softmax-attention kernel (>1×: attention faster)", df, mode,
                         panel_w=5.2, panel_h=3.9)
     span = max([float(np.nanmax(np.abs(np.log2(s["speedup"])))) for *_, s in panels if len(s)] + [1.0])
     image = None
@@ -278,7 +278,7 @@ def speedup_heatmap(df, *, mode: str | None = None, baselines=analysis.BASELINES
         ax.set_ylabel("batch size B")
     if image is not None:
         cb = fig.colorbar(image, ax=list(axes), shrink=0.9)
-        cb.set_label(f"speedup (baseline time / best attention time)")
+        cb.set_label("speedup (baseline time / best softmax-attention time)")
         cb.formatter = FuncFormatter(lambda v, _: f"{2 ** v:.2g}×")
         cb.update_ticks()
     _footnote(fig, df, mode)

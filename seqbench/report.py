@@ -94,7 +94,8 @@ def fits_section(df) -> list[str]:
 
 def crossover_section(df) -> list[str]:
     lines = ["## Crossover length T*", "",
-             "T* is where the best attention kernel (fastest at each point) and the baseline take the same time, "
+             "T* is where the best softmax-attention kernel (fastest of attention_naive, sdpa, mha at each point; "
+             "linear attention is O(T) and left out) and the baseline take the same time, "
              "interpolated linearly in log T vs log(time ratio) between the two measured lengths that bracket it.", ""]
     rows = []
     for base in analysis.BASELINES:
@@ -158,7 +159,7 @@ def key_figures(df) -> list[str]:
                          f"(R² {fit.r2_text} over T {fit.t_lo}–{fit.t_hi}{poor}).")
     for c in crossovers(df):
         said = f"T* ≈ {_fmt_tstar(c['t_star'])} ({c['note']})" if c["t_star"] else c["note"]
-        lines.append(f"- Crossover, best attention vs {CROSSOVER_BASELINE} ({c['mode']}, B={c['batch_size']}): {said}.")
+        lines.append(f"- Crossover, best softmax attention vs {CROSSOVER_BASELINE} ({c['mode']}, B={c['batch_size']}): {said}.")
     return lines + [""]
 
 

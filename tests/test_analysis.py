@@ -100,3 +100,17 @@ def test_kernel_fits_match_the_laws(tmp_path):
 def test_flat_series_prints_k_without_a_minus_sign():
     fit = analysis.fit_exponent([128, 256, 512], [1.0, 1.0, 1.0 - 1e-6])  # k ≈ -7e-7
     assert -1e-6 < fit.k < 0 and f"{fit.k:.2f}" == "-0.00" and fit.k_text == "0.00"
+
+
+def test_linear_attention_is_not_the_best_softmax_attention():
+    """The crossover is O(T) recurrence vs O(T^2) attention: an O(T) linear attention must not stand in."""
+    import pandas as pd
+
+    from seqbench.analysis import best_attention, is_softmax_attention
+
+    assert is_softmax_attention("sdpa", "attention") and not is_softmax_attention("linear_attention", "attention")
+    assert not is_softmax_attention("rnn_loop", "recurrent")
+    df = pd.DataFrame({"kernel": ["sdpa", "linear_attention", "rnn_loop"], "family": ["attention", "attention", "recurrent"],
+                       "mode": "forward", "batch_size": 1, "seq_len": 2048, "status": "ok",
+                       "median_s": [0.065, 0.027, 0.057]})
+    assert list(best_attention(df)["kernel"]) == ["sdpa"]

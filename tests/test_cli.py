@@ -54,7 +54,7 @@ def test_run_writes_csv_json_and_a_summary(tmp_path, capsys):
     assert df["kernel"].iloc[0] == "calibration" and df["pct_of_peak"].iloc[0] == pytest.approx(100)
     peak = df["gflops_per_s"].iloc[0]
     assert list(df["pct_of_peak"].iloc[1:]) == pytest.approx(list(100 * df["gflops_per_s"].iloc[1:] / peak))
-    assert "best attention kernel vs the seed's rnn_loop" in out
+    assert "best softmax-attention kernel vs the seed's rnn_loop" in out
     assert json.loads(out_csv.with_suffix(".json").read_text())["command"][:2] == ["seqbench", "run"]
 
 
