@@ -54,6 +54,12 @@ def run(
     min_time: Annotated[Optional[float], typer.Option(help="Seconds of timed samples per point.")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output CSV (JSON sidecar beside it). Default: results/<name>-<device>-<time>.csv")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
+    rounds: Annotated[int, typer.Option(min=1, max=100, help="Take each point's samples in R rounds spread across the sweep "
+                                        "(round 1 of every point, then round 2, ...); rows are written when a point's last round ends.")] = 1,
+    shard: Annotated[Optional[str], typer.Option(help="Run shard K/N: every N-th point from the K-th (join shards with `seqbench merge`).")] = None,
+    append: Annotated[bool, typer.Option("--append", help="Append rows to --out if it exists (same seqbench version), e.g. interleaved A/B rounds.")] = False,
+    calibrate: Annotated[bool, typer.Option("--calibrate", help="Time the `calibration` kernel before every point's round "
+                                            "(column calib_s), for `seqbench compare --normalize calibration`.")] = False,
     quiet: Quiet = False,
     verbose: Verbose = False,
 ) -> None:
@@ -62,11 +68,15 @@ def run(
     Examples:\n
       seqbench run benchmarks/quick.toml\n
       seqbench run --kernels rnn_loop,sdpa --seq-lens 64,256,1024 --batch-sizes 8\n
-      seqbench run benchmarks/full.toml --device cuda --dtype bfloat16 -o results/gpu.csv
+      seqbench run benchmarks/full.toml --device cuda --dtype bfloat16 -o results/gpu.csv\n
+      seqbench run benchmarks/ci.toml --rounds 5 --calibrate -o base.csv\n
+      seqbench run benchmarks/ci.toml --append -o head.csv   (one more round into head.csv)\n
+      seqbench run benchmarks/full.toml --shard 2/4 -o part2.csv
     """
     from seqbench import console
     from seqbench.config import build_config, load_toml, parse_list, resolve_device
     from seqbench.results import check_output
+    from seqbench.schedule import parse_shard
     from seqbench.sweep import run_to_files
 
     console.set_verbosity(quiet, verbose)
@@ -90,11 +100,19 @@ def run(
         from datetime import datetime
 
         out = Path("results") / f"{cfg.name}-{cfg.device}-{datetime.now():%Y%m%d-%H%M%S}.csv"
-    check_output(out, force=force)
-    points = cfg.points()
+    shard_kn = parse_shard(shard) if shard is not None else None
+    if append and force:
+        raise SeqbenchError("--append and --force contradict each other: append keeps the rows in --out, force replaces them")
+    check_output(out, force=force, append=append)
+    from seqbench.schedule import shard_points
+
+    points = shard_points(cfg.points(), shard_kn)
+    if not points:
+        raise SeqbenchError(f"shard {shard} holds no points: the sweep has only {len(cfg.points())}")
     with console.sweep_progress(len(points), f"{cfg.name} ({cfg.device}, {cfg.dtype})") as on_row:
         try:
-            rows = run_to_files(cfg, out, command=["seqbench"] + sys.argv[1:], on_row=on_row)
+            rows = run_to_files(cfg, out, command=["seqbench"] + sys.argv[1:], on_row=on_row, append=append,
+                                rounds=rounds, shard=shard_kn, calibrate=calibrate)
         except KeyboardInterrupt:
             console.error(f"interrupted; the finished points are in {out}")
             raise typer.Exit(130)
@@ -103,6 +121,73 @@ def run(
     console.info(f"wrote {len(rows)} rows ({failed} failed) to {out} and {out.with_suffix('.json')}")
     if quiet:
         print(out)
+
+
+def _parse_threshold(text: str) -> float:
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise SeqbenchError(f"--threshold {text!r} is not a number; give a fraction (0.05) or a percentage (5%)") from None
+    return value
+
+
+@app.command()
+def compare(
+    baseline: Annotated[Path, typer.Argument(help="Results CSV of the baseline (e.g. the base commit).")],
+    candidate: Annotated[Path, typer.Argument(help="Results CSV of the candidate (e.g. the pull request's head).")],
+    threshold: Annotated[str, typer.Option(help="Smallest slowdown called a regression: fraction or percentage.")] = "5%",
+    alpha: Annotated[float, typer.Option(help="Significance level of the Mann-Whitney U test over rounds (CI level 1-alpha).")] = 0.01,
+    normalize: Annotated[str, typer.Option(help="none | calibration: divide each round by the calibration kernel timed "
+                                           "before it (both runs made with `seqbench run --calibrate`).")] = "none",
+    fmt: Annotated[str, typer.Option("--format", help="table | markdown | json")] = "table",
+) -> None:
+    """Compare two result CSVs point by point; exit 1 if the candidate regressed.
+
+    Points are matched on kernel, mode, device, dtype, batch_size, seq_len, hidden_size, num_heads and
+    causal. Each round of samples (see `seqbench run --rounds` and `--append`) is one observation;
+    verdicts: regression, improvement, unchanged, inconclusive (too noisy to decide), failed.
+    Exit codes: 0 no regression, 1 regression (or a point that fails only in the candidate), 2 bad input.
+
+    Examples:\n
+      seqbench compare base.csv head.csv\n
+      seqbench compare base.csv head.csv --normalize calibration --format markdown >> $GITHUB_STEP_SUMMARY\n
+      seqbench compare base.csv head.csv --threshold 3% --format json > verdicts.json
+    """
+    from seqbench import console
+    from seqbench.compare import compare_files
+    from seqbench.compare_format import to_json_text, to_markdown
+
+    if fmt not in ("table", "markdown", "json"):
+        raise SeqbenchError(f"--format {fmt!r} unknown; allowed: table, markdown, json")
+    comp = compare_files(baseline, candidate, threshold=_parse_threshold(threshold), alpha=alpha, normalize=normalize)
+    if fmt == "table":
+        console.comparison_table(comp)
+    elif fmt == "markdown":
+        console.raw(to_markdown(comp, console.fmt_time))
+    else:
+        console.raw(to_json_text(comp))
+    raise typer.Exit(comp.exit_code)
+
+
+@app.command()
+def merge(
+    inputs: Annotated[list[Path], typer.Argument(help="Result CSVs to join (e.g. the shards of one sweep).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Merged CSV (JSON sidecar beside it).")],
+    force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
+) -> None:
+    """Join result CSVs into one, refusing mixed schemas and points present in two inputs.
+
+    Examples:\n
+      seqbench merge part1.csv part2.csv part3.csv -o all.csv\n
+      seqbench merge results/shard-*.csv -o results/full.csv --force
+    """
+    from seqbench import console
+    from seqbench.merge import merge_files
+    from seqbench.results import check_output
+
+    check_output(out, force=force)
+    rows = merge_files(inputs, out)
+    console.info(f"merged {len(inputs)} files, {rows} rows -> {out}")
 
 
 @app.command("list")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -107,7 +108,9 @@ def base_row(point: Point, run_id: str, threads: int, status: str) -> Row:
     )
 
 
-def measure_point(point: Point, cfg: SweepConfig, run_id: str, *, timer: BlockTimer | None = None) -> Row:
+def measure_point(
+    point: Point, cfg: SweepConfig, run_id: str, *, timer: BlockTimer | None = None, profile_memory: bool = True
+) -> Row:
     """Build, time and memory-profile one point; any failure becomes a row with its status."""
     import torch
 
@@ -126,7 +129,9 @@ def measure_point(point: Point, cfg: SweepConfig, run_id: str, *, timer: BlockTi
                 max_warmup=cfg.max_warmup,
                 timer=timer,
             )
-            if timer is None:
+            if not profile_memory:  # a later round of a point: its first round profiled it
+                peak, method = None, ""
+            elif timer is None:
                 peak, method = measure_peak(work.step, point.device, work.resident_bytes)
             else:  # an injected clock means a test: skip the real profiler
                 shape = shape_of(point)
@@ -149,7 +154,7 @@ def measure_point(point: Point, cfg: SweepConfig, run_id: str, *, timer: BlockTi
     row.tokens_per_s = point.batch_size * point.seq_len / m.median
     row.gflop = gflop
     row.gflops_per_s = gflop / m.median
-    row.peak_mem_bytes, row.peak_mem_method = int(peak), method
+    row.peak_mem_bytes, row.peak_mem_method = (int(peak) if peak is not None else None), method
     row.samples_s = format_samples(m.samples)
     row.number, row.warmup_s, row.warmup_settled = m.number, m.warmup_s, m.warmup_settled
     return row
@@ -162,8 +167,16 @@ def run_sweep(
     run_id: str,
     on_row: Callable[[Row], None] | None = None,
     timer: BlockTimer | None = None,
+    rounds: int = 1,
+    shard: tuple[int, int] | None = None,
+    calibrate: bool = False,
 ) -> list[Row]:
-    """Measure every point of cfg in order, writing each row to sink as soon as it is done."""
+    """Measure every point of cfg (or of its shard) in rounds; write each row to sink once it is done.
+
+    See seqbench/schedule.py for how rounds, shards and calibration work.
+    """
+    from seqbench.schedule import make_calibrator, measure_in_rounds, round_config, shard_points
+
     import torch
 
     from seqbench.timing import burn_in
@@ -172,9 +185,14 @@ def run_sweep(
         torch.set_num_threads(cfg.threads)
     if timer is None:
         burn_in(cfg.device)
+    per_round = round_config(cfg, rounds)
+
+    def measure_round(point: Point, r: int) -> Row:
+        return measure_point(point, per_round, run_id, timer=timer, profile_memory=r == 1)
+
+    calibrator = make_calibrator(cfg, rounds, timer) if calibrate else None
     rows = []
-    for point in cfg.points():
-        row = measure_point(point, cfg, run_id, timer=timer)
+    for row in measure_in_rounds(shard_points(cfg.points(), shard), rounds, measure_round, calibrator):
         sink.write(row)
         rows.append(row)
         if on_row:
@@ -182,12 +200,18 @@ def run_sweep(
     return rows
 
 
-def run_to_files(cfg: SweepConfig, out_path, *, command: list[str], on_row=None, timer=None) -> list[Row]:
-    """Run the sweep into out_path (CSV) and its JSON sidecar; the sidecar says how the run ended."""
+def run_to_files(
+    cfg: SweepConfig, out_path, *, command: list[str], on_row=None, timer=None, append: bool = False, **schedule
+) -> list[Row]:
+    """Run the sweep into out_path (CSV) and its JSON sidecar; the sidecar says how the run ended.
+
+    schedule: rounds / shard / calibrate, passed to run_sweep. With append, rows go after the
+    existing ones and the sidecar keeps the earlier runs' metadata under "previous_runs".
+    """
     import time
 
     from seqbench import env
-    from seqbench.results import CsvSink, sidecar_path, write_json_atomic
+    from seqbench.results import CsvSink, read_metadata, sidecar_path, write_json_atomic
 
     run_id = new_run_id()
     meta = {
@@ -198,7 +222,12 @@ def run_to_files(cfg: SweepConfig, out_path, *, command: list[str], on_row=None,
         "environment": env.capture(cfg.device),
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "status": "running",
+        "schedule": {k: v for k, v in schedule.items() if v is not None},
     }
+    if append:
+        old = read_metadata(out_path) if Path(out_path).exists() else {}
+        if old:
+            meta["previous_runs"] = old.pop("previous_runs", []) + [old]
     t0 = time.perf_counter()
     write_json_atomic(sidecar_path(out_path), meta)
     rows: list[Row] = []
@@ -209,8 +238,8 @@ def run_to_files(cfg: SweepConfig, out_path, *, command: list[str], on_row=None,
             on_row(row)
 
     try:
-        with CsvSink(out_path) as sink:
-            run_sweep(cfg, sink, run_id=run_id, on_row=record, timer=timer)
+        with CsvSink(out_path, append=append) as sink:
+            run_sweep(cfg, sink, run_id=run_id, on_row=record, timer=timer, **schedule)
         meta["status"] = "complete"
     except BaseException:
         meta["status"] = "interrupted"
