@@ -103,6 +103,10 @@ def _verdicts(base: dict, head: dict, slowdown: float, *, cut, alpha, threshold=
 
 
 def analyze(args) -> dict:
+    import math
+    import statistics
+
+    from seqbench.compare import drop_disturbed, robust_spread
     from seqbench.results import read_results
 
     reps = sorted(p for p in Path(args.dir).glob("rep-*") if (p / "wall_s").exists())
@@ -117,6 +121,16 @@ def analyze(args) -> dict:
     print(f"{n} repetitions; CI recipe wall time median {walls[n // 2]:.0f} s, max {walls[-1]:.0f} s "
           f"({runs_max} runs per side)")
     print(f"naive (one block per side, median ratio > 5%): false regressions in {out['naive_false_positive_reps']}/{n} A/A repetitions")
+    out["round_spread"] = {}
+    for normalize in ("none", "calibration"):  # how much calibration narrows the spread between rounds
+        spreads = [robust_spread([math.log(x) for x in drop_disturbed(st, 0.15)])
+                   for b, h, _ in data for side in (b, h) for st in _round_stats(side, runs_max, normalize).values()]
+        dropped = [1 - len(drop_disturbed(st, 0.15)) / len(st)
+                   for b, h, _ in data for side in (b, h) for st in _round_stats(side, runs_max, normalize).values()]
+        out["round_spread"][normalize] = {"median": statistics.median(spreads), "p90": statistics.quantiles(spreads, n=10)[-1],
+                                          "dropped_fraction": statistics.fmean(dropped)}
+        print(f"spread between kept rounds (robust CV), normalize={normalize}: median {statistics.median(spreads):.1%}, "
+              f"p90 {statistics.quantiles(spreads, n=10)[-1]:.1%}; rounds dropped as disturbed: {statistics.fmean(dropped):.0%}")
     print("runs/side normalize slow_cut alpha | A/A: reps with a false regression; verdict counts | "
           "planted slowdown: reps where exactly the planted points are flagged")
     for runs in sorted({2, runs_max} | ({3} if runs_max > 3 else set())):

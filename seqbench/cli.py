@@ -123,12 +123,11 @@ def run(
         print(out)
 
 
-def _parse_threshold(text: str) -> float:
+def _parse_fraction(text: str, flag: str) -> float:
     try:
-        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+        return float(text[:-1]) / 100 if text.endswith("%") else float(text)
     except ValueError:
-        raise SeqbenchError(f"--threshold {text!r} is not a number; give a fraction (0.05) or a percentage (5%)") from None
-    return value
+        raise SeqbenchError(f"{flag} {text!r} is not a number; give a fraction (0.05) or a percentage (5%)") from None
 
 
 @app.command()
@@ -139,6 +138,8 @@ def compare(
     alpha: Annotated[float, typer.Option(help="Significance level of the Mann-Whitney U test over rounds (CI level 1-alpha).")] = 0.01,
     normalize: Annotated[str, typer.Option(help="none | calibration: divide each round by the calibration kernel timed "
                                            "before it (both runs made with `seqbench run --calibrate`).")] = "none",
+    slow_cut: Annotated[str, typer.Option(help="Drop rounds slower than (1 + cut) x the median of their side's fastest "
+                                          "half as disturbed by other load (fraction, percentage, or 'off').")] = "15%",
     fmt: Annotated[str, typer.Option("--format", help="table | markdown | json")] = "table",
 ) -> None:
     """Compare two result CSVs point by point; exit 1 if the candidate regressed.
@@ -159,7 +160,9 @@ def compare(
 
     if fmt not in ("table", "markdown", "json"):
         raise SeqbenchError(f"--format {fmt!r} unknown; allowed: table, markdown, json")
-    comp = compare_files(baseline, candidate, threshold=_parse_threshold(threshold), alpha=alpha, normalize=normalize)
+    cut = None if slow_cut == "off" else _parse_fraction(slow_cut, "--slow-cut")
+    comp = compare_files(baseline, candidate, threshold=_parse_fraction(threshold, "--threshold"), alpha=alpha,
+                         normalize=normalize, slow_cut=cut)
     if fmt == "table":
         console.comparison_table(comp)
     elif fmt == "markdown":

@@ -287,7 +287,7 @@ def compare_frames(base, head, *, threshold: float = 0.05, alpha: float = 0.01, 
         h_ok = gh[key][gh[key]["status"] == "ok"]
         if b_ok.empty or h_ok.empty:
             res.verdict = "failed" if h_ok.empty and not b_ok.empty else "inconclusive"
-            side = head_name if h_ok.empty else base_name
+            side = "either file" if h_ok.empty and b_ok.empty else (head_name if h_ok.empty else base_name)
             res.note = f"no successful run in {side}"
             results.append(res)
             continue
