@@ -7,7 +7,11 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from typer.exceptions import TyperException
+
+try:  # typer >= 0.20 vendors click; its usage errors derive from TyperException
+    from typer.exceptions import TyperException as UsageBase
+except ImportError:  # older typer raises click's own exceptions
+    from click import ClickException as UsageBase
 
 from seqbench import SeqbenchError, __version__
 
@@ -19,6 +23,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+_INVOCATION: list[str] = sys.argv[1:]  # the arguments main() was called with, for the JSON sidecar
 
 
 def _version(value: bool) -> None:
@@ -90,9 +97,6 @@ def run(
         "causal": causal, "threads": threads, "min_time": min_time,
     }
     data.update({k: v for k, v in flags.items() if v is not None})
-    for required in ("kernels", "seq_lens", "batch_sizes"):
-        if required not in data:
-            raise SeqbenchError(f"no {required} given: pass a config file or --{required.replace('_', '-')}")
     cfg = resolve_device(build_config(data, source=str(config) if config else "flags"))
     if cfg.device != "cpu" or (device == "auto"):
         console.info(f"device: {cfg.device}")
@@ -111,7 +115,7 @@ def run(
         raise SeqbenchError(f"shard {shard} holds no points: the sweep has only {len(cfg.points())}")
     with console.sweep_progress(len(points), f"{cfg.name} ({cfg.device}, {cfg.dtype})") as on_row:
         try:
-            rows = run_to_files(cfg, out, command=["seqbench"] + sys.argv[1:], on_row=on_row, append=append,
+            rows = run_to_files(cfg, out, command=["seqbench", *_INVOCATION], on_row=on_row, append=append,
                                 rounds=rounds, shard=shard_kn, calibrate=calibrate)
         except KeyboardInterrupt:
             console.error(f"interrupted; the finished points are in {out}")
@@ -229,13 +233,15 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: maps every user mistake to one line on stderr and exit code 2."""
     from seqbench import console
 
+    global _INVOCATION
+    _INVOCATION = list(sys.argv[1:] if argv is None else argv)
     command = typer.main.get_command(app)
     try:
         rv = command.main(args=argv, prog_name="seqbench", standalone_mode=False)
         code = rv if isinstance(rv, int) else 0
     except typer.Exit as exc:
         code = exc.exit_code
-    except TyperException as exc:  # bad flag, missing argument, wrong type
+    except UsageBase as exc:  # bad flag, missing argument, wrong type
         if type(exc).__name__ == "NoArgsIsHelpError":  # bare `seqbench`: show help, as --help would
             print(exc.ctx.get_help())
             code = 0

@@ -114,7 +114,8 @@ def build_config(data: dict[str, Any], source: str = "config") -> SweepConfig:
     for name, f in FIELDS.items():
         if name not in data:
             if f.default is dataclasses.MISSING:
-                raise ConfigError(f"{source}: missing required field {name!r}")
+                flag = "--" + name.replace("_", "-")
+                raise ConfigError(f"{source}: missing required field {name!r} (set it in the config file or pass {flag})")
             continue
         values[name] = _check_field(name, data[name], source)
     values.setdefault("name", "sweep")
@@ -151,7 +152,10 @@ def _check_field(name: str, value: Any, source: str) -> Any:
             from seqbench.kernels import get_kernel
 
             for k in value:
-                get_kernel(k)  # raises with the list of known kernels
+                try:
+                    get_kernel(k)
+                except SeqbenchError as exc:  # its message lists the known kernels
+                    raise ConfigError(f"{source}: {exc}") from None
         return tuple(value)
     f = FIELDS[name]
     default = f.default

@@ -1,6 +1,7 @@
 """Peak memory of one call: measured where torch lets us, else an analytic estimate (labelled so).
 
-- cuda_allocator: torch.cuda.max_memory_allocated over one call, after reset_peak_memory_stats.
+- cuda_allocator: torch.cuda.max_memory_allocated over one call (after reset_peak_memory_stats),
+  minus what was allocated before the call, plus `resident_bytes` (as on CPU).
 - cpu_profiler:   torch.profiler with profile_memory=True records every allocation and free made
   through c10's CPU allocator; replaying them in time order gives the peak of live bytes during the
   call. Weights, inputs and anything else alive before the call are added as `resident_bytes`.
@@ -60,17 +61,23 @@ def cpu_peak_bytes(fn: Callable[[], object]) -> int:
 
 
 def cuda_peak_bytes(fn: Callable[[], object]) -> int:
-    """torch.cuda.max_memory_allocated during one call (includes everything resident on the device)."""
+    """Peak of torch.cuda.max_memory_allocated during one call, above what was allocated before it.
+
+    Relative, like the CPU figure: the device also holds cuBLAS's workspace (32 MiB by default, taken
+    from the same allocator) and whatever else the process keeps, which is not this kernel's cost.
+    """
     import torch
 
     torch.cuda.synchronize()
+    before = torch.cuda.memory_allocated()
     torch.cuda.reset_peak_memory_stats()
     fn()
     torch.cuda.synchronize()
-    return int(torch.cuda.max_memory_allocated())
+    return int(torch.cuda.max_memory_allocated() - before)
 
 
 def measure_peak(fn: Callable[[], object], device: str, resident_bytes: int) -> tuple[int, str]:
+    """Peak bytes of one call: the kernel's own transient peak plus its resident weights and inputs."""
     if device == "cuda":
-        return cuda_peak_bytes(fn), "cuda_allocator"
+        return resident_bytes + cuda_peak_bytes(fn), "cuda_allocator"
     return resident_bytes + cpu_peak_bytes(fn), "cpu_profiler"

@@ -59,6 +59,7 @@ class Row:
     number: int | None = None  # calls per sample (block)
     warmup_s: float | None = None
     warmup_settled: bool | None = None
+    sdpa_backend: str = ""  # flash | efficient | cudnn | math | native_mha, as seen by the profiler
     sample_rounds: str = ""  # round index (1..R) of each entry of samples_s, space-separated
     calib_s: str = ""  # per round: seconds per call of the calibration kernel timed just before the point
 

@@ -79,6 +79,7 @@ def combine_rounds(parts: list[Row], calib: list[float | None]) -> Row:
     row.tokens_per_s = row.batch_size * row.seq_len / m.median
     row.gflops_per_s = row.gflop / m.median if row.gflop is not None else None
     row.peak_mem_bytes, row.peak_mem_method = parts[0].peak_mem_bytes, parts[0].peak_mem_method
+    row.sdpa_backend = parts[0].sdpa_backend  # profiled in the first round only, like memory
     row.warmup_s = sum(p.warmup_s or 0.0 for p in parts)
     row.warmup_settled = all(bool(p.warmup_settled) for p in parts)
     row.samples_s = format_samples(samples)

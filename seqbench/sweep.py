@@ -16,6 +16,7 @@ from typing import Callable
 from seqbench.config import Point, SweepConfig
 from seqbench.kernels import Shape, get_kernel
 from seqbench.memory import analytic_bytes, measure_peak, tensor_bytes
+from seqbench.probe import sdpa_backend
 from seqbench.results import SCHEMA_VERSION, Row, format_samples
 from seqbench.timing import BlockTimer, measure
 
@@ -129,10 +130,13 @@ def measure_point(
                 max_warmup=cfg.max_warmup,
                 timer=timer,
             )
+            backend = ""
             if not profile_memory:  # a later round of a point: its first round profiled it
                 peak, method = None, ""
             elif timer is None:
                 peak, method = measure_peak(work.step, point.device, work.resident_bytes)
+                if spec.family == "attention":
+                    backend = sdpa_backend(work.step)
             else:  # an injected clock means a test: skip the real profiler
                 shape = shape_of(point)
                 peak = analytic_bytes(spec, shape, work.elem_size, point.mode == "train", work.param_bytes)
@@ -157,6 +161,7 @@ def measure_point(
     row.peak_mem_bytes, row.peak_mem_method = (int(peak) if peak is not None else None), method
     row.samples_s = format_samples(m.samples)
     row.number, row.warmup_s, row.warmup_settled = m.number, m.warmup_s, m.warmup_settled
+    row.sdpa_backend = backend
     return row
 
 

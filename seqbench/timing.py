@@ -95,7 +95,7 @@ def warm_up(fn, timer: BlockTimer, *, max_warmup: float, window: float) -> tuple
     while spent < max_warmup:
         number = _pick_number(estimate)
         per_call, elapsed = [], 0.0
-        while elapsed < window or len(per_call) < 2:
+        while elapsed < window:  # calls slower than a window are compared one to one
             t = timer(fn, number)
             per_call.append(t / number)
             elapsed += t

@@ -1,0 +1,52 @@
+import pytest
+import torch
+
+from seqbench.kernels import KERNELS
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def tiny_cfg_data():
+    """A config mapping for sweeps that finish in well under a second."""
+    return {
+        "name": "tiny",
+        "kernels": ["rnn_loop", "sdpa"],
+        "seq_lens": [4, 8],
+        "batch_sizes": [2],
+        "hidden_size": 16,
+        "num_heads": 2,
+        "min_time": 0.002,
+        "min_repeats": 3,
+        "max_warmup": 0.01,
+    }
+
+
+class FakeTimer:
+    """A block timer whose per-call cost follows a script: deterministic, no real clock involved."""
+
+    def __init__(self, per_call):
+        self.per_call = per_call  # callable(call_index) -> seconds
+        self.calls = 0
+        self.gc_states = []
+
+    def __call__(self, fn, number):
+        import gc
+
+        self.gc_states.append(gc.isenabled())
+        total = 0.0
+        for _ in range(number):
+            fn()  # really run it (tiny shapes in tests), so failures surface as they would
+            total += self.per_call(self.calls)
+            self.calls += 1
+        return total
+
+
+ALL_KERNELS = sorted(KERNELS)
