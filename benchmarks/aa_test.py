@@ -22,6 +22,7 @@ analyze: for every repetition,
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -83,12 +84,12 @@ def _naive_regressions(base, head, threshold: float) -> int:
     return n
 
 
-def _round_stats(df, runs: int, normalize: str) -> dict[tuple, list[float]]:
+def _round_stats(df, runs: int, normalize: str, statistic: str = "median") -> dict[tuple, list[float]]:
     """(kernel, seq_len) -> per-round statistics of the first `runs` runs, as compare computes them."""
     from seqbench.compare import round_statistics
 
     sub = _first_runs(df, runs)
-    return {(k, t): round_statistics(g, normalize=normalize) for (k, t), g in sub.groupby(["kernel", "seq_len"])}
+    return {(k, t): round_statistics(g, normalize=normalize, statistic=statistic) for (k, t), g in sub.groupby(["kernel", "seq_len"])}
 
 
 def _verdicts(base: dict, head: dict, slowdown: float, *, cut, alpha, threshold=0.05) -> dict[tuple, str]:
@@ -131,29 +132,27 @@ def analyze(args) -> dict:
                                           "dropped_fraction": statistics.fmean(dropped)}
         print(f"spread between kept rounds (robust CV), normalize={normalize}: median {statistics.median(spreads):.1%}, "
               f"p90 {statistics.quantiles(spreads, n=10)[-1]:.1%}; rounds dropped as disturbed: {statistics.fmean(dropped):.0%}")
-    print("runs/side normalize slow_cut alpha | A/A: reps with a false regression; verdict counts | "
+    print("runs/side statistic normalize slow_cut alpha | A/A: reps with a false regression; verdict counts | "
           "planted slowdown: reps where exactly the planted points are flagged")
-    for runs in sorted({2, runs_max} | ({3} if runs_max > 3 else set())):
-        for normalize in ("none", "calibration"):
-            stats = [(_round_stats(b, runs, normalize), _round_stats(h, runs, normalize)) for b, h, _ in data]
-            for alpha in (0.01, 0.05):
-                for cut in (None, 0.10, 0.15, 0.25):
-                    aa = [_verdicts(b, h, 0.0, cut=cut, alpha=alpha) for b, h in stats]
-                    fp_reps = sum("regression" in v.values() for v in aa)
-                    counts = {k: sum(list(v.values()).count(k) for v in aa) for k in ("regression", "improvement", "unchanged", "inconclusive")}
-                    planted = {}
-                    for s in SLOWDOWNS:
-                        planted[s] = sum({p for p, v in _verdicts(b, h, s, cut=cut, alpha=alpha).items() if v == "regression"} == set(PLANTED)
-                                         for b, h in stats)
-                    reliable = [s for s in SLOWDOWNS if planted[s] >= 0.95 * n]
-                    row = {"runs": runs, "normalize": normalize, "slow_cut": cut, "alpha": alpha, "aa_false_positive_reps": fp_reps,
-                           "aa_verdicts": counts, "planted_exact_reps": {str(k): v for k, v in planted.items()},
-                           "smallest_reliable": min(reliable) if reliable else None}
-                    out["variants"].append(row)
-                    print(f"{runs} {normalize:11s} {str(cut):4s} {alpha:<4} | FP {fp_reps:2d}/{n} "
-                          + " ".join(f"{k[:5]}={v}" for k, v in counts.items())
-                          + " | " + " ".join(f"{s:.0%}:{planted[s]}" for s in SLOWDOWNS)
-                          + f" | reliable >= {row['smallest_reliable']}", flush=True)
+    for runs, statistic, normalize in itertools.product(sorted({2, runs_max}), ("median", "min"), ("none", "calibration")):
+        stats = [(_round_stats(b, runs, normalize, statistic), _round_stats(h, runs, normalize, statistic)) for b, h, _ in data]
+        for alpha, cut in itertools.product((0.01, 0.05), (None, 0.15)):
+            aa = [_verdicts(b, h, 0.0, cut=cut, alpha=alpha) for b, h in stats]
+            fp_reps = sum("regression" in v.values() for v in aa)
+            counts = {k: sum(list(v.values()).count(k) for v in aa) for k in ("regression", "improvement", "unchanged", "inconclusive")}
+            planted = {}
+            for s in SLOWDOWNS:
+                planted[s] = sum({p for p, v in _verdicts(b, h, s, cut=cut, alpha=alpha).items() if v == "regression"} == set(PLANTED)
+                                 for b, h in stats)
+            reliable = [s for s in SLOWDOWNS if planted[s] >= 0.95 * n]
+            row = {"runs": runs, "statistic": statistic, "normalize": normalize, "slow_cut": cut, "alpha": alpha, "aa_false_positive_reps": fp_reps,
+                   "aa_verdicts": counts, "planted_exact_reps": {str(k): v for k, v in planted.items()},
+                   "smallest_reliable": min(reliable) if reliable else None}
+            out["variants"].append(row)
+            print(f"{runs} {statistic:6s} {normalize:11s} {str(cut):4s} {alpha:<4} | FP {fp_reps:2d}/{n} "
+                  + " ".join(f"{k[:5]}={v}" for k, v in counts.items())
+                  + " | " + " ".join(f"{s:.0%}:{planted[s]}" for s in SLOWDOWNS)
+                  + f" | reliable >= {row['smallest_reliable']}", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
     return out

@@ -142,8 +142,10 @@ def compare(
     alpha: Annotated[float, typer.Option(help="Significance level of the Mann-Whitney U test over rounds (CI level 1-alpha).")] = 0.01,
     normalize: Annotated[str, typer.Option(help="none | calibration: divide each round by the calibration kernel timed "
                                            "before it (both runs made with `seqbench run --calibrate`).")] = "none",
-    slow_cut: Annotated[str, typer.Option(help="Drop rounds slower than (1 + cut) x the median of their side's fastest "
-                                          "half as disturbed by other load (fraction, percentage, or 'off').")] = "15%",
+    slow_cut: Annotated[str, typer.Option(help="Drop rounds slower than (1 + cut) x their side's second-fastest round "
+                                          "as disturbed by other load (fraction, percentage, or 'off').")] = "15%",
+    statistic: Annotated[str, typer.Option(help="median | min: each round's samples reduced to this before the test "
+                                           "(min resists time-slicing by other processes).")] = "median",
     fmt: Annotated[str, typer.Option("--format", help="table | markdown | json")] = "table",
 ) -> None:
     """Compare two result CSVs point by point; exit 1 if the candidate regressed.
@@ -166,7 +168,7 @@ def compare(
         raise SeqbenchError(f"--format {fmt!r} unknown; allowed: table, markdown, json")
     cut = None if slow_cut == "off" else _parse_fraction(slow_cut, "--slow-cut")
     comp = compare_files(baseline, candidate, threshold=_parse_fraction(threshold, "--threshold"), alpha=alpha,
-                         normalize=normalize, slow_cut=cut)
+                         normalize=normalize, slow_cut=cut, statistic=statistic)
     if fmt == "table":
         console.comparison_table(comp)
     elif fmt == "markdown":

@@ -3,8 +3,9 @@
 The unit of evidence is the ROUND, not the sample. Samples inside one round are not independent: the
 machine's slow phases last whole blocks of samples (../shared/reference/noise), so a test over raw
 samples would call a slow phase a regression. Each round of each point (one `--rounds` slice of one
-run; runs appended with `--append` add rounds) is reduced to the median of its samples, optionally
-divided by the calibration kernel timed just before it (`--normalize calibration`). Then per point:
+run; runs appended with `--append` add rounds) is reduced to the median (or, statistic="min", the
+minimum) of its samples, optionally divided by the calibration kernel timed just before it
+(`--normalize calibration`); rounds disturbed by other load are dropped (drop_disturbed). Then:
 
 - ratio: the Hodges-Lehmann estimate of head/base, the median of all head-round / base-round ratios
   (a robust statistic: one wild round cannot move it much);
@@ -38,6 +39,7 @@ from seqbench.results import KEY_COLUMNS, parse_samples
 
 VERDICTS = ("regression", "improvement", "unchanged", "inconclusive", "failed")
 NORMALIZE = ("none", "calibration")
+STATISTICS = ("median", "min")  # of each round's samples
 EXACT_MAX_PAIRS = 2500  # exact U distribution up to n*m pairs; normal approximation beyond
 MAD_TO_SD = 1.4826
 SLOW_CUT = 0.15  # see drop_disturbed; chosen with benchmarks/aa_test.py
@@ -84,6 +86,7 @@ class Comparison:
     alpha: float = 0.01
     normalize: str = "none"
     slow_cut: float | None = SLOW_CUT
+    statistic: str = "median"
 
     def counts(self) -> dict[str, int]:
         return {v: sum(p.verdict == v for p in self.points) for v in VERDICTS}
@@ -99,6 +102,7 @@ class Comparison:
             "alpha": self.alpha,
             "normalize": self.normalize,
             "slow_cut": self.slow_cut,
+            "statistic": self.statistic,
             "counts": self.counts(),
             "exit_code": self.exit_code,
             "points": [p.to_json() for p in self.points],
@@ -182,17 +186,19 @@ def robust_spread(logs: list[float]) -> float:
 
 
 def drop_disturbed(stats: list[float], cut: float | None) -> list[float]:
-    """Rounds slower than (1 + cut) x the median of the side's fastest half, dropped as disturbed.
+    """Rounds slower than (1 + cut) x the side's second-fastest round, dropped as disturbed.
 
     On a shared machine noise is one-sided: another process sharing the core makes a whole round
     slower (here often exactly 2x), never faster. Such rounds say nothing about the code, and if
-    they hit one side more often than the other they fake a shift. The reference is the side's own
-    fast half, so a real slowdown of the candidate moves its reference too and is not dropped.
+    they hit one side more often than the other they fake a shift. The reference is a fast round
+    because more than half the rounds can be disturbed (measured: up to ~50% on a busy 2-core
+    machine); the second-fastest, not the fastest, so one lucky round cannot set it. It is the
+    side's own, so a real slowdown of the candidate moves its reference too and is not dropped.
     """
     if cut is None or len(stats) < 2:
         return list(stats)
-    fast = sorted(stats)[: (len(stats) + 1) // 2]
-    limit = statistics.median(fast) * (1 + cut)
+    ordered = sorted(stats)
+    limit = ordered[1 if len(stats) >= 4 else 0] * (1 + cut)
     return [x for x in stats if x <= limit]
 
 
@@ -225,8 +231,9 @@ def verdict_for(base: list[float], head: list[float], *, threshold: float, alpha
 # --- from result tables to round statistics ------------------------------------------------------
 
 
-def round_statistics(rows, *, normalize: str = "none", where: str = "") -> list[float]:
-    """One statistic per round of a point's ok rows: median of the round's samples (/ calibration)."""
+def round_statistics(rows, *, normalize: str = "none", statistic: str = "median", where: str = "") -> list[float]:
+    """One statistic per round of a point's ok rows: median (or min) of the round's samples (/ calibration)."""
+    reduce = statistics.median if statistic == "median" else min
     stats = []
     for _, row in rows.iterrows():
         samples = parse_samples(row["samples_s"])
@@ -243,7 +250,7 @@ def round_statistics(rows, *, normalize: str = "none", where: str = "") -> list[
                     "record both runs with `seqbench run --calibrate`, or drop --normalize"
                 )
         for r in sorted(set(idx)):
-            med = statistics.median(s for s, i in zip(samples, idx) if i == r)
+            med = reduce([s for s, i in zip(samples, idx) if i == r])
             if calib:
                 if not 1 <= r <= len(calib):
                     raise CompareError(f"{where}: round {r} has no calibration time in calib_s")
@@ -265,7 +272,8 @@ def _groups(df) -> dict[tuple, object]:
 
 
 def compare_frames(base, head, *, threshold: float = 0.05, alpha: float = 0.01, normalize: str = "none",
-                   slow_cut: float | None = SLOW_CUT, base_name: str = "baseline", head_name: str = "candidate") -> Comparison:
+                   slow_cut: float | None = SLOW_CUT, statistic: str = "median",
+                   base_name: str = "baseline", head_name: str = "candidate") -> Comparison:
     """Match points on KEY_COLUMNS and judge each; points on one side only are listed, not dropped."""
     if not 0 < threshold < 1:
         raise CompareError(f"--threshold {threshold} out of range; allowed: 0 < threshold < 1 (0.05 = 5%)")
@@ -273,6 +281,8 @@ def compare_frames(base, head, *, threshold: float = 0.05, alpha: float = 0.01, 
         raise CompareError(f"--alpha {alpha} out of range; allowed: 0 < alpha < 0.5")
     if slow_cut is not None and not slow_cut > 0:
         raise CompareError(f"--slow-cut {slow_cut} out of range; allowed: a positive fraction (0.15 = 15%), or off")
+    if statistic not in STATISTICS:
+        raise CompareError(f"--statistic {statistic!r} unknown; allowed: {', '.join(STATISTICS)}")
     if normalize not in NORMALIZE:
         raise CompareError(f"--normalize {normalize!r} unknown; allowed: {', '.join(NORMALIZE)}")
     gb, gh = _groups(base), _groups(head)
@@ -292,8 +302,8 @@ def compare_frames(base, head, *, threshold: float = 0.05, alpha: float = 0.01, 
             results.append(res)
             continue
         name = res.name()
-        base_stats = round_statistics(b_ok, normalize=normalize, where=f"{base_name}: {name}")
-        head_stats = round_statistics(h_ok, normalize=normalize, where=f"{head_name}: {name}")
+        base_stats = round_statistics(b_ok, normalize=normalize, statistic=statistic, where=f"{base_name}: {name}")
+        head_stats = round_statistics(h_ok, normalize=normalize, statistic=statistic, where=f"{head_name}: {name}")
         base_kept, head_kept = drop_disturbed(base_stats, slow_cut), drop_disturbed(head_stats, slow_cut)
         res.dropped_rounds = len(base_stats) - len(base_kept) + len(head_stats) - len(head_kept)
         base_stats, head_stats = base_kept, head_kept
@@ -310,7 +320,7 @@ def compare_frames(base, head, *, threshold: float = 0.05, alpha: float = 0.01, 
         results.append(res)
     only_b = [_key_dict(k) for k in gb if k not in gh]
     only_h = [_key_dict(k) for k in gh if k not in gb]
-    return Comparison(results, only_b, only_h, threshold, alpha, normalize, slow_cut)
+    return Comparison(results, only_b, only_h, threshold, alpha, normalize, slow_cut, statistic)
 
 
 def compare_files(base_path: str | Path, head_path: str | Path, **kw) -> Comparison:

@@ -45,8 +45,8 @@ def headline(comp) -> str:
 
 def settings(comp) -> str:
     return (f"threshold {comp.threshold * 100:g}%, alpha {comp.alpha:g} (CI {100 * (1 - comp.alpha):g}%), "
-            f"normalize: {comp.normalize}; ratio = head/base of per-round medians (Hodges-Lehmann), "
-            "p = Mann-Whitney U over rounds")
+            f"normalize: {comp.normalize}, slow rounds cut: {'off' if comp.slow_cut is None else f'{comp.slow_cut:.0%}'}; "
+            f"ratio = head/base of per-round {comp.statistic}s (Hodges-Lehmann), p = Mann-Whitney U over rounds")
 
 
 def point_label(key: dict) -> str:

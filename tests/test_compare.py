@@ -98,6 +98,8 @@ def test_noise_floor_blocks_a_significant_change_below_it():
 def test_drop_disturbed_removes_slow_rounds_relative_to_each_side():
     stats = [1.0, 1.01, 0.99, 2.0, 1.02, 1.3]
     assert drop_disturbed(stats, 0.15) == [1.0, 1.01, 0.99, 1.02]
+    mostly_disturbed = [2.0, 2.1, 1.0, 1.95, 2.05, 1.01, 2.0]  # more than half the rounds at 2x
+    assert drop_disturbed(mostly_disturbed, 0.15) == [1.0, 1.01]
     slowed = [x * 1.1 for x in stats]  # a real slowdown moves the reference too: nothing extra dropped
     assert len(drop_disturbed(slowed, 0.15)) == 4
     assert drop_disturbed(stats, None) == stats
@@ -134,6 +136,7 @@ def test_round_statistics_per_round_median_and_calibration():
     row = _row("rnn_loop", 64, [[1.0, 3.0, 2.0], [4.0, 4.0, 5.0]], calib=[2.0, 4.0])
     df = _frame([row])
     assert round_statistics(df) == [2.0, 4.0]
+    assert round_statistics(df, statistic="min") == [1.0, 4.0]
     assert round_statistics(df, normalize="calibration") == [1.0, 1.0]
     with pytest.raises(CompareError, match="--calibrate"):
         round_statistics(_frame([_row("rnn_loop", 64, [[1.0]])]), normalize="calibration")
@@ -211,6 +214,7 @@ def test_markdown_and_table_name_the_regression(pair, capsys):
     (["{base}", "--threshold", "150%"], "threshold"),
     (["{base}", "--format", "xml"], "--format"),
     (["{base}", "--normalize", "magic"], "--normalize"),
+    (["{base}", "--statistic", "mean"], "--statistic"),
     (["{base}", "--normalize", "calibration"], "--calibrate"),
     (["{garbage}"], "not a seqbench results CSV"),
 ])
