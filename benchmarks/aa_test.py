@@ -86,20 +86,20 @@ def _naive_regressions(base, head, threshold: float) -> int:
 
 def _round_stats(df, runs: int, normalize: str, statistic: str = "median") -> dict[tuple, list[float]]:
     """(kernel, seq_len) -> per-round statistics of the first `runs` runs, as compare computes them."""
-    from seqbench.compare import round_statistics
+    from seqbench.compare import rounds_by_run
 
     sub = _first_runs(df, runs)
-    return {(k, t): round_statistics(g, normalize=normalize, statistic=statistic) for (k, t), g in sub.groupby(["kernel", "seq_len"])}
+    return {(k, t): rounds_by_run(g, normalize=normalize, statistic=statistic) for (k, t), g in sub.groupby(["kernel", "seq_len"])}
 
 
 def _verdicts(base: dict, head: dict, slowdown: float, *, cut, alpha, threshold=0.05) -> dict[tuple, str]:
     """compare's verdict per point (the same functions compare_frames calls), head planted if slowdown."""
-    from seqbench.compare import drop_disturbed, verdict_for
+    from seqbench.compare import judge_point
 
     out = {}
     for point, b in base.items():
-        h = [x * (1 + slowdown) for x in head[point]] if point in PLANTED else head[point]
-        out[point] = verdict_for(drop_disturbed(b, cut), drop_disturbed(h, cut), threshold=threshold, alpha=alpha)["verdict"]
+        h = [(run, x * (1 + slowdown)) for run, x in head[point]] if point in PLANTED else head[point]
+        out[point] = judge_point(b, h, threshold=threshold, alpha=alpha, slow_cut=cut)["verdict"]
     return out
 
 
@@ -110,7 +110,7 @@ def analyze(args) -> dict:
     from seqbench.compare import drop_disturbed, robust_spread
     from seqbench.results import read_results
 
-    reps = sorted(p for p in Path(args.dir).glob("rep-*") if (p / "wall_s").exists())
+    reps = sorted(p for p in Path(args.dir).glob("rep-*") if (p / "wall_s").exists())[args.skip:]
     if not reps:
         raise SystemExit(f"no finished repetitions under {args.dir}; run `collect` first")
     data = [(read_results(d / "base.csv"), read_results(d / "head.csv"), float((d / "wall_s").read_text())) for d in reps]
@@ -124,10 +124,9 @@ def analyze(args) -> dict:
     print(f"naive (one block per side, median ratio > 5%): false regressions in {out['naive_false_positive_reps']}/{n} A/A repetitions")
     out["round_spread"] = {}
     for normalize in ("none", "calibration"):  # how much calibration narrows the spread between rounds
-        spreads = [robust_spread([math.log(x) for x in drop_disturbed(st, 0.15)])
-                   for b, h, _ in data for side in (b, h) for st in _round_stats(side, runs_max, normalize).values()]
-        dropped = [1 - len(drop_disturbed(st, 0.15)) / len(st)
-                   for b, h, _ in data for side in (b, h) for st in _round_stats(side, runs_max, normalize).values()]
+        per_point = [[x for _, x in st] for b, h, _ in data for side in (b, h) for st in _round_stats(side, runs_max, normalize).values()]
+        spreads = [robust_spread([math.log(x) for x in drop_disturbed(st, 0.15)]) for st in per_point]
+        dropped = [1 - len(drop_disturbed(st, 0.15)) / len(st) for st in per_point]
         out["round_spread"][normalize] = {"median": statistics.median(spreads), "p90": statistics.quantiles(spreads, n=10)[-1],
                                           "dropped_fraction": statistics.fmean(dropped)}
         print(f"spread between kept rounds (robust CV), normalize={normalize}: median {statistics.median(spreads):.1%}, "
@@ -174,6 +173,7 @@ def main() -> None:
     a = sub.add_parser("analyze")
     a.add_argument("--dir", default="/tmp/seqbench-aa")
     a.add_argument("--json", help="also write the figures to this JSON file")
+    a.add_argument("--skip", type=int, default=0, help="leave out the first N repetitions (e.g. those used to pick defaults)")
     args = ap.parse_args()
     if args.cmd == "collect":
         collect(args)

@@ -144,8 +144,8 @@ def compare(
                                            "before it (both runs made with `seqbench run --calibrate`).")] = "none",
     slow_cut: Annotated[str, typer.Option(help="Drop rounds slower than (1 + cut) x their side's second-fastest round "
                                           "as disturbed by other load (fraction, percentage, or 'off').")] = "15%",
-    statistic: Annotated[str, typer.Option(help="median | min: each round's samples reduced to this before the test "
-                                           "(min resists time-slicing by other processes).")] = "median",
+    statistic: Annotated[str, typer.Option(help="min | median: each round's samples reduced to this before the test "
+                                           "(min resists time-slicing by other processes).")] = "min",
     fmt: Annotated[str, typer.Option("--format", help="table | markdown | json")] = "table",
 ) -> None:
     """Compare two result CSVs point by point; exit 1 if the candidate regressed.

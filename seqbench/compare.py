@@ -3,8 +3,8 @@
 The unit of evidence is the ROUND, not the sample. Samples inside one round are not independent: the
 machine's slow phases last whole blocks of samples (../shared/reference/noise), so a test over raw
 samples would call a slow phase a regression. Each round of each point (one `--rounds` slice of one
-run; runs appended with `--append` add rounds) is reduced to the median (or, statistic="min", the
-minimum) of its samples, optionally divided by the calibration kernel timed just before it
+run; runs appended with `--append` add rounds) is reduced to the minimum (default) or the median
+of its samples, optionally divided by the calibration kernel timed just before it
 (`--normalize calibration`); rounds disturbed by other load are dropped (drop_disturbed). Then:
 
 - ratio: the Hodges-Lehmann estimate of head/base, the median of all head-round / base-round ratios
@@ -40,6 +40,7 @@ from seqbench.results import KEY_COLUMNS, parse_samples
 VERDICTS = ("regression", "improvement", "unchanged", "inconclusive", "failed")
 NORMALIZE = ("none", "calibration")
 STATISTICS = ("median", "min")  # of each round's samples
+STATISTIC = "min"  # default: the minimum resists time-slicing by other processes (benchmarks/aa_test.py)
 EXACT_MAX_PAIRS = 2500  # exact U distribution up to n*m pairs; normal approximation beyond
 MAD_TO_SD = 1.4826
 SLOW_CUT = 0.15  # see drop_disturbed; chosen with benchmarks/aa_test.py
@@ -86,7 +87,7 @@ class Comparison:
     alpha: float = 0.01
     normalize: str = "none"
     slow_cut: float | None = SLOW_CUT
-    statistic: str = "median"
+    statistic: str = STATISTIC
 
     def counts(self) -> dict[str, int]:
         return {v: sum(p.verdict == v for p in self.points) for v in VERDICTS}
@@ -195,11 +196,15 @@ def drop_disturbed(stats: list[float], cut: float | None) -> list[float]:
     machine); the second-fastest, not the fastest, so one lucky round cannot set it. It is the
     side's own, so a real slowdown of the candidate moves its reference too and is not dropped.
     """
-    if cut is None or len(stats) < 2:
-        return list(stats)
-    ordered = sorted(stats)
-    limit = ordered[1 if len(stats) >= 4 else 0] * (1 + cut)
+    limit = disturbed_limit(stats, cut)
     return [x for x in stats if x <= limit]
+
+
+def disturbed_limit(stats: list[float], cut: float | None) -> float:
+    """The slowest round statistic drop_disturbed keeps."""
+    if cut is None or len(stats) < 2:
+        return math.inf
+    return sorted(stats)[1 if len(stats) >= 4 else 0] * (1 + cut)
 
 
 def verdict_for(base: list[float], head: list[float], *, threshold: float, alpha: float) -> dict:
@@ -228,11 +233,44 @@ def verdict_for(base: list[float], head: list[float], *, threshold: float, alpha
     }
 
 
+def judge_point(base: list[tuple[str, float]], head: list[tuple[str, float]], *, threshold: float, alpha: float,
+                slow_cut: float | None) -> dict:
+    """Verdict for one point from its (run_id, round statistic) pairs: drop disturbed rounds, test.
+
+    When a side ran in several runs (processes) but its undisturbed rounds all come from one of
+    them, its evidence says nothing about how much a process differs from the next, which can be
+    as large as the changes we look for; such a point is inconclusive, whatever the test says.
+    """
+    out: dict = {"note": ""}
+    kept = {}
+    for side, rounds in (("baseline", base), ("candidate", head)):
+        limit = disturbed_limit([x for _, x in rounds], slow_cut)
+        kept[side] = [(run, x) for run, x in rounds if x <= limit]
+    out["dropped_rounds"] = len(base) + len(head) - len(kept["baseline"]) - len(kept["candidate"])
+    out["base_rounds"], out["head_rounds"] = len(kept["baseline"]), len(kept["candidate"])
+    out.update(verdict_for([x for _, x in kept["baseline"]], [x for _, x in kept["candidate"]], threshold=threshold, alpha=alpha))
+    single = [side for side, rounds in (("baseline", base), ("candidate", head))
+              if len({r for r, _ in rounds}) > 1 and len({r for r, _ in kept[side]}) == 1]
+    if single:
+        out["verdict"] = "inconclusive"
+        out["note"] = f"the undisturbed rounds of the {single[0]} all come from one run; more runs needed"
+    elif out["verdict"] == "inconclusive" and min(out["base_rounds"], out["head_rounds"]) < 4:
+        out["note"] = "too few undisturbed rounds to be significant; use more --rounds / --append runs (>= 4 each)"
+    elif len({r for r, _ in base}) == 1 or len({r for r, _ in head}) == 1:
+        out["note"] = "one run on a side: noise between processes is not sampled"
+    return out
+
+
 # --- from result tables to round statistics ------------------------------------------------------
 
 
-def round_statistics(rows, *, normalize: str = "none", statistic: str = "median", where: str = "") -> list[float]:
-    """One statistic per round of a point's ok rows: median (or min) of the round's samples (/ calibration)."""
+def round_statistics(rows, *, normalize: str = "none", statistic: str = STATISTIC, where: str = "") -> list[float]:
+    """One statistic per round of a point's ok rows: min (or median) of the round's samples (/ calibration)."""
+    return [stat for _, stat in rounds_by_run(rows, normalize=normalize, statistic=statistic, where=where)]
+
+
+def rounds_by_run(rows, *, normalize: str = "none", statistic: str = STATISTIC, where: str = "") -> list[tuple[str, float]]:
+    """(run_id, statistic) for every round of a point's ok rows."""
     reduce = statistics.median if statistic == "median" else min
     stats = []
     for _, row in rows.iterrows():
@@ -255,7 +293,7 @@ def round_statistics(rows, *, normalize: str = "none", statistic: str = "median"
                 if not 1 <= r <= len(calib):
                     raise CompareError(f"{where}: round {r} has no calibration time in calib_s")
                 med /= calib[r - 1]
-            stats.append(med)
+            stats.append((row["run_id"], med))
     return stats
 
 
@@ -272,7 +310,7 @@ def _groups(df) -> dict[tuple, object]:
 
 
 def compare_frames(base, head, *, threshold: float = 0.05, alpha: float = 0.01, normalize: str = "none",
-                   slow_cut: float | None = SLOW_CUT, statistic: str = "median",
+                   slow_cut: float | None = SLOW_CUT, statistic: str = STATISTIC,
                    base_name: str = "baseline", head_name: str = "candidate") -> Comparison:
     """Match points on KEY_COLUMNS and judge each; points on one side only are listed, not dropped."""
     if not 0 < threshold < 1:
@@ -302,21 +340,12 @@ def compare_frames(base, head, *, threshold: float = 0.05, alpha: float = 0.01, 
             results.append(res)
             continue
         name = res.name()
-        base_stats = round_statistics(b_ok, normalize=normalize, statistic=statistic, where=f"{base_name}: {name}")
-        head_stats = round_statistics(h_ok, normalize=normalize, statistic=statistic, where=f"{head_name}: {name}")
-        base_kept, head_kept = drop_disturbed(base_stats, slow_cut), drop_disturbed(head_stats, slow_cut)
-        res.dropped_rounds = len(base_stats) - len(base_kept) + len(head_stats) - len(head_kept)
-        base_stats, head_stats = base_kept, head_kept
-        res.base_rounds, res.head_rounds = len(base_stats), len(head_stats)
+        base_rounds = rounds_by_run(b_ok, normalize=normalize, statistic=statistic, where=f"{base_name}: {name}")
+        head_rounds = rounds_by_run(h_ok, normalize=normalize, statistic=statistic, where=f"{head_name}: {name}")
         res.base_median_s = statistics.median(s for t in b_ok["samples_s"] for s in parse_samples(t))
         res.head_median_s = statistics.median(s for t in h_ok["samples_s"] for s in parse_samples(t))
-        v = verdict_for(base_stats, head_stats, threshold=threshold, alpha=alpha)
-        for k, val in v.items():
+        for k, val in judge_point(base_rounds, head_rounds, threshold=threshold, alpha=alpha, slow_cut=slow_cut).items():
             setattr(res, k, val)
-        if res.verdict == "inconclusive" and min(res.base_rounds, res.head_rounds) < 4:
-            res.note = "too few rounds to be significant; use --rounds / more --append runs (>= 4 each)"
-        elif b_ok["run_id"].nunique() == 1 or h_ok["run_id"].nunique() == 1:
-            res.note = "one run per side: noise between processes is not sampled"
         results.append(res)
     only_b = [_key_dict(k) for k in gb if k not in gh]
     only_h = [_key_dict(k) for k in gh if k not in gb]

@@ -16,6 +16,7 @@ from seqbench.compare import (
     CompareError,
     compare_frames,
     drop_disturbed,
+    judge_point,
     mann_whitney,
     round_statistics,
     shift_interval,
@@ -105,6 +106,17 @@ def test_drop_disturbed_removes_slow_rounds_relative_to_each_side():
     assert drop_disturbed(stats, None) == stats
 
 
+def test_undisturbed_rounds_from_a_single_run_are_inconclusive():
+    # base ran in 3 runs, but only run b1 was undisturbed: the apparent 30% shift is one process's luck
+    base = [("b1", 1.0), ("b1", 1.001), ("b1", 0.999), ("b1", 1.002)] + [(r, 2.0 + i / 100) for r in ("b2", "b3") for i in range(4)]
+    head = [(r, 1.3 + i / 1000) for r in ("h1", "h2", "h3") for i in range(4)]
+    v = judge_point(base, head, threshold=0.05, alpha=0.01, slow_cut=0.15)
+    assert v["verdict"] == "inconclusive" and "one run" in v["note"]
+    assert v["dropped_rounds"] == 8 and v["base_rounds"] == 4 and v["head_rounds"] == 12
+    base_ok = [("b1", 1.0), ("b1", 1.001), ("b2", 0.999), ("b2", 1.002), ("b3", 1.0), ("b3", 1.001)]
+    assert judge_point(base_ok, head, threshold=0.05, alpha=0.01, slow_cut=0.15)["verdict"] == "regression"
+
+
 # --- tables ---------------------------------------------------------------------------------------
 
 KEY = dict(mode="forward", device="cpu", dtype="float32", batch_size=8, hidden_size=64, num_heads=4, causal=False)
@@ -135,9 +147,9 @@ def _rounds_block(center, n=8, seed=0, per=3):
 def test_round_statistics_per_round_median_and_calibration():
     row = _row("rnn_loop", 64, [[1.0, 3.0, 2.0], [4.0, 4.0, 5.0]], calib=[2.0, 4.0])
     df = _frame([row])
-    assert round_statistics(df) == [2.0, 4.0]
+    assert round_statistics(df, statistic="median") == [2.0, 4.0]
     assert round_statistics(df, statistic="min") == [1.0, 4.0]
-    assert round_statistics(df, normalize="calibration") == [1.0, 1.0]
+    assert round_statistics(df, statistic="median", normalize="calibration") == [1.0, 1.0]
     with pytest.raises(CompareError, match="--calibrate"):
         round_statistics(_frame([_row("rnn_loop", 64, [[1.0]])]), normalize="calibration")
 
