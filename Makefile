@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= benchmarks/quick.toml
 
-.PHONY: install run test bench bench-ci clean
+.PHONY: install run test bench bench-ci examples clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,13 @@ AA_DIR ?= /tmp/seqbench-aa
 bench-ci: $(STAMP)
 	$(BIN)/python benchmarks/aa_test.py collect --reps $(REPS) --runs 4 --rounds 4 --dir $(AA_DIR)
 	$(BIN)/python benchmarks/aa_test.py analyze --dir $(AA_DIR) --json $(AA_DIR)/summary.json
+
+# The README's example results: benchmarks/examples.toml on this machine's CPU, then charts + report.
+# Refuses to overwrite an earlier results/cpu/ (delete it first to redo it).
+examples: $(STAMP)
+	$(BIN)/seqbench run benchmarks/examples.toml -o results/cpu/examples-cpu.csv
+	$(BIN)/seqbench plot results/cpu/examples-cpu.csv --out-dir results/cpu/charts --format svg
+	$(BIN)/seqbench report results/cpu/examples-cpu.csv -o results/cpu/report.md --format png
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -59,8 +59,11 @@ def run(
     causal: Annotated[Optional[bool], typer.Option("--causal/--no-causal", help="Causal attention mask.")] = None,
     threads: Annotated[Optional[int], typer.Option(help="CPU threads for torch (0: torch's default).")] = None,
     min_time: Annotated[Optional[float], typer.Option(help="Seconds of timed samples per point.")] = None,
+    max_memory: Annotated[Optional[str], typer.Option(help="Skip points whose estimated peak memory exceeds this, e.g. 8GiB (0 or unset: 80% of the memory free at the start).")] = None,
+    max_time_per_point: Annotated[Optional[float], typer.Option(help="Seconds one call may take; a slower point is recorded as timeout and larger T for its kernel and B are skipped (0: no limit).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output CSV (JSON sidecar beside it). Default: results/<name>-<device>-<time>.csv")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the interrupted run in --out: keep its rows, measure the missing points. Uses the config recorded in its JSON sidecar; a config file or flag that disagrees with it is refused.")] = False,
     rounds: Annotated[int, typer.Option(min=1, max=100, help="Take each point's samples in R rounds spread across the sweep "
                                         "(round 1 of every point, then round 2, ...); rows are written when a point's last round ends.")] = 1,
     shard: Annotated[Optional[str], typer.Option(help="Run shard K/N: every N-th point from the K-th (join shards with `seqbench merge`).")] = None,
@@ -76,18 +79,26 @@ def run(
       seqbench run benchmarks/quick.toml\n
       seqbench run --kernels rnn_loop,sdpa --seq-lens 64,256,1024 --batch-sizes 8\n
       seqbench run benchmarks/full.toml --device cuda --dtype bfloat16 -o results/gpu.csv\n
+      seqbench run benchmarks/full.toml --max-memory 8GiB --max-time-per-point 30 -o results/full.csv\n
+      seqbench run --resume -o results/full.csv   (after Ctrl-C: continue where it stopped)\n
       seqbench run benchmarks/ci.toml --rounds 5 --calibrate -o base.csv\n
       seqbench run benchmarks/ci.toml --append -o head.csv   (one more round into head.csv)\n
       seqbench run benchmarks/full.toml --shard 2/4 -o part2.csv
     """
     from seqbench import console
+    from seqbench import resume as resume_mod
     from seqbench.config import build_config, load_toml, parse_list, resolve_device
     from seqbench.results import check_output
-    from seqbench.schedule import parse_shard
+    from seqbench.schedule import parse_shard, shard_points
     from seqbench.sweep import run_to_files
 
     console.set_verbosity(quiet, verbose)
-    data = load_toml(config) if config else {"name": "sweep"}
+    if resume and (out is None or force):
+        raise SeqbenchError("--resume continues the run in --out: give --out, and no --force")
+    # A resumed run starts from its recorded config; anything given explicitly must agree with it.
+    data = resume_mod.recorded_config(out) if resume else {"name": "sweep"}
+    if config:
+        data.update(load_toml(config))
     flags = {
         "kernels": parse_list(kernels, str, "kernels") if kernels is not None else None,
         "seq_lens": parse_list(seq_lens, int, "seq_lens") if seq_lens is not None else None,
@@ -95,9 +106,11 @@ def run(
         "modes": parse_list(mode, str, "mode") if mode is not None else None,
         "hidden_size": hidden_size, "num_heads": heads, "dtype": dtype, "device": device,
         "causal": causal, "threads": threads, "min_time": min_time,
+        "max_memory": max_memory, "max_time_per_point": max_time_per_point,
     }
     data.update({k: v for k, v in flags.items() if v is not None})
-    cfg = resolve_device(build_config(data, source=str(config) if config else "flags"))
+    source = str(config) if config else "flags"
+    cfg = resolve_device(build_config(data, source=source))
     if cfg.device != "cpu" or (device == "auto"):
         console.info(f"device: {cfg.device}")
     if out is None:
@@ -107,18 +120,29 @@ def run(
     shard_kn = parse_shard(shard) if shard is not None else None
     if append and force:
         raise SeqbenchError("--append and --force contradict each other: append keeps the rows in --out, force replaces them")
-    check_output(out, force=force, append=append)
-    from seqbench.schedule import shard_points
-
-    points = shard_points(cfg.points(), shard_kn)
-    if not points:
+    state = None
+    if resume:
+        if append or shard_kn or rounds != 1 or calibrate:
+            raise SeqbenchError("--resume continues with the rounds, shard and calibration recorded in the run's sidecar; "
+                                "drop --rounds, --shard, --calibrate and --append")
+        state = resume_mod.load(out, cfg)
+        if state.note:
+            console.info(state.note)
+        schedule = state.meta.get("schedule", {})
+        rounds, calibrate = schedule.get("rounds", 1), schedule.get("calibrate", False)
+        shard_kn = tuple(schedule["shard"]) if schedule.get("shard") else None
+        console.info(f"resuming {out}: {len(state.done)} of {len(cfg.points())} points already done")
+    else:
+        check_output(out, force=force, append=append)
+    points = [p for p in shard_points(cfg.points(), shard_kn) if not state or p.key() not in state.done]
+    if not points and shard_kn:
         raise SeqbenchError(f"shard {shard} holds no points: the sweep has only {len(cfg.points())}")
     with console.sweep_progress(len(points), f"{cfg.name} ({cfg.device}, {cfg.dtype})") as on_row:
         try:
-            rows = run_to_files(cfg, out, command=["seqbench", *_INVOCATION], on_row=on_row, append=append,
-                                rounds=rounds, shard=shard_kn, calibrate=calibrate)
+            rows = run_to_files(cfg, out, command=["seqbench", *_INVOCATION], on_row=on_row, resume=state, source=source,
+                                append=append, rounds=rounds, shard=shard_kn, calibrate=calibrate)
         except KeyboardInterrupt:
-            console.error(f"interrupted; the finished points are in {out}")
+            console.error(f"interrupted; the finished points are in {out}; continue with: seqbench run --resume -o {out}")
             raise typer.Exit(130)
     console.summary_table(rows)
     failed = sum(r.status != "ok" for r in rows)
@@ -197,6 +221,64 @@ def merge(
     check_output(out, force=force)
     rows = merge_files(inputs, out)
     console.info(f"merged {len(inputs)} files, {rows} rows -> {out}")
+
+
+@app.command()
+def plot(
+    results: Annotated[list[Path], typer.Argument(help="One or more results CSVs; several overlay with the file name in the legend.")],
+    out_dir: Annotated[Path, typer.Option("--out-dir", "-d", help="Folder for the charts (created if missing).")] = Path("charts"),
+    fmt: Annotated[str, typer.Option("--format", "-f", help="Comma-separated: png, svg, pdf.")] = "png",
+    batch: Annotated[Optional[str], typer.Option(help="Only these batch sizes in the per-B charts, e.g. 8 or 1,8.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite charts already in --out-dir.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Draw the scaling charts (latency, throughput, speedup, GFLOP/s, memory vs T and B).
+
+    Files are named CHART-MODE.FORMAT, e.g. latency_vs_T-forward.png.
+
+    Examples:\n
+      seqbench plot results/cpu/examples-cpu.csv --out-dir results/cpu --format png,svg\n
+      seqbench plot cpu.csv cuda.csv --out-dir charts/compare --batch 8
+    """
+    from seqbench import console
+    from seqbench import plot as plot_mod
+    from seqbench.config import parse_list
+
+    console.set_verbosity(quiet)
+    formats = plot_mod.parse_formats(fmt)
+    batch_sizes = parse_list(batch, int, "batch") if batch is not None else None
+    written = plot_mod.plot_files(results, out_dir, formats, batch_sizes=batch_sizes, force=force)
+    console.info(f"wrote {len(written)} chart files to {out_dir}")
+    for p in written:
+        console.detail(str(p))
+
+
+@app.command()
+def report(
+    results: Annotated[Path, typer.Argument(help="A results CSV (its JSON sidecar, if beside it, gives the environment).")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Markdown file. Default: the CSV's name with .md.")] = None,
+    charts_dir: Annotated[Optional[Path], typer.Option(help="Where the embedded charts go. Default: charts/ beside the report.")] = None,
+    charts: Annotated[bool, typer.Option("--charts/--no-charts", help="Render and embed the charts.")] = True,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="Chart formats: png, svg, pdf (the report embeds the PNG, else the first format).")] = "png",
+    force: Annotated[bool, typer.Option("--force", help="Overwrite the report and its charts.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Write a Markdown report: environment, tables per batch size, scaling exponents, crossover T*, failures, charts.
+
+    Examples:\n
+      seqbench report results/cpu/examples-cpu.csv -o results/cpu/report.md\n
+      seqbench report run.csv -o run.md --no-charts
+    """
+    from seqbench import console
+    from seqbench import plot as plot_mod
+    from seqbench import report as report_mod
+
+    console.set_verbosity(quiet)
+    formats = plot_mod.parse_formats(fmt)
+    out = out or results.with_suffix(".md")
+    cdir = (charts_dir or out.parent / "charts") if charts else None
+    path, written = report_mod.write_report(results, out, charts_dir=cdir, formats=formats, force=force)
+    console.info(f"wrote {path}" + (f" and {len(written)} chart files in {cdir}" if written else ""))
 
 
 @app.command("list")

@@ -7,6 +7,7 @@ Every error is a ConfigError whose message names the field and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,8 @@ class SweepConfig:
     max_repeats: int = 1000
     max_warmup: float = 2.0  # seconds; warm-up stops earlier once timings settle
     seed: int = 0
+    max_memory: int = 0  # bytes a point may need (estimated); 0 = a safe fraction of free device memory
+    max_time_per_point: float = 0.0  # seconds one call may take; 0 = no limit
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def points(self) -> list[Point]:
@@ -103,6 +106,29 @@ def parse_list(text: str, kind: type, name: str) -> list:
         except ValueError:
             raise ConfigError(f"--{name.replace('_', '-')} must be comma-separated integers, got {text!r}") from None
     return items
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
+               "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_size(value: Any, name: str = "max_memory") -> int:
+    """Bytes from an integer or a string such as '512MiB', '8GB', '1.5g' (0 means automatic)."""
+    want = "a size in bytes such as 8GiB, 512MB or 1000000 (0: automatic)"
+    if isinstance(value, bool):
+        raise ConfigError(f"field {name!r} must be {want}, got {value!r}")
+    if isinstance(value, int):
+        number, unit = value, ""
+    elif isinstance(value, str):
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", value)
+        if not m or m.group(2).lower() not in _SIZE_UNITS:
+            raise ConfigError(f"field {name!r} must be {want}, got {value!r}")
+        number, unit = float(m.group(1)), m.group(2).lower()
+    else:
+        raise ConfigError(f"field {name!r} must be {want}, got {value!r}")
+    if number < 0:
+        raise ConfigError(f"field {name!r} must be {want}, got {value!r}")
+    return int(number * _SIZE_UNITS[unit])
 
 
 def build_config(data: dict[str, Any], source: str = "config") -> SweepConfig:
@@ -157,6 +183,15 @@ def _check_field(name: str, value: Any, source: str) -> Any:
                 except SeqbenchError as exc:  # its message lists the known kernels
                     raise ConfigError(f"{source}: {exc}") from None
         return tuple(value)
+    if name == "max_memory":
+        try:
+            return parse_size(value, name)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+    if name == "max_time_per_point":  # unlike the other float fields, 0 (no limit) is allowed
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+            raise _type_error(source, name, "a number of seconds >= 0 (0: no limit)", value)
+        return float(value)
     f = FIELDS[name]
     default = f.default
     if isinstance(default, bool):

@@ -73,6 +73,7 @@ KEY_COLUMNS = ("kernel", "mode", "device", "dtype", "batch_size", "seq_len", "hi
 INT_COLUMNS = ("schema_version", "batch_size", "seq_len", "hidden_size", "num_heads", "threads", "repeats", "peak_mem_bytes", "number")
 FLOAT_COLUMNS = ("median_s", "iqr_s", "min_s", "mean_s", "tokens_per_s", "gflop", "gflops_per_s", "warmup_s")
 BOOL_COLUMNS = ("causal", "warmup_settled")
+_POSITIVE_COLUMNS = ("batch_size", "seq_len", "hidden_size", "num_heads", "median_s")  # sizes, and a time of 0 is no measurement
 
 
 def _fmt(v: Any) -> str:
@@ -247,6 +248,8 @@ def _validate_record(p: Path, lineno: int, rec: dict[str, str]) -> dict[str, Any
             if val != int(val):
                 raise ResultsError(f"{where}: {col} {raw!r} is not an integer")
             val = int(val)
+        if val < 0 or (val == 0 and col in _POSITIVE_COLUMNS):
+            raise ResultsError(f"{where}: {col} is {raw}; it must be {'> 0' if col in _POSITIVE_COLUMNS else '>= 0'}")
         out[col] = val
     for col in BOOL_COLUMNS:
         if col in rec:

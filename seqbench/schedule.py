@@ -122,20 +122,32 @@ def measure_in_rounds(
 
 
 def make_calibrator(cfg: SweepConfig, rounds: int, timer=None) -> Callable[[], float]:
-    """Build the calibration kernel (a fixed matmul) once; each call returns its seconds per call.
+    """Build the calibration workload once; each call returns its seconds per call.
 
-    Its budget is small (at most 50 ms of samples) because it runs before every point's round.
+    The workload is the registry's `calibration` kernel when one is registered, else a fixed
+    256x256 matmul in cfg's dtype on cfg's device: the same work whatever the sweep measures, so
+    dividing by it cancels a machine-wide slow phase or a slower runner. Its budget is small (at
+    most 50 ms of samples) because it runs before every point's round.
     """
-    from seqbench.sweep import build_workload
+    import torch
+
+    from seqbench.kernels import KERNELS
     from seqbench.timing import measure
 
-    point = Point(CALIBRATION_KERNEL, "forward", cfg.device, cfg.dtype, 1, 1, 8, 1, False)
-    work = build_workload(point, cfg.seed)
+    if CALIBRATION_KERNEL in KERNELS:
+        from seqbench.sweep import build_workload
+
+        work = build_workload(Point(CALIBRATION_KERNEL, "forward", cfg.device, cfg.dtype, 1, 1, 8, 1, False), cfg.seed)
+        step, context = work.step, work.mode_context
+    else:
+        g = torch.Generator().manual_seed(cfg.seed)
+        a = torch.randn(256, 256, generator=g).to(cfg.device, getattr(torch, cfg.dtype))
+        step, context = (lambda: a @ a), torch.inference_mode
     budget = min(0.05, cfg.min_time / rounds)
 
     def calibrate() -> float:
-        with work.mode_context():
-            m = measure(work.step, device=cfg.device, min_time=budget, min_repeats=3, max_warmup=0.2, timer=timer)
+        with context():
+            m = measure(step, device=cfg.device, min_time=budget, min_repeats=3, max_warmup=0.2, timer=timer)
         return m.median
 
     return calibrate

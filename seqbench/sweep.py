@@ -7,6 +7,7 @@ its status (error / oom) and message, and the sweep goes on.
 from __future__ import annotations
 
 import contextlib
+import gc
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from seqbench.kernels import Shape, get_kernel
 from seqbench.memory import analytic_bytes, measure_peak, tensor_bytes
 from seqbench.probe import sdpa_backend
 from seqbench.results import SCHEMA_VERSION, Row, format_samples
-from seqbench.timing import BlockTimer, measure
+from seqbench.timing import BlockTimer, CallTooSlow, measure
 
 
 def new_run_id() -> str:
@@ -117,7 +118,7 @@ def measure_point(
 
     spec = get_kernel(point.kernel)
     threads = torch.get_num_threads()
-    work = None
+    work = failure = None
     try:
         work = build_workload(point, cfg.seed)
         with work.mode_context():
@@ -129,6 +130,7 @@ def measure_point(
                 max_repeats=cfg.max_repeats,
                 max_warmup=cfg.max_warmup,
                 timer=timer,
+                max_call=cfg.max_time_per_point or None,
             )
             backend = ""
             if not profile_memory:  # a later round of a point: its first round profiled it
@@ -144,12 +146,16 @@ def measure_point(
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 - a failing point is data, not a crash
-        status, message = classify_failure(exc), describe(exc)
-        del exc  # the traceback pins the point's tensors; drop it before releasing memory
+        timed_out = isinstance(exc, CallTooSlow)
+        status = "timeout" if timed_out else classify_failure(exc)
+        failure = (status, str(exc) if timed_out else describe(exc))
+    if failure:
+        # Only here, outside the except block, is the exception (whose traceback pins the failed
+        # call's tensors) gone; inside it, empty_cache could not hand that memory back.
         work = None  # noqa: F841
         _release_memory(point.device)
-        row = base_row(point, run_id, threads, status)
-        row.error = message
+        row = base_row(point, run_id, threads, failure[0])
+        row.error = failure[1]
         return row
     gflop = spec.flops(shape_of(point), point.mode) / 1e9
     row = base_row(point, run_id, threads, "ok")
@@ -172,32 +178,48 @@ def run_sweep(
     run_id: str,
     on_row: Callable[[Row], None] | None = None,
     timer: BlockTimer | None = None,
+    preflight=None,
+    done: frozenset = frozenset(),
     rounds: int = 1,
     shard: tuple[int, int] | None = None,
     calibrate: bool = False,
 ) -> list[Row]:
     """Measure every point of cfg (or of its shard) in rounds; write each row to sink once it is done.
 
-    See seqbench/schedule.py for how rounds, shards and calibration work.
+    preflight (budget.Preflight) may skip a point before it is built; points whose key() is in
+    `done` already have a row (--resume) and are left out. See seqbench/schedule.py for rounds,
+    shards and calibration: a point's row comes when its last round ends, or when a round fails.
     """
-    from seqbench.schedule import make_calibrator, measure_in_rounds, round_config, shard_points
-
     import torch
 
+    from seqbench.budget import Preflight
+    from seqbench.schedule import make_calibrator, measure_in_rounds, round_config, shard_points
     from seqbench.timing import burn_in
+
+    preflight = preflight or Preflight()
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if timer is None:
         burn_in(cfg.device)
+    # timing.measure collects garbage before every point; with torch imported that walks ~1M objects
+    # (0.15-0.35 s a point here). Everything alive now lives for the whole run: stop re-scanning it.
+    gc.freeze()
     per_round = round_config(cfg, rounds)
 
     def measure_round(point: Point, r: int) -> Row:
+        reason = preflight.check(point) if r == 1 else ""
+        if reason:
+            row = base_row(point, run_id, torch.get_num_threads(), "skipped")
+            row.error = reason
+            return row
         return measure_point(point, per_round, run_id, timer=timer, profile_memory=r == 1)
 
     calibrator = make_calibrator(cfg, rounds, timer) if calibrate else None
+    points = [p for p in shard_points(cfg.points(), shard) if p.key() not in done]
     rows = []
-    for row in measure_in_rounds(shard_points(cfg.points(), shard), rounds, measure_round, calibrator):
+    for row in measure_in_rounds(points, rounds, measure_round, calibrator):
+        preflight.observe(row)
         sink.write(row)
         rows.append(row)
         if on_row:
@@ -206,52 +228,79 @@ def run_sweep(
 
 
 def run_to_files(
-    cfg: SweepConfig, out_path, *, command: list[str], on_row=None, timer=None, append: bool = False, **schedule
+    cfg: SweepConfig, out_path, *, command: list[str], on_row=None, timer=None, resume=None, source: str = "config",
+    append: bool = False, **schedule
 ) -> list[Row]:
     """Run the sweep into out_path (CSV) and its JSON sidecar; the sidecar says how the run ended.
 
-    schedule: rounds / shard / calibrate, passed to run_sweep. With append, rows go after the
-    existing ones and the sidecar keeps the earlier runs' metadata under "previous_runs".
+    resume: a resume.ResumeState from resume.load(out_path, cfg): append to that run, skipping
+    the points it finished. Raises ConfigError before writing anything if no point fits in memory.
+    schedule: rounds / shard / calibrate, passed to run_sweep and recorded in the sidecar. With
+    append, rows go after the existing ones and the sidecar keeps the earlier runs' metadata under
+    "previous_runs".
     """
+    import os
+    import socket
     import time
 
     from seqbench import env
+    from seqbench.budget import Preflight, resolve_budget
+    from seqbench.resume import CountingSink, Terminated, interrupts_as_exceptions
     from seqbench.results import CsvSink, read_metadata, sidecar_path, write_json_atomic
 
-    run_id = new_run_id()
-    meta = {
-        "schema_version": SCHEMA_VERSION,
-        "run_id": run_id,
-        "command": command,
-        "config": cfg.to_dict(),
-        "environment": env.capture(cfg.device),
-        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "status": "running",
-        "schedule": {k: v for k, v in schedule.items() if v is not None},
-    }
-    if append:
-        old = read_metadata(out_path) if Path(out_path).exists() else {}
-        if old:
-            meta["previous_runs"] = old.pop("previous_runs", []) + [old]
+    def now() -> str:
+        return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+    budget, budget_source = resolve_budget(cfg)
+    preflight = Preflight(budget)
+    preflight.check_anything_fits(cfg, source)
+    if resume is not None:
+        meta, done = resume.meta, resume.done
+        for old in resume.rows:
+            preflight.observe(old)
+        meta.setdefault("resumed", []).append(
+            {"at": now(), "command": command, "rows_before": len(resume.rows), "host": socket.gethostname()}
+        )
+        run_id, rows_before = meta["run_id"], len(resume.rows)
+    else:
+        run_id, done, rows_before = new_run_id(), frozenset(), 0
+        meta = {
+            "schema_version": SCHEMA_VERSION,
+            "run_id": run_id,
+            "command": command,
+            "config": cfg.to_dict(),
+            "environment": env.capture(cfg.device),
+            "started_at": now(),
+            "schedule": {k: v for k, v in schedule.items() if v is not None},
+        }
+        if append:
+            old = read_metadata(out_path) if Path(out_path).exists() else {}
+            if old:
+                meta["previous_runs"] = old.pop("previous_runs", []) + [old]
+    meta.update(status="running", pid=os.getpid(), host=socket.gethostname(),  # lets --resume see a live run
+                memory_budget_bytes=budget, memory_budget_source=budget_source)
+    for stale in ("interrupted_by", "error"):
+        meta.pop(stale, None)
+    wall_before = float(meta.get("wall_s") or 0.0)
     t0 = time.perf_counter()
     write_json_atomic(sidecar_path(out_path), meta)
-    rows: list[Row] = []
-
-    def record(row: Row) -> None:
-        rows.append(row)
-        if on_row:
-            on_row(row)
-
+    sink = CountingSink()
     try:
-        with CsvSink(out_path, append=append) as sink:
-            run_sweep(cfg, sink, run_id=run_id, on_row=record, timer=timer, **schedule)
+        with interrupts_as_exceptions(), CsvSink(out_path, append=resume is not None or append) as csv_sink:
+            sink.sink = csv_sink
+            run_sweep(cfg, sink, run_id=run_id, on_row=on_row, timer=timer, preflight=preflight, done=done, **schedule)
         meta["status"] = "complete"
-    except BaseException:
+    except KeyboardInterrupt as exc:
         meta["status"] = "interrupted"
+        meta["interrupted_by"] = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
+        raise
+    except BaseException as exc:
+        meta["status"] = "failed"
+        meta["error"] = describe(exc)
         raise
     finally:
-        meta["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        meta["wall_s"] = round(time.perf_counter() - t0, 3)
-        meta["rows"] = len(rows)
+        meta["finished_at"] = now()
+        meta["wall_s"] = round(wall_before + time.perf_counter() - t0, 3)
+        meta["rows"] = rows_before + len(sink.rows)
         write_json_atomic(sidecar_path(out_path), meta)
-    return rows
+    return sink.rows

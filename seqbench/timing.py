@@ -45,6 +45,14 @@ def cuda_block_timer(fn: Callable[[], object], number: int) -> float:
     return start.elapsed_time(end) / 1e3
 
 
+class CallTooSlow(Exception):
+    """One call took longer than the per-point limit (--max-time-per-point)."""
+
+    def __init__(self, seconds: float, limit: float):
+        super().__init__(f"one call took {seconds:.3g} s, over the {limit:g} s limit (--max-time-per-point)")
+        self.seconds, self.limit = seconds, limit
+
+
 def block_timer_for(device: str) -> BlockTimer:
     return cuda_block_timer if device == "cuda" else cpu_block_timer
 
@@ -84,12 +92,17 @@ def _pick_number(per_call: float) -> int:
     return number
 
 
-def warm_up(fn, timer: BlockTimer, *, max_warmup: float, window: float) -> tuple[float, bool, float]:
+def warm_up(
+    fn, timer: BlockTimer, *, max_warmup: float, window: float, max_call: float | None = None
+) -> tuple[float, bool, float]:
     """Run windows of calls until two consecutive window medians agree within SETTLE_TOL.
 
-    Returns (seconds spent, settled?, last per-call estimate).
+    Returns (seconds spent, settled?, last per-call estimate). Raises CallTooSlow if the first call
+    took longer than max_call: the call itself is not cut short, but no further call is made.
     """
     spent = timer(fn, 1)  # first call: lazy init, allocator growth; never a sample
+    if max_call and spent > max_call:
+        raise CallTooSlow(spent, max_call)
     estimate = spent
     previous = None
     while spent < max_warmup:
@@ -116,15 +129,19 @@ def measure(
     max_repeats: int = 1000,
     max_warmup: float = 2.0,
     timer: BlockTimer | None = None,
+    max_call: float | None = None,
 ) -> Measurement:
-    """Time fn: warm up until settled, then collect blocks until min_time of samples and min_repeats."""
+    """Time fn: warm up until settled, then collect blocks until min_time of samples and min_repeats.
+
+    max_call (seconds): give up with CallTooSlow after the first call if it took longer.
+    """
     timer = timer or block_timer_for(device)
     gc_was_enabled = gc.isenabled()
     gc.collect()
     gc.disable()  # a collection inside a sample would be charged to the kernel
     try:
         window = max(0.02, min_time / 10)
-        warm_s, settled, estimate = warm_up(fn, timer, max_warmup=max_warmup, window=window)
+        warm_s, settled, estimate = warm_up(fn, timer, max_warmup=max_warmup, window=window, max_call=max_call)
         number = _pick_number(estimate)
         samples: list[float] = []
         total = 0.0

@@ -81,13 +81,15 @@ def attention_flops(s: Shape) -> float:
 
 def _activation_bytes(score_copies_fwd: int, score_copies_train: int):
     # Projections: q,k,v + attention output + output projection ~ 5*B*T*d in forward; training saves
-    # roughly twice that. The naive kernel also holds score matrices of B*h*T^2 each.
+    # roughly twice that. The naive kernel also holds score matrices of B*h*T^2 each: two at once
+    # (scores -> scaled -> masked -> softmax, each step freeing its input), in train mode too, as
+    # measured on CPU; causal adds only the (T, T) bool mask.
     def estimate(s: Shape, elem: int, train: bool) -> float:
         btd = s.batch_size * s.seq_len * s.hidden_size
         scores = s.batch_size * s.num_heads * s.seq_len ** 2
         copies = score_copies_train if train else score_copies_fwd
-        copies += 1 if (s.causal and copies) else 0
-        return float(((10 if train else 5) * btd + copies * scores) * elem)
+        mask = s.seq_len ** 2 if (s.causal and copies) else 0
+        return float(((10 if train else 5) * btd + copies * scores) * elem + mask)
 
     return estimate
 
@@ -100,7 +102,7 @@ def _factory(cls):
 
 
 for _name, _cls, _fwd, _train, _desc in [
-    ("attention_naive", NaiveAttention, 2, 3, "explicit softmax(QK^T/sqrt(d_h))V, materialises T x T scores"),
+    ("attention_naive", NaiveAttention, 2, 2, "explicit softmax(QK^T/sqrt(d_h))V, materialises T x T scores"),
     ("sdpa", SDPAttention, 0, 0, "F.scaled_dot_product_attention with Q/K/V/out projections"),
     ("mha", MHA, 0, 0, "nn.MultiheadAttention (self-attention, need_weights=False)"),
 ]:

@@ -1,0 +1,144 @@
+"""Pre-flight checks run before each point: will it fit in memory, and is it already known to fail?
+
+Memory: a point's peak is estimated with memory.analytic_bytes (weights, input, output gradient and
+the kernel's activation estimate, e.g. naive attention's B*h*T^2 score matrices). The weights are
+counted by building the module on torch's 'meta' device, which allocates nothing. A point whose
+estimate exceeds the budget is recorded as `skipped` instead of being allowed to exhaust the machine.
+The default budget is SAFE_FRACTION of the memory free when the run starts (CPU: MemAvailable from
+/proc/meminfo; CUDA: torch.cuda.mem_get_info).
+
+Time and OOM: once a point times out or runs out of memory, larger T for the same kernel, mode and
+batch size can only be slower and bigger, so they are skipped rather than tried.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from seqbench.config import ConfigError, Point, SweepConfig
+from seqbench.kernels import Shape, get_kernel
+from seqbench.memory import analytic_bytes
+
+SAFE_FRACTION = 0.8  # headroom for the allocator's caching, the interpreter, and the estimate's error
+CASCADE_STATUSES = ("timeout", "oom")
+
+
+def _fmt(n: float) -> str:
+    from seqbench.console import fmt_bytes
+
+    return fmt_bytes(n)
+
+
+def available_bytes(device: str, meminfo: str | Path = "/proc/meminfo") -> tuple[int, str] | None:
+    """(free bytes, where the figure came from) for the device, or None if it cannot be read."""
+    if device == "cuda":
+        import torch
+
+        free, _total = torch.cuda.mem_get_info()
+        return int(free), "free CUDA memory (torch.cuda.mem_get_info)"
+    try:
+        for line in Path(meminfo).read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                kib = int(line.split()[1])  # the kernel reports kB meaning KiB
+                return kib * 1024, f"MemAvailable in {meminfo}"
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), "free physical pages (sysconf)"
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def resolve_budget(cfg: SweepConfig) -> tuple[int | None, str]:
+    """The memory budget in bytes for this run and a phrase saying where it came from."""
+    if cfg.max_memory:
+        return cfg.max_memory, "--max-memory"
+    avail = available_bytes(cfg.device)
+    if avail is None:
+        return None, "no budget: free memory could not be read"
+    free, source = avail
+    return int(free * SAFE_FRACTION), f"{SAFE_FRACTION:g} x {source} ({_fmt(free)})"
+
+
+def _elem_size(dtype: str) -> int:
+    import torch
+
+    return torch.empty((), dtype=getattr(torch, dtype)).element_size()
+
+
+def param_bytes(point: Point) -> int:
+    """Bytes of the kernel's parameters, counted on the meta device (nothing is allocated)."""
+    import torch
+
+    spec = get_kernel(point.kernel)
+    shape = Shape(point.batch_size, point.seq_len, point.hidden_size, point.num_heads, point.causal)
+    try:
+        with torch.device("meta"):  # factories that build on the default device first allocate nothing either
+            module = spec.factory(shape, torch.device("meta"), getattr(torch, point.dtype))
+        return sum(p.numel() * p.element_size() for p in module.parameters())
+    except Exception:  # noqa: BLE001 - a factory that fails is reported when the point runs
+        return 0
+
+
+def estimate_bytes(point: Point, params: int | None = None) -> int:
+    spec = get_kernel(point.kernel)
+    shape = Shape(point.batch_size, point.seq_len, point.hidden_size, point.num_heads, point.causal)
+    params = param_bytes(point) if params is None else params
+    return analytic_bytes(spec, shape, _elem_size(point.dtype), point.mode == "train", params)
+
+
+@dataclass
+class Preflight:
+    """Decides, before a point is built, whether it must be skipped, and learns from each row."""
+
+    budget_bytes: int | None = None
+    failed_at: dict = field(default_factory=dict)  # (kernel, mode, B, ...) -> (smallest failing T, status)
+    _params: dict = field(default_factory=dict)
+
+    @staticmethod
+    def _family(point_or_row) -> tuple:
+        r = point_or_row  # a Point and a Row share these attribute names
+        return (r.kernel, r.mode, r.device, r.dtype, int(r.batch_size), int(r.hidden_size), int(r.num_heads), bool(r.causal))
+
+    def estimate(self, point: Point) -> int:
+        k = (point.kernel, point.dtype, point.hidden_size, point.num_heads, point.causal)
+        if k not in self._params:
+            self._params[k] = param_bytes(point)
+        return estimate_bytes(point, self._params[k])
+
+    def check(self, point: Point) -> str | None:
+        """The reason to skip this point, or None if it should run."""
+        failed = self.failed_at.get(self._family(point))
+        if failed and point.seq_len > failed[0]:
+            t, status = failed
+            why = "took too long (--max-time-per-point)" if status == "timeout" else "ran out of memory"
+            return f"T={t} {why} for this kernel, mode and batch size; larger T cannot do better"
+        if self.budget_bytes:
+            need = self.estimate(point)
+            if need > self.budget_bytes:
+                return f"estimated peak memory {_fmt(need)} exceeds the budget of {_fmt(self.budget_bytes)} (--max-memory)"
+        return None
+
+    def observe(self, row) -> None:
+        """Remember the smallest T that timed out or ran out of memory (rows may come from a resumed CSV)."""
+        if row.status in CASCADE_STATUSES:
+            fam = self._family(row)
+            t = int(row.seq_len)
+            if fam not in self.failed_at or t < self.failed_at[fam][0]:
+                self.failed_at[fam] = (t, row.status)
+
+    def check_anything_fits(self, cfg: SweepConfig, source: str = "config") -> None:
+        """A config whose every point is over budget is a mistake, not a sweep: refuse it (exit 2)."""
+        if not self.budget_bytes:
+            return
+        points = cfg.points()
+        needs = [(self.estimate(p), p) for p in points]
+        smallest, p = min(needs, key=lambda np_: np_[0])
+        if smallest > self.budget_bytes:
+            raise ConfigError(
+                f"{source}: no point fits in memory: the smallest ({p.kernel}, B={p.batch_size}, T={p.seq_len}, "
+                f"d={p.hidden_size}) needs about {_fmt(smallest)} and the budget is {_fmt(self.budget_bytes)}; "
+                "lower seq_lens, batch_sizes or hidden_size, or raise --max-memory"
+            )

@@ -1,0 +1,340 @@
+"""Results DataFrame -> matplotlib Figures: one function per chart, plus `render_all` for the CLI.
+
+Figures are built without pyplot (no global state, headless Agg canvas), so the same functions
+serve the CLI and a notebook. Failed points and calibration rows are never drawn as kernel lines.
+Greyscale-safe: every kernel has its own marker, every family its own line style; colour only helps.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from matplotlib import rc_context
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+from seqbench import SeqbenchError, analysis
+
+# Fixed styles, so a kernel looks the same in every chart and every run.
+KERNEL_ORDER = analysis.KERNEL_ORDER
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#8C564B", "#777777",
+           "#6A3D9A", "#B15928", "#1F78B4")
+MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "h", "<", ">", "p", "d", "H", "8")
+FAMILY_LINES = {"recurrent": "-", "attention": "--", "scan": "-."}
+SOURCE_FILLS = ("full", "none", "left", "bottom")  # several CSVs: same kernel, different marker fill
+
+
+def _style_index(df) -> dict:
+    """Styles fixed by the whole DataFrame, so every panel agrees: kernel -> palette index, and the sources.
+
+    Known kernels keep fixed styles across runs; others follow them in name order (all rows, failed too).
+    """
+    others = sorted(set(df["kernel"]) - set(KERNEL_ORDER))
+    kernels = {**{k: i for i, k in enumerate(KERNEL_ORDER)}, **{k: len(KERNEL_ORDER) + i for i, k in enumerate(others)}}
+    return {"kernels": kernels, "sources": _sources(df)}
+
+
+def _style(i: int, family: str, source_index: int = 0) -> dict:
+    return dict(color=PALETTE[i % len(PALETTE)], marker=MARKERS[i % len(MARKERS)],
+                linestyle=FAMILY_LINES.get(family, ":"), fillstyle=SOURCE_FILLS[source_index % len(SOURCE_FILLS)],
+                markersize=5, linewidth=1.4)
+
+
+def _sources(df) -> list[str]:
+    return list(dict.fromkeys(df["source"])) if "source" in df else [""]
+
+
+def _series(df, styles: dict, x: str = "seq_len"):
+    """(label suffix, line style, kernel, rows sorted by x) for every line to draw."""
+    sources = styles["sources"]
+    for si, src in enumerate(sources):
+        part = df[df["source"] == src] if "source" in df else df
+        for kernel in analysis.ordered_kernels(part["kernel"]):
+            g = part[part["kernel"] == kernel].sort_values(x)
+            if not g.empty:
+                suffix = f" [{src}]" if len(sources) > 1 else ""
+                yield suffix, _style(styles["kernels"][kernel], g["family"].iloc[0], si), kernel, g
+
+
+def _context(df) -> str:
+    """'cpu · float32 · d=256 · 4 heads · 2 threads': what every title must say."""
+    def vals(col):
+        v = [str(x) for x in dict.fromkeys(df[col].dropna())] if col in df else []
+        return "/".join(v) if v else "?"
+
+    parts = [vals("device"), vals("dtype"), f"d={vals('hidden_size')}", f"heads={vals('num_heads')}"]
+    if "threads" in df and (df["device"] == "cpu").any():
+        parts.append(f"threads={vals('threads')}")
+    if "causal" in df and df["causal"].fillna(False).any():
+        parts.append("causal")
+    return " · ".join(parts)
+
+
+def _figure(n_panels: int, title: str, df, mode: str, *, panel_w=4.6, panel_h=3.7):
+    ncols = n_panels if n_panels <= 3 else (2 if n_panels == 4 else 3)
+    nrows = -(-n_panels // ncols)
+    fig = Figure(figsize=(panel_w * ncols, panel_h * nrows + 0.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[n_panels:]:
+        ax.set_visible(False)
+    fig.suptitle(f"{title}, {mode}\n{_context(df)}", fontsize=11)
+    return fig, axes[:n_panels]
+
+
+def _footnote(fig, df, mode: str) -> None:
+    bad = analysis.failed_points(df)
+    bad = bad[bad["mode"] == mode]
+    if len(bad):
+        counts = ", ".join(f"{n} {s}" for s, n in bad["status"].value_counts().sort_index().items())
+        fig.get_layout_engine().set(rect=(0, 0.04, 1, 0.96))  # keep the note clear of the x labels
+        fig.text(0.005, 0.005, f"not drawn: {counts} point(s) (see the report)", fontsize=7, color="0.3")
+
+
+def _log2_x(ax, values) -> None:
+    ax.set_xscale("log", base=2)
+    ticks = sorted({int(v) for v in values})
+    ax.set_xticks(ticks)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{int(v)}" if v >= 1 else f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.tick_params(axis="x", labelsize=8)
+
+
+def _log_y(ax) -> None:
+    ax.set_yscale("log")
+    ax.yaxis.set_minor_locator(LogLocator(subs=(2, 5)))
+    ax.grid(True, which="major", alpha=0.35)
+    ax.grid(True, which="minor", alpha=0.12)
+
+
+def _empty(ax, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _pick_mode(df, mode: str | None) -> str:
+    modes = list(dict.fromkeys(df["mode"]))
+    if mode is not None:
+        return mode
+    return "forward" if "forward" in modes or not modes else modes[0]
+
+
+def _legend(fig, axes, shared: bool, title: str | None = None) -> None:
+    """Per-panel legends when labels differ by panel (fitted k); otherwise one legend beside the panels."""
+    if not shared:
+        for ax in axes:
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7, loc="best", framealpha=0.85, title=title, title_fontsize=7)
+        return
+    seen = {}
+    for ax in axes:
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(label, h)
+    if seen:
+        fig.legend(list(seen.values()), list(seen), loc="outside right upper", fontsize=8, title=title)
+
+
+# Panel layouts: panels over `by`, x axis the other dimension.
+PANELS = {"batch_size": ("batch size B = {}", "seq_len", "sequence length T (tokens)"),
+          "seq_len": ("sequence length T = {}", "batch_size", "batch size B (sequences)")}
+
+
+def _panels(df, mode, by, values, title, ylabel, draw, *, shared_legend=True, legend_title=None):
+    """Shared frame of the line charts: one panel per value of `by`, log2 x, log y, one line per (source, kernel)."""
+    mode = _pick_mode(df, mode)
+    ok = analysis.ok_points(df)
+    ok = ok[ok["mode"] == mode]
+    panel_title, x, xlabel = PANELS[by]
+    measured = sorted({int(v) for v in ok[by]})
+    values = values(measured) if callable(values) else (measured if values is None else sorted(values))
+    fig, axes = _figure(max(len(values), 1), title, df, mode)
+    if not values:
+        _empty(axes[0], "no successful points")
+    for ax, v in zip(axes, values):
+        part = ok[ok[by] == v]
+        if part.empty:
+            _empty(ax, "no successful points at " + panel_title.format(v))
+            continue
+        draw(ax, part, x)
+        _log2_x(ax, part[x])
+        _log_y(ax)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(panel_title.format(v), fontsize=10)
+    _legend(fig, axes, shared_legend, legend_title)
+    _footnote(fig, df, mode)
+    return fig
+
+
+def latency_vs_seq_len(df, *, mode: str | None = None, batch_sizes=None, min_T: int = analysis.FIT_MIN_T):
+    """Median latency vs T, log-log, IQR band, fitted exponent k (over T >= min_T) in the legend."""
+    styles = _style_index(df)
+
+    def draw(ax, part, x):
+        for suffix, st, kernel, g in _series(part, styles, x):
+            fit = analysis.fit_exponent(g["seq_len"], g["median_s"], min_T=min_T)
+            k = f", k={fit.k_text}" if fit else ""
+            T = g["seq_len"].to_numpy(float)
+            ax.plot(T, g["median_s"] * 1e3, label=f"{kernel}{k}{suffix}", **st)
+            q = np.array([analysis.quartiles(s) for s in g["samples_s"]]) * 1e3
+            ax.fill_between(T, q[:, 0], q[:, 1], color=st["color"], alpha=0.18, linewidth=0)
+
+    return _panels(df, mode, "batch_size", batch_sizes, "Latency vs sequence length",
+                   "median latency per call (ms), band = IQR", draw,
+                   shared_legend=False, legend_title=f"k = log-log slope over T ≥ {min_T}")
+
+
+def _lines(styles, y):
+    """draw() for the plain charts: y(rows) against the panel's x, one line per (source, kernel)."""
+
+    def draw(ax, part, x):
+        for suffix, st, kernel, g in _series(part, styles, x):
+            ax.plot(g[x], y(g), label=f"{kernel}{suffix}", **st)
+
+    return draw
+
+
+def gflops_vs_seq_len(df, *, mode: str | None = None, batch_sizes=None):
+    """Achieved GFLOP/s vs T, with the measured matmul peak (calibration rows) as a line when present."""
+    lines = _lines(_style_index(df), lambda g: g["gflops_per_s"])
+    peaks = analysis.matmul_peak(df)
+
+    def draw(ax, part, x):
+        lines(ax, part, x)
+        for i, (key, peak) in enumerate(sorted(peaks.items())):
+            src = f" [{key[0]}]" if len(_sources(df)) > 1 else ""
+            ax.axhline(peak, color="0.2", linestyle=(0, (1, 1 + i)), linewidth=1.2,
+                       label=f"matmul peak {peak:.3g} GFLOP/s{src}")
+
+    return _panels(df, mode, "batch_size", batch_sizes, "Achieved throughput in FLOP terms",
+                   "GFLOP/s (multiply-add = 2 FLOPs)", draw)
+
+
+def memory_vs_seq_len(df, *, mode: str | None = None, batch_sizes=None):
+    """Peak memory vs T, log-log: naive attention's T x T score matrix shows as slope 2."""
+    methods = "/".join(sorted(set(df.get("peak_mem_method", [])) - {""})) or "peak"
+    draw = _lines(_style_index(df), lambda g: g["peak_mem_bytes"].astype(float) / 2**20)
+    return _panels(df, mode, "batch_size", batch_sizes,
+                   "Peak memory vs sequence length", f"peak memory (MiB, {methods})", draw)
+
+
+def throughput_vs_batch(df, *, mode: str | None = None, seq_lens=None):
+    """Tokens/s vs B at fixed T (shortest, middle, longest by default): an RNN loop gains only from the batch."""
+    draw = _lines(_style_index(df), lambda g: g["tokens_per_s"])
+    pick = seq_lens if seq_lens is not None else (lambda ts: sorted({ts[0], ts[len(ts) // 2], ts[-1]}) if ts else [])
+    return _panels(df, mode, "seq_len", pick, "Throughput vs batch size", "throughput (tokens/s)", draw)
+
+
+def speedup_heatmap(df, *, mode: str | None = None, baselines=analysis.BASELINES):
+    """Baseline / best-attention time over (T, B), log2 diverging colours centred on 1x, ratio in each cell."""
+    mode = _pick_mode(df, mode)
+    panels = []
+    for src in _sources(df):
+        part = df[df["source"] == src] if "source" in df else df
+        for base in baselines:
+            s = analysis.speedups(part, base)
+            panels.append((src, base, s[s["mode"] == mode]))
+    fig, axes = _figure(len(panels), "Speedup of the best attention kernel (>1×: attention faster)", df, mode,
+                        panel_w=5.2, panel_h=3.9)
+    span = max([float(np.nanmax(np.abs(np.log2(s["speedup"])))) for *_, s in panels if len(s)] + [1.0])
+    image = None
+    for ax, (src, base, s) in zip(axes, panels):
+        title = f"vs {base}" + (f" [{src}]" if len(_sources(df)) > 1 else "")
+        ax.set_title(title, fontsize=10)
+        if s.empty:
+            _empty(ax, f"no successful {base} + attention points")
+            continue
+        ts = sorted({int(t) for t in s["seq_len"]})
+        bs = sorted({int(b) for b in s["batch_size"]})
+        grid = np.full((len(bs), len(ts)), np.nan)
+        names = {}
+        for r in s.itertuples():
+            i, j = bs.index(int(r.batch_size)), ts.index(int(r.seq_len))
+            grid[i, j] = r.speedup
+            names[i, j] = r.attention_kernel
+        image = ax.imshow(np.log2(grid), cmap="RdBu", vmin=-span, vmax=span, origin="lower", aspect="auto")
+        for (i, j), name in names.items():
+            v = grid[i, j]
+            dark = abs(np.log2(v)) > 0.6 * span
+            ax.text(j, i, f"{v:.3g}×\n{name}", ha="center", va="center", fontsize=6.5,
+                    color="white" if dark else "black")
+        ax.set_xticks(range(len(ts)), [str(t) for t in ts], fontsize=8)
+        ax.set_yticks(range(len(bs)), [str(b) for b in bs], fontsize=8)
+        ax.set_xlabel("sequence length T (tokens)")
+        ax.set_ylabel("batch size B")
+    if image is not None:
+        cb = fig.colorbar(image, ax=list(axes), shrink=0.9)
+        cb.set_label(f"speedup (baseline time / best attention time)")
+        cb.formatter = FuncFormatter(lambda v, _: f"{2 ** v:.2g}×")
+        cb.update_ticks()
+    _footnote(fig, df, mode)
+    return fig
+
+
+CHARTS = {
+    "latency_vs_T": lambda df, mode, batch: latency_vs_seq_len(df, mode=mode, batch_sizes=batch),
+    "throughput_vs_B": lambda df, mode, batch: throughput_vs_batch(df, mode=mode),
+    "speedup_heatmap": lambda df, mode, batch: speedup_heatmap(df, mode=mode),
+    "gflops_vs_T": lambda df, mode, batch: gflops_vs_seq_len(df, mode=mode, batch_sizes=batch),
+    "memory_vs_T": lambda df, mode, batch: memory_vs_seq_len(df, mode=mode, batch_sizes=batch),
+}
+CHART_NAMES = tuple(CHARTS)
+
+
+def chart_paths(df, out_dir: str | Path, formats=("png",)) -> list[tuple[str, str, Path]]:
+    """Deterministic (chart, mode, path) for every file render_all would write: NAME-MODE.FORMAT."""
+    modes = list(dict.fromkeys(analysis.ok_points(df)["mode"])) or [_pick_mode(df, None)]
+    return [(name, mode, Path(out_dir) / f"{name}-{mode}.{fmt}") for mode in modes for name in CHART_NAMES
+            for fmt in formats]
+
+
+def render_all(df, out_dir: str | Path, formats=("png",), *, batch_sizes=None, dpi: int = 150) -> list[Path]:
+    """Render every chart for every mode into out_dir; returns the written paths in a fixed order."""
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    written, figs = [], {}
+    for name, mode, path in chart_paths(df, out_dir, formats):
+        if (name, mode) not in figs:
+            figs[name, mode] = CHARTS[name](df, mode, batch_sizes)
+        # svg: no date and a fixed id salt, so re-rendering the same CSV gives the same bytes.
+        with rc_context({"svg.hashsalt": "seqbench"}):
+            figs[name, mode].savefig(path, dpi=dpi, metadata={"Date": None} if path.suffix == ".svg" else None)
+        written.append(path)
+    return written
+
+
+FORMATS = ("png", "svg", "pdf")
+
+
+class PlotError(SeqbenchError):
+    pass
+
+
+def parse_formats(text: str) -> tuple[str, ...]:
+    fmts = tuple(dict.fromkeys(s.strip().lower().lstrip(".") for s in str(text).split(",") if s.strip()))
+    bad = [f for f in fmts if f not in FORMATS]
+    if bad or not fmts:
+        raise PlotError(f"--format {text!r}: unknown format {bad[0] if bad else '(none)'!r}; allowed: {', '.join(FORMATS)}")
+    return fmts
+
+
+def plot_files(paths, out_dir: str | Path, formats=("png",), *, batch_sizes=None, force: bool = False) -> list[Path]:
+    """What `seqbench plot` does: read and check the CSVs, refuse to clobber, render every chart."""
+    df = analysis.read_many(paths)
+    ok = analysis.ok_points(df)
+    if ok.empty:
+        raise PlotError(f"{', '.join(map(str, paths))}: no point succeeded ({len(df)} failed or skipped); "
+                        "nothing to plot. `seqbench report` lists the failures")
+    if batch_sizes:
+        measured = sorted({int(b) for b in ok["batch_size"]})
+        missing = [b for b in batch_sizes if b not in measured]
+        if missing:
+            raise PlotError(f"--batch {missing[0]} has no successful points; measured batch sizes: "
+                            f"{', '.join(map(str, measured))}")
+    targets = [p for *_, p in chart_paths(df, out_dir, formats)]
+    clash = next((p for p in targets if p.exists()), None)
+    if clash is not None and not force:
+        raise PlotError(f"{clash} already exists; pass --force to overwrite it, or choose another --out-dir")
+    return render_all(df, out_dir, formats, batch_sizes=batch_sizes)

@@ -1,0 +1,210 @@
+"""Results CSV -> Markdown report: environment, tables per batch size, scaling fits, crossover, failures, charts.
+
+Every number comes from seqbench.analysis (the same code the charts use); nothing is estimated
+that the CSV does not hold. A CSV whose points all failed still gets a report that says so.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from seqbench import analysis
+from seqbench.console import fmt_bytes, fmt_num, fmt_time
+
+CROSSOVER_BASELINE = "rnn_loop"  # the seed's loop: the question the project asks
+POOR_FIT_R2 = 0.9  # below this a single exponent misdescribes the series; the key figures say so
+
+
+def _table(header: list[str], rows: list[list[str]], align: str | None = None) -> list[str]:
+    align = align or "l" * len(header)
+    sep = ["---:" if a == "r" else "---" for a in align]
+    cell = lambda v: str(v).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    return ["| " + " | ".join(map(cell, r)) + " |" for r in [header, sep, *rows]]
+
+
+def environment_section(meta: dict, df) -> list[str]:
+    env = dict(meta.get("environment", {}))
+    cfg = meta.get("config", {})
+    rows = [[k, v] for k, v in env.items()]
+    for key in ("dtype", "hidden_size", "num_heads", "causal", "threads", "min_time", "modes"):
+        if key in cfg:
+            rows.append([f"config.{key}", cfg[key]])
+    if not rows:  # no JSON sidecar: say what the CSV itself records
+        first = df.iloc[0]
+        rows = [[c, first[c]] for c in ("device", "dtype", "hidden_size", "num_heads", "threads") if c in df]
+        rows.append(["note", "no JSON sidecar found; environment taken from the CSV columns"])
+    lines = ["## Environment", ""]
+    if meta.get("command"):
+        lines += ["Command: `" + " ".join(map(str, meta["command"])) + "`", ""]
+    span = [meta.get(k) for k in ("started_at", "finished_at") if meta.get(k)]
+    if span:
+        lines += [f"Run {meta.get('run_id', '?')}: {' → '.join(span)}, status {meta.get('status', '?')}.", ""]
+    return lines + _table(["key", "value"], [[k, _short(v)] for k, v in rows]) + [""]
+
+
+def _short(v) -> str:
+    if isinstance(v, (list, tuple)):
+        return ", ".join(map(str, v))
+    return str(v)
+
+
+def crossovers(df, baseline: str = CROSSOVER_BASELINE) -> list[dict]:
+    """T* per (mode, B) where the best attention kernel and `baseline` take the same time, with a note."""
+    out = []
+    s = analysis.speedups(df, baseline)
+    for (mode, b), g in s.groupby(["mode", "batch_size"], sort=True):
+        g = g.sort_values("seq_len")
+        ts = analysis.crossover(g["seq_len"], g["attention_s"], g["baseline_s"])
+        lo, hi = int(g["seq_len"].min()), int(g["seq_len"].max())
+        if ts:
+            above = "the last T*" if len(ts) > 1 else "T*"
+            note = f"{baseline if g['speedup'].iloc[-1] < 1 else 'attention'} faster above {above}"
+            if len(ts) > 1:
+                note += f"; the curves cross {len(ts)} times (noisy or flat ratio)"
+        elif len(g) < 2:
+            note = "one length measured: no crossover can be located"
+        else:
+            faster = "attention" if (g["speedup"] > 1).all() else baseline
+            note = f"none in range: {faster} faster at every measured T ({lo}–{hi})"
+        out.append({"mode": mode, "batch_size": int(b), "t_star": ts, "note": note, "range": (lo, hi)})
+    return out
+
+
+def _fmt_tstar(ts: list[float]) -> str:
+    return ", ".join(f"{t:.0f}" for t in ts) if ts else "none in range"
+
+
+def fits_section(df) -> list[str]:
+    fits = analysis.kernel_fits(df)
+    lines = ["## Scaling exponents", "",
+             f"k is the slope of log(median latency) vs log(T), least squares over the points with "
+             f"T ≥ {analysis.FIT_MIN_T}; an RNN should give k ≈ 1 and attention tends to k ≈ 2 once its "
+             "T² term dominates. With 2 points R² is 1 by construction.", ""]
+    rows = []
+    for f in fits:
+        fit = f["fit"]
+        if fit is None:
+            rows.append([f["kernel"], f["family"], f["mode"], f["batch_size"], "-", "-", 0, f"needs 2 lengths ≥ {analysis.FIT_MIN_T}"])
+        else:
+            rows.append([f["kernel"], f["family"], f["mode"], f["batch_size"], fit.k_text, fit.r2_text, fit.n,
+                         f"{fit.t_lo}–{fit.t_hi}"])
+    return lines + _table(["kernel", "family", "mode", "B", "k", "R²", "points", "T range"], rows, "lllrrrrl") + [""]
+
+
+def crossover_section(df) -> list[str]:
+    lines = ["## Crossover length T*", "",
+             "T* is where the best attention kernel (fastest at each point) and the baseline take the same time, "
+             "interpolated linearly in log T vs log(time ratio) between the two measured lengths that bracket it.", ""]
+    rows = []
+    for base in analysis.BASELINES:
+        for c in crossovers(df, base):
+            rows.append([base, c["mode"], c["batch_size"], _fmt_tstar(c["t_star"]), c["note"]])
+    if not rows:
+        return lines + ["No crossover can be computed: the run needs rnn_loop (or rnn_fused) and an attention kernel.", ""]
+    return lines + _table(["baseline", "mode", "B", "T*", "note"], rows, "llrrl") + [""]
+
+
+def results_sections(df) -> list[str]:
+    ok = analysis.ok_points(df)
+    lines = []
+    peaks = analysis.matmul_peak(df)
+    for (mode, b), part in ok.groupby(["mode", "batch_size"], sort=True):
+        rows = []
+        for kernel in analysis.ordered_kernels(part["kernel"]):
+            for r in part[part["kernel"] == kernel].sort_values("seq_len").itertuples():
+                gf = fmt_num(r.gflops_per_s)
+                peak = max((v for k, v in peaks.items() if k[-2:] == (r.device, r.dtype)), default=None)
+                if peak and r.gflops_per_s == r.gflops_per_s:
+                    gf += f" ({100 * r.gflops_per_s / peak:.0f}%)"
+                backend = getattr(r, "sdpa_backend", "")  # recorded by runs that know which SDPA path ran
+                name = f"{kernel} ({backend})" if isinstance(backend, str) and backend else kernel
+                rows.append([name, int(r.seq_len), f"{fmt_time(r.median_s)} ± {fmt_time(r.iqr_s)}",
+                             fmt_num(r.tokens_per_s), gf, fmt_bytes(r.peak_mem_bytes)])
+        lines += [f"## Results: B = {int(b)}, {mode}", ""]
+        head = ["kernel", "T", "median ± IQR", "tokens/s", "GFLOP/s" + (" (% of matmul peak)" if peaks else ""), "peak memory"]
+        lines += _table(head, rows, "lrrrrr") + [""]
+    return lines
+
+
+def failures_section(df) -> list[str]:
+    bad = analysis.failed_points(df)
+    lines = ["## Failed points", ""]
+    if bad.empty:
+        return lines + ["None: every point succeeded.", ""]
+    rows = [[r.kernel, r.mode, int(r.batch_size), int(r.seq_len), r.status, r.error or "-"]
+            for r in bad.sort_values(["kernel", "mode", "batch_size", "seq_len"]).itertuples()]
+    return lines + _table(["kernel", "mode", "B", "T", "status", "error"], rows, "llrrll") + [""]
+
+
+def key_figures(df) -> list[str]:
+    ok, bad = analysis.ok_points(df), analysis.failed_points(df)
+    n = len(ok) + len(bad)
+    lines = ["## Key figures", ""]
+    if ok.empty:
+        return lines + [f"**No point succeeded** ({len(bad)} of {n} failed): there are no timings, fits, crossover "
+                        "or charts. The failures and their errors are listed below.", ""]
+    lines.append(f"- {len(ok)} points measured, {len(bad)} failed or skipped.")
+    if df.attrs.get("duplicates_dropped"):
+        lines.append(f"- {df.attrs['duplicates_dropped']} row(s) repeat a point already in the file (e.g. after "
+                     "`--append`): the later row is used.")
+    for key, peak in sorted(analysis.matmul_peak(df).items()):
+        lines.append(f"- Measured matmul peak ({', '.join(map(str, key[-2:]))}): {peak:.3g} GFLOP/s.")
+    for f in analysis.kernel_fits(df):
+        fit = f["fit"]
+        if fit is not None and (f["kernel"] == CROSSOVER_BASELINE or f["family"] == "attention"):
+            poor = "; poor fit: noisy points or not a power law" if fit.r2 < POOR_FIT_R2 else ""
+            lines.append(f"- Exponent k of {f['kernel']} ({f['mode']}, B={f['batch_size']}): {fit.k_text} "
+                         f"(R² {fit.r2_text} over T {fit.t_lo}–{fit.t_hi}{poor}).")
+    for c in crossovers(df):
+        said = f"T* ≈ {_fmt_tstar(c['t_star'])} ({c['note']})" if c["t_star"] else c["note"]
+        lines.append(f"- Crossover, best attention vs {CROSSOVER_BASELINE} ({c['mode']}, B={c['batch_size']}): {said}.")
+    return lines + [""]
+
+
+def charts_section(chart_files: list[Path], report_path: Path) -> list[str]:
+    if not chart_files:
+        return []
+    lines = ["## Charts", ""]
+    for p in chart_files:
+        rel = Path(os.path.relpath(p, report_path.parent)).as_posix()
+        lines += [f"![{p.stem}]({rel})", ""]
+    return lines
+
+
+def build_report(df, meta: dict, *, csv_path: str | Path, report_path: str | Path, chart_files=()) -> str:
+    report_path = Path(report_path)
+    name = meta.get("config", {}).get("name") or Path(csv_path).stem
+    lines = [f"# seqbench report: {name}", "",
+             f"From `{Path(os.path.relpath(csv_path, report_path.parent)).as_posix()}` "
+             f"({len(df)} rows, schema_version {int(df['schema_version'].iloc[0])}).", ""]
+    lines += key_figures(df) + environment_section(meta, df)
+    if not analysis.ok_points(df).empty:
+        lines += fits_section(df) + crossover_section(df) + results_sections(df)
+    lines += failures_section(df) + charts_section(list(chart_files), report_path)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_report(csv_path: str | Path, report_path: str | Path, *, charts_dir: str | Path | None,
+                 formats=("png",), force: bool = False) -> tuple[Path, list[Path]]:
+    """Read the CSV (+ sidecar), render charts into charts_dir (None: no charts), write the Markdown."""
+    from seqbench.results import ResultsError, read_metadata
+
+    report_path = Path(report_path)
+    df = analysis.read_many([csv_path])
+    meta = read_metadata(csv_path)
+    has_points = not analysis.ok_points(df).empty
+    planned = []
+    if charts_dir is not None and has_points:
+        from seqbench import plot
+
+        planned = [p for *_, p in plot.chart_paths(df, charts_dir, formats)]
+    for p in [report_path, *planned]:
+        if p.exists() and not force:
+            raise ResultsError(f"{p} already exists; pass --force to overwrite it, or choose another -o / --charts-dir")
+    charts = plot.render_all(df, charts_dir, formats) if planned else []
+    # Embed one raster format per chart: Markdown viewers show PNG everywhere.
+    embed = [p for p in charts if p.suffix == (".png" if "png" in formats else f".{formats[0]}")]
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    report_path.write_text(build_report(df, meta, csv_path=csv_path, report_path=report_path, chart_files=embed))
+    return report_path, charts

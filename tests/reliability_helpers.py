@@ -1,0 +1,91 @@
+"""Shared pieces of the reliability tests: tiny configs, a fake clock, test-only kernels."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+import pytest
+import torch
+from torch import nn
+
+from seqbench.config import build_config
+from seqbench.kernels import KernelSpec, Shape
+from seqbench.kernels.registry import KERNELS
+
+@pytest.fixture(autouse=True)
+def frozen_gc():
+    """timing.measure runs gc.collect() before every point; with torch and pandas loaded that takes
+    ~0.15 s here. Freezing the objects that already exist makes it cheap without changing behaviour."""
+    gc.freeze()
+    yield
+    gc.unfreeze()
+
+
+TINY = {"hidden_size": 8, "num_heads": 2, "min_time": 0.004, "min_repeats": 3, "max_warmup": 0.05}
+
+
+def tiny_config(**fields):
+    data = {"name": "t", "kernels": ["rnn_loop"], "seq_lens": [8, 16], "batch_sizes": [1], **TINY}
+    data.update(fields)
+    return build_config(data, source="test")
+
+
+class FakeClock:
+    """A block timer that runs fn once (so faults fire) and charges `per_call(T)` seconds per call.
+
+    T is the sequence length of the last input a Probe kernel saw; `hook(T)` runs on every block.
+    """
+
+    def __init__(self, per_call=lambda t: 0.01, hook=None):
+        self.per_call, self.hook, self.last_t = per_call, hook, 0
+
+    def __call__(self, fn, number):
+        fn()
+        if self.hook:
+            self.hook(self.last_t)
+        return self.per_call(self.last_t) * number
+
+
+class Probe(nn.Module):
+    """A (B, T, d) -> (B, T, d) kernel that raises `fault()` when T >= fail_at, after allocating."""
+
+    def __init__(self, d, fail_at, fault, clock, leaks):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(d))
+        self.fail_at, self.fault, self.clock, self.leaks = fail_at, fault, clock, leaks
+
+    def forward(self, x):
+        if self.clock is not None:
+            self.clock.last_t = x.shape[1]
+        if x.shape[1] >= self.fail_at:
+            scratch = torch.empty(1 << 20)  # 4 MiB a failing call was holding: must be freed after
+            self.leaks.append(weakref.ref(scratch))
+            raise self.fault()
+        return x * self.w
+
+
+def register_probe(monkeypatch, name="probe", *, fail_at=10**9, fault=RuntimeError, clock=None,
+                   supports_causal=True, supports_train=True):
+    """Register a test-only kernel for the duration of one test; returns the list of weakrefs to
+    tensors it allocated just before failing."""
+    leaks: list = []
+
+    def factory(shape: Shape, device, dtype):
+        return Probe(shape.hidden_size, fail_at, fault, clock, leaks).to(device=device, dtype=dtype)
+
+    spec = KernelSpec(
+        name=name, family="recurrent", factory=factory, flops_fn=lambda s: 2.0 * s.batch_size * s.seq_len * s.hidden_size,
+        formula="2*B*T*d", activation_bytes_fn=lambda s, e, train: float(s.batch_size * s.seq_len * s.hidden_size * e),
+        supports_causal=supports_causal, supports_train=supports_train,
+    )
+    monkeypatch.setitem(KERNELS, name, spec)
+    return leaks
+
+
+class ListSink:
+    def __init__(self):
+        self.rows = []
+
+    def write(self, row):
+        self.rows.append(row)

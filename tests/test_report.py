@@ -1,0 +1,108 @@
+import re
+
+import pytest
+
+from seqbench import report
+from seqbench.cli import main
+
+from synthetic_results import T_STAR_SDPA_VS_LOOP, row, standard_rows, write_csv
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    d = tmp_path_factory.mktemp("report")
+    csv = write_csv(d / "data" / "synthetic.csv", standard_rows())
+    out = d / "out" / "report.md"
+    assert main(["report", str(csv), "-o", str(out), "-q"]) == 0
+    return csv, out, out.read_text()
+
+
+def test_report_has_environment_from_sidecar_and_every_section(rendered):
+    _, _, md = rendered
+    for heading in ("## Key figures", "## Environment", "## Scaling exponents", "## Crossover length T*",
+                    "## Results: B = 1, forward", "## Results: B = 4, forward", "## Results: B = 1, train",
+                    "## Failed points", "## Charts"):
+        assert heading in md
+    assert "| cpu | Test CPU 9000 |" in md
+    assert "`seqbench run synthetic`" in md
+
+
+def test_report_fits_and_crossover_match_the_algebra(rendered):
+    _, _, md = rendered
+    assert re.search(r"\| rnn_loop \| recurrent \| forward \| 1 \| 1\.00 \| 1\.000 \| 4 \| 128–1024 \|", md)
+    assert re.search(r"\| sdpa \| attention \| forward \| 4 \| 2\.00 \| 1\.000 \| 4 \| 128–1024 \|", md)
+    # sdpa (1e-8 T²) vs rnn_loop (2e-6 T): T* = 200 at both batch sizes
+    assert f"| rnn_loop | forward | 1 | {T_STAR_SDPA_VS_LOOP:.0f} | rnn_loop faster above T* |" in md
+    # rnn_fused (5e-7 T) vs sdpa: T* = 50
+    assert "| rnn_fused | forward | 4 | 50 | rnn_fused faster above T* |" in md
+    # the train series has only rnn_loop: no crossover row for it
+    assert "| rnn_loop | train |" not in md
+
+
+def test_report_tables_failures_and_calibration(rendered):
+    _, _, md = rendered
+    # rnn_loop at T=512, B=1: 2e-6*512 s = 1.02 ms; 512 tokens / 1.024 ms = 500k tokens/s
+    assert "| rnn_loop | 512 | 1.02 ms ± 20.5 µs | 500k |" in md
+    assert "| attention_naive | forward | 4 | 1024 | oom | RuntimeError: not enough memory: 64 GiB |" in md
+    assert "Measured matmul peak (cpu, float32): 123 GFLOP/s." in md
+    assert "calibration |" not in md  # not a kernel row anywhere
+
+
+def test_report_embeds_charts_by_relative_path_that_exist(rendered):
+    _, out, md = rendered
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert len(links) == 10  # 5 charts x 2 modes
+    for link in links:
+        assert not link.startswith("/") and (out.parent / link).is_file()
+
+
+def test_report_of_a_run_where_everything_failed(tmp_path, capsys):
+    csv = write_csv(tmp_path / "bad.csv", [row("sdpa", 64, 1, status="oom", error="MemoryError: x"),
+                                           row("rnn_loop", 64, 1, status="error", error="RuntimeError: y")],
+                    sidecar=False)
+    assert main(["report", str(csv), "-q"]) == 0
+    md = (tmp_path / "bad.md").read_text()
+    assert "**No point succeeded** (2 of 2 failed)" in md
+    assert "| sdpa | forward | 1 | 64 | oom | MemoryError: x |" in md
+    assert "no JSON sidecar found" in md
+    assert "## Charts" not in md and not (tmp_path / "charts").exists()
+
+
+def test_report_refuses_to_overwrite_without_force(rendered, capsys):
+    csv, out, md = rendered
+    assert main(["report", str(csv), "-o", str(out), "--no-charts"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "report.md already exists" in err and "--force" in err
+    assert main(["report", str(csv), "-o", str(out), "--no-charts", "--force", "-q"]) == 0
+    assert "## Charts" not in out.read_text()
+
+
+def test_report_bad_csv_exits_2(tmp_path, capsys):
+    p = tmp_path / "foreign.csv"
+    p.write_text("a,b\n1,2\n")
+    assert main(["report", str(p)]) == 2
+    assert f"{p}: not a seqbench results CSV" in capsys.readouterr().err
+
+
+def test_crossovers_reports_which_side_wins_when_none_in_range(tmp_path):
+    from seqbench import analysis
+
+    rows = [row(k, t, 1) for k in ("rnn_loop", "sdpa") for t in (32, 64, 128)]  # sdpa faster below T=200
+    df = analysis.read_many([write_csv(tmp_path / "r.csv", rows)])
+    (c,) = report.crossovers(df)
+    assert c["t_star"] == [] and c["note"] == "none in range: attention faster at every measured T (32–128)"
+
+
+def test_report_names_the_sdpa_backend_and_flags_a_poor_fit(tmp_path):
+    import dataclasses
+
+    rows = [dataclasses.replace(row("sdpa", t, 1), sdpa_backend="math") for t in (128, 256, 512)]
+    # rnn_loop zig-zags: a slope through it is meaningless, and the key figures must say so
+    rows += [row("rnn_loop", t, 1, median=m) for t, m in ((128, 1e-3), (256, 4e-3), (512, 1.5e-3))]
+    csv = write_csv(tmp_path / "r.csv", rows)
+    assert main(["report", str(csv), "--no-charts", "-q"]) == 0
+    md = (tmp_path / "r.md").read_text()
+    assert "| sdpa (math) | 512 |" in md
+    # slope = ln(1.5) / ln(4) = 0.29 through points far off any line
+    assert re.search(r"Exponent k of rnn_loop \(forward, B=1\): 0\.29 \(R² 0\.0\d\d over T 128–512; poor fit", md)
+    assert "Exponent k of sdpa (forward, B=1): 2.00 (R² 1.000 over T 128–512)." in md
