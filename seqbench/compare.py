@@ -73,7 +73,7 @@ class PointResult:
     def to_json(self) -> dict:
         d = asdict(self)
         for k in ("ratio", "ci_low", "ci_high", "p_value", "noise_floor"):
-            if d[k] is not None and not math.isfinite(d[k]):
+            if d[k] is not None and (not math.isfinite(d[k]) or (k == "ci_low" and d[k] <= 0)):
                 d[k] = None  # JSON has no infinity: null = unbounded / unknown
         return d
 

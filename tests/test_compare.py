@@ -7,6 +7,7 @@ import json
 import math
 import random
 from collections import Counter
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -208,6 +209,10 @@ def test_exit_codes_and_json(pair, capsys):
     doc = json.loads(capsys.readouterr().out)
     assert [p["verdict"] for p in doc["points"]] == ["regression", "unchanged"]
     assert doc["points"][0]["ratio"] == pytest.approx(1.2, rel=0.02)
+    few = _write(Path(base).parent / "few.csv", [_row("rnn_loop", 64, _rounds_block(1e-3, n=2, seed=7))])
+    assert main(["compare", base, few, "--format", "json"]) == 0
+    point = json.loads(capsys.readouterr().out)["points"][0]
+    assert point["verdict"] == "inconclusive" and point["ci_low"] is None and point["ci_high"] is None
 
 
 def test_markdown_and_table_name_the_regression(pair, capsys):
