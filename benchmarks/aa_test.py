@@ -167,7 +167,7 @@ def main() -> None:
     c = sub.add_parser("collect")
     c.add_argument("--reps", type=int, default=20)
     c.add_argument("--runs", type=int, default=4, help="ABBA pairs of invocations per repetition")
-    c.add_argument("--rounds", type=int, default=2, help="--rounds per invocation")
+    c.add_argument("--rounds", type=int, default=4, help="--rounds per invocation")
     c.add_argument("--config", default="benchmarks/ci.toml")
     c.add_argument("--dir", default="/tmp/seqbench-aa")
     a = sub.add_parser("analyze")

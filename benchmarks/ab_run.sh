@@ -15,7 +15,7 @@ base=${2:?base seqbench executable}
 head=${3:?head seqbench executable}
 CONFIG=${CONFIG:-benchmarks/ci.toml}
 RUNS=${RUNS:-4}
-ROUNDS=${ROUNDS:-2}
+ROUNDS=${ROUNDS:-4}
 mkdir -p "$out"
 SECONDS=0
 for ((i = 1; i <= RUNS; i++)); do
