@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= benchmarks/quick.toml
 
-.PHONY: install run test bench bench-ci examples clean
+.PHONY: install run test bench bench-ci bench-peak bench-scan examples clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,13 @@ examples: $(STAMP)
 	$(BIN)/seqbench run benchmarks/examples.toml -o results/cpu/examples-cpu.csv
 	$(BIN)/seqbench plot results/cpu/examples-cpu.csv --out-dir results/cpu/charts --format svg
 	$(BIN)/seqbench report results/cpu/examples-cpu.csv -o results/cpu/report.md --format png
+
+# % of the measured matmul peak per kernel (B=8, d=256, 4 heads, T=1024), and minGRU scan vs loop per T.
+bench-peak: $(STAMP)
+	$(BIN)/python benchmarks/beyond.py peak
+
+bench-scan: $(STAMP)
+	$(BIN)/python benchmarks/beyond.py scan
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -22,7 +22,7 @@ for ((i = 1; i <= RUNS; i++)); do
   if ((i % 2)); then order="base head"; else order="head base"; fi
   for side in $order; do
     if [[ $side == base ]]; then exe=$base; else exe=$head; fi
-    $exe run "$CONFIG" --rounds "$ROUNDS" --calibrate --append -o "$out/$side.csv" -q >/dev/null
+    $exe run "$CONFIG" --rounds "$ROUNDS" --calibrate --no-peak --append -o "$out/$side.csv" -q >/dev/null
   done
 done
 echo "ab_run: $RUNS x 2 runs of $CONFIG (rounds $ROUNDS) in ${SECONDS} s -> $out/base.csv $out/head.csv"

@@ -64,6 +64,7 @@ def run(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output CSV (JSON sidecar beside it). Default: results/<name>-<device>-<time>.csv")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the interrupted run in --out: keep its rows, measure the missing points. Uses the config recorded in its JSON sidecar; a config file or flag that disagrees with it is refused.")] = False,
+    peak: Annotated[bool, typer.Option("--peak/--no-peak", help="Measure the matmul peak first (a `calibration` row, ~1 s) and fill pct_of_peak.")] = True,
     rounds: Annotated[int, typer.Option(min=1, max=100, help="Take each point's samples in R rounds spread across the sweep "
                                         "(round 1 of every point, then round 2, ...); rows are written when a point's last round ends.")] = 1,
     shard: Annotated[Optional[str], typer.Option(help="Run shard K/N: every N-th point from the K-th (join shards with `seqbench merge`).")] = None,
@@ -140,6 +141,7 @@ def run(
     with console.sweep_progress(len(points), f"{cfg.name} ({cfg.device}, {cfg.dtype})") as on_row:
         try:
             rows = run_to_files(cfg, out, command=["seqbench", *_INVOCATION], on_row=on_row, resume=state, source=source,
+                                peak=peak and "calibration" not in cfg.kernels,
                                 append=append, rounds=rounds, shard=shard_kn, calibrate=calibrate)
         except KeyboardInterrupt:
             console.error(f"interrupted; the finished points are in {out}; continue with: seqbench run --resume -o {out}")
@@ -311,6 +313,90 @@ def env(
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     console.mapping_table("environment", env_mod.capture(device))
+
+
+@app.command()
+def calibrate(
+    device: Annotated[str, typer.Option(help="cpu | cuda | auto (CUDA if present).")] = "auto",
+    dtype: Annotated[str, typer.Option(help="float32 | float64 | float16 | bfloat16.")] = "float32",
+    threads: Annotated[int, typer.Option(help="CPU threads for torch (0: torch's default).")] = 0,
+    min_time: Annotated[float, typer.Option(help="Seconds of timed samples.")] = 0.5,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the GFLOP/s figure.")] = False,
+) -> None:
+    """Measure the device's dense matmul GFLOP/s for a dtype (the `calibration` kernel, N = 1024).
+
+    This is the "peak" that `pct_of_peak` in every run refers to (`seqbench run` measures it again
+    at the start of each run, so each CSV carries its own).
+
+    Examples:\n
+      seqbench calibrate\n
+      seqbench calibrate --device cpu --dtype float64 --threads 1
+    """
+    import torch
+
+    from seqbench import console
+    from seqbench.config import resolve_device
+    from seqbench.peak import calibrate_config, measure_peak
+    from seqbench.sweep import new_run_id
+    from seqbench.timing import burn_in
+
+    console.set_verbosity(quiet)
+    cfg = resolve_device(calibrate_config(device, dtype, threads, min_time))
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    burn_in(cfg.device)
+    row = measure_peak(cfg, new_run_id())
+    if row.status != "ok":
+        raise SeqbenchError(f"calibration failed on {cfg.device} {cfg.dtype}: {row.error}")
+    console.calibration_result(row)
+
+
+@app.command()
+def gradflow(
+    seq_len: Annotated[int, typer.Option(help="Sequence length T.")] = 128,
+    hidden_size: Annotated[int, typer.Option(help="Model width d.")] = 64,
+    heads: Annotated[int, typer.Option(help="Attention heads (must divide d).")] = 4,
+    seeds: Annotated[int, typer.Option(help="Random initialisations per layer (geometric mean is fitted).")] = 5,
+    layers: Annotated[str, typer.Option(help="Comma-separated kernels to probe.")] = "rnn_loop,lstm_loop,mingru_scan,sdpa",
+    spectral_radius: Annotated[str, typer.Option(help="Comma-separated spectral radii for rnn_loop's U (one curve each).")] = "0.5,1,3",
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output CSV; the chart (.png) and fitted rates (.json) go beside it.")] = Path("results/gradflow.csv"),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")] = False,
+) -> None:
+    """Gradient norm ||dy_T/dx_t|| against distance T-t for random-initialised layers.
+
+    Shows the path-length argument: the tanh RNN's gradient decays (measured for rho <= 1.5) or
+    grows (rho >= 2) exponentially with distance; attention's stays within a constant factor. Prints the fitted
+    decay rate per layer (||grad|| ~ exp(-rate * distance)).
+
+    Examples:\n
+      seqbench gradflow\n
+      seqbench gradflow --spectral-radius 0.9,1.2,2 --seq-len 256 -o results/gradflow-long.csv --force
+    """
+    from seqbench import console
+    from seqbench.config import parse_list
+    from seqbench.gradflow import plot_gradflow, run_gradflow
+    from seqbench.results import check_output, write_json_atomic
+
+    try:
+        radii = [float(r) for r in parse_list(spectral_radius, str, "spectral_radius")]
+    except ValueError:
+        raise SeqbenchError(f"--spectral-radius must be comma-separated numbers, got {spectral_radius!r}") from None
+    check_output(out, force=force)
+    png = out.with_suffix(".png")
+    if png.exists() and not force:
+        raise SeqbenchError(f"{png} already exists; pass --force to overwrite it, or choose another --out")
+    df, fits = run_gradflow(layers=parse_list(layers, str, "layers"), seq_len=seq_len, hidden_size=hidden_size,
+                            num_heads=heads, seeds=seeds, spectral_radii=radii)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out, index=False)
+    write_json_atomic(out.with_suffix(".json"), {
+        "command": ["seqbench", *_INVOCATION],
+        "settings": {"seq_len": seq_len, "hidden_size": hidden_size, "heads": heads, "seeds": seeds, "spectral_radii": radii},
+        "fits": [f.as_dict() for f in fits],
+    })
+    plot_gradflow(df, fits, png)
+    console.gradflow_table(fits)
+    console.info(f"wrote {out}, {out.with_suffix('.json')} and {png}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -52,6 +52,12 @@ def fmt_num(x, unit: str = "") -> str:
     return f"{x:.3g}{unit}"
 
 
+def fmt_pct(x) -> str:
+    if x is None or x != x:
+        return "-"
+    return f"{x:.0f}%" if x >= 10 else f"{x:.2g}%"
+
+
 def fmt_bytes(n) -> str:
     if n is None or n != n:
         return "-"
@@ -97,11 +103,12 @@ def summary_table(rows) -> None:
         return
     table = Table(title="seqbench results", show_lines=False)
     for col, just in (("kernel", "left"), ("mode", "left"), ("B", "right"), ("T", "right"), ("median", "right"),
-                      ("± IQR", "right"), ("tokens/s", "right"), ("GFLOP/s", "right"), ("peak mem", "right"), ("status", "left")):
+                      ("± IQR", "right"), ("tokens/s", "right"), ("GFLOP/s", "right"), ("% peak", "right"), ("peak mem", "right"), ("status", "left")):
         table.add_column(col, justify=just)
     for r in rows:
         table.add_row(r.kernel, r.mode, str(r.batch_size), str(r.seq_len), fmt_time(r.median_s), fmt_time(r.iqr_s),
-                      fmt_num(r.tokens_per_s), fmt_num(r.gflops_per_s), fmt_bytes(r.peak_mem_bytes),
+                      fmt_num(r.tokens_per_s), fmt_num(r.gflops_per_s), fmt_pct(getattr(r, "pct_of_peak", None)),
+                      fmt_bytes(r.peak_mem_bytes),
                       r.status if r.status == "ok" else f"[red]{r.status}[/]")
     out.print(table)
     speedups = best_attention_vs_loop(rows)
@@ -144,6 +151,25 @@ def mapping_table(title: str, mapping: dict) -> None:
     table.add_column("value")
     for k, v in mapping.items():
         table.add_row(str(k), str(v))
+    out.print(table)
+
+
+def calibration_result(row) -> None:
+    """`seqbench calibrate`: the measured matmul rate, with its spread."""
+    lo = row.gflop / (row.median_s + row.iqr_s / 2)
+    hi = row.gflop / max(row.median_s - row.iqr_s / 2, 1e-12)
+    info(f"calibration ({row.device}, {row.dtype}, {row.threads} threads, {row.hidden_size}x{row.hidden_size} matmul): "
+         f"{row.gflops_per_s:.1f} GFLOP/s (IQR {lo:.1f}-{hi:.1f}, {row.repeats} samples)")
+    if VERBOSITY["level"] == 0:
+        print(f"{row.gflops_per_s:.3f}")
+
+
+def gradflow_table(fits) -> None:
+    table = Table(title="gradient norm vs distance T-t: fit ||grad|| ~ exp(-rate * distance), distances >= 1")
+    for col in ("layer", "rate/step", "factor/step", "R²", "max/min"):
+        table.add_column(col, justify="left" if col == "layer" else "right")
+    for f in fits:
+        table.add_row(f.layer, f"{f.rate_per_step:+.4f}", f"{f.factor_per_step:.4f}", f"{f.r2:.3f}", f"{f.max_over_min:.3g}")
     out.print(table)
 
 

@@ -60,6 +60,10 @@ def _series(df, styles: dict, x: str = "seq_len"):
 
 def _context(df) -> str:
     """'cpu · float32 · d=256 · 4 heads · 2 threads': what every title must say."""
+    if "kernel" in df:  # the calibration matmul records its own N x N shape, not the sweep's d
+        kernels = ~analysis.is_calibration(df)
+        df = df[kernels] if kernels.any() else df
+
     def vals(col):
         v = [str(x) for x in dict.fromkeys(df[col].dropna())] if col in df else []
         return "/".join(v) if v else "?"
@@ -75,6 +79,9 @@ def _context(df) -> str:
 def _figure(n_panels: int, title: str, df, mode: str, *, panel_w=4.6, panel_h=3.7):
     ncols = n_panels if n_panels <= 3 else (2 if n_panels == 4 else 3)
     nrows = -(-n_panels // ncols)
+    n_lines = df.loc[df["kernel"] != "calibration", "kernel"].nunique() * max(df["source"].nunique() if "source" in df else 1, 1)
+    if n_lines > 6:  # room for the legend below each panel (see _legend)
+        panel_h += 0.16 * -(-n_lines // 2)
     fig = Figure(figsize=(panel_w * ncols, panel_h * nrows + 0.6), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
@@ -126,7 +133,11 @@ def _legend(fig, axes, shared: bool, title: str | None = None) -> None:
     """Per-panel legends when labels differ by panel (fitted k); otherwise one legend beside the panels."""
     if not shared:
         for ax in axes:
-            if ax.get_legend_handles_labels()[0]:
+            handles = ax.get_legend_handles_labels()[0]
+            if len(handles) > 6:  # many kernels: below the panel, so no line is hidden behind it
+                ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2,
+                          title=title, title_fontsize=7, frameon=False)
+            elif handles:
                 ax.legend(fontsize=7, loc="best", framealpha=0.85, title=title, title_fontsize=7)
         return
     seen = {}

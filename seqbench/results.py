@@ -60,6 +60,7 @@ class Row:
     warmup_s: float | None = None
     warmup_settled: bool | None = None
     sdpa_backend: str = ""  # flash | efficient | cudnn | math | native_mha, as seen by the profiler
+    pct_of_peak: float | None = None  # 100 * gflops_per_s / this run's `calibration` row (seqbench/peak.py)
     sample_rounds: str = ""  # round index (1..R) of each entry of samples_s, space-separated
     calib_s: str = ""  # per round: seconds per call of the calibration kernel timed just before the point
 
@@ -71,7 +72,7 @@ COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Row))
 REQUIRED_COLUMNS: tuple[str, ...] = COLUMNS[: COLUMNS.index("error") + 1]
 KEY_COLUMNS = ("kernel", "mode", "device", "dtype", "batch_size", "seq_len", "hidden_size", "num_heads", "causal")
 INT_COLUMNS = ("schema_version", "batch_size", "seq_len", "hidden_size", "num_heads", "threads", "repeats", "peak_mem_bytes", "number")
-FLOAT_COLUMNS = ("median_s", "iqr_s", "min_s", "mean_s", "tokens_per_s", "gflop", "gflops_per_s", "warmup_s")
+FLOAT_COLUMNS = ("median_s", "iqr_s", "min_s", "mean_s", "tokens_per_s", "gflop", "gflops_per_s", "warmup_s", "pct_of_peak")
 BOOL_COLUMNS = ("causal", "warmup_settled")
 _POSITIVE_COLUMNS = ("batch_size", "seq_len", "hidden_size", "num_heads", "median_s")  # sizes, and a time of 0 is no measurement
 

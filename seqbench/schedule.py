@@ -26,7 +26,6 @@ from seqbench.config import ConfigError, Point, SweepConfig
 from seqbench.results import Row, format_samples, parse_samples
 from seqbench.timing import Measurement
 
-CALIBRATION_KERNEL = "calibration"
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -124,25 +123,19 @@ def measure_in_rounds(
 def make_calibrator(cfg: SweepConfig, rounds: int, timer=None) -> Callable[[], float]:
     """Build the calibration workload once; each call returns its seconds per call.
 
-    The workload is the registry's `calibration` kernel when one is registered, else a fixed
-    256x256 matmul in cfg's dtype on cfg's device: the same work whatever the sweep measures, so
-    dividing by it cancels a machine-wide slow phase or a slower runner. Its budget is small (at
-    most 50 ms of samples) because it runs before every point's round.
+    The workload is a fixed 256x256 matmul in cfg's dtype on cfg's device: the same work whatever
+    the sweep measures, so dividing by it cancels a machine-wide slow phase or a slower runner. Its
+    budget is small (at most 50 ms of samples) because it runs before every point's round.
     """
     import torch
 
-    from seqbench.kernels import KERNELS
     from seqbench.timing import measure
 
-    if CALIBRATION_KERNEL in KERNELS:
-        from seqbench.sweep import build_workload
-
-        work = build_workload(Point(CALIBRATION_KERNEL, "forward", cfg.device, cfg.dtype, 1, 1, 8, 1, False), cfg.seed)
-        step, context = work.step, work.mode_context
-    else:
-        g = torch.Generator().manual_seed(cfg.seed)
-        a = torch.randn(256, 256, generator=g).to(cfg.device, getattr(torch, cfg.dtype))
-        step, context = (lambda: a @ a), torch.inference_mode
+    # not the registry's `calibration` kernel: that one is sized to find the device's peak (seconds),
+    # this one must be short enough to run before every point's round
+    g = torch.Generator().manual_seed(cfg.seed)
+    a = torch.randn(256, 256, generator=g).to(cfg.device, getattr(torch, cfg.dtype))
+    step, context = (lambda: a @ a), torch.inference_mode
     budget = min(0.05, cfg.min_time / rounds)
 
     def calibrate() -> float:

@@ -7,6 +7,7 @@ its status (error / oom) and message, and the sweep goes on.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import uuid
 from dataclasses import dataclass
@@ -95,18 +96,10 @@ def base_row(point: Point, run_id: str, threads: int, status: str) -> Row:
     return Row(
         schema_version=SCHEMA_VERSION,
         run_id=run_id,
-        kernel=point.kernel,
         family=get_kernel(point.kernel).family,
-        mode=point.mode,
-        device=point.device,
-        dtype=point.dtype,
-        batch_size=point.batch_size,
-        seq_len=point.seq_len,
-        hidden_size=point.hidden_size,
-        num_heads=point.num_heads,
-        causal=point.causal,
         threads=threads,
         status=status,
+        **dataclasses.asdict(point),  # a Point's fields are the row's identity columns, same names
     )
 
 
@@ -180,6 +173,8 @@ def run_sweep(
     timer: BlockTimer | None = None,
     preflight=None,
     done: frozenset = frozenset(),
+    peak: bool = False,
+    known_peak: float | None = None,
     rounds: int = 1,
     shard: tuple[int, int] | None = None,
     calibrate: bool = False,
@@ -187,12 +182,15 @@ def run_sweep(
     """Measure every point of cfg (or of its shard) in rounds; write each row to sink once it is done.
 
     preflight (budget.Preflight) may skip a point before it is built; points whose key() is in
-    `done` already have a row (--resume) and are left out. See seqbench/schedule.py for rounds,
-    shards and calibration: a point's row comes when its last round ends, or when a round fails.
+    `done` already have a row (--resume) and are left out. peak: first measure the `calibration`
+    matmul (its own row) and fill every row's pct_of_peak; known_peak (GFLOP/s, a resumed run's
+    calibration) is used instead of measuring again. See seqbench/schedule.py for rounds, shards
+    and --calibrate: a point's row comes when its last round ends, or when a round fails.
     """
     import torch
 
     from seqbench.budget import Preflight
+    from seqbench.peak import calibration_point, fill_pct, measure_peak
     from seqbench.schedule import make_calibrator, measure_in_rounds, round_config, shard_points
     from seqbench.timing import burn_in
 
@@ -205,6 +203,15 @@ def run_sweep(
     # timing.measure collects garbage before every point; with torch imported that walks ~1M objects
     # (0.15-0.35 s a point here). Everything alive now lives for the whole run: stop re-scanning it.
     gc.freeze()
+    rows = []
+    peak_gflops = known_peak
+    if peak and known_peak is None and calibration_point(cfg.device, cfg.dtype).key() not in done:
+        calib = measure_peak(cfg, run_id, timer=timer)
+        peak_gflops = calib.gflops_per_s
+        sink.write(calib)
+        rows.append(calib)
+        if on_row:
+            on_row(calib)
     per_round = round_config(cfg, rounds)
 
     def measure_round(point: Point, r: int) -> Row:
@@ -217,8 +224,9 @@ def run_sweep(
 
     calibrator = make_calibrator(cfg, rounds, timer) if calibrate else None
     points = [p for p in shard_points(cfg.points(), shard) if p.key() not in done]
-    rows = []
     for row in measure_in_rounds(points, rounds, measure_round, calibrator):
+        if row.status != "skipped":
+            fill_pct(row, peak_gflops)  # after the rounds are pooled: from the final GFLOP/s
         preflight.observe(row)
         sink.write(row)
         rows.append(row)
@@ -229,12 +237,13 @@ def run_sweep(
 
 def run_to_files(
     cfg: SweepConfig, out_path, *, command: list[str], on_row=None, timer=None, resume=None, source: str = "config",
-    append: bool = False, **schedule
+    peak: bool = False, append: bool = False, **schedule
 ) -> list[Row]:
     """Run the sweep into out_path (CSV) and its JSON sidecar; the sidecar says how the run ended.
 
     resume: a resume.ResumeState from resume.load(out_path, cfg): append to that run, skipping
     the points it finished. Raises ConfigError before writing anything if no point fits in memory.
+    peak: measure the matmul peak first (a `calibration` row; a resumed run reuses its own).
     schedule: rounds / shard / calibrate, passed to run_sweep and recorded in the sidecar. With
     append, rows go after the existing ones and the sidecar keeps the earlier runs' metadata under
     "previous_runs".
@@ -288,7 +297,10 @@ def run_to_files(
     try:
         with interrupts_as_exceptions(), CsvSink(out_path, append=resume is not None or append) as csv_sink:
             sink.sink = csv_sink
-            run_sweep(cfg, sink, run_id=run_id, on_row=on_row, timer=timer, preflight=preflight, done=done, **schedule)
+            known = None if resume is None else next(
+                (r.gflops_per_s for r in resume.rows if r.kernel == "calibration" and r.status == "ok"), None)
+            run_sweep(cfg, sink, run_id=run_id, on_row=on_row, timer=timer, preflight=preflight, done=done,
+                      peak=peak, known_peak=known, **schedule)
         meta["status"] = "complete"
     except KeyboardInterrupt as exc:
         meta["status"] = "interrupted"

@@ -97,13 +97,18 @@ def warm_up(
 ) -> tuple[float, bool, float]:
     """Run windows of calls until two consecutive window medians agree within SETTLE_TOL.
 
-    Returns (seconds spent, settled?, last per-call estimate). Raises CallTooSlow if the first call
-    took longer than max_call: the call itself is not cut short, but no further call is made.
+    Returns (seconds spent, settled?, last per-call estimate). Raises CallTooSlow if a call takes
+    longer than max_call twice in a row: the first call alone carries one-off costs (lazy init, cuDNN
+    plan building, allocator growth: 0.6 s for a 0.2 ms bfloat16 SDPA call on an H200), so it is
+    never judged by itself. Calls are not cut short.
     """
     spent = timer(fn, 1)  # first call: lazy init, allocator growth; never a sample
-    if max_call and spent > max_call:
-        raise CallTooSlow(spent, max_call)
     estimate = spent
+    if max_call and spent > max_call:
+        estimate = timer(fn, 1)
+        spent += estimate
+        if estimate > max_call:
+            raise CallTooSlow(estimate, max_call)
     previous = None
     while spent < max_warmup:
         number = _pick_number(estimate)
@@ -133,7 +138,7 @@ def measure(
 ) -> Measurement:
     """Time fn: warm up until settled, then collect blocks until min_time of samples and min_repeats.
 
-    max_call (seconds): give up with CallTooSlow after the first call if it took longer.
+    max_call (seconds): give up with CallTooSlow if the first two calls both took longer.
     """
     timer = timer or block_timer_for(device)
     gc_was_enabled = gc.isenabled()

@@ -18,7 +18,9 @@ from seqbench.sweep import build_workload
 # (attention_naive 0.96-1.31 after its score-matrix count was corrected against these measurements).
 # The budget relies on the estimate being close where memory is large (naive attention's T^2 term)
 # and never far below the truth anywhere.
-LOW, HIGH = 0.9, 3.5
+# Where CPU and CUDA disagree the estimate takes the larger (rnn_fused: cuDNN keeps ~10 d-vectors a
+# token, oneDNN ~3), so a tiny CPU shape may be over-estimated by up to ~3.6x.
+LOW, HIGH = 0.9, 4.0
 
 
 @pytest.fixture(autouse=True)
@@ -42,6 +44,8 @@ def _measured(point):
 @pytest.mark.parametrize("mode", ["forward", "train"])
 @pytest.mark.parametrize("kernel", sorted(KERNELS))
 def test_estimate_brackets_measured_cpu_peak(kernel, mode):
+    if mode == "train" and not KERNELS[kernel].supports_train:
+        pytest.skip(f"{kernel} is forward-only")
     point = Point(kernel, mode, "cpu", "float32", 2, 24, 32, 4, False)
     peak, work = _measured(point)
     assert param_bytes(point) == work.param_bytes  # counted on the meta device, allocated for real: same
@@ -53,10 +57,13 @@ def test_estimate_brackets_measured_cpu_peak(kernel, mode):
 @pytest.mark.parametrize("causal", [False, True])
 def test_estimate_is_tight_where_the_score_matrix_dominates(causal, mode):
     """attention_naive at T=384: the B*h*T^2 scores are ~90% of the peak; the estimate must track them
-    (measured 1.01-1.11 at B*T*d = 24k-64k, T = 128-512, causal or not, forward or train)."""
+    (measured 1.01-1.11 at B*T*d = 24k-64k, T = 128-512, causal or not, forward). In train mode the
+    CUDA allocator saw 4 score copies alive at once in the backward (H200, T=4096: 262 d-vectors a
+    token), the op-granular CPU profiler only 2, so against the CPU figure the estimate is ~2x."""
     point = Point("attention_naive", mode, "cpu", "float32", 2, 384, 32, 4, causal)
     peak, _ = _measured(point)
-    assert 0.95 <= estimate_bytes(point) / peak <= 1.2
+    low, high = (0.95, 1.2) if mode == "forward" else (1.6, 2.2)
+    assert low <= estimate_bytes(point) / peak <= high
     small = Point("attention_naive", mode, "cpu", "float32", 2, 96, 32, 4, causal)
     assert 10 < estimate_bytes(point) / estimate_bytes(small) < 17  # T x4 -> ~x16
 

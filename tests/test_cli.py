@@ -49,7 +49,11 @@ def test_run_writes_csv_json_and_a_summary(tmp_path, capsys):
     code, out, err = run_cli(["run", *TINY, "--out", str(out_csv)], capsys)
     assert code == 0, err
     df = read_results(out_csv)
-    assert len(df) == 4 and (df["status"] == "ok").all()
+    assert len(df) == 5 and (df["status"] == "ok").all()
+    # every run measures the matmul peak first; pct_of_peak of each row is relative to it
+    assert df["kernel"].iloc[0] == "calibration" and df["pct_of_peak"].iloc[0] == pytest.approx(100)
+    peak = df["gflops_per_s"].iloc[0]
+    assert list(df["pct_of_peak"].iloc[1:]) == pytest.approx(list(100 * df["gflops_per_s"].iloc[1:] / peak))
     assert "best attention kernel vs the seed's rnn_loop" in out
     assert json.loads(out_csv.with_suffix(".json").read_text())["command"][:2] == ["seqbench", "run"]
 
@@ -59,10 +63,11 @@ def test_run_from_config_file_with_flag_override(tmp_path, capsys):
     cfg.write_text('kernels = ["sdpa"]\nseq_lens = [4]\nbatch_sizes = [1, 2]\nhidden_size = 8\n'
                    'num_heads = 2\nmin_time = 0.002\n')
     out_csv = tmp_path / "r.csv"
-    code, _, err = run_cli(["run", str(cfg), "--seq-lens", "6", "-q", "--out", str(out_csv)], capsys)
+    code, _, err = run_cli(["run", str(cfg), "--seq-lens", "6", "-q", "--no-peak", "--out", str(out_csv)], capsys)
     assert code == 0, err
     df = read_results(out_csv)
     assert list(df["seq_len"]) == [6, 6] and list(df["batch_size"]) == [1, 2]
+    assert df["pct_of_peak"].isna().all()  # --no-peak: no calibration row, nothing to be a % of
 
 
 def test_existing_output_is_not_overwritten_without_force(tmp_path, capsys):
@@ -72,7 +77,7 @@ def test_existing_output_is_not_overwritten_without_force(tmp_path, capsys):
     assert code == 2 and "already exists; pass --force" in err
     assert out_csv.read_text() == "precious\n"
     code, _, _ = run_cli(["run", *TINY, "-q", "--out", str(out_csv), "--force"], capsys)
-    assert code == 0 and len(read_results(out_csv)) == 4
+    assert code == 0 and len(read_results(out_csv)) == 5  # 4 points + the calibration row
 
 
 @pytest.mark.parametrize("args, message", [

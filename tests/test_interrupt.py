@@ -56,14 +56,15 @@ def test_sigint_mid_sweep_then_resume(tmp_path, monkeypatch):
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["status"] == "interrupted" and meta["interrupted_by"] == "SIGINT"
     done = read_results(out)  # every finished row is on disk and the file is valid
-    assert 2 <= len(done) < TOTAL and meta["rows"] == len(done)
+    assert 2 <= len(done) < TOTAL + 1 and meta["rows"] == len(done)  # + 1: the calibration row, first
 
     # the resumed run goes in-process (the real CLI entry point, without a second interpreter start-up)
     monkeypatch.chdir(tmp_path)
     assert main(["run", "--resume", "-o", str(out), "-q"]) == 0
     df = read_results(out)
     keys = list(zip(df.kernel, df.batch_size, df.seq_len))
-    assert len(keys) == TOTAL and len(set(keys)) == TOTAL
+    assert len(keys) == TOTAL + 1 and len(set(keys)) == TOTAL + 1  # the calibration is not measured twice
+    assert keys[0][0] == "calibration" and df["pct_of_peak"].notna().all()
     assert set(df.run_id) == {meta["run_id"]} and set(df.status) == {"ok"}
     meta = json.loads(out.with_suffix(".json").read_text())
-    assert meta["status"] == "complete" and meta["rows"] == TOTAL and meta["resumed"][0]["rows_before"] == len(done)
+    assert meta["status"] == "complete" and meta["rows"] == TOTAL + 1 and meta["resumed"][0]["rows_before"] == len(done)

@@ -11,7 +11,7 @@ from typing import Callable
 
 from seqbench import SeqbenchError
 
-FAMILIES = ("recurrent", "attention", "scan")
+FAMILIES = ("recurrent", "attention", "scan", "calibration")
 TRAIN_FLOP_FACTOR = 3  # backward costs ~2x forward (grads w.r.t. activations and weights)
 
 
