@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= benchmarks/quick.toml
 
-.PHONY: install run test bench bench-peak bench-scan examples clean
+.PHONY: install run test bench bench-ci bench-peak bench-scan examples clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,14 @@ test: $(STAMP)
 # Speed and accuracy goals live here, not in unit tests: seqbench's timer vs torch.utils.benchmark.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/timer_vs_torch.py
+
+# The CI recipe's quality, measured: A/A repetitions of benchmarks/ab_run.sh (base = head = this tree),
+# then false positives, planted-slowdown detection and wall time. ~2-3 min per repetition.
+REPS   ?= 20
+AA_DIR ?= /tmp/seqbench-aa
+bench-ci: $(STAMP)
+	$(BIN)/python benchmarks/aa_test.py collect --reps $(REPS) --runs 4 --rounds 4 --dir $(AA_DIR)
+	$(BIN)/python benchmarks/aa_test.py analyze --dir $(AA_DIR) --json $(AA_DIR)/summary.json
 
 # The README's example results: benchmarks/examples.toml on this machine's CPU, then charts + report.
 # Refuses to overwrite an earlier results/cpu/ (delete it first to redo it).

@@ -65,6 +65,12 @@ def run(
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the interrupted run in --out: keep its rows, measure the missing points. Uses the config recorded in its JSON sidecar; a config file or flag that disagrees with it is refused.")] = False,
     peak: Annotated[bool, typer.Option("--peak/--no-peak", help="Measure the matmul peak first (a `calibration` row, ~1 s) and fill pct_of_peak.")] = True,
+    rounds: Annotated[int, typer.Option(min=1, max=100, help="Take each point's samples in R rounds spread across the sweep "
+                                        "(round 1 of every point, then round 2, ...); rows are written when a point's last round ends.")] = 1,
+    shard: Annotated[Optional[str], typer.Option(help="Run shard K/N: every N-th point from the K-th (join shards with `seqbench merge`).")] = None,
+    append: Annotated[bool, typer.Option("--append", help="Append rows to --out if it exists (same seqbench version), e.g. interleaved A/B rounds.")] = False,
+    calibrate: Annotated[bool, typer.Option("--calibrate", help="Time the `calibration` kernel before every point's round "
+                                            "(column calib_s), for `seqbench compare --normalize calibration`.")] = False,
     quiet: Quiet = False,
     verbose: Verbose = False,
 ) -> None:
@@ -75,12 +81,16 @@ def run(
       seqbench run --kernels rnn_loop,sdpa --seq-lens 64,256,1024 --batch-sizes 8\n
       seqbench run benchmarks/full.toml --device cuda --dtype bfloat16 -o results/gpu.csv\n
       seqbench run benchmarks/full.toml --max-memory 8GiB --max-time-per-point 30 -o results/full.csv\n
-      seqbench run --resume -o results/full.csv   (after Ctrl-C: continue where it stopped)
+      seqbench run --resume -o results/full.csv   (after Ctrl-C: continue where it stopped)\n
+      seqbench run benchmarks/ci.toml --rounds 5 --calibrate -o base.csv\n
+      seqbench run benchmarks/ci.toml --append -o head.csv   (one more round into head.csv)\n
+      seqbench run benchmarks/full.toml --shard 2/4 -o part2.csv
     """
     from seqbench import console
     from seqbench import resume as resume_mod
     from seqbench.config import build_config, load_toml, parse_list, resolve_device
     from seqbench.results import check_output
+    from seqbench.schedule import parse_shard, shard_points
     from seqbench.sweep import run_to_files
 
     console.set_verbosity(quiet, verbose)
@@ -108,19 +118,31 @@ def run(
         from datetime import datetime
 
         out = Path("results") / f"{cfg.name}-{cfg.device}-{datetime.now():%Y%m%d-%H%M%S}.csv"
+    shard_kn = parse_shard(shard) if shard is not None else None
+    if append and force:
+        raise SeqbenchError("--append and --force contradict each other: append keeps the rows in --out, force replaces them")
     state = None
     if resume:
+        if append or shard_kn or rounds != 1 or calibrate:
+            raise SeqbenchError("--resume continues with the rounds, shard and calibration recorded in the run's sidecar; "
+                                "drop --rounds, --shard, --calibrate and --append")
         state = resume_mod.load(out, cfg)
         if state.note:
             console.info(state.note)
+        schedule = state.meta.get("schedule", {})
+        rounds, calibrate = schedule.get("rounds", 1), schedule.get("calibrate", False)
+        shard_kn = tuple(schedule["shard"]) if schedule.get("shard") else None
         console.info(f"resuming {out}: {len(state.done)} of {len(cfg.points())} points already done")
     else:
-        check_output(out, force=force)
-    todo = len(cfg.points()) - (len(state.done) if state else 0)
-    with console.sweep_progress(todo, f"{cfg.name} ({cfg.device}, {cfg.dtype})") as on_row:
+        check_output(out, force=force, append=append)
+    points = [p for p in shard_points(cfg.points(), shard_kn) if not state or p.key() not in state.done]
+    if not points and shard_kn:
+        raise SeqbenchError(f"shard {shard} holds no points: the sweep has only {len(cfg.points())}")
+    with console.sweep_progress(len(points), f"{cfg.name} ({cfg.device}, {cfg.dtype})") as on_row:
         try:
             rows = run_to_files(cfg, out, command=["seqbench", *_INVOCATION], on_row=on_row, resume=state, source=source,
-                                peak=peak and "calibration" not in cfg.kernels)
+                                peak=peak and "calibration" not in cfg.kernels,
+                                append=append, rounds=rounds, shard=shard_kn, calibrate=calibrate)
         except KeyboardInterrupt:
             console.error(f"interrupted; the finished points are in {out}; continue with: seqbench run --resume -o {out}")
             raise typer.Exit(130)
@@ -129,6 +151,78 @@ def run(
     console.info(f"wrote {len(rows)} rows ({failed} failed) to {out} and {out.with_suffix('.json')}")
     if quiet:
         print(out)
+
+
+def _parse_fraction(text: str, flag: str) -> float:
+    try:
+        return float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise SeqbenchError(f"{flag} {text!r} is not a number; give a fraction (0.05) or a percentage (5%)") from None
+
+
+@app.command()
+def compare(
+    baseline: Annotated[Path, typer.Argument(help="Results CSV of the baseline (e.g. the base commit).")],
+    candidate: Annotated[Path, typer.Argument(help="Results CSV of the candidate (e.g. the pull request's head).")],
+    threshold: Annotated[str, typer.Option(help="Smallest slowdown called a regression: fraction or percentage.")] = "5%",
+    alpha: Annotated[float, typer.Option(help="Significance level of the Mann-Whitney U test over rounds (CI level 1-alpha).")] = 0.01,
+    normalize: Annotated[str, typer.Option(help="none | calibration: divide each round by the calibration kernel timed "
+                                           "before it (both runs made with `seqbench run --calibrate`).")] = "none",
+    slow_cut: Annotated[str, typer.Option(help="Drop rounds slower than (1 + cut) x their side's second-fastest round "
+                                          "as disturbed by other load (fraction, percentage, or 'off').")] = "15%",
+    statistic: Annotated[str, typer.Option(help="min | median: each round's samples reduced to this before the test "
+                                           "(min resists time-slicing by other processes).")] = "min",
+    fmt: Annotated[str, typer.Option("--format", help="table | markdown | json")] = "table",
+) -> None:
+    """Compare two result CSVs point by point; exit 1 if the candidate regressed.
+
+    Points are matched on kernel, mode, device, dtype, batch_size, seq_len, hidden_size, num_heads and
+    causal. Each round of samples (see `seqbench run --rounds` and `--append`) is one observation;
+    verdicts: regression, improvement, unchanged, inconclusive (too noisy to decide), failed.
+    Exit codes: 0 no regression, 1 regression (or a point that fails only in the candidate), 2 bad input.
+
+    Examples:\n
+      seqbench compare base.csv head.csv\n
+      seqbench compare base.csv head.csv --normalize calibration --format markdown >> $GITHUB_STEP_SUMMARY\n
+      seqbench compare base.csv head.csv --threshold 3% --format json > verdicts.json
+    """
+    from seqbench import console
+    from seqbench.compare import compare_files
+    from seqbench.compare_format import to_json_text, to_markdown
+
+    if fmt not in ("table", "markdown", "json"):
+        raise SeqbenchError(f"--format {fmt!r} unknown; allowed: table, markdown, json")
+    cut = None if slow_cut == "off" else _parse_fraction(slow_cut, "--slow-cut")
+    comp = compare_files(baseline, candidate, threshold=_parse_fraction(threshold, "--threshold"), alpha=alpha,
+                         normalize=normalize, slow_cut=cut, statistic=statistic)
+    if fmt == "table":
+        console.comparison_table(comp)
+    elif fmt == "markdown":
+        console.raw(to_markdown(comp, console.fmt_time))
+    else:
+        console.raw(to_json_text(comp))
+    raise typer.Exit(comp.exit_code)
+
+
+@app.command()
+def merge(
+    inputs: Annotated[list[Path], typer.Argument(help="Result CSVs to join (e.g. the shards of one sweep).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Merged CSV (JSON sidecar beside it).")],
+    force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
+) -> None:
+    """Join result CSVs into one, refusing mixed schemas and points present in two inputs.
+
+    Examples:\n
+      seqbench merge part1.csv part2.csv part3.csv -o all.csv\n
+      seqbench merge results/shard-*.csv -o results/full.csv --force
+    """
+    from seqbench import console
+    from seqbench.merge import merge_files
+    from seqbench.results import check_output
+
+    check_output(out, force=force)
+    rows = merge_files(inputs, out)
+    console.info(f"merged {len(inputs)} files, {rows} rows -> {out}")
 
 
 @app.command()

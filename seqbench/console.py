@@ -173,3 +173,31 @@ def gradflow_table(fits) -> None:
     for f in fits:
         table.add_row(f.layer, f"{f.rate_per_step:+.4f}", f"{f.factor_per_step:.4f}", f"{f.r2:.3f}", f"{f.max_over_min:.3g}")
     out.print(table)
+
+
+def raw(text: str) -> None:
+    """Machine-readable output (Markdown, JSON) on stdout, exactly as given: no markup, no wrapping."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def comparison_table(comp) -> None:
+    """compare's verdict per point as a rich table, then the points found on one side only."""
+    from seqbench.compare_format import VERDICT_MARK, ci_text, floor_text, headline, p_text, pct, settings
+
+    colour = {"regression": "red", "failed": "red", "improvement": "green", "unchanged": "", "inconclusive": "yellow"}
+    table = Table(title=f"seqbench compare: {headline(comp)}", caption=settings(comp))
+    for col in ("kernel", "mode", "B", "T", "base", "head", "change", "CI", "p", "noise", "rounds", "verdict"):
+        table.add_column(col, justify="left" if col in ("kernel", "mode", "CI", "verdict") else "right")
+    for p in comp.points:
+        k = p.key
+        verdict = VERDICT_MARK[p.verdict] + (f" ({p.note})" if p.note else "")
+        style = colour[p.verdict]
+        table.add_row(k["kernel"], k["mode"], str(k["batch_size"]), str(k["seq_len"]), fmt_time(p.base_median_s),
+                      fmt_time(p.head_median_s), pct(p.ratio), ci_text(p), p_text(p), floor_text(p),
+                      f"{p.base_rounds}/{p.head_rounds}", f"[{style}]{verdict}[/]" if style else verdict)
+    out.print(table)
+    for title, keys in (("only in the baseline (not compared)", comp.only_base), ("only in the candidate (not compared)", comp.only_head)):
+        for key in keys:
+            out.print(f"  {title}: {key['kernel']} {key['mode']} B={key['batch_size']} T={key['seq_len']} "
+                      f"d={key['hidden_size']} {key['device']} {key['dtype']}")

@@ -61,6 +61,8 @@ class Row:
     warmup_settled: bool | None = None
     sdpa_backend: str = ""  # flash | efficient | cudnn | math | native_mha, as seen by the profiler
     pct_of_peak: float | None = None  # 100 * gflops_per_s / this run's `calibration` row (seqbench/peak.py)
+    sample_rounds: str = ""  # round index (1..R) of each entry of samples_s, space-separated
+    calib_s: str = ""  # per round: seconds per call of the calibration kernel timed just before the point
 
     def as_csv(self) -> dict[str, str]:
         return {k: _fmt(v) for k, v in dataclasses.asdict(self).items()}
@@ -100,6 +102,8 @@ class CsvSink:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         new = not (append and self.path.exists() and self.path.stat().st_size > 0)
+        if not new:
+            check_appendable(self.path)
         self._fh = self.path.open("w" if new else "a", newline="")
         self._writer = csv.DictWriter(self._fh, fieldnames=COLUMNS)
         if new:
@@ -122,6 +126,21 @@ class CsvSink:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def check_appendable(path: Path) -> None:
+    """Appending is safe only to a file with exactly this version's columns, ending on a full line."""
+    with path.open("rb") as fh:
+        header = next(csv.reader([fh.readline().decode("utf-8", "replace")]), [])
+        fh.seek(-1, os.SEEK_END)
+        ends_clean = fh.read(1) == b"\n"
+    if tuple(header) != COLUMNS:
+        raise ResultsError(
+            f"cannot append to {path}: its columns differ from this seqbench's (written by another version?); "
+            "write to a new file and use `seqbench merge` or `seqbench compare` on both"
+        )
+    if not ends_clean:
+        raise ResultsError(f"cannot append to {path}: its last line is truncated")
 
 
 def write_json_atomic(path: str | Path, obj: Any) -> None:
@@ -249,11 +268,18 @@ def _validate_record(p: Path, lineno: int, rec: dict[str, str]) -> dict[str, Any
     return out
 
 
-def check_output(path: str | Path, *, force: bool) -> Path:
-    """Refuse to clobber an existing result (CSV or its JSON sidecar) unless force is given."""
+def check_output(path: str | Path, *, force: bool, append: bool = False) -> Path:
+    """Refuse to clobber an existing result (CSV or its JSON sidecar) unless force is given.
+
+    With append, an existing CSV is fine if rows of this version can be appended to it.
+    """
     p = Path(path)
     if p.suffix != ".csv":
         raise ResultsError(f"--out {str(p)!r} must end in .csv (the JSON sidecar is written beside it)")
+    if append:
+        if p.exists() and p.stat().st_size > 0:
+            check_appendable(p)
+        return p
     for existing in (p, sidecar_path(p)):
         if existing.exists() and not force:
             raise ResultsError(f"{existing} already exists; pass --force to overwrite it, or choose another --out")

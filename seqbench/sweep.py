@@ -11,6 +11,7 @@ import dataclasses
 import gc
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -102,7 +103,9 @@ def base_row(point: Point, run_id: str, threads: int, status: str) -> Row:
     )
 
 
-def measure_point(point: Point, cfg: SweepConfig, run_id: str, *, timer: BlockTimer | None = None) -> Row:
+def measure_point(
+    point: Point, cfg: SweepConfig, run_id: str, *, timer: BlockTimer | None = None, profile_memory: bool = True
+) -> Row:
     """Build, time and memory-profile one point; any failure becomes a row with its status."""
     import torch
 
@@ -123,7 +126,9 @@ def measure_point(point: Point, cfg: SweepConfig, run_id: str, *, timer: BlockTi
                 max_call=cfg.max_time_per_point or None,
             )
             backend = ""
-            if timer is None:
+            if not profile_memory:  # a later round of a point: its first round profiled it
+                peak, method = None, ""
+            elif timer is None:
                 peak, method = measure_peak(work.step, point.device, work.resident_bytes)
                 if spec.family == "attention":
                     backend = sdpa_backend(work.step)
@@ -152,7 +157,7 @@ def measure_point(point: Point, cfg: SweepConfig, run_id: str, *, timer: BlockTi
     row.tokens_per_s = point.batch_size * point.seq_len / m.median
     row.gflop = gflop
     row.gflops_per_s = gflop / m.median
-    row.peak_mem_bytes, row.peak_mem_method = int(peak), method
+    row.peak_mem_bytes, row.peak_mem_method = (int(peak) if peak is not None else None), method
     row.samples_s = format_samples(m.samples)
     row.number, row.warmup_s, row.warmup_settled = m.number, m.warmup_s, m.warmup_settled
     row.sdpa_backend = backend
@@ -170,18 +175,23 @@ def run_sweep(
     done: frozenset = frozenset(),
     peak: bool = False,
     known_peak: float | None = None,
+    rounds: int = 1,
+    shard: tuple[int, int] | None = None,
+    calibrate: bool = False,
 ) -> list[Row]:
-    """Measure every point of cfg in order, writing each row to sink as soon as it is done.
+    """Measure every point of cfg (or of its shard) in rounds; write each row to sink once it is done.
 
     preflight (budget.Preflight) may skip a point before it is built; points whose key() is in
     `done` already have a row (--resume) and are left out. peak: first measure the `calibration`
     matmul (its own row) and fill every row's pct_of_peak; known_peak (GFLOP/s, a resumed run's
-    calibration) is used instead of measuring again.
+    calibration) is used instead of measuring again. See seqbench/schedule.py for rounds, shards
+    and --calibrate: a point's row comes when its last round ends, or when a round fails.
     """
     import torch
 
     from seqbench.budget import Preflight
     from seqbench.peak import calibration_point, fill_pct, measure_peak
+    from seqbench.schedule import make_calibrator, measure_in_rounds, round_config, shard_points
     from seqbench.timing import burn_in
 
     preflight = preflight or Preflight()
@@ -202,16 +212,21 @@ def run_sweep(
         rows.append(calib)
         if on_row:
             on_row(calib)
-    for point in cfg.points():
-        if point.key() in done:
-            continue
-        reason = preflight.check(point)
+    per_round = round_config(cfg, rounds)
+
+    def measure_round(point: Point, r: int) -> Row:
+        reason = preflight.check(point) if r == 1 else ""
         if reason:
             row = base_row(point, run_id, torch.get_num_threads(), "skipped")
             row.error = reason
-        else:
-            row = measure_point(point, cfg, run_id, timer=timer)
-            fill_pct(row, peak_gflops)
+            return row
+        return measure_point(point, per_round, run_id, timer=timer, profile_memory=r == 1)
+
+    calibrator = make_calibrator(cfg, rounds, timer) if calibrate else None
+    points = [p for p in shard_points(cfg.points(), shard) if p.key() not in done]
+    for row in measure_in_rounds(points, rounds, measure_round, calibrator):
+        if row.status != "skipped":
+            fill_pct(row, peak_gflops)  # after the rounds are pooled: from the final GFLOP/s
         preflight.observe(row)
         sink.write(row)
         rows.append(row)
@@ -222,13 +237,16 @@ def run_sweep(
 
 def run_to_files(
     cfg: SweepConfig, out_path, *, command: list[str], on_row=None, timer=None, resume=None, source: str = "config",
-    peak: bool = False,
+    peak: bool = False, append: bool = False, **schedule
 ) -> list[Row]:
     """Run the sweep into out_path (CSV) and its JSON sidecar; the sidecar says how the run ended.
 
     resume: a resume.ResumeState from resume.load(out_path, cfg): append to that run, skipping
     the points it finished. Raises ConfigError before writing anything if no point fits in memory.
     peak: measure the matmul peak first (a `calibration` row; a resumed run reuses its own).
+    schedule: rounds / shard / calibrate, passed to run_sweep and recorded in the sidecar. With
+    append, rows go after the existing ones and the sidecar keeps the earlier runs' metadata under
+    "previous_runs".
     """
     import os
     import socket
@@ -237,7 +255,7 @@ def run_to_files(
     from seqbench import env
     from seqbench.budget import Preflight, resolve_budget
     from seqbench.resume import CountingSink, Terminated, interrupts_as_exceptions
-    from seqbench.results import CsvSink, sidecar_path, write_json_atomic
+    from seqbench.results import CsvSink, read_metadata, sidecar_path, write_json_atomic
 
     def now() -> str:
         return datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -262,7 +280,12 @@ def run_to_files(
             "config": cfg.to_dict(),
             "environment": env.capture(cfg.device),
             "started_at": now(),
+            "schedule": {k: v for k, v in schedule.items() if v is not None},
         }
+        if append:
+            old = read_metadata(out_path) if Path(out_path).exists() else {}
+            if old:
+                meta["previous_runs"] = old.pop("previous_runs", []) + [old]
     meta.update(status="running", pid=os.getpid(), host=socket.gethostname(),  # lets --resume see a live run
                 memory_budget_bytes=budget, memory_budget_source=budget_source)
     for stale in ("interrupted_by", "error"):
@@ -272,12 +295,12 @@ def run_to_files(
     write_json_atomic(sidecar_path(out_path), meta)
     sink = CountingSink()
     try:
-        with interrupts_as_exceptions(), CsvSink(out_path, append=resume is not None) as csv_sink:
+        with interrupts_as_exceptions(), CsvSink(out_path, append=resume is not None or append) as csv_sink:
             sink.sink = csv_sink
             known = None if resume is None else next(
                 (r.gflops_per_s for r in resume.rows if r.kernel == "calibration" and r.status == "ok"), None)
             run_sweep(cfg, sink, run_id=run_id, on_row=on_row, timer=timer, preflight=preflight, done=done,
-                      peak=peak, known_peak=known)
+                      peak=peak, known_peak=known, **schedule)
         meta["status"] = "complete"
     except KeyboardInterrupt as exc:
         meta["status"] = "interrupted"

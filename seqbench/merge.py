@@ -1,0 +1,66 @@
+"""`seqbench merge`: join result CSVs (shards of one sweep, or runs of one machine) into one.
+
+Every input is read and validated first (read_results); inputs must share exactly the same columns
+(one schema), and no point (KEY_COLUMNS) may appear in two inputs: joining shards must give each
+point once, so a duplicate means overlapping shards or a file given twice. Data lines are copied
+verbatim, so nothing is re-rounded. The output's JSON sidecar lists the inputs and their metadata.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from pathlib import Path
+
+from seqbench.results import KEY_COLUMNS, SCHEMA_VERSION, ResultsError, read_metadata, read_results, sidecar_path, write_json_atomic
+
+
+def _header(path: Path) -> list[str]:
+    with path.open(newline="") as fh:
+        return next(csv.reader(fh), [])
+
+
+def merge_files(inputs: list[str | Path], out: str | Path) -> int:
+    """Write the rows of all inputs to out (CSV + sidecar); returns the number of rows written."""
+    paths = [Path(p) for p in inputs]
+    if len(paths) < 2:
+        raise ResultsError("merge needs at least two input CSVs")
+    out = Path(out)
+    if any(p.resolve() == out.resolve() for p in paths):
+        raise ResultsError(f"-o {out} is also an input; write the merge to a new file")
+    frames = [read_results(p) for p in paths]  # validates each file, raises on the first bad one
+    header = _header(paths[0])
+    for p in paths[1:]:
+        h = _header(p)
+        if h != header:
+            extra = sorted(set(h) ^ set(header))
+            why = f"columns {', '.join(extra[:4])} differ" if extra else "columns are in another order"
+            raise ResultsError(f"{p} and {paths[0]} have different schemas ({why}); merge only files from the same seqbench version")
+    owner: dict[tuple, Path] = {}
+    for p, df in zip(paths, frames):
+        for key in {tuple(r) for r in df[list(KEY_COLUMNS)].itertuples(index=False)}:
+            if key in owner:
+                point = ", ".join(f"{c}={v}" for c, v in zip(KEY_COLUMNS, key))
+                raise ResultsError(f"point ({point}) is in both {owner[key]} and {p}; shards must not overlap")
+            owner[key] = p
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    rows = 0
+    try:
+        with os.fdopen(fd, "w", newline="") as fh:
+            fh.write(paths[0].read_text().splitlines(keepends=True)[0])
+            for p in paths:
+                lines = p.read_text().splitlines(keepends=True)[1:]
+                data = [ln for ln in lines if ln.strip()]
+                fh.writelines(data)
+                rows += len(data)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    write_json_atomic(sidecar_path(out), {
+        "schema_version": SCHEMA_VERSION,
+        "merged_from": [{"path": str(p), "rows": len(df), "metadata": read_metadata(p)} for p, df in zip(paths, frames)],
+    })
+    return rows
