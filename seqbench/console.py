@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections import defaultdict
 from contextlib import contextmanager
@@ -10,7 +11,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-out = Console(highlight=False)
+# Piped output (CI logs, files) gets 140 columns rather than rich's 80, so tables do not fold;
+# a terminal keeps its own width, and COLUMNS still wins.
+out = Console(highlight=False, width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 140)
 VERBOSITY = {"level": 1}  # 0 quiet, 1 normal, 2 verbose
 
 
