@@ -44,14 +44,19 @@ def _quiet_stderr():
             os.close(saved)
 
 
-def cpu_peak_bytes(fn: Callable[[], object]) -> int:
-    """Peak of bytes allocated by torch's CPU allocator during one call of fn, above the start."""
+def profiled_call(fn: Callable[[], object], *, memory: bool = False) -> list:
+    """One call of fn under torch.profiler (CPU-side op records, which also name the CUDA ops
+    dispatched; allocation events when `memory`), its events in time order."""
     from torch.profiler import ProfilerActivity, profile
 
     with _quiet_stderr():
-        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=memory) as prof:
             fn()
-        events = sorted(prof.events(), key=lambda e: e.time_range.start)
+        return sorted(prof.events(), key=lambda e: e.time_range.start)
+
+
+def peak_from_events(events) -> int:
+    """Replay allocations and frees in time order: the peak of live bytes above the start."""
     live = peak = 0
     for e in events:
         if e.self_cpu_memory_usage:
@@ -76,8 +81,13 @@ def cuda_peak_bytes(fn: Callable[[], object]) -> int:
     return int(torch.cuda.max_memory_allocated() - before)
 
 
-def measure_peak(fn: Callable[[], object], device: str, resident_bytes: int) -> tuple[int, str]:
-    """Peak bytes of one call: the kernel's own transient peak plus its resident weights and inputs."""
+def measure_peak(fn: Callable[[], object], device: str, resident_bytes: int) -> tuple[int, str, list | None]:
+    """Peak bytes of one call: the kernel's own transient peak plus its resident weights and inputs.
+
+    Also returns the profiler events of that call on CPU (None on CUDA, where the allocator
+    measures), so what else is read off a call (probe.sdpa_backend) needs no second call.
+    """
     if device == "cuda":
-        return resident_bytes + cuda_peak_bytes(fn), "cuda_allocator"
-    return resident_bytes + cpu_peak_bytes(fn), "cpu_profiler"
+        return resident_bytes + cuda_peak_bytes(fn), "cuda_allocator", None
+    events = profiled_call(fn, memory=True)
+    return resident_bytes + peak_from_events(events), "cpu_profiler", events

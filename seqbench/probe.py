@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from seqbench.memory import _quiet_stderr
+from seqbench.memory import profiled_call
 
 # aten op name fragment -> backend label, most specific first
 _BACKENDS = (
@@ -28,12 +28,8 @@ def backend_from_op_names(names) -> str:
     return "+".join(found)
 
 
-def sdpa_backend(fn: Callable[[], object]) -> str:
-    """Profile one call of fn (CPU-side op records suffice, also for CUDA) and name the backend."""
-    from torch.profiler import ProfilerActivity, profile
-
-    with _quiet_stderr():
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
-            fn()
-        names = {e.name for e in prof.events()}
-    return backend_from_op_names(names)
+def sdpa_backend(fn: Callable[[], object], events: list | None = None) -> str:
+    """Name the backend from the events of one profiled call of fn (profiling one if none given)."""
+    if events is None:
+        events = profiled_call(fn)
+    return backend_from_op_names({e.name for e in events})

@@ -129,9 +129,9 @@ def measure_point(
             if not profile_memory:  # a later round of a point: its first round profiled it
                 peak, method = None, ""
             elif timer is None:
-                peak, method = measure_peak(work.step, point.device, work.resident_bytes)
+                peak, method, events = measure_peak(work.step, point.device, work.resident_bytes)
                 if spec.family == "attention":
-                    backend = sdpa_backend(work.step)
+                    backend = sdpa_backend(work.step, events)
             else:  # an injected clock means a test: skip the real profiler
                 shape = shape_of(point)
                 peak = analytic_bytes(spec, shape, work.elem_size, point.mode == "train", work.param_bytes)

@@ -36,7 +36,7 @@ def _measured(point):
     work = build_workload(point)
     with work.mode_context():
         work.step()  # first call: lazy initialisation is not part of the peak
-        peak, method = measure_peak(work.step, "cpu", work.resident_bytes)
+        peak, method, _ = measure_peak(work.step, "cpu", work.resident_bytes)
     assert method == "cpu_profiler"
     return peak, work
 

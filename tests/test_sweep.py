@@ -105,7 +105,7 @@ def test_cpu_peak_memory_sees_the_score_matrix():
     for k in ("attention_naive", "sdpa"):
         w = build_workload(Point(k, "forward", "cpu", "float32", 2, 256, 32, 4, False))
         with w.mode_context():
-            peaks[k], method = measure_peak(w.step, "cpu", w.resident_bytes)
+            peaks[k], method, _ = measure_peak(w.step, "cpu", w.resident_bytes)
     scores = 2 * 4 * 256 * 256 * 4  # bytes of one (B, h, T, T) float32 matrix
     assert peaks["attention_naive"] >= 2 * scores  # scores + softmax output alive together
     assert peaks["sdpa"] < scores
@@ -125,3 +125,8 @@ def test_sdpa_backend_is_read_from_the_ops_that_ran():
         assert sdpa_backend(naive.step) == ""
     with sdpa.mode_context():
         assert sdpa_backend(sdpa.step) in ("flash", "efficient", "math", "cudnn")
+        # the CPU memory profile's events name the same backend: no second profiled call needed
+        from seqbench.memory import measure_peak
+
+        _, _, events = measure_peak(sdpa.step, "cpu", sdpa.resident_bytes)
+        assert events and sdpa_backend(sdpa.step, events) == sdpa_backend(sdpa.step)
