@@ -90,8 +90,8 @@ def run(
     from seqbench import resume as resume_mod
     from seqbench.config import build_config, load_toml, parse_list, resolve_device
     from seqbench.results import check_output
-    from seqbench.schedule import parse_shard, shard_points
-    from seqbench.sweep import run_to_files
+    from seqbench.schedule import parse_shard
+    from seqbench.sweep import pending_points, run_to_files
 
     console.set_verbosity(quiet, verbose)
     if resume and (out is None or force):
@@ -135,7 +135,7 @@ def run(
         console.info(f"resuming {out}: {len(state.done)} of {len(cfg.points())} points already done")
     else:
         check_output(out, force=force, append=append)
-    points = [p for p in shard_points(cfg.points(), shard_kn) if not state or p.key() not in state.done]
+    points = pending_points(cfg, shard_kn, state.done if state else frozenset())
     if not points and shard_kn:
         raise SeqbenchError(f"shard {shard} holds no points: the sweep has only {len(cfg.points())}")
     with console.sweep_progress(len(points), f"{cfg.name} ({cfg.device}, {cfg.dtype})") as on_row:

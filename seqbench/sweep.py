@@ -164,6 +164,13 @@ def measure_point(
     return row
 
 
+def pending_points(cfg: SweepConfig, shard: tuple[int, int] | None = None, done=frozenset()) -> list[Point]:
+    """The points this run measures: its shard of the grid, less those a resumed run already has."""
+    from seqbench.schedule import shard_points
+
+    return [p for p in shard_points(cfg.points(), shard) if p.key() not in done]
+
+
 def run_sweep(
     cfg: SweepConfig,
     sink,
@@ -191,7 +198,7 @@ def run_sweep(
 
     from seqbench.budget import Preflight
     from seqbench.peak import calibration_point, fill_pct, measure_peak
-    from seqbench.schedule import make_calibrator, measure_in_rounds, round_config, shard_points
+    from seqbench.schedule import make_calibrator, measure_in_rounds, round_config
     from seqbench.timing import burn_in
 
     preflight = preflight or Preflight()
@@ -223,7 +230,7 @@ def run_sweep(
         return measure_point(point, per_round, run_id, timer=timer, profile_memory=r == 1)
 
     calibrator = make_calibrator(cfg, rounds, timer) if calibrate else None
-    points = [p for p in shard_points(cfg.points(), shard) if p.key() not in done]
+    points = pending_points(cfg, shard, done)
     for row in measure_in_rounds(points, rounds, measure_round, calibrator):
         if row.status != "skipped":
             fill_pct(row, peak_gflops)  # after the rounds are pooled: from the final GFLOP/s
