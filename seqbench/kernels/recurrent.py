@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from seqbench.kernels.registry import KernelSpec, Shape, register
+from seqbench.kernels.registry import KernelSpec, per_token_activations, register
 
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 
@@ -98,13 +98,10 @@ _MEASURED_PER_TOKEN = {"rnn_fused": (10, 22)}
 def _activation_bytes(gates: int, measured: tuple[int, int] | None = None):
     # Forward keeps the output (B,T,d), its stacked copy and, for fused layers, the precomputed
     # input projection (B,T,G*d). Training also saves each step's gate pre-activations and states.
-    def estimate(s: Shape, elem: int, train: bool) -> float:
-        per_token = (gates + 2) + ((3 * gates + 3) if train else 0)
-        if measured:
-            per_token = max(per_token, measured[1] if train else measured[0])
-        return float(per_token * s.batch_size * s.seq_len * s.hidden_size * elem)
-
-    return estimate
+    forward, train = gates + 2, (gates + 2) + (3 * gates + 3)
+    if measured:
+        forward, train = max(forward, measured[0]), max(train, measured[1])
+    return per_token_activations(forward, train)
 
 
 _FACTORIES = {

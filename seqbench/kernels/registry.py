@@ -41,6 +41,15 @@ class KernelSpec:
         return f * TRAIN_FLOP_FACTOR if mode == "train" else f
 
 
+def per_token_activations(forward: float, train: float) -> Callable[[Shape, int, bool], float]:
+    """An activation estimate of `forward` (or, in train mode, `train`) d-vectors of the dtype per token."""
+
+    def estimate(s: Shape, elem: int, is_train: bool) -> float:
+        return float((train if is_train else forward) * s.batch_size * s.seq_len * s.hidden_size * elem)
+
+    return estimate
+
+
 KERNELS: dict[str, KernelSpec] = {}
 
 

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqbench.kernels.registry import KernelSpec, Shape, register
+from seqbench.kernels.registry import KernelSpec, Shape, per_token_activations, register
 
 
 BLOCK_ELEMS = 1 << 17  # elements per (B, block, d) gate tensor: 512 KiB in float32, stays in L2
@@ -128,13 +128,6 @@ def mingru_flops(s: Shape) -> float:
     return 4 * s.batch_size * s.seq_len * s.hidden_size ** 2
 
 
-def _activation_bytes(per_token: int, per_token_train: int):
-    def estimate(s: Shape, elem: int, train: bool) -> float:
-        return float((per_token_train if train else per_token) * s.batch_size * s.seq_len * s.hidden_size * elem)
-
-    return estimate
-
-
 for _name, _cls, _fwd, _train, _desc in [
     ("mingru_loop", MinGRULoop, 3, 10, "minGRU cell stepped token by token (projection per step)"),
     ("mingru_scan", MinGRUScan, 8, 16, "minGRU, one projection matmul + chunked linear-space parallel scan"),
@@ -147,7 +140,7 @@ for _name, _cls, _fwd, _train, _desc in [
             factory=lambda shape, device, dtype, _cls=_cls: _cls(shape.hidden_size).to(device=device, dtype=dtype),
             flops_fn=mingru_flops,
             formula="4*B*T*d^2",
-            activation_bytes_fn=_activation_bytes(_fwd, _train),
+            activation_bytes_fn=per_token_activations(_fwd, _train),
             description=_desc,
         )
     )
