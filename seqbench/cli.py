@@ -336,7 +336,7 @@ def calibrate(
 
     from seqbench import console
     from seqbench.config import resolve_device
-    from seqbench.peak import calibrate_config, measure_peak
+    from seqbench.peak import calibrate_config, measure_calibration
     from seqbench.sweep import new_run_id
     from seqbench.timing import burn_in
 
@@ -345,7 +345,7 @@ def calibrate(
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     burn_in(cfg.device)
-    row = measure_peak(cfg, new_run_id())
+    row = measure_calibration(cfg, new_run_id())
     if row.status != "ok":
         raise SeqbenchError(f"calibration failed on {cfg.device} {cfg.dtype}: {row.error}")
     console.calibration_result(row)

@@ -24,7 +24,7 @@ def calibration_point(device: str, dtype: str) -> Point:
     return Point(CALIBRATION, "forward", device, dtype, 1, n, n, 1, False)
 
 
-def measure_peak(cfg: SweepConfig, run_id: str, *, timer=None) -> Row:
+def measure_calibration(cfg: SweepConfig, run_id: str, *, timer=None) -> Row:
     """One `calibration` row for cfg's device and dtype (status ok, or the failure as for any point)."""
     from seqbench.sweep import measure_point
 

@@ -197,7 +197,7 @@ def run_sweep(
     import torch
 
     from seqbench.budget import Preflight
-    from seqbench.peak import calibration_point, fill_pct, measure_peak
+    from seqbench.peak import calibration_point, fill_pct, measure_calibration
     from seqbench.schedule import make_calibrator, measure_in_rounds, round_config
     from seqbench.timing import burn_in
 
@@ -213,7 +213,7 @@ def run_sweep(
     rows = []
     peak_gflops = known_peak
     if peak and known_peak is None and calibration_point(cfg.device, cfg.dtype).key() not in done:
-        calib = measure_peak(cfg, run_id, timer=timer)
+        calib = measure_calibration(cfg, run_id, timer=timer)
         peak_gflops = calib.gflops_per_s
         sink.write(calib)
         rows.append(calib)
