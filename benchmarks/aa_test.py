@@ -61,7 +61,7 @@ def _first_runs(df, k: int):
 
 def _plant(df, slowdown: float):
     """The head with its PLANTED points' recorded samples scaled by 1 + slowdown (see module doc)."""
-    from seqbench.results import format_samples, parse_samples
+    from seqbench.results.schema import format_samples, parse_samples
 
     df = df.copy()
     hit = [(k, t) in PLANTED for k, t in zip(df["kernel"], df["seq_len"])]
@@ -73,7 +73,7 @@ def _naive_regressions(base, head, threshold: float) -> int:
     """One block per side (the first run), ratio of pooled sample medians > 1 + threshold."""
     import statistics
 
-    from seqbench.results import parse_samples
+    from seqbench.results.schema import parse_samples
 
     b, h = _first_runs(base, 1), _first_runs(head, 1)
     n = 0
@@ -86,7 +86,7 @@ def _naive_regressions(base, head, threshold: float) -> int:
 
 def _round_stats(df, runs: int, normalize: str, statistic: str = "median") -> dict[tuple, list[float]]:
     """(kernel, seq_len) -> per-round statistics of the first `runs` runs, as compare computes them."""
-    from seqbench.compare import rounds_by_run
+    from seqbench.analysis.compare import rounds_by_run
 
     sub = _first_runs(df, runs)
     return {(k, t): rounds_by_run(g, normalize=normalize, statistic=statistic) for (k, t), g in sub.groupby(["kernel", "seq_len"])}
@@ -94,7 +94,7 @@ def _round_stats(df, runs: int, normalize: str, statistic: str = "median") -> di
 
 def _verdicts(base: dict, head: dict, slowdown: float, *, cut, alpha, threshold=0.05) -> dict[tuple, str]:
     """compare's verdict per point (the same functions compare_frames calls), head planted if slowdown."""
-    from seqbench.compare import judge_point
+    from seqbench.analysis.compare import judge_point
 
     out = {}
     for point, b in base.items():
@@ -107,8 +107,8 @@ def analyze(args) -> dict:
     import math
     import statistics
 
-    from seqbench.compare import drop_disturbed, robust_spread
-    from seqbench.results import read_results
+    from seqbench.analysis.compare import drop_disturbed, robust_spread
+    from seqbench.results.reader import read_results
 
     reps = sorted(p for p in Path(args.dir).glob("rep-*") if (p / "wall_s").exists())[args.skip:]
     if not reps:

@@ -1,4 +1,5 @@
-"""The seqbench command line. Commands parse and validate their input, then delegate to the core."""
+"""The seqbench command line. Commands parse their flags and delegate to the core; every rule about
+what may be combined lives in the core (sweep.plan), every message in render.console."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ try:  # typer >= 0.20 vendors click; its usage errors derive from TyperException
 except ImportError:  # older typer raises click's own exceptions
     from click import ClickException as UsageBase
 
-from seqbench import SeqbenchError, __version__
+from seqbench.choices import Device, DType, ImageFormat, Normalize, Statistic, TextFormat, allowed
+from seqbench.errors import SeqbenchError
+from seqbench.version import __version__
 
 app = typer.Typer(
     help="Measure how recurrence (sequential over time) and attention (parallel over time) scale "
@@ -43,6 +46,18 @@ def _root(
 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors and the output path.")]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Print every point as it finishes.")]
+Plugins = Annotated[Optional[list[str]], typer.Option(
+    "--plugin", help="A module (mylab.bench_kernels) or .py file that registers kernels; repeatable.")]
+Baselines = Annotated[Optional[list[str]], typer.Option(
+    "--baseline", help="Reference kernel for speed-ups and crossover T* (repeatable; default: the run's config, "
+    "else the kernels registered as baselines).")]
+ImageFormats = Annotated[str, typer.Option("--image-format", "-f", help=f"Comma-separated: {allowed(ImageFormat)}.")]
+
+
+def _load_plugins(plugins: list[str] | None) -> None:
+    from seqbench.kernels import load_plugins
+
+    load_plugins(plugins, origin="flag")
 
 
 @app.command()
@@ -54,23 +69,24 @@ def run(
     hidden_size: Annotated[Optional[int], typer.Option(help="Model width d.")] = None,
     heads: Annotated[Optional[int], typer.Option(help="Attention heads (must divide d).")] = None,
     mode: Annotated[Optional[str], typer.Option(help="forward, train, or forward,train.")] = None,
-    dtype: Annotated[Optional[str], typer.Option(help="float32 | float64 | float16 | bfloat16.")] = None,
-    device: Annotated[Optional[str], typer.Option(help="cpu | cuda | auto (CUDA if present).")] = None,
+    dtype: Annotated[Optional[DType], typer.Option(help="Floating-point type of weights and inputs.")] = None,
+    device: Annotated[Optional[Device], typer.Option(help="auto: CUDA if present.")] = None,
     causal: Annotated[Optional[bool], typer.Option("--causal/--no-causal", help="Causal attention mask.")] = None,
     threads: Annotated[Optional[int], typer.Option(help="CPU threads for torch (0: torch's default).")] = None,
     min_time: Annotated[Optional[float], typer.Option(help="Seconds of timed samples per point.")] = None,
     max_memory: Annotated[Optional[str], typer.Option(help="Skip points whose estimated peak memory exceeds this, e.g. 8GiB (0 or unset: 80% of the memory free at the start).")] = None,
     max_time_per_point: Annotated[Optional[float], typer.Option(help="Seconds one call may take; a slower point is recorded as timeout and larger T for its kernel and B are skipped (0: no limit).")] = None,
+    plugin: Plugins = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output CSV (JSON sidecar beside it). Default: results/<name>-<device>-<time>.csv")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the interrupted run in --out: keep its rows, measure the missing points. Uses the config recorded in its JSON sidecar; a config file or flag that disagrees with it is refused.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the interrupted run in --out: keep its rows, measure the missing points. Uses the config (and plugins) recorded in its JSON sidecar; a config file or flag that disagrees with it is refused.")] = False,
     peak: Annotated[bool, typer.Option("--peak/--no-peak", help="Measure the matmul peak first (a `calibration` row, ~1 s) and fill pct_of_peak.")] = True,
-    rounds: Annotated[int, typer.Option(min=1, max=100, help="Take each point's samples in R rounds spread across the sweep "
+    rounds: Annotated[int, typer.Option(help="Take each point's samples in R rounds spread across the sweep "
                                         "(round 1 of every point, then round 2, ...); rows are written when a point's last round ends.")] = 1,
     shard: Annotated[Optional[str], typer.Option(help="Run shard K/N: every N-th point from the K-th (join shards with `seqbench merge`).")] = None,
     append: Annotated[bool, typer.Option("--append", help="Append rows to --out if it exists (same seqbench version), e.g. interleaved A/B rounds.")] = False,
-    calibrate: Annotated[bool, typer.Option("--calibrate", help="Time the `calibration` kernel before every point's round "
-                                            "(column calib_s), for `seqbench compare --normalize calibration`.")] = False,
+    reference: Annotated[bool, typer.Option("--reference", "--calibrate", help="Time a fixed reference matmul before every point's round "
+                                            "(column ref_s), for `seqbench compare --normalize reference`.")] = False,
     quiet: Quiet = False,
     verbose: Verbose = False,
 ) -> None:
@@ -79,85 +95,43 @@ def run(
     Examples:\n
       seqbench run benchmarks/quick.toml\n
       seqbench run --kernels rnn_loop,sdpa --seq-lens 64,256,1024 --batch-sizes 8\n
+      seqbench run benchmarks/quick.toml --plugin mylab.bench_kernels --kernels my_glr,sdpa\n
       seqbench run benchmarks/full.toml --device cuda --dtype bfloat16 -o results/gpu.csv\n
       seqbench run benchmarks/full.toml --max-memory 8GiB --max-time-per-point 30 -o results/full.csv\n
       seqbench run --resume -o results/full.csv   (after Ctrl-C: continue where it stopped)\n
-      seqbench run benchmarks/ci.toml --rounds 5 --calibrate -o base.csv\n
-      seqbench run benchmarks/ci.toml --append -o head.csv   (one more round into head.csv)\n
+      seqbench run benchmarks/ci.toml --rounds 5 -o base.csv\n
+      seqbench run benchmarks/ci.toml --append -o head.csv   (one more run into head.csv)\n
       seqbench run benchmarks/full.toml --shard 2/4 -o part2.csv
     """
-    from seqbench import console
-    from seqbench import resume as resume_mod
-    from seqbench.config import build_config, load_toml, parse_list, resolve_device
-    from seqbench.results import check_output
-    from seqbench.schedule import parse_shard
-    from seqbench.sweep import pending_points, run_to_files
+    from seqbench.render import console
+    from seqbench.sweep.config import parse_list
+    from seqbench.sweep.plan import plan_run
+    from seqbench.sweep.runner import execute
 
     console.set_verbosity(quiet, verbose)
-    if resume and (out is None or force):
-        raise SeqbenchError("--resume continues the run in --out: give --out, and no --force")
-    # A resumed run starts from its recorded config; anything given explicitly must agree with it.
-    data = resume_mod.recorded_config(out) if resume else {"name": "sweep"}
-    if config:
-        data.update(load_toml(config))
     flags = {
         "kernels": parse_list(kernels, str, "kernels") if kernels is not None else None,
         "seq_lens": parse_list(seq_lens, int, "seq_lens") if seq_lens is not None else None,
         "batch_sizes": parse_list(batch_sizes, int, "batch_sizes") if batch_sizes is not None else None,
         "modes": parse_list(mode, str, "mode") if mode is not None else None,
-        "hidden_size": hidden_size, "num_heads": heads, "dtype": dtype, "device": device,
-        "causal": causal, "threads": threads, "min_time": min_time,
-        "max_memory": max_memory, "max_time_per_point": max_time_per_point,
+        "hidden_size": hidden_size, "num_heads": heads, "causal": causal, "threads": threads, "min_time": min_time,
+        "dtype": dtype.value if dtype else None, "device": device.value if device else None,
+        "max_memory": max_memory, "max_time_per_point": max_time_per_point, "plugins": plugin or None,
     }
-    data.update({k: v for k, v in flags.items() if v is not None})
-    source = str(config) if config else "flags"
-    cfg = resolve_device(build_config(data, source=source))
-    if cfg.device != "cpu" or (device == "auto"):
-        console.info(f"device: {cfg.device}")
-    if out is None:
-        from datetime import datetime
-
-        out = Path("results") / f"{cfg.name}-{cfg.device}-{datetime.now():%Y%m%d-%H%M%S}.csv"
-    shard_kn = parse_shard(shard) if shard is not None else None
-    if append and force:
-        raise SeqbenchError("--append and --force contradict each other: append keeps the rows in --out, force replaces them")
-    state = None
-    if resume:
-        if append or shard_kn or rounds != 1 or calibrate:
-            raise SeqbenchError("--resume continues with the rounds, shard and calibration recorded in the run's sidecar; "
-                                "drop --rounds, --shard, --calibrate and --append")
-        state = resume_mod.load(out, cfg)
-        if state.note:
-            console.info(state.note)
-        schedule = state.meta.get("schedule", {})
-        rounds, calibrate = schedule.get("rounds", 1), schedule.get("calibrate", False)
-        shard_kn = tuple(schedule["shard"]) if schedule.get("shard") else None
-        console.info(f"resuming {out}: {len(state.done)} of {len(cfg.points())} points already done")
-    else:
-        check_output(out, force=force, append=append)
-    points = pending_points(cfg, shard_kn, state.done if state else frozenset())
-    if not points and shard_kn:
-        raise SeqbenchError(f"shard {shard} holds no points: the sweep has only {len(cfg.points())}")
-    with console.sweep_progress(len(points), f"{cfg.name} ({cfg.device}, {cfg.dtype})") as on_row:
+    plan = plan_run(config=config, flags=flags, out=out, force=force, resume=resume, append=append, rounds=rounds,
+                    shard=shard, reference=reference, peak=peak)
+    for note in plan.notes:
+        console.info(note)
+    if plan.cfg.device != "cpu" or device == Device.AUTO:
+        console.info(f"device: {plan.cfg.device}")
+    with console.sweep_progress(len(plan.points), f"{plan.cfg.name} ({plan.cfg.device}, {plan.cfg.dtype})") as on_row:
         try:
-            rows = run_to_files(cfg, out, command=["seqbench", *_INVOCATION], on_row=on_row, resume=state, source=source,
-                                peak=peak and "calibration" not in cfg.kernels,
-                                append=append, rounds=rounds, shard=shard_kn, calibrate=calibrate)
+            rows = execute(plan, command=["seqbench", *_INVOCATION], on_row=on_row)
         except KeyboardInterrupt:
-            console.error(f"interrupted; the finished points are in {out}; continue with: seqbench run --resume -o {out}")
+            console.error(f"interrupted; the finished points are in {plan.out}; continue with: "
+                          f"seqbench run --resume -o {plan.out}")
             raise typer.Exit(130)
-    console.summary_table(rows)
-    failed = sum(r.status != "ok" for r in rows)
-    console.info(f"wrote {len(rows)} rows ({failed} failed) to {out} and {out.with_suffix('.json')}")
-    if quiet:
-        print(out)
-
-
-def _parse_fraction(text: str, flag: str) -> float:
-    try:
-        return float(text[:-1]) / 100 if text.endswith("%") else float(text)
-    except ValueError:
-        raise SeqbenchError(f"{flag} {text!r} is not a number; give a fraction (0.05) or a percentage (5%)") from None
+    console.run_summary(rows, plan.out)
 
 
 @app.command()
@@ -166,13 +140,13 @@ def compare(
     candidate: Annotated[Path, typer.Argument(help="Results CSV of the candidate (e.g. the pull request's head).")],
     threshold: Annotated[str, typer.Option(help="Smallest slowdown called a regression: fraction or percentage.")] = "5%",
     alpha: Annotated[float, typer.Option(help="Significance level of the Mann-Whitney U test over rounds (CI level 1-alpha).")] = 0.01,
-    normalize: Annotated[str, typer.Option(help="none | calibration: divide each round by the calibration kernel timed "
-                                           "before it (both runs made with `seqbench run --calibrate`).")] = "none",
+    normalize: Annotated[Normalize, typer.Option(help="reference: divide each round by the reference matmul timed before it "
+                                                 "(both runs made with `seqbench run --reference`).")] = Normalize.NONE,
     slow_cut: Annotated[str, typer.Option(help="Drop rounds slower than (1 + cut) x their side's second-fastest round "
                                           "as disturbed by other load (fraction, percentage, or 'off').")] = "15%",
-    statistic: Annotated[str, typer.Option(help="min | median: each round's samples reduced to this before the test "
-                                           "(min resists time-slicing by other processes).")] = "min",
-    fmt: Annotated[str, typer.Option("--format", help="table | markdown | json")] = "table",
+    statistic: Annotated[Statistic, typer.Option(help="Each round's samples reduced to this before the test "
+                                                 "(min resists time-slicing by other processes).")] = Statistic.MIN,
+    fmt: Annotated[TextFormat, typer.Option("--format", help="How to print the verdicts.")] = TextFormat.TABLE,
 ) -> None:
     """Compare two result CSVs point by point; exit 1 if the candidate regressed.
 
@@ -183,24 +157,17 @@ def compare(
 
     Examples:\n
       seqbench compare base.csv head.csv\n
-      seqbench compare base.csv head.csv --normalize calibration --format markdown >> $GITHUB_STEP_SUMMARY\n
+      seqbench compare base.csv head.csv --format markdown >> $GITHUB_STEP_SUMMARY\n
       seqbench compare base.csv head.csv --threshold 3% --format json > verdicts.json
     """
-    from seqbench import console
-    from seqbench.compare import compare_files
-    from seqbench.compare_format import to_json_text, to_markdown
+    from seqbench.analysis.compare import compare_files
+    from seqbench.render import console
+    from seqbench.units import parse_fraction
 
-    if fmt not in ("table", "markdown", "json"):
-        raise SeqbenchError(f"--format {fmt!r} unknown; allowed: table, markdown, json")
-    cut = None if slow_cut == "off" else _parse_fraction(slow_cut, "--slow-cut")
-    comp = compare_files(baseline, candidate, threshold=_parse_fraction(threshold, "--threshold"), alpha=alpha,
-                         normalize=normalize, slow_cut=cut, statistic=statistic)
-    if fmt == "table":
-        console.comparison_table(comp)
-    elif fmt == "markdown":
-        console.raw(to_markdown(comp, console.fmt_time))
-    else:
-        console.raw(to_json_text(comp))
+    cut = None if slow_cut == "off" else parse_fraction(slow_cut, "--slow-cut")
+    comp = compare_files(baseline, candidate, threshold=parse_fraction(threshold, "--threshold"), alpha=alpha,
+                         normalize=normalize.value, slow_cut=cut, statistic=statistic.value)
+    console.comparison(comp, fmt.value)
     raise typer.Exit(comp.exit_code)
 
 
@@ -216,9 +183,9 @@ def merge(
       seqbench merge part1.csv part2.csv part3.csv -o all.csv\n
       seqbench merge results/shard-*.csv -o results/full.csv --force
     """
-    from seqbench import console
-    from seqbench.merge import merge_files
-    from seqbench.results import check_output
+    from seqbench.render import console
+    from seqbench.results.merge import merge_files
+    from seqbench.results.writer import check_output
 
     check_output(out, force=force)
     rows = merge_files(inputs, out)
@@ -228,9 +195,11 @@ def merge(
 @app.command()
 def plot(
     results: Annotated[list[Path], typer.Argument(help="One or more results CSVs; several overlay with the file name in the legend.")],
-    out_dir: Annotated[Path, typer.Option("--out-dir", "-d", help="Folder for the charts (created if missing).")] = Path("charts"),
-    fmt: Annotated[str, typer.Option("--format", "-f", help="Comma-separated: png, svg, pdf.")] = "png",
+    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", "-d", help="Folder for the charts (created if missing). Default: charts/ beside the first CSV.")] = None,
+    image_format: ImageFormats = "png",
     batch: Annotated[Optional[str], typer.Option(help="Only these batch sizes in the per-B charts, e.g. 8 or 1,8.")] = None,
+    baseline: Baselines = None,
+    plugin: Plugins = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite charts already in --out-dir.")] = False,
     quiet: Quiet = False,
 ) -> None:
@@ -239,17 +208,20 @@ def plot(
     Files are named CHART-MODE.FORMAT, e.g. latency_vs_T-forward.png.
 
     Examples:\n
-      seqbench plot results/cpu/examples-cpu.csv --out-dir results/cpu --format png,svg\n
-      seqbench plot cpu.csv cuda.csv --out-dir charts/compare --batch 8
+      seqbench plot results/cpu/examples-cpu.csv --out-dir results/cpu/charts --image-format png,svg\n
+      seqbench plot cpu.csv cuda.csv --out-dir charts/compare --batch 8\n
+      seqbench plot mine.csv --baseline my_glr
     """
-    from seqbench import console
-    from seqbench import plot as plot_mod
-    from seqbench.config import parse_list
+    from seqbench.render import console
+    from seqbench.render import plot as plot_mod
+    from seqbench.sweep.config import parse_list
 
     console.set_verbosity(quiet)
-    formats = plot_mod.parse_formats(fmt)
+    _load_plugins(plugin)
+    formats = plot_mod.parse_formats(image_format)
     batch_sizes = parse_list(batch, int, "batch") if batch is not None else None
-    written = plot_mod.plot_files(results, out_dir, formats, batch_sizes=batch_sizes, force=force)
+    out_dir = out_dir or results[0].parent / "charts"
+    written = plot_mod.plot_files(results, out_dir, formats, batch_sizes=batch_sizes, force=force, baselines=baseline)
     console.info(f"wrote {len(written)} chart files to {out_dir}")
     for p in written:
         console.detail(str(p))
@@ -261,7 +233,9 @@ def report(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Markdown file. Default: the CSV's name with .md.")] = None,
     charts_dir: Annotated[Optional[Path], typer.Option(help="Where the embedded charts go. Default: charts/ beside the report.")] = None,
     charts: Annotated[bool, typer.Option("--charts/--no-charts", help="Render and embed the charts.")] = True,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="Chart formats: png, svg, pdf (the report embeds the PNG, else the first format).")] = "png",
+    image_format: ImageFormats = "png",
+    baseline: Baselines = None,
+    plugin: Plugins = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite the report and its charts.")] = False,
     quiet: Quiet = False,
 ) -> None:
@@ -269,61 +243,72 @@ def report(
 
     Examples:\n
       seqbench report results/cpu/examples-cpu.csv -o results/cpu/report.md\n
-      seqbench report run.csv -o run.md --no-charts
+      seqbench report run.csv -o run.md --no-charts\n
+      seqbench report mine.csv --baseline my_glr --plugin mylab.bench_kernels
     """
-    from seqbench import console
-    from seqbench import plot as plot_mod
-    from seqbench import report as report_mod
+    from seqbench.render import console
+    from seqbench.render import plot as plot_mod
+    from seqbench.render import report as report_mod
 
     console.set_verbosity(quiet)
-    formats = plot_mod.parse_formats(fmt)
+    _load_plugins(plugin)
+    formats = plot_mod.parse_formats(image_format)
     out = out or results.with_suffix(".md")
     cdir = (charts_dir or out.parent / "charts") if charts else None
-    path, written = report_mod.write_report(results, out, charts_dir=cdir, formats=formats, force=force)
+    path, written = report_mod.write_report(results, out, charts_dir=cdir, formats=formats, force=force,
+                                            baselines=baseline)
     console.info(f"wrote {path}" + (f" and {len(written)} chart files in {cdir}" if written else ""))
 
 
 @app.command("list")
-def list_kernels() -> None:
-    """List the kernels with their family and forward FLOP formula.
+def list_kernels(
+    plugin: Plugins = None,
+    fmt: Annotated[TextFormat, typer.Option("--format", help="table or json.")] = TextFormat.TABLE,
+) -> None:
+    """List the kernels: family, forward FLOP formula, causality, role in the analysis, origin.
 
-    Example: seqbench list
+    Examples:\n
+      seqbench list\n
+      seqbench list --plugin mylab.bench_kernels --format json
     """
-    from seqbench import console
-    from seqbench.kernels import KERNELS
+    from seqbench.kernels import kernels
+    from seqbench.render import console
 
-    console.kernel_table(KERNELS.values())
+    _load_plugins(plugin)
+    console.kernel_table(kernels().values(), fmt.value)
 
 
 @app.command()
 def env(
-    device: Annotated[str, typer.Option(help="cpu | cuda | auto")] = "auto",
+    device: Annotated[Device, typer.Option(help="Which device's details to include.")] = Device.AUTO,
+    fmt: Annotated[TextFormat, typer.Option("--format", help="table or json.")] = TextFormat.TABLE,
 ) -> None:
     """Print the environment recorded in every run's JSON sidecar.
 
-    Example: seqbench env --device cpu
+    Examples:\n
+      seqbench env --device cpu\n
+      seqbench env --format json > env.json
     """
     import torch
 
-    from seqbench import console
-    from seqbench import env as env_mod
+    from seqbench.measure import env as env_mod
+    from seqbench.render import console
 
-    if device not in ("cpu", "cuda", "auto"):
-        raise SeqbenchError(f"unknown device {device!r}; allowed: cpu, cuda, auto")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    console.mapping_table("environment", env_mod.capture(device))
+    name = device.value
+    if device == Device.AUTO:
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    console.mapping_table("environment", env_mod.capture(name), fmt.value)
 
 
 @app.command()
 def calibrate(
-    device: Annotated[str, typer.Option(help="cpu | cuda | auto (CUDA if present).")] = "auto",
-    dtype: Annotated[str, typer.Option(help="float32 | float64 | float16 | bfloat16.")] = "float32",
+    device: Annotated[Device, typer.Option(help="auto: CUDA if present.")] = Device.AUTO,
+    dtype: Annotated[DType, typer.Option(help="Floating-point type of the matmul.")] = DType.FLOAT32,
     threads: Annotated[int, typer.Option(help="CPU threads for torch (0: torch's default).")] = 0,
     min_time: Annotated[float, typer.Option(help="Seconds of timed samples.")] = 0.5,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the GFLOP/s figure.")] = False,
 ) -> None:
-    """Measure the device's dense matmul GFLOP/s for a dtype (the `calibration` kernel, N = 1024).
+    """Measure the device's dense matmul GFLOP/s for a dtype (the `calibration` kernel: N = 1024 on CPU, 8192 on CUDA).
 
     This is the "peak" that `pct_of_peak` in every run refers to (`seqbench run` measures it again
     at the start of each run, so each CSV carries its own).
@@ -332,23 +317,11 @@ def calibrate(
       seqbench calibrate\n
       seqbench calibrate --device cpu --dtype float64 --threads 1
     """
-    import torch
-
-    from seqbench import console
-    from seqbench.config import resolve_device
-    from seqbench.peak import calibrate_config, measure_calibration
-    from seqbench.sweep import new_run_id
-    from seqbench.timing import burn_in
+    from seqbench.api import calibrate
+    from seqbench.render import console
 
     console.set_verbosity(quiet)
-    cfg = resolve_device(calibrate_config(device, dtype, threads, min_time))
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    burn_in(cfg.device)
-    row = measure_calibration(cfg, new_run_id())
-    if row.status != "ok":
-        raise SeqbenchError(f"calibration failed on {cfg.device} {cfg.dtype}: {row.error}")
-    console.calibration_result(row)
+    console.calibration_result(calibrate(device.value, dtype.value, threads, min_time))
 
 
 @app.command()
@@ -359,6 +332,7 @@ def gradflow(
     seeds: Annotated[int, typer.Option(help="Random initialisations per layer (geometric mean is fitted).")] = 5,
     layers: Annotated[str, typer.Option(help="Comma-separated kernels to probe.")] = "rnn_loop,lstm_loop,mingru_scan,sdpa",
     spectral_radius: Annotated[str, typer.Option(help="Comma-separated spectral radii for rnn_loop's U (one curve each).")] = "0.5,1,3",
+    plugin: Plugins = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output CSV; the chart (.png) and fitted rates (.json) go beside it.")] = Path("results/gradflow.csv"),
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")] = False,
 ) -> None:
@@ -372,36 +346,25 @@ def gradflow(
       seqbench gradflow\n
       seqbench gradflow --spectral-radius 0.9,1.2,2 --seq-len 256 -o results/gradflow-long.csv --force
     """
-    from seqbench import console
-    from seqbench.config import parse_list
-    from seqbench.gradflow import plot_gradflow, run_gradflow
-    from seqbench.results import check_output, write_json_atomic
+    from seqbench.api import gradflow as write_gradflow
+    from seqbench.render import console
+    from seqbench.sweep.config import parse_list
 
+    _load_plugins(plugin)
     try:
         radii = [float(r) for r in parse_list(spectral_radius, str, "spectral_radius")]
     except ValueError:
         raise SeqbenchError(f"--spectral-radius must be comma-separated numbers, got {spectral_radius!r}") from None
-    check_output(out, force=force)
-    png = out.with_suffix(".png")
-    if png.exists() and not force:
-        raise SeqbenchError(f"{png} already exists; pass --force to overwrite it, or choose another --out")
-    df, fits = run_gradflow(layers=parse_list(layers, str, "layers"), seq_len=seq_len, hidden_size=hidden_size,
-                            num_heads=heads, seeds=seeds, spectral_radii=radii)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(out, index=False)
-    write_json_atomic(out.with_suffix(".json"), {
-        "command": ["seqbench", *_INVOCATION],
-        "settings": {"seq_len": seq_len, "hidden_size": hidden_size, "heads": heads, "seeds": seeds, "spectral_radii": radii},
-        "fits": [f.as_dict() for f in fits],
-    })
-    plot_gradflow(df, fits, png)
-    console.gradflow_table(fits)
-    console.info(f"wrote {out}, {out.with_suffix('.json')} and {png}")
+    decay, written = write_gradflow(out, force=force, command=["seqbench", *_INVOCATION],
+                                    layers=parse_list(layers, str, "layers"), seq_len=seq_len,
+                                    hidden_size=hidden_size, num_heads=heads, seeds=seeds, spectral_radii=radii)
+    console.gradflow_table(decay)
+    console.info(f"wrote {', '.join(map(str, written))}")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: maps every user mistake to one line on stderr and exit code 2."""
-    from seqbench import console
+    from seqbench.render import console
 
     global _INVOCATION
     _INVOCATION = list(sys.argv[1:] if argv is None else argv)

@@ -9,9 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from seqbench.config import build_config
-from seqbench.kernels import KernelSpec, Shape
-from seqbench.kernels.registry import KERNELS
+from seqbench.kernels import kernels, registry
+from seqbench.kernels.registry import Shape, register_kernel
+from seqbench.sweep.config import build_config
+
 
 @pytest.fixture(autouse=True)
 def frozen_gc():
@@ -71,15 +72,14 @@ def register_probe(monkeypatch, name="probe", *, fail_at=10**9, fault=RuntimeErr
     tensors it allocated just before failing."""
     leaks: list = []
 
-    def factory(shape: Shape, device, dtype):
-        return Probe(shape.hidden_size, fail_at, fault, clock, leaks).to(device=device, dtype=dtype)
+    def factory(shape: Shape):
+        return Probe(shape.hidden_size, fail_at, fault, clock, leaks)
 
-    spec = KernelSpec(
-        name=name, family="recurrent", factory=factory, flops_fn=lambda s: 2.0 * s.batch_size * s.seq_len * s.hidden_size,
-        formula="2*B*T*d", activation_bytes_fn=lambda s, e, train: float(s.batch_size * s.seq_len * s.hidden_size * e),
-        supports_causal=supports_causal, supports_train=supports_train,
-    )
-    monkeypatch.setitem(KERNELS, name, spec)
+    kernels()  # built-ins first, so the placeholder below is the only new name
+    monkeypatch.setitem(registry._REGISTRY, name, None)  # removed again when the test ends
+    register_kernel(name, family="recurrent", flops="2*B*T*d", factory=factory, replace=True,
+                    memory=lambda s, e, train: float(s.batch_size * s.seq_len * s.hidden_size * e),
+                    causal="always" if supports_causal else "never", train=supports_train)
     return leaks
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from seqbench.results import SCHEMA_VERSION, CsvSink, Row, format_samples, write_json_atomic
+from seqbench.results.schema import SCHEMA_VERSION, Row, format_samples
+from seqbench.results.writer import CsvSink, write_json_atomic
 
 SEQ_LENS = (32, 64, 128, 256, 512, 1024)
 BATCHES = (1, 4)

@@ -8,9 +8,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reliability_helpers import register_probe
-from seqbench import SeqbenchError
+from seqbench.errors import SeqbenchError
 from seqbench.cli import main
-from seqbench.config import ConfigError, SweepConfig, build_config, resolve_device
+from seqbench.errors import ConfigError
+from seqbench.sweep.config import SweepConfig, build_config, resolve_device
 
 BASE = {"kernels": '["rnn_loop"]', "seq_lens": "[8]", "batch_sizes": "[1]", "hidden_size": "8", "num_heads": "2"}
 
@@ -106,7 +107,7 @@ TINY_TOML = 'kernels = ["rnn_loop"]\nseq_lens = [4]\nbatch_sizes = [1]\nhidden_s
 
 @pytest.fixture
 def tiny_toml(tmp_path, monkeypatch):
-    monkeypatch.setattr("seqbench.timing.burn_in", lambda device: None)
+    monkeypatch.setattr("seqbench.measure.timer.burn_in", lambda device: None)
     (tmp_path / "tiny.toml").write_text(TINY_TOML)
     return "tiny.toml"
 
@@ -143,7 +144,7 @@ def test_device_auto_falls_back_to_cpu_and_says_so(monkeypatch, tmp_path, capfd,
     assert resolve_device(_cfg("cpu")).device == "cpu"
     monkeypatch.chdir(tmp_path)
     rc = main(["run", tiny_toml, "--device", "auto", "-o", "a.csv"])
-    assert rc == 0 and "device: cpu" in capfd.readouterr().out
+    assert rc == 0 and "device: cpu" in capfd.readouterr().err
     _one_line_error(capfd, main(["run", "--kernels", "rnn_loop", "--seq-lens", "4", "--batch-sizes", "1",
                                  "--device", "cuda", "-o", "c.csv"]), "CUDA is not available")
 

@@ -6,12 +6,14 @@ import pytest
 import torch
 
 from reliability_helpers import tiny_config
-from seqbench import budget
-from seqbench.budget import Preflight, available_bytes, estimate_bytes, param_bytes, resolve_budget
-from seqbench.config import ConfigError, Point, parse_size
+from seqbench.sweep import budget
+from seqbench.sweep.budget import Preflight, available_bytes, estimate_bytes, param_bytes, resolve_budget
+from seqbench.errors import ConfigError
+from seqbench.sweep.config import Point
+from seqbench.units import parse_size
 from seqbench.kernels import KERNELS
-from seqbench.memory import measure_peak
-from seqbench.sweep import build_workload
+from seqbench.measure.memory import measure_peak
+from seqbench.sweep.runner import build_workload
 
 # Measured on CPU (torch profiler, op resolution) for every kernel, forward and train, at
 # B in 1..8, T in 32..512, d in 64..256: estimate / measured peak was between 0.96 and 2.98

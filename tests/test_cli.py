@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-from seqbench import __version__
+from seqbench.version import __version__
 from seqbench.cli import main
-from seqbench.results import read_results
+from seqbench.results.reader import read_results
 
 TINY = ["--kernels", "rnn_loop,attention_naive", "--seq-lens", "4,8", "--batch-sizes", "2",
         "--hidden-size", "16", "--heads", "2", "--min-time", "0.002"]
@@ -54,7 +54,8 @@ def test_run_writes_csv_json_and_a_summary(tmp_path, capsys):
     assert df["kernel"].iloc[0] == "calibration" and df["pct_of_peak"].iloc[0] == pytest.approx(100)
     peak = df["gflops_per_s"].iloc[0]
     assert list(df["pct_of_peak"].iloc[1:]) == pytest.approx(list(100 * df["gflops_per_s"].iloc[1:] / peak))
-    assert "best softmax-attention kernel vs the seed's rnn_loop" in out
+    assert "best softmax-attention kernel vs the seed's rnn_loop" in err  # tables for people go to stderr
+    assert out == ""  # stdout carries only data
     assert json.loads(out_csv.with_suffix(".json").read_text())["command"][:2] == ["seqbench", "run"]
 
 
@@ -85,7 +86,7 @@ def test_existing_output_is_not_overwritten_without_force(tmp_path, capsys):
     (["run", "--kernels", "sdpa", "--seq-lens", "-5", "--batch-sizes", "1"], "positive integers"),
     (["run", "--kernels", "sdpa", "--seq-lens", "8", "--batch-sizes", "1", "--heads", "3"], "does not divide"),
     (["run", "--kernels", "sdpa", "--seq-lens", "8", "--batch-sizes", "1", "--mode", "fast"], "unknown mode 'fast'"),
-    (["run", "--kernels", "sdpa", "--seq-lens", "8", "--batch-sizes", "1", "--dtype", "int8"], "unknown dtype"),
+    (["run", "--kernels", "sdpa", "--seq-lens", "8", "--batch-sizes", "1", "--dtype", "int8"], "'int8' is not one of 'float32'"),
     (["run", "--kernels", "sdpa", "--seq-lens", "8", "--batch-sizes", "1", "--hidden-size", "x"], "hidden-size"),
     (["run", "nope.toml"], "config file 'nope.toml' not found"),
     (["run", "--bogus"], "No such option"),

@@ -13,18 +13,10 @@ import pandas as pd
 import pytest
 
 from seqbench.cli import main
-from seqbench.compare import (
-    CompareError,
-    compare_frames,
-    drop_disturbed,
-    judge_point,
-    mann_whitney,
-    round_statistics,
-    shift_interval,
-    u_null_counts,
-    verdict_for,
-)
-from seqbench.results import COLUMNS, CsvSink, Row, format_samples
+from seqbench.errors import CompareError
+from seqbench.analysis.compare import compare_frames, drop_disturbed, judge_point, mann_whitney, round_statistics, shift_interval, u_null_counts, verdict_for
+from seqbench.results.schema import COLUMNS, Row, format_samples
+from seqbench.results.writer import CsvSink
 
 
 @pytest.mark.parametrize("n,m", [(1, 1), (2, 3), (3, 4), (5, 5)])
@@ -123,14 +115,14 @@ def test_undisturbed_rounds_from_a_single_run_are_inconclusive():
 KEY = dict(mode="forward", device="cpu", dtype="float32", batch_size=8, hidden_size=64, num_heads=4, causal=False)
 
 
-def _row(kernel, seq_len, rounds, *, run_id="r1", status="ok", calib=None):
+def _row(kernel, seq_len, rounds, *, run_id="r1", status="ok", ref=None):
     samples = [s for r in rounds for s in r]
     row = Row(schema_version=1, run_id=run_id, kernel=kernel, family="recurrent", seq_len=seq_len, threads=1, status=status, **KEY)
     if status == "ok":
         row.repeats, row.median_s = len(samples), sorted(samples)[len(samples) // 2]
         row.samples_s = format_samples(samples)
         row.sample_rounds = " ".join(str(i) for i, r in enumerate(rounds, 1) for _ in r)
-        row.calib_s = format_samples(calib) if calib else ""
+        row.ref_s = format_samples(ref) if ref else ""
     else:
         row.error = "RuntimeError: boom"
     return row
@@ -145,14 +137,14 @@ def _rounds_block(center, n=8, seed=0, per=3):
     return [[center * (1 + rng.gauss(0, 0.003)) for _ in range(per)] for _ in range(n)]
 
 
-def test_round_statistics_per_round_median_and_calibration():
-    row = _row("rnn_loop", 64, [[1.0, 3.0, 2.0], [4.0, 4.0, 5.0]], calib=[2.0, 4.0])
+def test_round_statistics_per_round_median_and_reference():
+    row = _row("rnn_loop", 64, [[1.0, 3.0, 2.0], [4.0, 4.0, 5.0]], ref=[2.0, 4.0])
     df = _frame([row])
     assert round_statistics(df, statistic="median") == [2.0, 4.0]
     assert round_statistics(df, statistic="min") == [1.0, 4.0]
-    assert round_statistics(df, statistic="median", normalize="calibration") == [1.0, 1.0]
-    with pytest.raises(CompareError, match="--calibrate"):
-        round_statistics(_frame([_row("rnn_loop", 64, [[1.0]])]), normalize="calibration")
+    assert round_statistics(df, statistic="median", normalize="reference") == [1.0, 1.0]
+    with pytest.raises(CompareError, match="--reference"):
+        round_statistics(_frame([_row("rnn_loop", 64, [[1.0]])]), normalize="reference")
 
 
 def test_matching_lists_one_sided_points_and_judges_the_rest():
@@ -232,7 +224,7 @@ def test_markdown_and_table_name_the_regression(pair, capsys):
     (["{base}", "--format", "xml"], "--format"),
     (["{base}", "--normalize", "magic"], "--normalize"),
     (["{base}", "--statistic", "mean"], "--statistic"),
-    (["{base}", "--normalize", "calibration"], "--calibrate"),
+    (["{base}", "--normalize", "reference"], "--reference"),
     (["{garbage}"], "not a seqbench results CSV"),
 ])
 def test_bad_input_is_one_line_and_exit_2(pair, tmp_path, capsys, args, needle):

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from seqbench.config import ConfigError, build_config, load_toml, parse_list, resolve_device
+from seqbench.errors import ConfigError
+from seqbench.sweep.config import build_config, load_toml, parse_list, resolve_device
 
 ROOT = Path(__file__).resolve().parents[1]
 

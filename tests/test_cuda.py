@@ -5,11 +5,11 @@ import time
 import pytest
 import torch
 
-from seqbench.config import Point, build_config
+from seqbench.sweep.config import Point, build_config
 from seqbench.kernels import Shape, get_kernel
-from seqbench.memory import analytic_bytes, cuda_peak_bytes
-from seqbench.sweep import build_workload, measure_point
-from seqbench.timing import cpu_block_timer, cuda_block_timer
+from seqbench.measure.memory import analytic_bytes, cuda_peak_bytes
+from seqbench.sweep.runner import build_workload, measure_point
+from seqbench.measure.timer import cpu_block_timer, cuda_block_timer
 
 pytestmark = pytest.mark.gpu
 
@@ -25,8 +25,8 @@ def _copy(loop, fused):
 def test_fused_equals_loop_on_cuda(cell):
     s = Shape(4, 16, 32)
     dev = torch.device("cuda")
-    loop = get_kernel(f"{cell}_loop").factory(s, dev, torch.float64)
-    fused = get_kernel(f"{cell}_fused").factory(s, dev, torch.float64)
+    loop = get_kernel(f"{cell}_loop").build(s, dev, torch.float64)
+    fused = get_kernel(f"{cell}_fused").build(s, dev, torch.float64)
     _copy(loop, fused.rnn)
     x = torch.randn(4, 16, 32, device=dev, dtype=torch.float64)
     torch.testing.assert_close(loop(x), fused(x), rtol=1e-9, atol=1e-10)
@@ -36,8 +36,8 @@ def test_fused_equals_loop_on_cuda(cell):
 def test_sdpa_equals_naive_on_cuda(causal):
     s = Shape(2, 64, 64, 4, causal)
     dev = torch.device("cuda")
-    naive = get_kernel("attention_naive").factory(s, dev, torch.float32)
-    sdpa = get_kernel("sdpa").factory(s, dev, torch.float32)
+    naive = get_kernel("attention_naive").build(s, dev, torch.float32)
+    sdpa = get_kernel("sdpa").build(s, dev, torch.float32)
     sdpa.load_state_dict(naive.state_dict())
     x = torch.randn(2, 64, 64, device=dev)
     torch.testing.assert_close(sdpa(x), naive(x), rtol=2e-3, atol=2e-3)
@@ -88,7 +88,7 @@ def test_low_precision_runs_and_reports_backend(dtype):
 
 
 def test_host_timer_is_not_used_for_cuda():
-    from seqbench.timing import block_timer_for
+    from seqbench.measure.timer import block_timer_for
 
     assert block_timer_for("cuda") is cuda_block_timer
     assert block_timer_for("cpu") is cpu_block_timer

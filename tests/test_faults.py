@@ -14,13 +14,14 @@ import pytest
 import torch
 
 from reliability_helpers import FakeClock, ListSink, frozen_gc, register_probe, tiny_config  # noqa: F401
-from seqbench import resume as resume_mod
-from seqbench import sweep
-from seqbench.budget import Preflight, estimate_bytes
-from seqbench.config import Point
-from seqbench.results import ResultsError, read_metadata, read_results
-from seqbench.resume import CountingSink, interrupts_as_exceptions
-from seqbench.sweep import classify_failure, measure_point, run_sweep, run_to_files
+from seqbench.sweep import resume as resume_mod
+from seqbench.sweep import runner as sweep
+from seqbench.sweep.budget import Preflight, estimate_bytes
+from seqbench.sweep.config import Point
+from seqbench.errors import ResultsError
+from seqbench.results.reader import read_metadata, read_results
+from seqbench.sweep.signals import CountingSink, interrupts_as_exceptions
+from seqbench.sweep.runner import classify_failure, measure_point, run_sweep, run_to_files
 
 
 def statuses(rows):
@@ -69,7 +70,7 @@ def test_oom_on_cuda_empties_the_cache(monkeypatch):
     calls = []
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: calls.append(1))
     register_probe(monkeypatch, fail_at=1, fault=MemoryError)  # fails in forward, before any CUDA work
-    monkeypatch.setattr("seqbench.sweep.build_workload", lambda p, seed=0: (_ for _ in ()).throw(MemoryError()))
+    monkeypatch.setattr("seqbench.sweep.runner.build_workload", lambda p, seed=0: (_ for _ in ()).throw(MemoryError()))
     cfg = tiny_config(kernels=["probe"])
     point = Point("probe", "forward", "cuda", "float32", 1, 8, 8, 2, False)
     row = measure_point(point, cfg, "r", timer=FakeClock())

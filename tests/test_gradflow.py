@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from seqbench.cli import main
-from seqbench.gradflow import fit_decay, run_gradflow
+from seqbench.analysis.fits import decay_fits, fit_decay
+from seqbench.measure.gradflow import run_gradflow
 
 
 def test_fit_recovers_a_known_rate():
@@ -19,9 +20,9 @@ def test_fit_recovers_a_known_rate():
 
 @pytest.fixture(scope="module")
 def fits():
-    _, fits = run_gradflow(layers=("rnn_loop", "sdpa"), seq_len=40, hidden_size=16, num_heads=2, seeds=2,
-                           spectral_radii=(0.5, 3.0))
-    return {f.layer: f for f in fits}
+    norms = run_gradflow(layers=("rnn_loop", "sdpa"), seq_len=40, hidden_size=16, num_heads=2, seeds=2,
+                         spectral_radii=(0.5, 3.0))
+    return {f.layer: f for f in decay_fits(norms)}
 
 
 def test_tanh_rnn_decays_exponentially_at_radius_half(fits):

@@ -14,7 +14,7 @@ import pytest
 
 from reliability_helpers import frozen_gc  # noqa: F401
 from seqbench.cli import main
-from seqbench.results import read_results
+from seqbench.results.reader import read_results
 
 ROOT = Path(__file__).resolve().parents[1]
 TOML = """name = "interrupt"

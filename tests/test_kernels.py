@@ -5,7 +5,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from seqbench.kernels import KERNELS, Shape, get_kernel
-from seqbench import SeqbenchError
+from seqbench.errors import SeqbenchError
 
 DEV = torch.device("cpu")
 F64 = torch.float64
@@ -13,7 +13,7 @@ F64 = torch.float64
 
 def make(name, shape, seed=0):
     torch.manual_seed(seed)
-    return get_kernel(name).factory(shape, DEV, F64)
+    return get_kernel(name).build(shape, DEV, F64)
 
 
 @pytest.mark.parametrize("name", sorted(KERNELS))

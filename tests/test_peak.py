@@ -3,10 +3,11 @@
 import pytest
 
 from seqbench.cli import main
-from seqbench.config import build_config
+from seqbench.sweep.config import build_config
 from seqbench.kernels import Shape, get_kernel
-from seqbench.results import CsvSink, read_results
-from seqbench.sweep import run_sweep
+from seqbench.results.writer import CsvSink
+from seqbench.results.reader import read_results
+from seqbench.sweep.runner import run_sweep
 
 
 def fixed_timer(fn, number):  # every call "takes" 10 ms

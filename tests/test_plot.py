@@ -3,7 +3,8 @@ import xml.etree.ElementTree as ET
 import pytest
 from matplotlib.figure import Figure
 
-from seqbench import analysis, plot
+from seqbench.analysis import fits, load, scaling as analysis
+from seqbench.render import plot
 from seqbench.cli import main
 
 from synthetic_results import CALIBRATION_GFLOPS, standard_rows, write_csv
@@ -18,7 +19,7 @@ def csv_path(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def df(csv_path):
-    return analysis.read_many([csv_path])
+    return load([csv_path])
 
 
 def _labels(fig: Figure) -> list[str]:
@@ -58,7 +59,7 @@ def test_kernels_unknown_to_the_palette_still_get_their_own_marker(tmp_path):
 
     names = [("zeta_scan", "scan"), ("alpha_linear", "attention"), ("rnn_loop", "recurrent"), ("sdpa", "attention")]
     rows = [row(k, t, 1, family=f, median=1e-3 * t) for k, f in names for t in (128, 256)]
-    fig = plot.latency_vs_seq_len(analysis.read_many([write_csv(tmp_path / "new.csv", rows)]))
+    fig = plot.latency_vs_seq_len(load([write_csv(tmp_path / "new.csv", rows)]))
     lines = fig.axes[0].get_lines()
     assert len({(ln.get_marker(), ln.get_color()) for ln in lines}) == len({ln.get_marker() for ln in lines}) == 4
     assert {ln.get_label().split(",")[0]: ln.get_linestyle() for ln in lines}["zeta_scan"] == "-."
@@ -77,7 +78,7 @@ def test_gflops_chart_draws_measured_peak_only_when_calibrated(df, tmp_path):
     peak_lines = [ln for ax in plot.gflops_vs_seq_len(df).axes for ln in ax.get_lines()
                   if ln.get_label().startswith("matmul peak")]
     assert peak_lines and all(list(ln.get_ydata()) == [CALIBRATION_GFLOPS] * 2 for ln in peak_lines)
-    bare = analysis.read_many([write_csv(tmp_path / "nocal.csv", standard_rows(calibration=False))])
+    bare = load([write_csv(tmp_path / "nocal.csv", standard_rows(calibration=False))])
     assert not any(label.startswith("matmul peak") for label in _labels(plot.gflops_vs_seq_len(bare)))
 
 
@@ -93,7 +94,7 @@ def test_speedup_heatmap_annotates_ratio_per_cell(df):
 def test_overlay_of_two_csvs_names_the_source_in_every_panel(tmp_path):
     a = write_csv(tmp_path / "cpu.csv", standard_rows())
     b = write_csv(tmp_path / "gpu.csv", [r for r in standard_rows() if r.batch_size == 1])  # no B=4 panel lines
-    both = analysis.read_many([a, b])
+    both = load([a, b])
     labels = _labels(plot.throughput_vs_batch(both))
     assert "rnn_loop [cpu]" in labels and "rnn_loop [gpu]" in labels
     fig = plot.gflops_vs_seq_len(both)
@@ -106,7 +107,7 @@ def test_overlay_of_two_csvs_names_the_source_in_every_panel(tmp_path):
 def test_every_chart_survives_a_run_where_everything_failed(tmp_path):
     from synthetic_results import row
 
-    df = analysis.read_many([write_csv(tmp_path / "bad.csv", [row("sdpa", 64, 1, status="error", error="boom")])])
+    df = load([write_csv(tmp_path / "bad.csv", [row("sdpa", 64, 1, status="error", error="boom")])])
     for name, chart in plot.CHARTS.items():
         fig = chart(df, None, None)
         assert isinstance(fig, Figure), name
@@ -125,14 +126,14 @@ def test_cli_plot_writes_charts_and_refuses_to_overwrite(tmp_path, capsys):
     # Small CSV (forward only): the CLI path, not the drawing, is under test here.
     small = write_csv(tmp_path / "small.csv", [row(k, t, b) for k in ("rnn_loop", "sdpa") for t in (128, 256) for b in (1, 4)])
     out = tmp_path / "charts"
-    assert main(["plot", str(small), "--out-dir", str(out), "--format", "png", "--batch", "4", "-q"]) == 0
+    assert main(["plot", str(small), "--out-dir", str(out), "--image-format", "png", "--batch", "4", "-q"]) == 0
     assert sorted(p.name for p in out.iterdir()) == sorted(f"{c}-forward.png" for c in plot.CHART_NAMES)
     before = (out / "latency_vs_T-forward.png").read_bytes()
     assert before.startswith(PNG_MAGIC)
     assert main(["plot", str(small), "--out-dir", str(out)]) == 2
     _one_line_error(capsys, "latency_vs_T-forward.png already exists", "--force")
     assert (out / "latency_vs_T-forward.png").read_bytes() == before
-    assert main(["plot", str(small), "--out-dir", str(out), "--format", "svg", "--force", "-q"]) == 0
+    assert main(["plot", str(small), "--out-dir", str(out), "--image-format", "svg", "--force", "-q"]) == 0
     assert (out / "memory_vs_T-forward.svg").exists()
 
 
@@ -160,7 +161,7 @@ def test_cli_plot_bad_csv_exits_2_naming_the_file(tmp_path, capsys, content, nee
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["--format", "gif"], "allowed: png, svg, pdf"),
+    (["--image-format", "gif"], "allowed: png, svg, pdf"),
     (["--batch", "3"], "measured batch sizes: 1, 4"),
 ])
 def test_cli_plot_bad_flags_exit_2(csv_path, tmp_path, capsys, args, needle):

@@ -9,8 +9,10 @@ import pytest
 
 from reliability_helpers import FakeClock, frozen_gc, tiny_config  # noqa: F401
 from seqbench.cli import main
-from seqbench.results import COLUMNS, ResultsError, read_results
-from seqbench.sweep import run_to_files
+from seqbench.results.schema import COLUMNS
+from seqbench.errors import ResultsError
+from seqbench.results.reader import read_results
+from seqbench.sweep.runner import run_to_files
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +53,7 @@ CASES = [  # id, corrupt(text) -> text or bytes, line named in the message (None
     ("missing-column", lambda t: _drop_column(t, "median_s"), None, "missing column median_s"),
     ("extra-field", lambda t: _replace_line(t, 2, lambda ln: ln.rstrip("\n") + ",surprise\n"), 2, "fields, expected"),
     ("short-row", lambda t: _replace_line(t, 3, lambda ln: ln.rsplit(",", 3)[0] + "\n"), 3, "fields, expected"),
-    ("schema-version-2", lambda t: _edit(t, 2, "schema_version", "2"), 2, "schema_version 2 is not supported"),
+    ("schema-version-9", lambda t: _edit(t, 2, "schema_version", "9"), 2, "schema_version 9 is not supported"),
     ("schema-version-text", lambda t: _edit(t, 3, "schema_version", "one"), 3, "not an integer"),
     ("median-not-a-number", lambda t: _edit(t, 2, "median_s", "fast"), 2, "median_s 'fast' is not a number"),
     ("median-nan", lambda t: _edit(t, 2, "median_s", "nan"), 2, "median_s is nan (must be finite)"),
@@ -98,7 +100,7 @@ def _write(tmp_path, text, sidecar=None, name="run.csv"):
     return p
 
 
-RESUME_CASES = [c for c in CASES if c[0] in ("schema-version-2", "median-nan", "median-not-a-number", "missing-column", "extra-field", "unknown-status")]
+RESUME_CASES = [c for c in CASES if c[0] in ("schema-version-9", "median-nan", "median-not-a-number", "missing-column", "extra-field", "unknown-status")]
 
 
 @pytest.mark.parametrize("corrupt, line, words", [c[1:] for c in RESUME_CASES], ids=[c[0] for c in RESUME_CASES])

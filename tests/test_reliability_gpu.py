@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from reliability_helpers import ListSink, frozen_gc  # noqa: F401
-from seqbench.budget import Preflight, estimate_bytes, resolve_budget
-from seqbench.config import Point, build_config
-from seqbench.sweep import build_workload, run_sweep
+from seqbench.sweep.budget import Preflight, estimate_bytes, resolve_budget
+from seqbench.sweep.config import Point, build_config
+from seqbench.sweep.runner import build_workload, run_sweep
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
@@ -28,7 +28,7 @@ def _cfg(**fields):
 def test_estimate_against_the_cuda_allocator(kernel, mode):
     # Measured as the sweep does: after a first call (cuBLAS's workspace and other one-off
     # allocations belong to the process, not the kernel), plus the resident weights and inputs.
-    from seqbench.memory import cuda_peak_bytes
+    from seqbench.measure.memory import cuda_peak_bytes
 
     torch.cuda.empty_cache()
     point = Point(kernel, mode, "cuda", "float32", 16, 1024 if kernel != "rnn_loop" else 256, 256, 4, False)

@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from seqbench import report
+from seqbench.render import report
 from seqbench.cli import main
 
 from synthetic_results import T_STAR_SDPA_VS_LOOP, row, standard_rows, write_csv
@@ -85,11 +85,11 @@ def test_report_bad_csv_exits_2(tmp_path, capsys):
 
 
 def test_crossovers_reports_which_side_wins_when_none_in_range(tmp_path):
-    from seqbench import analysis
+    from seqbench.analysis import fits, load, scaling as analysis
 
     rows = [row(k, t, 1) for k in ("rnn_loop", "sdpa") for t in (32, 64, 128)]  # sdpa faster below T=200
-    df = analysis.read_many([write_csv(tmp_path / "r.csv", rows)])
-    (c,) = report.crossovers(df)
+    df = load([write_csv(tmp_path / "r.csv", rows)])
+    (c,) = report.crossovers(df, "rnn_loop")
     assert c["t_star"] == [] and c["note"] == "none in range: attention faster at every measured T (32–128)"
 
 

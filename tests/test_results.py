@@ -2,8 +2,10 @@
 
 import pytest
 
-from seqbench.results import (COLUMNS, REQUIRED_COLUMNS, CsvSink, ResultsError, Row, check_output,
-                              parse_samples, read_results, format_samples)
+from seqbench.results.schema import COLUMNS, REQUIRED_COLUMNS, Row, parse_samples, format_samples
+from seqbench.results.writer import CsvSink, check_output
+from seqbench.errors import ResultsError
+from seqbench.results.reader import read_results
 
 DESIGN_COLUMNS = (
     "schema_version, run_id, kernel, family, mode, device, dtype, batch_size, seq_len, hidden_size, "

@@ -99,7 +99,7 @@ def test_flop_formulas_by_hand():
 
 
 def test_calibration_is_sized_for_the_device():
-    from seqbench.peak import calibration_point
+    from seqbench.sweep.matmul_peak import calibration_point
 
     assert calibration_point("cpu", "float32").hidden_size == 1024
     assert calibration_point("cuda", "bfloat16").hidden_size == 8192
@@ -108,14 +108,14 @@ def test_calibration_is_sized_for_the_device():
 @pytest.mark.parametrize("kernel", ["mingru_loop", "mingru_scan"])
 def test_mingru_flops_match_counted_matmuls(kernel):
     s = Shape(2, 9, 8)
-    m = get_kernel(kernel).factory(s, torch.device("cpu"), torch.float32)
+    m = get_kernel(kernel).build(s, torch.device("cpu"), torch.float32)
     with FlopCounterMode(display=False) as fc, torch.no_grad():
         m(torch.randn(2, 9, 8))
     assert fc.get_total_flops() == get_kernel(kernel).flops(s)
 
 
 def test_calibration_kernel_counts_one_square_matmul():
-    m = get_kernel("calibration").factory(Shape(1, 1, 8), torch.device("cpu"), torch.float32)
+    m = get_kernel("calibration").build(Shape(1, 1, 8), torch.device("cpu"), torch.float32)
     x = torch.randn(1, 1, 8)
     with FlopCounterMode(display=False) as fc:
         assert m(x) is x

@@ -5,11 +5,15 @@ from __future__ import annotations
 import pytest
 
 from seqbench.cli import main
-from seqbench.config import ConfigError, build_config
-from seqbench.merge import merge_files
-from seqbench.results import KEY_COLUMNS, ResultsError, Row, parse_samples, read_metadata, read_results
-from seqbench.schedule import measure_in_rounds, parse_shard, round_config, shard_points
-from seqbench.sweep import run_to_files
+from seqbench.errors import ConfigError
+from seqbench.sweep.config import build_config
+from seqbench.results.merge import merge_files
+from seqbench.results.schema import KEY_COLUMNS, Row, parse_samples
+from seqbench.errors import ResultsError
+from seqbench.results.reader import read_metadata, read_results
+from seqbench.sweep.rounds import measure_in_rounds, round_config
+from seqbench.sweep.plan import parse_shard, shard_points
+from seqbench.sweep.runner import run_to_files
 
 CFG = dict(name="t", kernels=["rnn_loop", "sdpa"], seq_lens=[8, 16, 32], batch_sizes=[1, 2], hidden_size=16,
            num_heads=2, min_time=0.01, min_repeats=4, max_warmup=0.05, threads=1)
@@ -30,13 +34,13 @@ def test_rounds_run_round_1_of_every_point_before_round_2():
         return Row(1, "id", point.kernel, "recurrent", "forward", "cpu", "float32", 1, point.seq_len, 16, 2, False, 1,
                    "ok", repeats=2, median_s=r * 1.0, samples_s=f"{r} {r}", number=1, gflop=1.0, warmup_s=0.1)
 
-    rows = list(measure_in_rounds(points, 3, measure_round, calibrate=lambda: 0.5))
+    rows = list(measure_in_rounds(points, 3, measure_round, reference=lambda: 0.5))
     assert order == [(8, 1), (16, 1), (32, 1), (8, 2), (16, 2), (32, 2), (8, 3), (16, 3), (32, 3)]
     assert [r.seq_len for r in rows] == [8, 16, 32]
     for row in rows:
         assert parse_samples(row.samples_s) == [1, 1, 2, 2, 3, 3]
         assert row.sample_rounds == "1 1 2 2 3 3"
-        assert row.repeats == 6 and row.median_s == 2 and row.calib_s == "0.5 0.5 0.5"
+        assert row.repeats == 6 and row.median_s == 2 and row.ref_s == "0.5 0.5 0.5"
         assert row.warmup_s == pytest.approx(0.3)
 
 
@@ -65,18 +69,18 @@ def test_round_config_splits_the_budget():
     assert round_config(cfg, 1) is cfg
 
 
-def test_run_with_rounds_and_calibration_writes_rounds_per_sample(tmp_path):
+def test_run_with_rounds_and_reference_writes_rounds_per_sample(tmp_path):
     cfg = build_config(dict(CFG, kernels=["rnn_loop"], seq_lens=[8], batch_sizes=[1]))
     out = tmp_path / "r.csv"
-    run_to_files(cfg, out, command=["test"], timer=fake_timer, rounds=3, calibrate=True)
+    run_to_files(cfg, out, command=["test"], timer=fake_timer, rounds=3, reference=True)
     df = read_results(out)
     assert len(df) == 1
     row = df.iloc[0]
     rounds = [int(x) for x in row["sample_rounds"].split()]
     assert len(rounds) == len(parse_samples(row["samples_s"])) == row["repeats"]
     assert sorted(set(rounds)) == [1, 2, 3] and rounds == sorted(rounds)
-    assert parse_samples(row["calib_s"]) == [1e-3] * 3  # the fake clock, as the calibration kernel saw it
-    assert read_metadata(out)["schedule"] == {"rounds": 3, "calibrate": True}
+    assert parse_samples(row["ref_s"]) == [1e-3] * 3  # the fake clock, as the reference matmul saw it
+    assert read_metadata(out)["schedule"] == {"rounds": 3, "reference": True}
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 13])

@@ -3,10 +3,11 @@
 import pytest
 import torch
 
-from seqbench.config import build_config
-from seqbench.kernels import KERNELS, KernelSpec, register
-from seqbench.results import REQUIRED_COLUMNS, read_results
-from seqbench.sweep import classify_failure, run_sweep, run_to_files
+from seqbench.sweep.config import build_config
+from seqbench.kernels.registry import register_kernel, unregister
+from seqbench.results.schema import REQUIRED_COLUMNS
+from seqbench.results.reader import read_results
+from seqbench.sweep.runner import classify_failure, run_sweep, run_to_files
 from conftest import FakeTimer
 
 
@@ -31,10 +32,10 @@ def failing_kernel():
                 raise RuntimeError("kernel exploded\nsecond line")
             return x * self.w
 
-    spec = register(KernelSpec("test_boom", "recurrent", lambda s, d, t: Boom(), lambda s: 1.0, "1",
-                               lambda s, e, tr: 0.0))
+    spec = register_kernel("test_boom", family="recurrent", factory=lambda s: Boom(), flops="1",
+                           memory=lambda s, e, tr: 0.0)
     yield spec
-    del KERNELS["test_boom"]
+    unregister("test_boom")
 
 
 def test_rows_have_the_numbers_the_samples_imply(tiny_cfg_data):
@@ -97,9 +98,9 @@ def test_real_run_writes_csv_and_sidecar(tiny_cfg_data, tmp_path):
 
 def test_cpu_peak_memory_sees_the_score_matrix():
     """Naive attention at T=256 holds B*h*T^2 floats of scores; SDPA (flash on CPU) does not."""
-    from seqbench.config import Point
-    from seqbench.memory import measure_peak
-    from seqbench.sweep import build_workload
+    from seqbench.sweep.config import Point
+    from seqbench.measure.memory import measure_peak
+    from seqbench.sweep.runner import build_workload
 
     peaks = {}
     for k in ("attention_naive", "sdpa"):
@@ -112,9 +113,9 @@ def test_cpu_peak_memory_sees_the_score_matrix():
 
 
 def test_sdpa_backend_is_read_from_the_ops_that_ran():
-    from seqbench.config import Point
-    from seqbench.probe import backend_from_op_names, sdpa_backend
-    from seqbench.sweep import build_workload
+    from seqbench.sweep.config import Point
+    from seqbench.measure.probe import backend_from_op_names, sdpa_backend
+    from seqbench.sweep.runner import build_workload
 
     assert backend_from_op_names(["aten::_scaled_dot_product_flash_attention_for_cpu"]) == "flash"
     assert backend_from_op_names(["aten::_scaled_dot_product_efficient_attention", "aten::mm"]) == "efficient"
@@ -126,7 +127,7 @@ def test_sdpa_backend_is_read_from_the_ops_that_ran():
     with sdpa.mode_context():
         assert sdpa_backend(sdpa.step) in ("flash", "efficient", "math", "cudnn")
         # the CPU memory profile's events name the same backend: no second profiled call needed
-        from seqbench.memory import measure_peak
+        from seqbench.measure.memory import measure_peak
 
         _, _, events = measure_peak(sdpa.step, "cpu", sdpa.resident_bytes)
         assert events and sdpa_backend(sdpa.step, events) == sdpa_backend(sdpa.step)

@@ -4,7 +4,7 @@ import statistics
 
 import pytest
 
-from seqbench.timing import BLOCK_TARGET_S, Measurement, _pick_number, measure, warm_up
+from seqbench.measure.timer import BLOCK_TARGET_S, Measurement, _pick_number, measure, warm_up
 from conftest import FakeTimer
 
 
@@ -75,7 +75,7 @@ def test_real_clock_returns_positive_samples():
 
 def test_a_slow_first_call_alone_is_not_a_timeout():
     """One-off costs (cuDNN plans, lazy init) made a 0.2 ms bf16 SDPA call take 0.6 s the first time."""
-    from seqbench.timing import CallTooSlow
+    from seqbench.measure.timer import CallTooSlow
 
     cold = FakeTimer(lambda i: 1.0 if i == 0 else 0.002)
     m = measure(lambda: None, min_time=0.02, max_warmup=0.5, max_call=0.5, timer=cold)

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqbench.kernels.registry import KernelSpec, Shape, register
+from seqbench.kernels.registry import Shape, register_kernel
 
 
 class _Attention(nn.Module):
@@ -97,8 +97,8 @@ def _activation_bytes(score_copies_fwd: int, score_copies_train: int):
 
 
 def _factory(cls):
-    def make(shape: Shape, device, dtype) -> nn.Module:
-        return cls(shape.hidden_size, shape.num_heads, shape.causal).to(device=device, dtype=dtype)
+    def make(shape: Shape) -> nn.Module:
+        return cls(shape.hidden_size, shape.num_heads, shape.causal)
 
     return make
 
@@ -108,14 +108,14 @@ for _name, _cls, _fwd, _train, _desc in [
     ("sdpa", SDPAttention, 0, 0, "F.scaled_dot_product_attention with Q/K/V/out projections"),
     ("mha", MHA, 0, 0, "nn.MultiheadAttention (self-attention, need_weights=False)"),
 ]:
-    register(
-        KernelSpec(
-            name=_name,
-            family="attention",
-            factory=_factory(_cls),
-            flops_fn=attention_flops,
-            formula="8*B*T*d^2 + 4*B*T^2*d (causal: 2*B*T^2*d)",
-            activation_bytes_fn=_activation_bytes(_fwd, _train),
-            description=_desc,
-        )
+    register_kernel(
+        _name,
+        family="attention",
+        factory=_factory(_cls),
+        flops=attention_flops,
+        formula="8*B*T*d^2 + 4*B*T^2*d (causal: 2*B*T^2*d)",
+        memory=_activation_bytes(_fwd, _train),
+        description=_desc,
+        causal="optional",
+        quadratic=True,
     )

@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from seqbench.kernels.registry import KernelSpec, Shape, register
+from seqbench.kernels.registry import register_kernel
 
 SIZE = 1024  # CPU
 CUDA_SIZE = 8192
@@ -31,13 +31,13 @@ def size_for(device: str) -> int:
 
 
 class Calibration(nn.Module):
-    def __init__(self, device, dtype, size: int = SIZE):
+    def __init__(self, size: int = SIZE):
         super().__init__()
         g = torch.Generator().manual_seed(0)
         # Parameters (frozen), not buffers: so the resident bytes of the row (peak_mem_bytes, the
         # memory budget) count the three matrices like any kernel's weights.
         def frozen(t):
-            return nn.Parameter(t.to(device, dtype), requires_grad=False)
+            return nn.Parameter(t, requires_grad=False)
 
         self.a = frozen(torch.randn(size, size, generator=g) / size ** 0.5)
         self.b = frozen(torch.randn(size, size, generator=g) / size ** 0.5)
@@ -52,19 +52,14 @@ def calibration_flops(size: int = SIZE) -> float:
     return 2.0 * size ** 3
 
 
-def _factory(shape: Shape, device, dtype) -> nn.Module:
-    return Calibration(device, dtype, shape.hidden_size)
-
-
-register(
-    KernelSpec(
-        name="calibration",
-        family="calibration",
-        factory=_factory,
-        flops_fn=lambda s: calibration_flops(s.hidden_size),
-        formula=f"2*N^3, N = {SIZE} on CPU, {CUDA_SIZE} on CUDA",
-        activation_bytes_fn=lambda s, elem, train: 0.0,  # out= into a resident matrix: the call allocates nothing
-        description="fixed dense matmul: the device's matmul GFLOP/s for the dtype (% of peak)",
-        supports_train=False,
-    )
+register_kernel(
+    "calibration",
+    family="calibration",
+    factory=lambda shape: Calibration(shape.hidden_size),
+    flops=lambda s: calibration_flops(s.hidden_size),
+    formula=f"2*N^3, N = {SIZE} on CPU, {CUDA_SIZE} on CUDA",
+    memory=lambda s, elem, train: 0.0,  # out= into a resident matrix: the call allocates nothing
+    description="fixed dense matmul: the device's matmul GFLOP/s for the dtype (% of peak)",
+    train=False,
+    causal="optional",  # it ignores the mask; the shape's causal flag changes nothing
 )

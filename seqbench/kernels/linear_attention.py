@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from seqbench.kernels.attention import _Attention
-from seqbench.kernels.registry import KernelSpec, Shape, register
+from seqbench.kernels.registry import Shape, register_kernel
 
 CHUNK = 64
 
@@ -100,16 +100,14 @@ for _name, _cls, _chunked, _desc in [
     ("linear_attention", LinearAttention, True, "linear attention (elu+1), parallel: chunkwise cumsum (causal) or one global sum"),
     ("linear_attention_loop", LinearAttentionLoop, False, "linear attention, recurrent form: d_h x d_h state per head"),
 ]:
-    register(
-        KernelSpec(
-            name=_name,
-            family="attention",
-            factory=lambda shape, device, dtype, _cls=_cls: _cls(shape.hidden_size, shape.num_heads, shape.causal).to(
-                device=device, dtype=dtype
-            ),
-            flops_fn=linear_attention_flops,
-            formula="8*B*T*d^2 + 4*B*T*d*d_h (d_h = d/heads)",
-            activation_bytes_fn=_activation_bytes(_chunked),
-            description=_desc,
-        )
+    register_kernel(
+        _name,
+        family="attention",
+        factory=lambda shape, _cls=_cls: _cls(shape.hidden_size, shape.num_heads, shape.causal),
+        flops=linear_attention_flops,
+        formula="8*B*T*d^2 + 4*B*T*d*d_h (d_h = d/heads)",
+        memory=_activation_bytes(_chunked),
+        description=_desc,
+        causal="optional",
+        quadratic=False,  # O(T): linear attention is a recurrence in disguise
     )

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from seqbench.kernels.registry import KernelSpec, per_token_activations, register
+from seqbench.kernels.registry import per_token_activations, register_kernel
 
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 
@@ -81,10 +81,6 @@ class Fused(nn.Module):
         return self.rnn(x)[0]
 
 
-def _build(module: nn.Module, d: int, device, dtype) -> nn.Module:
-    return _init(module, d).to(device=device, dtype=dtype)
-
-
 def _flops(gates: int):
     return lambda s: 4 * gates * s.batch_size * s.seq_len * s.hidden_size ** 2
 
@@ -121,16 +117,18 @@ _DESCRIPTIONS = {
     "gru_fused": "nn.GRU (cuDNN on CUDA)",
 }
 
+BASELINES = ("rnn_loop", "rnn_fused")  # the seed's loop and PyTorch's fused RNN: the report's default references
+
 for _name, _make in _FACTORIES.items():
     _g = GATES[_name.split("_")[0]]
-    register(
-        KernelSpec(
-            name=_name,
-            family="recurrent",
-            factory=lambda shape, device, dtype, _make=_make: _build(_make(shape.hidden_size), shape.hidden_size, device, dtype),
-            flops_fn=_flops(_g),
-            formula=f"{4 * _g}*B*T*d^2" if _g > 1 else "4*B*T*d^2",
-            activation_bytes_fn=_activation_bytes(_g, _MEASURED_PER_TOKEN.get(_name)),
-            description=_DESCRIPTIONS[_name],
-        )
+    register_kernel(
+        _name,
+        family="recurrent",
+        factory=lambda shape, _make=_make: _init(_make(shape.hidden_size), shape.hidden_size),
+        flops=_flops(_g),
+        formula=f"{4 * _g}*B*T*d^2" if _g > 1 else "4*B*T*d^2",
+        memory=_activation_bytes(_g, _MEASURED_PER_TOKEN.get(_name)),
+        description=_DESCRIPTIONS[_name],
+        causal="always",
+        baseline=_name in BASELINES,
     )

@@ -1,44 +1,47 @@
-"""Kernel registry: name -> KernelSpec. Adding a kernel is one factory plus one `register` call.
+"""The kernel registry: one way in, used by the built-in kernels and by users' own layers alike.
 
-A factory is `factory(shape, device, dtype) -> torch.nn.Module` whose forward maps x of shape
-(B, T, d) to (B, T, d). FLOPs count a multiply-add as 2; train mode (forward + backward) is 3x forward.
+    import seqbench
+
+    @seqbench.register_kernel("my_glr", family="scan", flops="8*B*T*d^2")
+    def my_glr(shape: seqbench.Shape):
+        return MyLayer(shape.hidden_size)   # nn.Module mapping (B, T, d) -> (B, T, d)
+
+A factory takes a Shape and returns an nn.Module whose forward maps x of shape (B, T, d) to (B, T, d);
+seqbench moves it to the run's device and dtype. FLOPs count a multiply-add as 2 (forward pass);
+train mode (forward + backward) is 3x forward.
+
+This module holds the registration primitives only; `seqbench.kernels` (the package) is the catalog
+that fills it: the built-in kernels and the plugins of installed packages (entry-point group
+`seqbench.kernels`) are loaded the first time it is read. Importing either is cheap (no torch).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+import sys
+from dataclasses import dataclass, field
+from typing import Callable, Literal
 
-from seqbench import SeqbenchError
+from seqbench.choices import Family, allowed
+from seqbench.errors import PluginError
 
-FAMILIES = ("recurrent", "attention", "scan", "calibration")
 TRAIN_FLOP_FACTOR = 3  # backward costs ~2x forward (grads w.r.t. activations and weights)
+Causality = Literal["always", "optional", "never"]
+CAUSALITY = ("always", "optional", "never")
 
 
 @dataclass(frozen=True)
 class Shape:
+    """What a factory is built for: batch size B, sequence length T, width d, heads h, causal mask."""
+
     batch_size: int
     seq_len: int
     hidden_size: int
     num_heads: int = 1
     causal: bool = False
 
-
-@dataclass(frozen=True)
-class KernelSpec:
-    name: str
-    family: str
-    factory: Callable  # (Shape, torch.device, torch.dtype) -> nn.Module
-    flops_fn: Callable[[Shape], float]  # forward FLOPs
-    formula: str  # human-readable forward FLOP formula, shown by `seqbench list`
-    activation_bytes_fn: Callable[[Shape, int, bool], float]  # (shape, elem size, train) -> bytes
-    description: str = ""
-    supports_train: bool = True
-    supports_causal: bool = True  # may the user ask for causal=True with this kernel?
-
-    def flops(self, shape: Shape, mode: str = "forward") -> float:
-        f = float(self.flops_fn(shape))
-        return f * TRAIN_FLOP_FACTOR if mode == "train" else f
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_heads
 
 
 def per_token_activations(forward: float, train: float) -> Callable[[Shape, int, bool], float]:
@@ -50,25 +53,149 @@ def per_token_activations(forward: float, train: float) -> Callable[[Shape, int,
     return estimate
 
 
-KERNELS: dict[str, KernelSpec] = {}
+DEFAULT_ACTIVATIONS = per_token_activations(8, 24)  # for kernels that give no estimate: generous
 
 
-def register(spec: KernelSpec) -> KernelSpec:
-    if spec.family not in FAMILIES:
-        raise ValueError(f"family {spec.family!r} not in {FAMILIES}")
-    if spec.name in KERNELS:
-        raise ValueError(f"kernel {spec.name!r} registered twice")
-    KERNELS[spec.name] = spec
+@dataclass(frozen=True)
+class KernelSpec:
+    """A registered kernel: how to build it and what the analysis needs to know about it."""
+
+    name: str
+    family: Family
+    factory: Callable  # (Shape) -> nn.Module
+    flops_fn: Callable[[Shape], float]  # forward FLOPs
+    formula: str  # human-readable forward FLOP formula, shown by `seqbench list`
+    activation_bytes_fn: Callable[[Shape, int, bool], float] = DEFAULT_ACTIVATIONS  # (shape, elem size, train) -> bytes
+    description: str = ""
+    supports_train: bool = True
+    # always: causal by construction (a recurrence); optional: follows Shape.causal (attention);
+    # never: cannot be causal, so causal=true is refused
+    causal: Causality = "optional"
+    quadratic: bool = False  # cost grows as T^2 (softmax attention): what a crossover is measured against
+    baseline: bool = False  # a default reference for the report's speed-ups and crossover T*
+    source: str = "seqbench"  # the module (or config table) that registered it
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def supports_causal(self) -> bool:
+        return self.causal != "never"
+
+    @property
+    def builtin(self) -> bool:
+        return self.source.startswith("seqbench.")
+
+    def build(self, shape: Shape, device, dtype):
+        """The factory's module for shape, moved to device and dtype."""
+        from torch import nn
+
+        module = self.factory(shape)
+        if not isinstance(module, nn.Module):
+            raise PluginError(f"kernel {self.name!r}: its factory returned {type(module).__name__}, expected a "
+                              "torch.nn.Module mapping (B, T, d) to (B, T, d)")
+        return module.to(device=device, dtype=dtype)
+
+    def flops(self, shape: Shape, mode: str = "forward") -> float:
+        f = float(self.flops_fn(shape))
+        return f * TRAIN_FLOP_FACTOR if mode == "train" else f
+
+    def info(self) -> dict:
+        """What a results sidecar records of the kernel, so report and plot need no plugin to read it."""
+        return {"family": str(self.family), "formula": self.formula, "quadratic": self.quadratic,
+                "baseline": self.baseline, "causal": self.causal, "source": self.source,
+                "description": self.description}
+
+
+_REGISTRY: dict[str, KernelSpec] = {}  # filled by register_kernel; read through seqbench.kernels
+
+
+def _caller_module(depth: int = 2) -> str:
+    try:
+        return sys._getframe(depth).f_globals.get("__name__", "?")
+    except ValueError:
+        return "?"
+
+
+def _as_flops(flops, name: str) -> tuple[Callable[[Shape], float], str | None]:
+    if isinstance(flops, str):
+        from seqbench.kernels.formula import parse_flops
+
+        fn = parse_flops(flops)
+        return fn, fn.formula
+    if callable(flops):
+        return flops, None
+    raise PluginError(f"kernel {name!r}: flops must be a formula string such as '4*B*T*d^2' or a function of the "
+                      f"Shape, got {flops!r}")
+
+
+def register_kernel(name: str, *, family: str, flops, factory: Callable | None = None, description: str = "",
+                    formula: str | None = None, train: bool = True, causal: Causality | None = None,
+                    quadratic: bool | None = None, baseline: bool = False, memory=None, source: str | None = None,
+                    replace: bool = False):
+    """Register a kernel. Used as a decorator on a factory (Shape -> nn.Module), or with factory=.
+
+    family: recurrent | attention | scan (calibration is seqbench's own).
+    flops: forward FLOPs, a function of the Shape or a formula in B, T, d, h, d_h ("4*B*T*d^2").
+    train: the kernel can run backward (train mode).
+    causal: always (causal by construction, e.g. a recurrence; default for recurrent and scan),
+        optional (follows shape.causal; default for attention) or never.
+    quadratic: its cost grows as T^2 (softmax attention). Default: read off a formula string, else False.
+    baseline: a default reference for the report's speed-ups and crossover.
+    memory: (shape, element size, train) -> activation bytes, for the memory budget (default: 8
+        d-vectors per token forward, 24 in train mode).
+    replace: allow replacing a kernel of the same name (otherwise a duplicate name is an error).
+    Returns the decorator, or the KernelSpec when factory is given.
+    """
+    src = source or _caller_module()
+
+    def register(fn: Callable) -> KernelSpec:
+        if not isinstance(name, str) or not name.isidentifier():
+            raise PluginError(f"kernel name {name!r} must be an identifier (letters, digits, _)")
+        try:
+            fam = Family(family)
+        except ValueError:
+            raise PluginError(f"kernel {name!r}: family {family!r} unknown; allowed: {allowed(Family)}") from None
+        if not callable(fn):
+            raise PluginError(f"kernel {name!r}: factory {fn!r} is not callable")
+        flops_fn, text = _as_flops(flops, name)
+        caus = causal or {"attention": "optional", "calibration": "never"}.get(fam.value, "always")
+        if caus not in CAUSALITY:
+            raise PluginError(f"kernel {name!r}: causal {causal!r} unknown; allowed: {', '.join(CAUSALITY)}")
+        quad = quadratic
+        if quad is None:
+            from seqbench.kernels.formula import degree_in_T
+
+            quad = text is not None and degree_in_T(flops_fn, Shape) >= 1.5
+        spec = KernelSpec(
+            name=name, family=fam, factory=fn, flops_fn=flops_fn, formula=formula or text or "(a Python function)",
+            activation_bytes_fn=memory or DEFAULT_ACTIVATIONS, description=description, supports_train=bool(train),
+            causal=caus, quadratic=bool(quad), baseline=bool(baseline), source=src,
+        )
+        add(spec, replace=replace)
+        return spec
+
+    if factory is not None:
+        return register(factory)
+
+    def decorator(fn: Callable) -> Callable:
+        register(fn)
+        return fn
+
+    return decorator
+
+
+def add(spec: KernelSpec, *, replace: bool = False) -> KernelSpec:
+    """Put a built spec in the registry (register_kernel's last step)."""
+    old = _REGISTRY.get(spec.name)
+    if old is not None and not replace:
+        raise PluginError(f"kernel {spec.name!r} is registered twice: by {old.source} and by {spec.source}; "
+                          "rename one (or pass replace=True to register_kernel)")
+    _REGISTRY[spec.name] = spec
     return spec
 
 
-def get_kernel(name: str) -> KernelSpec:
-    try:
-        return KERNELS[name]
-    except KeyError:
-        raise SeqbenchError(
-            f"unknown kernel {name!r}; known kernels: {', '.join(KERNELS)}"
-        ) from None
+def unregister(name: str) -> None:
+    """Remove a kernel (tests, notebooks)."""
+    _REGISTRY.pop(name, None)
 
 
 def param_count(module) -> int:

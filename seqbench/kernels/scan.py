@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqbench.kernels.registry import KernelSpec, Shape, per_token_activations, register
+from seqbench.kernels.registry import Shape, per_token_activations, register_kernel
 
 
 BLOCK_ELEMS = 1 << 17  # elements per (B, block, d) gate tensor: 512 KiB in float32, stays in L2
@@ -133,14 +133,13 @@ for _name, _cls, _fwd, _train, _desc in [
     ("mingru_scan", MinGRUScan, 8, 16, "minGRU, one projection matmul + chunked linear-space parallel scan"),
     ("mingru_logscan", MinGRULogScan, 8, 16, "minGRU, Heinsen log-space scan (cumsum + logcumsumexp)"),
 ]:
-    register(
-        KernelSpec(
-            name=_name,
-            family="scan",
-            factory=lambda shape, device, dtype, _cls=_cls: _cls(shape.hidden_size).to(device=device, dtype=dtype),
-            flops_fn=mingru_flops,
-            formula="4*B*T*d^2",
-            activation_bytes_fn=per_token_activations(_fwd, _train),
-            description=_desc,
-        )
+    register_kernel(
+        _name,
+        family="scan",
+        factory=lambda shape, _cls=_cls: _cls(shape.hidden_size),
+        flops=mingru_flops,
+        formula="4*B*T*d^2",
+        memory=per_token_activations(_fwd, _train),
+        description=_desc,
+        causal="always",
     )

@@ -17,18 +17,15 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from seqbench.config import ConfigError, Point, SweepConfig
-from seqbench.kernels import Shape, get_kernel
-from seqbench.memory import analytic_bytes
+from seqbench.choices import Mode, Status
+from seqbench.errors import ConfigError
+from seqbench.kernels import get_kernel
+from seqbench.measure.memory import analytic_bytes
+from seqbench.sweep.config import Point, SweepConfig
+from seqbench.units import fmt_bytes as _fmt
 
 SAFE_FRACTION = 0.8  # headroom for the allocator's caching, the interpreter, and the estimate's error
-CASCADE_STATUSES = ("timeout", "oom")
-
-
-def _fmt(n: float) -> str:
-    from seqbench.console import fmt_bytes
-
-    return fmt_bytes(n)
+CASCADE_STATUSES = (Status.TIMEOUT, Status.OOM)
 
 
 def available_bytes(device: str, meminfo: str | Path = "/proc/meminfo") -> tuple[int, str] | None:
@@ -73,10 +70,9 @@ def param_bytes(point: Point) -> int:
     import torch
 
     spec = get_kernel(point.kernel)
-    shape = Shape(point.batch_size, point.seq_len, point.hidden_size, point.num_heads, point.causal)
     try:
         with torch.device("meta"):  # factories that build on the default device first allocate nothing either
-            module = spec.factory(shape, torch.device("meta"), getattr(torch, point.dtype))
+            module = spec.build(point.shape, torch.device("meta"), getattr(torch, point.dtype))
         return sum(p.numel() * p.element_size() for p in module.parameters())
     except Exception:  # noqa: BLE001 - a factory that fails is reported when the point runs
         return 0
@@ -84,9 +80,8 @@ def param_bytes(point: Point) -> int:
 
 def estimate_bytes(point: Point, params: int | None = None) -> int:
     spec = get_kernel(point.kernel)
-    shape = Shape(point.batch_size, point.seq_len, point.hidden_size, point.num_heads, point.causal)
     params = param_bytes(point) if params is None else params
-    return analytic_bytes(spec, shape, _elem_size(point.dtype), point.mode == "train", params)
+    return analytic_bytes(spec, point.shape, _elem_size(point.dtype), point.mode == Mode.TRAIN, params)
 
 
 @dataclass
@@ -113,7 +108,7 @@ class Preflight:
         failed = self.failed_at.get(self._family(point))
         if failed and point.seq_len > failed[0]:
             t, status = failed
-            why = "took too long (--max-time-per-point)" if status == "timeout" else "ran out of memory"
+            why = "took too long (--max-time-per-point)" if status == Status.TIMEOUT else "ran out of memory"
             return f"T={t} {why} for this kernel, mode and batch size; larger T cannot do better"
         if self.budget_bytes:
             need = self.estimate(point)

@@ -1,4 +1,4 @@
-"""Interrupted runs: SIGTERM handled like Ctrl-C, and `seqbench run --resume` continuing one in place.
+"""`seqbench run --resume`: continuing an interrupted run in place.
 
 A resumed run is the *same* run continued: same run_id, same config (checked against the JSON
 sidecar; any difference is refused), new rows appended to the same CSV, points that already have a
@@ -7,77 +7,15 @@ row of this run skipped. (Adding a different run to an existing CSV is another m
 
 from __future__ import annotations
 
-import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
-from seqbench.config import ConfigError, SweepConfig
-from seqbench.results import COLUMNS, KEY_COLUMNS, ResultsError, read_metadata, read_results, sidecar_path
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, turned into the same clean stop as Ctrl-C: current point abandoned, rows kept."""
-
-
-_deferred = {"depth": 0, "pending": None}
-
-
-@contextlib.contextmanager
-def interrupts_as_exceptions():
-    """Within: SIGINT raises KeyboardInterrupt and SIGTERM raises Terminated, except inside held().
-
-    Python runs signal handlers in the main thread whichever thread the signal reached (torch and
-    rich have their own threads), so deferring in the handler is reliable where masking is not.
-    """
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():  # handlers can only be set here
-        yield
-        return
-
-    def handler(signum, frame):
-        exc = Terminated if signum == signal.SIGTERM else KeyboardInterrupt
-        if _deferred["depth"]:
-            _deferred["pending"] = exc
-            return
-        raise exc()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-        _deferred["pending"] = None
-
-
-@contextlib.contextmanager
-def held():
-    """Defer SIGINT/SIGTERM to the end of the block, so a row is never half-written or written but uncounted."""
-    _deferred["depth"] += 1
-    try:
-        yield
-    finally:
-        _deferred["depth"] -= 1
-        pending = _deferred["pending"]
-        if pending and not _deferred["depth"]:
-            _deferred["pending"] = None
-            raise pending()
-
-
-class CountingSink:
-    """Wraps the CSV sink: each row is written and counted as one step that an interrupt cannot split."""
-
-    def __init__(self):
-        self.sink, self.rows = None, []
-
-    def write(self, row) -> None:
-        with held():
-            self.sink.write(row)
-            self.rows.append(row)
+from seqbench.errors import ConfigError, ResultsError
+from seqbench.results.reader import read_header, read_metadata, read_results
+from seqbench.results.schema import COLUMNS, KEY_COLUMNS, sidecar_path
+from seqbench.sweep.config import SweepConfig
 
 
 @dataclass
@@ -155,8 +93,7 @@ def load(out: str | Path, cfg: SweepConfig) -> ResumeState:
     note = _drop_partial_line(p)
     if p.stat().st_size == 0:  # killed before the header reached the disk
         return ResumeState(meta, frozenset(), [], note)
-    with p.open(newline="") as fh:
-        header = fh.readline().rstrip("\r\n").split(",")
+    header = read_header(p)
     if tuple(header) != COLUMNS:
         raise ResultsError(f"{p}: line 1: columns differ from this seqbench's ({len(header)} vs {len(COLUMNS)}); cannot append to it")
     df = read_results(p)

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from seqbench import __version__
+from seqbench.version import __version__
 
 
 def _cpu_model() -> str:
@@ -21,20 +21,25 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _git_commit() -> str | None:
-    """Commit of the seqbench checkout (if installed from one), else of the current directory."""
-    for cwd in (Path(__file__).resolve().parent, Path.cwd()):
-        try:
-            out = subprocess.run(
-                ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5
-            )
-        except (OSError, subprocess.SubprocessError):
+def git_commit(folder: str | Path) -> str | None:
+    """Commit of the git checkout holding `folder` (with -dirty if tracked files changed), or None."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=5)
+        if out.returncode != 0:
             return None
-        if out.returncode == 0:
-            dirty = subprocess.run(
-                ["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True, timeout=5
-            ).stdout.strip()
-            return out.stdout.strip() + ("-dirty" if dirty else "")
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=folder,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def _seqbench_commit() -> str | None:
+    """Commit of the seqbench checkout (if installed from one), else of the current directory."""
+    for folder in (Path(__file__).resolve().parent, Path.cwd()):
+        commit = git_commit(folder)
+        if commit:
+            return commit
     return None
 
 
@@ -51,7 +56,7 @@ def capture(device: str = "cpu") -> dict:
         "torch_threads": torch.get_num_threads(),
         "mkldnn_enabled": bool(torch.backends.mkldnn.enabled),
         "cuda_available": torch.cuda.is_available(),
-        "git_commit": _git_commit(),
+        "git_commit": _seqbench_commit(),
     }
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(torch.cuda.current_device())

@@ -8,18 +8,12 @@ verbatim, so nothing is re-rounded. The output's JSON sidecar lists the inputs a
 
 from __future__ import annotations
 
-import csv
-import os
-import tempfile
 from pathlib import Path
 
-from seqbench.results import KEY_COLUMNS, SCHEMA_VERSION, ResultsError, read_metadata, read_results, sidecar_path, write_json_atomic
-
-
-def _header(path: Path) -> list[str]:
-    with path.open(newline="") as fh:
-        return next(csv.reader(fh), [])
-
+from seqbench.errors import ResultsError
+from seqbench.results.reader import read_header, read_metadata, read_results
+from seqbench.results.schema import KEY_COLUMNS, SCHEMA_VERSION, sidecar_path
+from seqbench.results.writer import atomic_write, write_json_atomic
 
 def merge_files(inputs: list[str | Path], out: str | Path) -> int:
     """Write the rows of all inputs to out (CSV + sidecar); returns the number of rows written."""
@@ -30,9 +24,9 @@ def merge_files(inputs: list[str | Path], out: str | Path) -> int:
     if any(p.resolve() == out.resolve() for p in paths):
         raise ResultsError(f"-o {out} is also an input; write the merge to a new file")
     frames = [read_results(p) for p in paths]  # validates each file, raises on the first bad one
-    header = _header(paths[0])
+    header = read_header(paths[0])
     for p in paths[1:]:
-        h = _header(p)
+        h = read_header(p)
         if h != header:
             extra = sorted(set(h) ^ set(header))
             why = f"columns {', '.join(extra[:4])} differ" if extra else "columns are in another order"
@@ -44,23 +38,17 @@ def merge_files(inputs: list[str | Path], out: str | Path) -> int:
                 point = ", ".join(f"{c}={v}" for c, v in zip(KEY_COLUMNS, key))
                 raise ResultsError(f"point ({point}) is in both {owner[key]} and {p}; shards must not overlap")
             owner[key] = p
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    rows = 0
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            fh.write(paths[0].read_text().splitlines(keepends=True)[0])
-            for p in paths:
-                lines = p.read_text().splitlines(keepends=True)[1:]
-                data = [ln for ln in lines if ln.strip()]
-                fh.writelines(data)
-                rows += len(data)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    texts = [p.read_text().splitlines(keepends=True) for p in paths]
+    bodies = [[ln for ln in lines[1:] if ln.strip()] for lines in texts]
+
+    def write(fh):
+        fh.write(texts[0][0])
+        for body in bodies:
+            fh.writelines(body)
+
+    atomic_write(out, write, newline="")
     write_json_atomic(sidecar_path(out), {
         "schema_version": SCHEMA_VERSION,
         "merged_from": [{"path": str(p), "rows": len(df), "metadata": read_metadata(p)} for p, df in zip(paths, frames)],
     })
-    return rows
+    return sum(map(len, bodies))

@@ -1,7 +1,13 @@
-"""The only module that prints: rich progress, tables, and one-line errors on stderr."""
+"""The only module that prints.
+
+stdout carries the data a command was asked for (`list`, `env`, `compare`, `calibrate`'s figure, the
+output path under -q), so it can be piped; progress bars, notes, the run's summary tables and errors
+go to stderr.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections import defaultdict
@@ -11,9 +17,17 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-# Piped output (CI logs, files) gets 140 columns rather than rich's 80, so tables do not fold;
-# a terminal keeps its own width, and COLUMNS still wins.
-out = Console(highlight=False, width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 140)
+from seqbench.units import fmt_bytes, fmt_num, fmt_pct, fmt_time
+
+
+def _width(stream) -> int | None:
+    # Piped output (CI logs, files) gets 140 columns rather than rich's 80, so tables do not fold;
+    # a terminal keeps its own width, and COLUMNS still wins.
+    return None if stream.isatty() or os.environ.get("COLUMNS") else 140
+
+
+err = Console(stderr=True, highlight=False, width=_width(sys.stderr))  # people: progress, notes, summaries
+out = Console(highlight=False, width=_width(sys.stdout))  # data: what the command was asked to show
 VERBOSITY = {"level": 1}  # 0 quiet, 1 normal, 2 verbose
 
 
@@ -29,60 +43,27 @@ def error(message: str) -> None:
 
 def info(message: str) -> None:
     if VERBOSITY["level"] >= 1:
-        out.print(message)
+        err.print(message)
 
 
 def detail(message: str) -> None:
     if VERBOSITY["level"] >= 2:
-        out.print(message)
-
-
-def fmt_time(seconds) -> str:
-    if seconds is None or seconds != seconds:
-        return "-"
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
-        if seconds >= scale:
-            return f"{seconds / scale:.3g} {unit}"
-    return f"{seconds / 1e-9:.3g} ns"
-
-
-def fmt_num(x, unit: str = "") -> str:
-    if x is None or x != x:
-        return "-"
-    for suffix, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(x) >= scale:
-            return f"{x / scale:.3g}{suffix}{unit}"
-    return f"{x:.3g}{unit}"
-
-
-def fmt_pct(x) -> str:
-    if x is None or x != x:
-        return "-"
-    return f"{x:.0f}%" if x >= 10 else f"{x:.2g}%"
-
-
-def fmt_bytes(n) -> str:
-    if n is None or n != n:
-        return "-"
-    for suffix, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= scale:
-            return f"{n / scale:.3g} {suffix}"
-    return f"{int(n)} B"
+        err.print(message)
 
 
 @contextmanager
 def sweep_progress(total: int, label: str):
     """Yields on_row(row): advances a rich progress bar (or prints rows when verbose)."""
-    if VERBOSITY["level"] == 0 or not out.is_terminal and VERBOSITY["level"] < 2:
+    if VERBOSITY["level"] == 0 or not err.is_terminal and VERBOSITY["level"] < 2:
         def on_row(row):
             if row.status != "ok" and VERBOSITY["level"] >= 1:
-                out.print(f"  {_point_name(row)}: {row.status} ({row.error})")
+                err.print(f"  {_point_name(row)}: {row.status} ({row.error})")
         yield on_row
         return
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[last]}"),
-        console=out, transient=False,
+        console=err, transient=False,
     )
     with progress:
         task = progress.add_task(label, total=total, last="")
@@ -113,7 +94,7 @@ def summary_table(rows) -> None:
                       fmt_num(r.tokens_per_s), fmt_num(r.gflops_per_s), fmt_pct(getattr(r, "pct_of_peak", None)),
                       fmt_bytes(r.peak_mem_bytes),
                       r.status if r.status == "ok" else f"[red]{r.status}[/]")
-    out.print(table)
+    err.print(table)
     speedups = best_attention_vs_loop(rows)
     if speedups:
         t2 = Table(title="best softmax-attention kernel vs the seed's rnn_loop (speedup > 1: attention faster)")
@@ -122,11 +103,11 @@ def summary_table(rows) -> None:
         for (mode, b, t), (loop, best) in sorted(speedups.items()):
             t2.add_row(mode, str(b), str(t), fmt_time(loop.median_s), best.kernel, fmt_time(best.median_s),
                        f"{loop.median_s / best.median_s:.2f}×")
-        out.print(t2)
+        err.print(t2)
 
 
 def best_attention_vs_loop(rows) -> dict:
-    from seqbench.analysis import is_softmax_attention
+    from seqbench.kernels import get_kernel
 
     groups = defaultdict(list)
     for r in rows:
@@ -135,22 +116,30 @@ def best_attention_vs_loop(rows) -> dict:
     result = {}
     for key, rs in groups.items():
         loop = next((r for r in rs if r.kernel == "rnn_loop"), None)
-        att = [r for r in rs if is_softmax_attention(r.kernel, r.family)]
+        att = [r for r in rs if r.family == "attention" and get_kernel(r.kernel).quadratic]
         if loop and att:
             result[key] = (loop, min(att, key=lambda r: r.median_s))
     return result
 
 
-def kernel_table(specs) -> None:
+def kernel_table(specs, fmt: str = "table") -> None:
+    """`seqbench list`: every registered kernel, with what the analysis knows of it and where it came from."""
+    specs = list(specs)
+    if fmt == "json":
+        return raw(json.dumps({s.name: {**s.info(), "train": s.supports_train} for s in specs}, indent=2) + "\n")
     table = Table(title="kernels")
-    for col in ("name", "family", "forward FLOPs", "train", "description"):
+    for col in ("name", "family", "forward FLOPs", "train", "causal", "role", "from", "description"):
         table.add_column(col)
     for s in specs:
-        table.add_row(s.name, s.family, s.formula, "3× forward" if s.supports_train else "-", s.description)
+        role = ", ".join(r for r, on in (("O(T²)", s.quadratic), ("baseline", s.baseline)) if on) or "-"
+        table.add_row(s.name, s.family, s.formula, "3× forward" if s.supports_train else "-", s.causal, role,
+                      "built-in" if s.builtin else s.source, s.description)
     out.print(table)
 
 
-def mapping_table(title: str, mapping: dict) -> None:
+def mapping_table(title: str, mapping: dict, fmt: str = "table") -> None:
+    if fmt == "json":
+        return raw(json.dumps(mapping, indent=2, default=str) + "\n")
     table = Table(title=title, show_header=False)
     table.add_column("key", style="bold")
     table.add_column("value")
@@ -163,19 +152,21 @@ def calibration_result(row) -> None:
     """`seqbench calibrate`: the measured matmul rate, with its spread."""
     lo = row.gflop / (row.median_s + row.iqr_s / 2)
     hi = row.gflop / max(row.median_s - row.iqr_s / 2, 1e-12)
-    info(f"calibration ({row.device}, {row.dtype}, {row.threads} threads, {row.hidden_size}x{row.hidden_size} matmul): "
-         f"{row.gflops_per_s:.1f} GFLOP/s (IQR {lo:.1f}-{hi:.1f}, {row.repeats} samples)")
     if VERBOSITY["level"] == 0:
-        print(f"{row.gflops_per_s:.3f}")
+        return raw(f"{row.gflops_per_s:.3f}\n")
+    out.print(f"calibration ({row.device}, {row.dtype}, {row.threads} threads, {row.hidden_size}x{row.hidden_size} "
+              f"matmul): {row.gflops_per_s:.1f} GFLOP/s (IQR {lo:.1f}-{hi:.1f}, {row.repeats} samples)")
 
 
 def gradflow_table(fits) -> None:
+    if VERBOSITY["level"] == 0:
+        return
     table = Table(title="gradient norm vs distance T-t: fit ||grad|| ~ exp(-rate * distance), distances >= 1")
     for col in ("layer", "rate/step", "factor/step", "R²", "max/min"):
         table.add_column(col, justify="left" if col == "layer" else "right")
     for f in fits:
         table.add_row(f.layer, f"{f.rate_per_step:+.4f}", f"{f.factor_per_step:.4f}", f"{f.r2:.3f}", f"{f.max_over_min:.3g}")
-    out.print(table)
+    err.print(table)
 
 
 def raw(text: str) -> None:
@@ -186,7 +177,7 @@ def raw(text: str) -> None:
 
 def comparison_table(comp) -> None:
     """compare's verdict per point as a rich table, then the points found on one side only."""
-    from seqbench.compare_format import VERDICT_MARK, ci_text, floor_text, headline, p_text, pct, settings
+    from seqbench.render.compare_text import VERDICT_MARK, ci_text, floor_text, headline, p_text, pct, settings
 
     colour = {"regression": "red", "failed": "red", "improvement": "green", "unchanged": "", "inconclusive": "yellow"}
     table = Table(title=f"seqbench compare: {headline(comp)}", caption=settings(comp))
@@ -204,3 +195,24 @@ def comparison_table(comp) -> None:
         for key in keys:
             out.print(f"  {title}: {key['kernel']} {key['mode']} B={key['batch_size']} T={key['seq_len']} "
                       f"d={key['hidden_size']} {key['device']} {key['dtype']}")
+
+
+def comparison(comp, fmt: str = "table") -> None:
+    """compare's output on stdout: a rich table, Markdown (CI step summary, PR comment) or JSON."""
+    from seqbench.render.compare_text import to_json_text, to_markdown
+
+    if fmt == "markdown":
+        raw(to_markdown(comp, fmt_time))
+    elif fmt == "json":
+        raw(to_json_text(comp))
+    else:
+        comparison_table(comp)
+
+
+def run_summary(rows, out_path) -> None:
+    """After a run: the summary tables and where the rows went (stderr); under -q only the path (stdout)."""
+    summary_table(rows)
+    failed = sum(r.status != "ok" for r in rows)
+    info(f"wrote {len(rows)} rows ({failed} failed) to {out_path} and {out_path.with_suffix('.json')}")
+    if VERBOSITY["level"] == 0:
+        raw(f"{out_path}\n")

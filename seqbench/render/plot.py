@@ -15,10 +15,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from seqbench import SeqbenchError, analysis
+from seqbench.analysis import fits, roles, scaling
+from seqbench.choices import ImageFormat, allowed, values
+from seqbench.errors import SeqbenchError
+from seqbench.results.writer import refuse_existing
 
 # Fixed styles, so a kernel looks the same in every chart and every run.
-KERNEL_ORDER = analysis.KERNEL_ORDER
+KERNEL_ORDER = scaling.KERNEL_ORDER
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#8C564B", "#777777",
            "#6A3D9A", "#B15928", "#1F78B4")
 MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "h", "<", ">", "p", "d", "H", "8")
@@ -51,7 +54,7 @@ def _series(df, styles: dict, x: str = "seq_len"):
     sources = styles["sources"]
     for si, src in enumerate(sources):
         part = df[df["source"] == src] if "source" in df else df
-        for kernel in analysis.ordered_kernels(part["kernel"]):
+        for kernel in scaling.ordered_kernels(part["kernel"]):
             g = part[part["kernel"] == kernel].sort_values(x)
             if not g.empty:
                 suffix = f" [{src}]" if len(sources) > 1 else ""
@@ -61,7 +64,7 @@ def _series(df, styles: dict, x: str = "seq_len"):
 def _context(df) -> str:
     """'cpu · float32 · d=256 · 4 heads · 2 threads': what every title must say."""
     if "kernel" in df:  # the calibration matmul records its own N x N shape, not the sweep's d
-        kernels = ~analysis.is_calibration(df)
+        kernels = ~scaling.is_calibration(df)
         df = df[kernels] if kernels.any() else df
 
     def vals(col):
@@ -92,7 +95,7 @@ def _figure(n_panels: int, title: str, df, mode: str, *, panel_w=4.6, panel_h=3.
 
 
 def _footnote(fig, df, mode: str) -> None:
-    bad = analysis.failed_points(df)
+    bad = scaling.failed_points(df)
     bad = bad[bad["mode"] == mode]
     if len(bad):
         counts = ", ".join(f"{n} {s}" for s, n in bad["status"].value_counts().sort_index().items())
@@ -156,7 +159,7 @@ PANELS = {"batch_size": ("batch size B = {}", "seq_len", "sequence length T (tok
 def _panels(df, mode, by, values, title, ylabel, draw, *, shared_legend=True, legend_title=None):
     """Shared frame of the line charts: one panel per value of `by`, log2 x, log y, one line per (source, kernel)."""
     mode = _pick_mode(df, mode)
-    ok = analysis.ok_points(df)
+    ok = scaling.ok_points(df)
     ok = ok[ok["mode"] == mode]
     panel_title, x, xlabel = PANELS[by]
     measured = sorted({int(v) for v in ok[by]})
@@ -180,17 +183,17 @@ def _panels(df, mode, by, values, title, ylabel, draw, *, shared_legend=True, le
     return fig
 
 
-def latency_vs_seq_len(df, *, mode: str | None = None, batch_sizes=None, min_T: int = analysis.FIT_MIN_T):
+def latency_vs_seq_len(df, *, mode: str | None = None, batch_sizes=None, min_T: int = scaling.FIT_MIN_T):
     """Median latency vs T, log-log, IQR band, fitted exponent k (over T >= min_T) in the legend."""
     styles = _style_index(df)
 
     def draw(ax, part, x):
         for suffix, st, kernel, g in _series(part, styles, x):
-            fit = analysis.fit_exponent(g["seq_len"], g["median_s"], min_T=min_T)
+            fit = fits.fit_exponent(g["seq_len"], g["median_s"], min_T=min_T)
             k = f", k={fit.k_text}" if fit else ""
             T = g["seq_len"].to_numpy(float)
             ax.plot(T, g["median_s"] * 1e3, label=f"{kernel}{k}{suffix}", **st)
-            q = np.array([analysis.quartiles(s) for s in g["samples_s"]]) * 1e3
+            q = np.array([scaling.quartiles(s) for s in g["samples_s"]]) * 1e3
             ax.fill_between(T, q[:, 0], q[:, 1], color=st["color"], alpha=0.18, linewidth=0)
 
     return _panels(df, mode, "batch_size", batch_sizes, "Latency vs sequence length",
@@ -211,7 +214,7 @@ def _lines(styles, y):
 def gflops_vs_seq_len(df, *, mode: str | None = None, batch_sizes=None):
     """Achieved GFLOP/s vs T, with the measured matmul peak (calibration rows) as a line when present."""
     lines = _lines(_style_index(df), lambda g: g["gflops_per_s"])
-    peaks = analysis.matmul_peak(df)
+    peaks = scaling.matmul_peak(df)
 
     def draw(ax, part, x):
         lines(ax, part, x)
@@ -239,17 +242,20 @@ def throughput_vs_batch(df, *, mode: str | None = None, seq_lens=None):
     return _panels(df, mode, "seq_len", pick, "Throughput vs batch size", "throughput (tokens/s)", draw)
 
 
-def speedup_heatmap(df, *, mode: str | None = None, baselines=analysis.BASELINES):
+def speedup_heatmap(df, *, mode: str | None = None, baselines=None):
     """Baseline / best-attention time over (T, B), log2 diverging colours centred on 1x, ratio in each cell."""
     mode = _pick_mode(df, mode)
+    baselines = roles.baseline_kernels(df) if baselines is None else baselines
     panels = []
     for src in _sources(df):
         part = df[df["source"] == src] if "source" in df else df
         for base in baselines:
-            s = analysis.speedups(part, base)
+            s = scaling.speedups(part, base)
             panels.append((src, base, s[s["mode"] == mode]))
-    fig, axes = _figure(len(panels), "Speedup of the best softmax-attention kernel (>1×: attention faster)", df, mode,
-                        panel_w=5.2, panel_h=3.9)
+    fig, axes = _figure(max(len(panels), 1), "Speedup of the best softmax-attention kernel (>1×: attention faster)",
+                        df, mode, panel_w=5.2, panel_h=3.9)
+    if not panels:
+        _empty(axes[0], "no baseline kernel in these results (choose one with --baseline)")
     span = max([float(np.nanmax(np.abs(np.log2(s["speedup"])))) for *_, s in panels if len(s)] + [1.0])
     image = None
     for ax, (src, base, s) in zip(axes, panels):
@@ -297,7 +303,7 @@ CHART_NAMES = tuple(CHARTS)
 
 def chart_paths(df, out_dir: str | Path, formats=("png",)) -> list[tuple[str, str, Path]]:
     """Deterministic (chart, mode, path) for every file render_all would write: NAME-MODE.FORMAT."""
-    modes = list(dict.fromkeys(analysis.ok_points(df)["mode"])) or [_pick_mode(df, None)]
+    modes = list(dict.fromkeys(scaling.ok_points(df)["mode"])) or [_pick_mode(df, None)]
     return [(name, mode, Path(out_dir) / f"{name}-{mode}.{fmt}") for mode in modes for name in CHART_NAMES
             for fmt in formats]
 
@@ -316,7 +322,7 @@ def render_all(df, out_dir: str | Path, formats=("png",), *, batch_sizes=None, d
     return written
 
 
-FORMATS = ("png", "svg", "pdf")
+FORMATS = values(ImageFormat)
 
 
 class PlotError(SeqbenchError):
@@ -327,14 +333,18 @@ def parse_formats(text: str) -> tuple[str, ...]:
     fmts = tuple(dict.fromkeys(s.strip().lower().lstrip(".") for s in str(text).split(",") if s.strip()))
     bad = [f for f in fmts if f not in FORMATS]
     if bad or not fmts:
-        raise PlotError(f"--format {text!r}: unknown format {bad[0] if bad else '(none)'!r}; allowed: {', '.join(FORMATS)}")
+        raise PlotError(f"--image-format {text!r}: unknown format {bad[0] if bad else '(none)'!r}; "
+                        f"allowed: {allowed(ImageFormat)}")
     return fmts
 
 
-def plot_files(paths, out_dir: str | Path, formats=("png",), *, batch_sizes=None, force: bool = False) -> list[Path]:
+def plot_files(paths, out_dir: str | Path, formats=("png",), *, batch_sizes=None, force: bool = False,
+               baselines=None) -> list[Path]:
     """What `seqbench plot` does: read and check the CSVs, refuse to clobber, render every chart."""
-    df = analysis.read_many(paths)
-    ok = analysis.ok_points(df)
+    from seqbench.analysis import load
+
+    df = load(paths, baselines)
+    ok = scaling.ok_points(df)
     if ok.empty:
         raise PlotError(f"{', '.join(map(str, paths))}: no point succeeded ({len(df)} failed or skipped); "
                         "nothing to plot. `seqbench report` lists the failures")
@@ -344,8 +354,28 @@ def plot_files(paths, out_dir: str | Path, formats=("png",), *, batch_sizes=None
         if missing:
             raise PlotError(f"--batch {missing[0]} has no successful points; measured batch sizes: "
                             f"{', '.join(map(str, measured))}")
-    targets = [p for *_, p in chart_paths(df, out_dir, formats)]
-    clash = next((p for p in targets if p.exists()), None)
-    if clash is not None and not force:
-        raise PlotError(f"{clash} already exists; pass --force to overwrite it, or choose another --out-dir")
+    for target in (p for *_, p in chart_paths(df, out_dir, formats)):
+        refuse_existing(target, force, "choose another --out-dir")
     return render_all(df, out_dir, formats, batch_sizes=batch_sizes)
+
+
+def plot_gradflow(norms, decay, path) -> None:
+    """Gradient norm against distance T-t, log y: geometric mean over seeds, band = min..max over seeds."""
+    rates = {f.layer: f.rate_per_step for f in decay}
+    fig = Figure(figsize=(8, 5), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    for label, grp in norms.groupby("layer", sort=False):
+        wide = grp.pivot(index="distance", columns="seed", values="grad_norm").sort_index()
+        positive = wide.where(wide > 0)
+        with np.errstate(divide="ignore"):
+            geo = np.exp(np.log(positive).mean(axis=1))
+        line, = ax.plot(wide.index, geo, label=f"{label}: rate {rates[label]:+.3g}/step")
+        ax.fill_between(wide.index, positive.min(axis=1), positive.max(axis=1), color=line.get_color(), alpha=0.15)
+    ax.set_yscale("log")
+    ax.set_xlabel("distance T - t (tokens)")
+    ax.set_ylabel("||u · dy_T/dx_t||  (geometric mean over seeds)")
+    ax.set_title("Gradient path length: recurrence vs attention (random init, float64)")
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.savefig(path, dpi=120)

@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from seqbench import analysis
-from seqbench.console import fmt_bytes, fmt_num, fmt_time
+from seqbench.analysis import fits, roles, scaling
+from seqbench.choices import Family
+from seqbench.units import fmt_bytes, fmt_num, fmt_time
 
-CROSSOVER_BASELINE = "rnn_loop"  # the seed's loop: the question the project asks
 POOR_FIT_R2 = 0.9  # below this a single exponent misdescribes the series; the key figures say so
 
 
@@ -49,13 +49,13 @@ def _short(v) -> str:
     return str(v)
 
 
-def crossovers(df, baseline: str = CROSSOVER_BASELINE) -> list[dict]:
-    """T* per (mode, B) where the best attention kernel and `baseline` take the same time, with a note."""
+def crossovers(df, baseline: str) -> list[dict]:
+    """T* per (mode, B) where the best quadratic attention kernel and `baseline` take the same time, with a note."""
     out = []
-    s = analysis.speedups(df, baseline)
+    s = scaling.speedups(df, baseline)
     for (mode, b), g in s.groupby(["mode", "batch_size"], sort=True):
         g = g.sort_values("seq_len")
-        ts = analysis.crossover(g["seq_len"], g["attention_s"], g["baseline_s"])
+        ts = fits.crossover(g["seq_len"], g["attention_s"], g["baseline_s"])
         lo, hi = int(g["seq_len"].min()), int(g["seq_len"].max())
         if ts:
             above = "the last T*" if len(ts) > 1 else "T*"
@@ -76,16 +76,16 @@ def _fmt_tstar(ts: list[float]) -> str:
 
 
 def fits_section(df) -> list[str]:
-    fits = analysis.kernel_fits(df)
+    series = scaling.kernel_fits(df)
     lines = ["## Scaling exponents", "",
              f"k is the slope of log(median latency) vs log(T), least squares over the points with "
-             f"T ≥ {analysis.FIT_MIN_T}; an RNN should give k ≈ 1 and attention tends to k ≈ 2 once its "
+             f"T ≥ {scaling.FIT_MIN_T}; an RNN should give k ≈ 1 and attention tends to k ≈ 2 once its "
              "T² term dominates. With 2 points R² is 1 by construction.", ""]
     rows = []
-    for f in fits:
+    for f in series:
         fit = f["fit"]
         if fit is None:
-            rows.append([f["kernel"], f["family"], f["mode"], f["batch_size"], "-", "-", 0, f"needs 2 lengths ≥ {analysis.FIT_MIN_T}"])
+            rows.append([f["kernel"], f["family"], f["mode"], f["batch_size"], "-", "-", 0, f"needs 2 lengths ≥ {scaling.FIT_MIN_T}"])
         else:
             rows.append([f["kernel"], f["family"], f["mode"], f["batch_size"], fit.k_text, fit.r2_text, fit.n,
                          f"{fit.t_lo}–{fit.t_hi}"])
@@ -94,25 +94,27 @@ def fits_section(df) -> list[str]:
 
 def crossover_section(df) -> list[str]:
     lines = ["## Crossover length T*", "",
-             "T* is where the best softmax-attention kernel (fastest of attention_naive, sdpa, mha at each point; "
+             "T* is where the best softmax-attention kernel (the fastest kernel registered as O(T²) at each point; "
              "linear attention is O(T) and left out) and the baseline take the same time, "
-             "interpolated linearly in log T vs log(time ratio) between the two measured lengths that bracket it.", ""]
+             "interpolated linearly in log T vs log(time ratio) between the two measured lengths that bracket it. "
+             "Baselines: `report --baseline KERNEL`, the config's `baselines`, else the kernels registered as baselines "
+             "(rnn_loop, rnn_fused).", ""]
     rows = []
-    for base in analysis.BASELINES:
+    for base in roles.baseline_kernels(df):
         for c in crossovers(df, base):
             rows.append([base, c["mode"], c["batch_size"], _fmt_tstar(c["t_star"]), c["note"]])
     if not rows:
-        return lines + ["No crossover can be computed: the run needs rnn_loop (or rnn_fused) and an attention kernel.", ""]
+        return lines + ["No crossover can be computed: the run needs a baseline kernel and an O(T²) attention kernel.", ""]
     return lines + _table(["baseline", "mode", "B", "T*", "note"], rows, "llrrl") + [""]
 
 
 def results_sections(df) -> list[str]:
-    ok = analysis.ok_points(df)
+    ok = scaling.ok_points(df)
     lines = []
-    peaks = analysis.matmul_peak(df)
+    peaks = scaling.matmul_peak(df)
     for (mode, b), part in ok.groupby(["mode", "batch_size"], sort=True):
         rows = []
-        for kernel in analysis.ordered_kernels(part["kernel"]):
+        for kernel in scaling.ordered_kernels(part["kernel"]):
             for r in part[part["kernel"] == kernel].sort_values("seq_len").itertuples():
                 gf = fmt_num(r.gflops_per_s)
                 peak = max((v for k, v in peaks.items() if k[-2:] == (r.device, r.dtype)), default=None)
@@ -129,7 +131,7 @@ def results_sections(df) -> list[str]:
 
 
 def failures_section(df) -> list[str]:
-    bad = analysis.failed_points(df)
+    bad = scaling.failed_points(df)
     lines = ["## Failed points", ""]
     if bad.empty:
         return lines + ["None: every point succeeded.", ""]
@@ -139,7 +141,7 @@ def failures_section(df) -> list[str]:
 
 
 def key_figures(df) -> list[str]:
-    ok, bad = analysis.ok_points(df), analysis.failed_points(df)
+    ok, bad = scaling.ok_points(df), scaling.failed_points(df)
     n = len(ok) + len(bad)
     lines = ["## Key figures", ""]
     if ok.empty:
@@ -149,17 +151,18 @@ def key_figures(df) -> list[str]:
     if df.attrs.get("duplicates_dropped"):
         lines.append(f"- {df.attrs['duplicates_dropped']} row(s) repeat a point already in the file (e.g. after "
                      "`--append`): the later row is used.")
-    for key, peak in sorted(analysis.matmul_peak(df).items()):
+    for key, peak in sorted(scaling.matmul_peak(df).items()):
         lines.append(f"- Measured matmul peak ({', '.join(map(str, key[-2:]))}): {peak:.3g} GFLOP/s.")
-    for f in analysis.kernel_fits(df):
+    baselines = roles.baseline_kernels(df)
+    for f in scaling.kernel_fits(df):
         fit = f["fit"]
-        if fit is not None and (f["kernel"] == CROSSOVER_BASELINE or f["family"] == "attention"):
+        if fit is not None and (f["kernel"] in baselines[:1] or f["family"] == Family.ATTENTION):
             poor = "; poor fit: noisy points or not a power law" if fit.r2 < POOR_FIT_R2 else ""
             lines.append(f"- Exponent k of {f['kernel']} ({f['mode']}, B={f['batch_size']}): {fit.k_text} "
                          f"(R² {fit.r2_text} over T {fit.t_lo}–{fit.t_hi}{poor}).")
-    for c in crossovers(df):
+    for c in crossovers(df, baselines[0]) if baselines else []:
         said = f"T* ≈ {_fmt_tstar(c['t_star'])} ({c['note']})" if c["t_star"] else c["note"]
-        lines.append(f"- Crossover, best softmax attention vs {CROSSOVER_BASELINE} ({c['mode']}, B={c['batch_size']}): {said}.")
+        lines.append(f"- Crossover, best softmax attention vs {baselines[0]} ({c['mode']}, B={c['batch_size']}): {said}.")
     return lines + [""]
 
 
@@ -180,29 +183,31 @@ def build_report(df, meta: dict, *, csv_path: str | Path, report_path: str | Pat
              f"From `{Path(os.path.relpath(csv_path, report_path.parent)).as_posix()}` "
              f"({len(df)} rows, schema_version {int(df['schema_version'].iloc[0])}).", ""]
     lines += key_figures(df) + environment_section(meta, df)
-    if not analysis.ok_points(df).empty:
+    if not scaling.ok_points(df).empty:
         lines += fits_section(df) + crossover_section(df) + results_sections(df)
     lines += failures_section(df) + charts_section(list(chart_files), report_path)
     return "\n".join(lines).rstrip() + "\n"
 
 
 def write_report(csv_path: str | Path, report_path: str | Path, *, charts_dir: str | Path | None,
-                 formats=("png",), force: bool = False) -> tuple[Path, list[Path]]:
+                 formats=("png",), force: bool = False, baselines=None) -> tuple[Path, list[Path]]:
     """Read the CSV (+ sidecar), render charts into charts_dir (None: no charts), write the Markdown."""
-    from seqbench.results import ResultsError, read_metadata
+    from seqbench.analysis import load
+    from seqbench.errors import ResultsError
+    from seqbench.render import plot
+    from seqbench.results.reader import read_metadata
+    from seqbench.results.schema import sidecar_path
+    from seqbench.results.writer import refuse_existing
 
     report_path = Path(report_path)
-    df = analysis.read_many([csv_path])
+    if report_path.resolve() in (Path(csv_path).resolve(), sidecar_path(csv_path).resolve()):
+        raise ResultsError(f"-o {report_path} is the results file itself; write the report to another file")
+    df = load([csv_path], baselines)
     meta = read_metadata(csv_path)
-    has_points = not analysis.ok_points(df).empty
-    planned = []
-    if charts_dir is not None and has_points:
-        from seqbench import plot
-
-        planned = [p for *_, p in plot.chart_paths(df, charts_dir, formats)]
+    has_points = not scaling.ok_points(df).empty
+    planned = [p for *_, p in plot.chart_paths(df, charts_dir, formats)] if charts_dir is not None and has_points else []
     for p in [report_path, *planned]:
-        if p.exists() and not force:
-            raise ResultsError(f"{p} already exists; pass --force to overwrite it, or choose another -o / --charts-dir")
+        refuse_existing(p, force, "choose another -o / --charts-dir")
     charts = plot.render_all(df, charts_dir, formats) if planned else []
     # Embed one raster format per chart: Markdown viewers show PNG everywhere.
     embed = [p for p in charts if p.suffix == (".png" if "png" in formats else f".{formats[0]}")]

@@ -4,8 +4,8 @@ The unit of evidence is the ROUND, not the sample. Samples inside one round are 
 machine's slow phases last whole blocks of samples (../shared/reference/noise), so a test over raw
 samples would call a slow phase a regression. Each round of each point (one `--rounds` slice of one
 run; runs appended with `--append` add rounds) is reduced to the minimum (default) or the median
-of its samples, optionally divided by the calibration kernel timed just before it
-(`--normalize calibration`); rounds disturbed by other load are dropped (drop_disturbed). Then:
+of its samples, optionally divided by the reference matmul timed just before it
+(`--normalize reference`); rounds disturbed by other load are dropped (drop_disturbed). Then:
 
 - ratio: the Hodges-Lehmann estimate of head/base, the median of all head-round / base-round ratios
   (a robust statistic: one wild round cannot move it much);
@@ -34,20 +34,17 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from seqbench import SeqbenchError
-from seqbench.results import KEY_COLUMNS, parse_samples
+from seqbench.choices import Normalize, Statistic, Verdict, allowed, values
+from seqbench.errors import CompareError
+from seqbench.results.schema import KEY_COLUMNS, parse_samples
 
-VERDICTS = ("regression", "improvement", "unchanged", "inconclusive", "failed")
-NORMALIZE = ("none", "calibration")
-STATISTICS = ("median", "min")  # of each round's samples
+VERDICTS = values(Verdict)
+NORMALIZE = values(Normalize)
+STATISTICS = values(Statistic)  # of each round's samples
 STATISTIC = "min"  # default: the minimum resists time-slicing by other processes (benchmarks/aa_test.py)
 EXACT_MAX_PAIRS = 2500  # exact U distribution up to n*m pairs; normal approximation beyond
 MAD_TO_SD = 1.4826
 SLOW_CUT = 0.15  # see drop_disturbed; chosen with benchmarks/aa_test.py
-
-
-class CompareError(SeqbenchError):
-    pass
 
 
 @dataclass
@@ -95,7 +92,7 @@ class Comparison:
     @property
     def exit_code(self) -> int:
         """1 if any point regressed or broke in the candidate, else 0."""
-        return 1 if any(p.verdict in ("regression", "failed") for p in self.points) else 0
+        return 1 if any(p.verdict in (Verdict.REGRESSION, Verdict.FAILED) for p in self.points) else 0
 
     def to_json(self) -> dict:
         return {
@@ -216,13 +213,13 @@ def verdict_for(base: list[float], head: list[float], *, threshold: float, alpha
     ratio = math.exp(shift)
     eff = max(threshold, floor)
     if p < alpha and ratio > 1 + eff:
-        verdict = "regression"
+        verdict = Verdict.REGRESSION
     elif p < alpha and ratio < 1 / (1 + eff):
-        verdict = "improvement"
+        verdict = Verdict.IMPROVEMENT
     elif math.exp(lo) >= 1 / (1 + threshold) and math.exp(hi) <= 1 + threshold:
-        verdict = "unchanged"
+        verdict = Verdict.UNCHANGED
     else:
-        verdict = "inconclusive"
+        verdict = Verdict.INCONCLUSIVE
     return {
         "verdict": verdict,
         "ratio": ratio,
@@ -252,9 +249,9 @@ def judge_point(base: list[tuple[str, float]], head: list[tuple[str, float]], *,
     single = [side for side, rounds in (("baseline", base), ("candidate", head))
               if len({r for r, _ in rounds}) > 1 and len({r for r, _ in kept[side]}) == 1]
     if single:
-        out["verdict"] = "inconclusive"
+        out["verdict"] = Verdict.INCONCLUSIVE
         out["note"] = f"the undisturbed rounds of the {single[0]} all come from one run; more runs needed"
-    elif out["verdict"] == "inconclusive" and min(out["base_rounds"], out["head_rounds"]) < 4:
+    elif out["verdict"] == Verdict.INCONCLUSIVE and min(out["base_rounds"], out["head_rounds"]) < 4:
         out["note"] = "too few undisturbed rounds to be significant; use more --rounds / --append runs (>= 4 each)"
     elif len({r for r, _ in base}) == 1 or len({r for r, _ in head}) == 1:
         out["note"] = "one run on a side: noise between processes is not sampled"
@@ -265,7 +262,7 @@ def judge_point(base: list[tuple[str, float]], head: list[tuple[str, float]], *,
 
 
 def round_statistics(rows, *, normalize: str = "none", statistic: str = STATISTIC, where: str = "") -> list[float]:
-    """One statistic per round of a point's ok rows: min (or median) of the round's samples (/ calibration)."""
+    """One statistic per round of a point's ok rows: min (or median) of the round's samples (/ reference)."""
     return [stat for _, stat in rounds_by_run(rows, normalize=normalize, statistic=statistic, where=where)]
 
 
@@ -279,20 +276,20 @@ def rounds_by_run(rows, *, normalize: str = "none", statistic: str = STATISTIC, 
         idx = [int(r) for r in str(rounds_text).split()] if isinstance(rounds_text, str) and rounds_text.strip() else [1] * len(samples)
         if len(idx) != len(samples):
             raise CompareError(f"{where}: sample_rounds has {len(idx)} entries but samples_s has {len(samples)}")
-        calib = []
-        if normalize == "calibration":
-            calib = parse_samples(row.get("calib_s", "")) if isinstance(row.get("calib_s", ""), str) else []
-            if not calib:
+        ref = []
+        if normalize == Normalize.REFERENCE:
+            ref = parse_samples(row.get("ref_s", "")) if isinstance(row.get("ref_s", ""), str) else []
+            if not ref:
                 raise CompareError(
-                    f"{where}: --normalize calibration needs calibration times (column calib_s); "
-                    "record both runs with `seqbench run --calibrate`, or drop --normalize"
+                    f"{where}: --normalize reference needs reference times (column ref_s); "
+                    "record both runs with `seqbench run --reference`, or drop --normalize"
                 )
         for r in sorted(set(idx)):
             med = reduce([s for s, i in zip(samples, idx) if i == r])
-            if calib:
-                if not 1 <= r <= len(calib):
-                    raise CompareError(f"{where}: round {r} has no calibration time in calib_s")
-                med /= calib[r - 1]
+            if ref:
+                if not 1 <= r <= len(ref):
+                    raise CompareError(f"{where}: round {r} has no reference time in ref_s")
+                med /= ref[r - 1]
             stats.append((row["run_id"], med))
     return stats
 
@@ -320,9 +317,9 @@ def compare_frames(base, head, *, threshold: float = 0.05, alpha: float = 0.01, 
     if slow_cut is not None and not slow_cut > 0:
         raise CompareError(f"--slow-cut {slow_cut} out of range; allowed: a positive fraction (0.15 = 15%), or off")
     if statistic not in STATISTICS:
-        raise CompareError(f"--statistic {statistic!r} unknown; allowed: {', '.join(STATISTICS)}")
+        raise CompareError(f"--statistic {statistic!r} unknown; allowed: {allowed(Statistic)}")
     if normalize not in NORMALIZE:
-        raise CompareError(f"--normalize {normalize!r} unknown; allowed: {', '.join(NORMALIZE)}")
+        raise CompareError(f"--normalize {normalize!r} unknown; allowed: {allowed(Normalize)}")
     gb, gh = _groups(base), _groups(head)
     common = [k for k in gb if k in gh]
     if not common:
@@ -330,11 +327,11 @@ def compare_frames(base, head, *, threshold: float = 0.05, alpha: float = 0.01, 
     results = []
     for key in common:
         kd = _key_dict(key)
-        res = PointResult(key=kd, verdict="inconclusive")
+        res = PointResult(key=kd, verdict=Verdict.INCONCLUSIVE)
         b_ok = gb[key][gb[key]["status"] == "ok"]
         h_ok = gh[key][gh[key]["status"] == "ok"]
         if b_ok.empty or h_ok.empty:
-            res.verdict = "failed" if h_ok.empty and not b_ok.empty else "inconclusive"
+            res.verdict = Verdict.FAILED if h_ok.empty and not b_ok.empty else Verdict.INCONCLUSIVE
             side = "either file" if h_ok.empty and b_ok.empty else (head_name if h_ok.empty else base_name)
             res.note = f"no successful run in {side}"
             results.append(res)
@@ -353,7 +350,7 @@ def compare_frames(base, head, *, threshold: float = 0.05, alpha: float = 0.01, 
 
 
 def compare_files(base_path: str | Path, head_path: str | Path, **kw) -> Comparison:
-    from seqbench.results import read_results
+    from seqbench.results.reader import read_results
 
     base, head = read_results(base_path), read_results(head_path)
     return compare_frames(base, head, base_name=str(base_path), head_name=str(head_path), **kw)

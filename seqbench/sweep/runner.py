@@ -1,7 +1,7 @@
-"""Runs a sweep: expands the grid, builds and times each point, streams each row to a sink.
+"""Runs a sweep: checks each kernel, builds and times each point, streams each row to a sink.
 
 It prints nothing: progress goes through the `on_row` callback. A point that fails is recorded with
-its status (error / oom) and message, and the sweep goes on.
+its status (error / oom / timeout / skipped) and message, and the sweep goes on.
 """
 
 from __future__ import annotations
@@ -15,20 +15,18 @@ from pathlib import Path
 from datetime import datetime, timezone
 from typing import Callable
 
-from seqbench.config import Point, SweepConfig
-from seqbench.kernels import Shape, get_kernel
-from seqbench.memory import analytic_bytes, measure_peak, tensor_bytes
-from seqbench.probe import sdpa_backend
-from seqbench.results import SCHEMA_VERSION, Row, format_samples
-from seqbench.timing import BlockTimer, CallTooSlow, measure
+from seqbench.choices import Family, Mode, Status
+from seqbench.kernels import get_kernel
+from seqbench.measure.memory import analytic_bytes, measure_peak, tensor_bytes
+from seqbench.measure.probe import sdpa_backend
+from seqbench.measure.timer import BlockTimer, CallTooSlow, measure
+from seqbench.results.schema import SCHEMA_VERSION, Row, format_samples
+from seqbench.sweep.config import Point, SweepConfig
+from seqbench.sweep.matmul_peak import calibration_point, fill_pct
 
 
 def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-
-
-def shape_of(point: Point) -> Shape:
-    return Shape(point.batch_size, point.seq_len, point.hidden_size, point.num_heads, point.causal)
 
 
 @dataclass
@@ -48,11 +46,11 @@ def build_workload(point: Point, seed: int = 0) -> Workload:
     spec = get_kernel(point.kernel)
     dtype = getattr(torch, point.dtype)
     torch.manual_seed(seed)
-    module = spec.factory(shape_of(point), torch.device(point.device), dtype)
+    module = spec.build(point.shape, torch.device(point.device), dtype)
     x = torch.randn(point.batch_size, point.seq_len, point.hidden_size, device=point.device, dtype=dtype)
     params = list(module.parameters())
     param_bytes = tensor_bytes(*params)
-    if point.mode == "train":
+    if point.mode == Mode.TRAIN:
         module.train()
         grad_out = torch.randn_like(x)
 
@@ -69,11 +67,11 @@ def classify_failure(exc: BaseException) -> str:
     import torch
 
     if isinstance(exc, (MemoryError, torch.cuda.OutOfMemoryError)):
-        return "oom"
+        return Status.OOM
     text = str(exc).lower()
     if "out of memory" in text or "can't allocate memory" in text or "not enough memory" in text:
-        return "oom"
-    return "error"
+        return Status.OOM
+    return Status.ERROR
 
 
 def describe(exc: BaseException) -> str:
@@ -130,17 +128,16 @@ def measure_point(
                 peak, method = None, ""
             elif timer is None:
                 peak, method, events = measure_peak(work.step, point.device, work.resident_bytes)
-                if spec.family == "attention":
+                if spec.family == Family.ATTENTION:
                     backend = sdpa_backend(work.step, events)
             else:  # an injected clock means a test: skip the real profiler
-                shape = shape_of(point)
-                peak = analytic_bytes(spec, shape, work.elem_size, point.mode == "train", work.param_bytes)
+                peak = analytic_bytes(spec, point.shape, work.elem_size, point.mode == Mode.TRAIN, work.param_bytes)
                 method = "analytic"
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 - a failing point is data, not a crash
         timed_out = isinstance(exc, CallTooSlow)
-        status = "timeout" if timed_out else classify_failure(exc)
+        status = Status.TIMEOUT if timed_out else classify_failure(exc)
         failure = (status, str(exc) if timed_out else describe(exc))
     if failure:
         # Only here, outside the except block, is the exception (whose traceback pins the failed
@@ -150,8 +147,8 @@ def measure_point(
         row = base_row(point, run_id, threads, failure[0])
         row.error = failure[1]
         return row
-    gflop = spec.flops(shape_of(point), point.mode) / 1e9
-    row = base_row(point, run_id, threads, "ok")
+    gflop = spec.flops(point.shape, point.mode) / 1e9
+    row = base_row(point, run_id, threads, Status.OK)
     row.repeats = len(m.samples)
     row.median_s, row.iqr_s, row.min_s, row.mean_s = m.median, m.iqr, m.min, m.mean
     row.tokens_per_s = point.batch_size * point.seq_len / m.median
@@ -164,11 +161,26 @@ def measure_point(
     return row
 
 
-def pending_points(cfg: SweepConfig, shard: tuple[int, int] | None = None, done=frozenset()) -> list[Point]:
-    """The points this run measures: its shard of the grid, less those a resumed run already has."""
-    from seqbench.schedule import shard_points
+def measure_calibration(cfg: SweepConfig, run_id: str, *, timer=None) -> Row:
+    """One `calibration` row (the matmul peak) for cfg's device and dtype: ok, or a failure as for any point."""
+    row = measure_point(calibration_point(cfg.device, cfg.dtype), cfg, run_id, timer=timer)
+    return fill_pct(row, row.gflops_per_s)
 
-    return [p for p in shard_points(cfg.points(), shard) if p.key() not in done]
+
+def check_kernels(cfg: SweepConfig) -> dict[str, str]:
+    """Kernel name -> why its points must not be timed (kernels.check), for every kernel that fails."""
+    from seqbench.kernels.check import check_kernel, check_shape
+
+    failed = {}
+    shape = check_shape(cfg.hidden_size, cfg.num_heads, cfg.causal)
+    for name in cfg.kernels:
+        spec = get_kernel(name)
+        if spec.family == Family.CALIBRATION:
+            continue
+        reason = check_kernel(spec, shape, cfg.device, cfg.dtype, cfg.seed)
+        if reason:
+            failed[name] = reason
+    return failed
 
 
 def run_sweep(
@@ -184,24 +196,30 @@ def run_sweep(
     known_peak: float | None = None,
     rounds: int = 1,
     shard: tuple[int, int] | None = None,
-    calibrate: bool = False,
+    reference: bool = False,
+    broken: dict[str, str] | None = None,
 ) -> list[Row]:
     """Measure every point of cfg (or of its shard) in rounds; write each row to sink once it is done.
 
-    preflight (budget.Preflight) may skip a point before it is built; points whose key() is in
-    `done` already have a row (--resume) and are left out. peak: first measure the `calibration`
-    matmul (its own row) and fill every row's pct_of_peak; known_peak (GFLOP/s, a resumed run's
-    calibration) is used instead of measuring again. See seqbench/schedule.py for rounds, shards
-    and --calibrate: a point's row comes when its last round ends, or when a round fails.
+    Each kernel is first checked for correctness at a tiny shape (kernels.check); a kernel that fails
+    gets `error` rows with the reason and is never timed. preflight (budget.Preflight) may skip a
+    point before it is built; points whose key() is in `done` already have a row (--resume) and are
+    left out. peak: first measure the `calibration` matmul (its own row) and fill every row's
+    pct_of_peak; known_peak (GFLOP/s, a resumed run's calibration) is used instead of measuring
+    again. See rounds.py for rounds and --reference and plan.py for shards: a point's row comes when
+    its last round ends, or when a round fails. broken: the check's result if it already ran.
     """
     import torch
 
-    from seqbench.budget import Preflight
-    from seqbench.peak import calibration_point, fill_pct, measure_calibration
-    from seqbench.schedule import make_calibrator, measure_in_rounds, round_config
-    from seqbench.timing import burn_in
+    from seqbench.measure.timer import burn_in
+    from seqbench.sweep.budget import Preflight
+    from seqbench.sweep.plan import pending_points
+    from seqbench.sweep.rounds import make_reference, measure_in_rounds, round_config
 
     preflight = preflight or Preflight()
+    points = pending_points(cfg, shard, done)
+    if broken is None:
+        broken = check_kernels(cfg) if points else {}
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -222,17 +240,20 @@ def run_sweep(
     per_round = round_config(cfg, rounds)
 
     def measure_round(point: Point, r: int) -> Row:
+        if point.kernel in broken:
+            row = base_row(point, run_id, torch.get_num_threads(), Status.ERROR)
+            row.error = broken[point.kernel]
+            return row
         reason = preflight.check(point) if r == 1 else ""
         if reason:
-            row = base_row(point, run_id, torch.get_num_threads(), "skipped")
+            row = base_row(point, run_id, torch.get_num_threads(), Status.SKIPPED)
             row.error = reason
             return row
         return measure_point(point, per_round, run_id, timer=timer, profile_memory=r == 1)
 
-    calibrator = make_calibrator(cfg, rounds, timer) if calibrate else None
-    points = pending_points(cfg, shard, done)
-    for row in measure_in_rounds(points, rounds, measure_round, calibrator):
-        if row.status != "skipped":
+    ref = make_reference(cfg, rounds, timer) if reference else None
+    for row in measure_in_rounds(points, rounds, measure_round, ref):
+        if row.status != Status.SKIPPED:
             fill_pct(row, peak_gflops)  # after the rounds are pooled: from the final GFLOP/s
         preflight.observe(row)
         sink.write(row)
@@ -251,7 +272,7 @@ def run_to_files(
     resume: a resume.ResumeState from resume.load(out_path, cfg): append to that run, skipping
     the points it finished. Raises ConfigError before writing anything if no point fits in memory.
     peak: measure the matmul peak first (a `calibration` row; a resumed run reuses its own).
-    schedule: rounds / shard / calibrate, passed to run_sweep and recorded in the sidecar. With
+    schedule: rounds / shard / reference, passed to run_sweep and recorded in the sidecar. With
     append, rows go after the existing ones and the sidecar keeps the earlier runs' metadata under
     "previous_runs".
     """
@@ -259,10 +280,13 @@ def run_to_files(
     import socket
     import time
 
-    from seqbench import env
-    from seqbench.budget import Preflight, resolve_budget
-    from seqbench.resume import CountingSink, Terminated, interrupts_as_exceptions
-    from seqbench.results import CsvSink, read_metadata, sidecar_path, write_json_atomic
+    from seqbench.kernels.plugins import loaded_plugins
+    from seqbench.measure import env
+    from seqbench.results.reader import read_metadata
+    from seqbench.results.schema import sidecar_path
+    from seqbench.results.writer import CsvSink, write_json_atomic
+    from seqbench.sweep.budget import Preflight, resolve_budget
+    from seqbench.sweep.signals import CountingSink, Terminated, interrupts_as_exceptions
 
     def now() -> str:
         return datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -270,6 +294,7 @@ def run_to_files(
     budget, budget_source = resolve_budget(cfg)
     preflight = Preflight(budget)
     preflight.check_anything_fits(cfg, source)
+    broken = check_kernels(cfg)  # before any file is written: a factory that raises is exit 2
     if resume is not None:
         meta, done = resume.meta, resume.done
         for old in resume.rows:
@@ -293,6 +318,9 @@ def run_to_files(
             old = read_metadata(out_path) if Path(out_path).exists() else {}
             if old:
                 meta["previous_runs"] = old.pop("previous_runs", []) + [old]
+    # Where every kernel came from, so a run can be reproduced and report/plot read it without plugins.
+    meta["plugins"] = [p.as_dict() for p in loaded_plugins()]
+    meta["kernels"] = {k: get_kernel(k).info() for k in cfg.kernels}
     meta.update(status="running", pid=os.getpid(), host=socket.gethostname(),  # lets --resume see a live run
                 memory_budget_bytes=budget, memory_budget_source=budget_source)
     for stale in ("interrupted_by", "error"):
@@ -305,9 +333,9 @@ def run_to_files(
         with interrupts_as_exceptions(), CsvSink(out_path, append=resume is not None or append) as csv_sink:
             sink.sink = csv_sink
             known = None if resume is None else next(
-                (r.gflops_per_s for r in resume.rows if r.kernel == "calibration" and r.status == "ok"), None)
+                (r.gflops_per_s for r in resume.rows if r.kernel == "calibration" and r.status == Status.OK), None)
             run_sweep(cfg, sink, run_id=run_id, on_row=on_row, timer=timer, preflight=preflight, done=done,
-                      peak=peak, known_peak=known, **schedule)
+                      peak=peak, known_peak=known, broken=broken, **schedule)
         meta["status"] = "complete"
     except KeyboardInterrupt as exc:
         meta["status"] = "interrupted"
@@ -323,3 +351,10 @@ def run_to_files(
         meta["rows"] = rows_before + len(sink.rows)
         write_json_atomic(sidecar_path(out_path), meta)
     return sink.rows
+
+
+def execute(plan, *, command: list[str], on_row=None, timer=None) -> list[Row]:
+    """Carry out a checked RunPlan (sweep.plan.plan_run): the sweep into plan.out and its sidecar."""
+    return run_to_files(plan.cfg, plan.out, command=command, on_row=on_row, timer=timer, resume=plan.resume,
+                        source=plan.source, peak=plan.peak, append=plan.append, rounds=plan.rounds,
+                        shard=plan.shard, reference=plan.reference)

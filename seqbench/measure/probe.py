@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from seqbench.memory import profiled_call
+from seqbench.measure.memory import profiled_call
 
 # aten op name fragment -> backend label, most specific first
 _BACKENDS = (

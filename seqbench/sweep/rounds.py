@@ -1,4 +1,4 @@
-"""Which points a run measures and in what order: shards (`--shard K/N`) and rounds (`--rounds R`).
+"""Rounds (`--rounds R`): each point's samples taken in R rounds spread across the sweep.
 
 Rounds exist because of noise: on a shared machine a point's timings drift by up to +-20% in slow
 phases that last whole blocks of samples (../shared/reference/noise). Taking every point's samples
@@ -12,8 +12,8 @@ A point's row is written when its LAST round completes: with R > 1 almost every 
 final round, so an interrupted run keeps only points that had already failed. For interruptible
 runs use several `--rounds 1 --append` invocations instead (the CI recipe does). A point failing in
 any round is written at once as a failure row and skipped in later rounds. The combined row keeps
-every sample with its round number (`sample_rounds`) and, with calibration, one calibration time
-per round (`calib_s`).
+every sample with its round number (`sample_rounds`) and, with `--reference`, one time of the
+reference matmul per round (`ref_s`).
 """
 
 from __future__ import annotations
@@ -22,33 +22,9 @@ import dataclasses
 import math
 from typing import Callable, Iterator, Sequence
 
-from seqbench.config import ConfigError, Point, SweepConfig
-from seqbench.results import Row, format_samples, parse_samples
-from seqbench.timing import Measurement
-
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """'K/N' -> (K, N), with 1 <= K <= N."""
-    try:
-        k, n = (int(s) for s in str(text).split("/"))
-    except ValueError:
-        raise ConfigError(f"--shard must look like K/N (e.g. 2/4), got {text!r}") from None
-    if not 1 <= k <= n:
-        raise ConfigError(f"--shard {text!r}: need 1 <= K <= N")
-    return k, n
-
-
-def shard_points(points: Sequence[Point], shard: tuple[int, int] | None) -> list[Point]:
-    """Shard K of N: every N-th point from the K-th, in the grid's stable order.
-
-    Deterministic and a partition: shards 1..N together hold every point exactly once, and striding
-    (rather than cutting the list in N slices) gives each shard a mix of kernels and lengths.
-    """
-    if shard is None:
-        return list(points)
-    k, n = shard
-    return list(points[k - 1 :: n])
+from seqbench.measure.timer import Measurement
+from seqbench.results.schema import Row, format_samples, parse_samples
+from seqbench.sweep.config import Point, SweepConfig
 
 
 def round_config(cfg: SweepConfig, rounds: int) -> SweepConfig:
@@ -63,7 +39,7 @@ def round_config(cfg: SweepConfig, rounds: int) -> SweepConfig:
     )
 
 
-def combine_rounds(parts: list[Row], calib: list[float | None]) -> Row:
+def combine_rounds(parts: list[Row], ref: list[float | None]) -> Row:
     """One row from a point's per-round rows: all samples pooled, statistics recomputed."""
     row = dataclasses.replace(parts[-1])
     samples: list[float] = []
@@ -83,7 +59,7 @@ def combine_rounds(parts: list[Row], calib: list[float | None]) -> Row:
     row.warmup_settled = all(bool(p.warmup_settled) for p in parts)
     row.samples_s = format_samples(samples)
     row.sample_rounds = " ".join(map(str, rounds))
-    row.calib_s = format_samples(calib) if calib and all(c is not None for c in calib) else ""
+    row.ref_s = format_samples(ref) if ref and all(c is not None for c in ref) else ""
     return row
 
 
@@ -91,21 +67,21 @@ def measure_in_rounds(
     points: Sequence[Point],
     rounds: int,
     measure_round: Callable[[Point, int], Row],
-    calibrate: Callable[[], float] | None = None,
+    reference: Callable[[], float] | None = None,
 ) -> Iterator[Row]:
     """Yield each point's final row: after its last round, or as soon as one of its rounds fails.
 
-    measure_round(point, r) measures one round (r = 1..rounds) of one point; calibrate(), if given,
-    times the calibration kernel and is called just before every point's round.
+    measure_round(point, r) measures one round (r = 1..rounds) of one point; reference(), if given,
+    times the reference matmul and is called just before every point's round.
     """
     parts: dict[int, list[Row]] = {}
-    calibs: dict[int, list[float | None]] = {}
+    refs: dict[int, list[float | None]] = {}
     failed: set[int] = set()
     for r in range(1, rounds + 1):
         for i, point in enumerate(points):
             if i in failed:
                 continue
-            c = calibrate() if calibrate else None
+            c = reference() if reference else None
             row = measure_round(point, r)
             if row.status != "ok":
                 failed.add(i)
@@ -115,32 +91,33 @@ def measure_in_rounds(
                 yield row
                 continue
             parts.setdefault(i, []).append(row)
-            calibs.setdefault(i, []).append(c)
+            refs.setdefault(i, []).append(c)
             if r == rounds:
-                yield combine_rounds(parts.pop(i), calibs.pop(i))
+                yield combine_rounds(parts.pop(i), refs.pop(i))
 
 
-def make_calibrator(cfg: SweepConfig, rounds: int, timer=None) -> Callable[[], float]:
-    """Build the calibration workload once; each call returns its seconds per call.
+def make_reference(cfg: SweepConfig, rounds: int, timer=None) -> Callable[[], float]:
+    """Build the reference workload once; each call returns its seconds per call.
 
     The workload is a fixed 256x256 matmul in cfg's dtype on cfg's device: the same work whatever
-    the sweep measures, so dividing by it cancels a machine-wide slow phase or a slower runner. Its
-    budget is small (at most 50 ms of samples) because it runs before every point's round.
+    the sweep measures, so dividing by it (`compare --normalize reference`) cancels a machine-wide
+    slow phase or a slower runner. Its budget is small (at most 50 ms of samples) because it runs
+    before every point's round.
     """
     import torch
 
-    from seqbench.timing import measure
+    from seqbench.measure.timer import measure
 
-    # not the registry's `calibration` kernel: that one is sized to find the device's peak (seconds),
-    # this one must be short enough to run before every point's round
+    # not the registry's `calibration` kernel: that one is sized to find the device's matmul peak
+    # (seconds), this one must be short enough to run before every point's round
     g = torch.Generator().manual_seed(cfg.seed)
     a = torch.randn(256, 256, generator=g).to(cfg.device, getattr(torch, cfg.dtype))
     step, context = (lambda: a @ a), torch.inference_mode
     budget = min(0.05, cfg.min_time / rounds)
 
-    def calibrate() -> float:
+    def reference() -> float:
         with context():
             m = measure(step, device=cfg.device, min_time=budget, min_repeats=3, max_warmup=0.2, timer=timer)
         return m.median
 
-    return calibrate
+    return reference

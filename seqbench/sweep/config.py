@@ -7,21 +7,19 @@ Every error is a ConfigError whose message names the field and what is allowed.
 from __future__ import annotations
 
 import dataclasses
-import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from seqbench import SeqbenchError
+from seqbench.choices import DType, Device, Mode, allowed, values
+from seqbench.errors import ConfigError, PluginError
+from seqbench.kernels import Shape, get_kernel
+from seqbench.units import parse_size
 
-MODES = ("forward", "train")
-DTYPES = ("float32", "float64", "float16", "bfloat16")
-DEVICES = ("cpu", "cuda", "auto")
-
-
-class ConfigError(SeqbenchError):
-    pass
+MODES = values(Mode)
+DTYPES = values(DType)
+DEVICES = values(Device)
 
 
 @dataclass(frozen=True)
@@ -40,6 +38,10 @@ class Point:
 
     def key(self) -> tuple:
         return dataclasses.astuple(self)
+
+    @property
+    def shape(self) -> Shape:
+        return Shape(self.batch_size, self.seq_len, self.hidden_size, self.num_heads, self.causal)
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,9 @@ class SweepConfig:
     seed: int = 0
     max_memory: int = 0  # bytes a point may need (estimated); 0 = a safe fraction of free device memory
     max_time_per_point: float = 0.0  # seconds one call may take; 0 = no limit
+    plugins: tuple[str, ...] = ()  # modules (or .py files) that register kernels, loaded before anything else
+    kernel: tuple[dict, ...] = ()  # [[kernel]] tables: a factory "pkg.module:callable" and a FLOP formula
+    baselines: tuple[str, ...] = ()  # the report's references for speed-ups and T* (default: the registry's)
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def points(self) -> list[Point]:
@@ -81,7 +86,8 @@ class SweepConfig:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(SweepConfig) if f.name != "extra"}
-_LIST_FIELDS = {"kernels": str, "seq_lens": int, "batch_sizes": int, "modes": str}
+_LIST_FIELDS = {"kernels": str, "seq_lens": int, "batch_sizes": int, "modes": str, "plugins": str, "baselines": str}
+_MAY_BE_EMPTY = ("plugins", "baselines")
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:
@@ -93,6 +99,10 @@ def load_toml(path: str | Path) -> dict[str, Any]:
             data = tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {str(p)!r} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {str(p)!r} is not UTF-8 text; a config is a TOML file") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {str(p)!r} cannot be read: {exc.strerror or exc}") from None
     data.setdefault("name", p.stem)
     return data
 
@@ -108,36 +118,19 @@ def parse_list(text: str, kind: type, name: str) -> list:
     return items
 
 
-_SIZE_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
-               "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
-
-
-def parse_size(value: Any, name: str = "max_memory") -> int:
-    """Bytes from an integer or a string such as '512MiB', '8GB', '1.5g' (0 means automatic)."""
-    want = "a size in bytes such as 8GiB, 512MB or 1000000 (0: automatic)"
-    if isinstance(value, bool):
-        raise ConfigError(f"field {name!r} must be {want}, got {value!r}")
-    if isinstance(value, int):
-        number, unit = value, ""
-    elif isinstance(value, str):
-        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", value)
-        if not m or m.group(2).lower() not in _SIZE_UNITS:
-            raise ConfigError(f"field {name!r} must be {want}, got {value!r}")
-        number, unit = float(m.group(1)), m.group(2).lower()
-    else:
-        raise ConfigError(f"field {name!r} must be {want}, got {value!r}")
-    if number < 0:
-        raise ConfigError(f"field {name!r} must be {want}, got {value!r}")
-    return int(number * _SIZE_UNITS[unit])
-
-
 def build_config(data: dict[str, Any], source: str = "config") -> SweepConfig:
     """Validate a mapping of config fields (from TOML and/or flags) into a SweepConfig."""
     unknown = sorted(set(data) - set(FIELDS))
     if unknown:
         raise ConfigError(f"{source}: unknown field {unknown[0]!r}; allowed fields: {', '.join(FIELDS)}")
     values: dict[str, Any] = {}
+    # Plugins and [[kernel]] tables first: the kernel names below may be theirs.
+    for name in ("plugins", "kernel"):
+        if name in data:
+            values[name] = _check_field(name, data[name], source)
     for name, f in FIELDS.items():
+        if name in values:
+            continue
         if name not in data:
             if f.default is dataclasses.MISSING:
                 flag = "--" + name.replace("_", "-")
@@ -155,32 +148,41 @@ def _type_error(source, name, want, got) -> ConfigError:
 
 
 def _check_field(name: str, value: Any, source: str) -> Any:
+    if name == "kernel":
+        return _kernel_tables(value, source)
     if name in _LIST_FIELDS:
         kind = _LIST_FIELDS[name]
-        want = "a non-empty list of " + ("positive integers" if kind is int else "strings")
+        want = ("a list of " if name in _MAY_BE_EMPTY else "a non-empty list of ") + (
+            "positive integers" if kind is int else "strings")
         if isinstance(value, (str, int)) and not isinstance(value, bool):
             value = [value]
-        if not isinstance(value, (list, tuple)) or not value:
+        if not isinstance(value, (list, tuple)) or (not value and name not in _MAY_BE_EMPTY):
             raise _type_error(source, name, want, value)
         for v in value:
             if kind is int and (isinstance(v, bool) or not isinstance(v, int) or v <= 0):
                 raise _type_error(source, name, want, value)
             if kind is str and not isinstance(v, str):
                 raise _type_error(source, name, want, value)
-        dupes = sorted({v for v in value if list(value).count(v) > 1}, key=str)
+        seen: set = set()
+        dupes = sorted({v for v in value if v in seen or seen.add(v)}, key=str)
         if dupes:
             raise ConfigError(f"{source}: field {name!r} lists {dupes[0]!r} twice; values must be unique")
         if name == "modes":
             bad = [m for m in value if m not in MODES]
             if bad:
                 raise ConfigError(f"{source}: unknown mode {bad[0]!r} in 'modes'; allowed: {', '.join(MODES)}")
-        if name == "kernels":
-            from seqbench.kernels import get_kernel
+        if name == "plugins":
+            from seqbench.kernels import load_plugins
 
+            try:
+                load_plugins(value, origin="config")
+            except PluginError as exc:
+                raise PluginError(f"{source}: {exc}") from None
+        if name in ("kernels", "baselines"):
             for k in value:
                 try:
                     get_kernel(k)
-                except SeqbenchError as exc:  # its message lists the known kernels
+                except PluginError as exc:  # its message lists the known kernels
                     raise ConfigError(f"{source}: {exc}") from None
         return tuple(value)
     if name == "max_memory":
@@ -210,17 +212,27 @@ def _check_field(name: str, value: Any, source: str) -> Any:
             raise _type_error(source, name, "a positive number of seconds", value)
         return float(value)
     if name == "dtype" and value not in DTYPES:
-        raise ConfigError(f"{source}: unknown dtype {value!r}; allowed: {', '.join(DTYPES)}")
+        raise ConfigError(f"{source}: unknown dtype {value!r}; allowed: {allowed(DType)}")
     if name == "device" and value not in DEVICES:
-        raise ConfigError(f"{source}: unknown device {value!r}; allowed: {', '.join(DEVICES)}")
+        raise ConfigError(f"{source}: unknown device {value!r}; allowed: {allowed(Device)}")
     if not isinstance(value, str) or not value:
         raise _type_error(source, name, "a non-empty string", value)
     return value
 
 
-def _check_combination(cfg: SweepConfig, source: str) -> None:
-    from seqbench.kernels import get_kernel
+def _kernel_tables(value: Any, source: str) -> tuple[dict, ...]:
+    """[[kernel]] tables: each registers a kernel from a factory "pkg.module:callable" and a FLOP formula."""
+    from seqbench.kernels import register_tables
 
+    if isinstance(value, dict):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise _type_error(source, "kernel", "a list of [[kernel]] tables", value)
+    register_tables(value, source)
+    return tuple(dict(t) for t in value)
+
+
+def _check_combination(cfg: SweepConfig, source: str) -> None:
     if cfg.hidden_size % cfg.num_heads:
         raise ConfigError(
             f"{source}: num_heads={cfg.num_heads} does not divide hidden_size={cfg.hidden_size}; "

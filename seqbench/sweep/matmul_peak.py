@@ -10,8 +10,8 @@ the calibration); read it with the calibration row's IQR.
 from __future__ import annotations
 
 
-from seqbench.config import Point, SweepConfig
-from seqbench.results import Row
+from seqbench.results.schema import Row
+from seqbench.sweep.config import Point, SweepConfig
 
 CALIBRATION = "calibration"
 
@@ -24,15 +24,6 @@ def calibration_point(device: str, dtype: str) -> Point:
     return Point(CALIBRATION, "forward", device, dtype, 1, n, n, 1, False)
 
 
-def measure_calibration(cfg: SweepConfig, run_id: str, *, timer=None) -> Row:
-    """One `calibration` row for cfg's device and dtype (status ok, or the failure as for any point)."""
-    from seqbench.sweep import measure_point
-
-    row = measure_point(calibration_point(cfg.device, cfg.dtype), cfg, run_id, timer=timer)
-    fill_pct(row, row.gflops_per_s)
-    return row
-
-
 def fill_pct(row: Row, peak_gflops: float | None) -> Row:
     if row.status == "ok" and row.gflops_per_s is not None and peak_gflops:
         row.pct_of_peak = 100.0 * row.gflops_per_s / peak_gflops
@@ -41,8 +32,8 @@ def fill_pct(row: Row, peak_gflops: float | None) -> Row:
 
 def calibrate_config(device: str, dtype: str, threads: int, min_time: float) -> SweepConfig:
     """A one-point sweep config for `seqbench calibrate`, validated like any other."""
-    from seqbench.config import build_config
     from seqbench.kernels.calibration import size_for
+    from seqbench.sweep.config import build_config
 
     n = size_for(device)
     cfg = build_config(

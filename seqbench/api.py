@@ -1,0 +1,90 @@
+"""seqbench from Python: the same pipeline the CLI runs, as functions for notebooks and scripts.
+
+    import seqbench
+    df = seqbench.run(kernels=["rnn_loop", "sdpa"], seq_lens=[64, 256], batch_sizes=[8], out="run.csv")
+    df = seqbench.load("run.csv")                       # annotated DataFrame (what report and plot read)
+    comp = seqbench.compare("base.csv", "head.csv")     # verdicts per point, comp.exit_code
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+
+def run(config: str | Path | None = None, *, out: str | Path | None = None, force: bool = False,
+        resume: bool = False, append: bool = False, rounds: int = 1, shard: str | None = None,
+        reference: bool = False, peak: bool = True, on_row: Callable | None = None, **fields: Any):
+    """Run a sweep (a TOML config and/or config fields such as kernels=[...], seq_lens=[...]) into `out`
+    (CSV + sidecar) and return its rows as a DataFrame. Plugins: plugins=["mylab.bench_kernels"]."""
+    import pandas as pd
+
+    from seqbench.results.schema import COLUMNS
+    from seqbench.sweep.plan import plan_run
+    from seqbench.sweep.runner import execute
+
+    plan = plan_run(config=Path(config) if config else None, flags=fields, out=Path(out) if out else None, force=force,
+                    resume=resume, append=append, rounds=rounds, shard=shard, reference=reference, peak=peak)
+    rows = execute(plan, command=["seqbench.run", *(f"{k}={v!r}" for k, v in fields.items())], on_row=on_row)
+    df = pd.DataFrame([r.as_csv() for r in rows], columns=COLUMNS)
+    df.attrs["path"] = str(plan.out)
+    return df
+
+
+def load(paths: str | Path | Sequence[str | Path], baselines: Sequence[str] | None = None):
+    """Results CSVs (with their sidecars) as one DataFrame, annotated with each kernel's role."""
+    from seqbench.analysis import load as load_annotated
+
+    return load_annotated([paths] if isinstance(paths, (str, Path)) else list(paths), baselines)
+
+
+def compare(baseline: str | Path, candidate: str | Path, **options):
+    """Verdicts per point between two results CSVs (see `seqbench compare --help` for the options)."""
+    from seqbench.analysis.compare import compare_files
+
+    return compare_files(baseline, candidate, **options)
+
+
+def calibrate(device: str = "auto", dtype: str = "float32", threads: int = 0, min_time: float = 0.5):
+    """The `calibration` row: this device's dense matmul GFLOP/s for dtype (the 100% of pct_of_peak)."""
+    import torch
+
+    from seqbench.errors import SeqbenchError
+    from seqbench.measure.timer import burn_in
+    from seqbench.sweep.config import resolve_device
+    from seqbench.sweep.matmul_peak import calibrate_config
+    from seqbench.sweep.runner import measure_calibration, new_run_id
+
+    cfg = resolve_device(calibrate_config(device, dtype, threads, min_time))
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    burn_in(cfg.device)
+    row = measure_calibration(cfg, new_run_id())
+    if row.status != "ok":
+        raise SeqbenchError(f"calibration failed on {cfg.device} {cfg.dtype}: {row.error}")
+    return row
+
+
+def gradflow(out: str | Path, *, force: bool = False, command: Sequence[str] = (), **settings):
+    """Gradient norm vs distance for each layer (measure.gradflow), its fitted decay, CSV + JSON + PNG.
+
+    Returns (list of DecayFit, written paths)."""
+    from seqbench.analysis.fits import decay_fits
+    from seqbench.measure.gradflow import run_gradflow
+    from seqbench.render.plot import plot_gradflow
+    from seqbench.results.writer import atomic_write, check_output, refuse_existing, write_json_atomic
+
+    out = Path(out)
+    check_output(out, force=force)
+    png = out.with_suffix(".png")
+    refuse_existing(png, force)
+    norms = run_gradflow(**settings)
+    decay = decay_fits(norms)
+    atomic_write(out, lambda fh: norms.to_csv(fh, index=False), newline="")
+    write_json_atomic(out.with_suffix(".json"), {
+        "command": list(command),
+        "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()},
+        "fits": [f.as_dict() for f in decay],
+    })
+    plot_gradflow(norms, decay, png)
+    return decay, [out, out.with_suffix(".json"), png]

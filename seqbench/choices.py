@@ -1,0 +1,78 @@
+"""Every closed set of choices, defined once. CLI help, config validation and the CSV reader all
+list the allowed values from here, and a member compares equal to its string ("ok" == Status.OK)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Mode(StrEnum):
+    FORWARD = "forward"  # one forward call under torch.inference_mode
+    TRAIN = "train"  # zero grads + forward + backward
+
+
+class Device(StrEnum):
+    CPU = "cpu"
+    CUDA = "cuda"
+    AUTO = "auto"  # CUDA if present, else CPU; resolved before a run starts
+
+
+class DType(StrEnum):
+    FLOAT32 = "float32"
+    FLOAT64 = "float64"
+    FLOAT16 = "float16"
+    BFLOAT16 = "bfloat16"
+
+
+class Status(StrEnum):
+    OK = "ok"
+    OOM = "oom"
+    SKIPPED = "skipped"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+
+
+class Family(StrEnum):
+    RECURRENT = "recurrent"  # sequential over T
+    ATTENTION = "attention"  # parallel over T
+    SCAN = "scan"  # a linear recurrence computed by a parallel scan
+    CALIBRATION = "calibration"  # the matmul-peak yardstick, not a kernel to compare
+
+
+class Verdict(StrEnum):
+    REGRESSION = "regression"
+    IMPROVEMENT = "improvement"
+    UNCHANGED = "unchanged"
+    INCONCLUSIVE = "inconclusive"
+    FAILED = "failed"
+
+
+class TextFormat(StrEnum):
+    TABLE = "table"
+    MARKDOWN = "markdown"
+    JSON = "json"
+
+
+class ImageFormat(StrEnum):
+    PNG = "png"
+    SVG = "svg"
+    PDF = "pdf"
+
+
+class Statistic(StrEnum):
+    MIN = "min"
+    MEDIAN = "median"
+
+
+class Normalize(StrEnum):
+    NONE = "none"
+    REFERENCE = "reference"  # divide each round by the reference matmul timed just before it
+
+
+def values(enum: type[StrEnum]) -> tuple[str, ...]:
+    return tuple(m.value for m in enum)
+
+
+def allowed(enum: type[StrEnum]) -> str:
+    """'a, b, c': for messages that say what is allowed."""
+    return ", ".join(values(enum))

@@ -1,0 +1,96 @@
+"""FLOP formulas written as text ("8*B*T*d^2 + 4*B*T^2*d"), parsed safely: nothing is evaluated but
+numbers, the shape's names and arithmetic. Used by `[[kernel]]` tables in TOML configs and by
+`register_kernel(flops="...")`.
+
+Names: B (batch size), T (sequence length), d (model width), h (heads), d_h (d / h).
+Operators: + - * / // % ** ^ (^ is a power, as people write it), parentheses, unary minus.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import operator
+from typing import Callable
+
+from seqbench.errors import PluginError
+
+NAMES = ("B", "T", "d", "h", "d_h")
+_BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+           ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow, ast.BitXor: operator.pow}
+_UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos}
+MAX_EXPONENT = 8  # B, T and d to the 8th is already far beyond any FLOP count; bigger is a typo
+
+
+def _check(node: ast.AST, text: str) -> None:
+    def bad(what: str) -> PluginError:
+        return PluginError(f"FLOP formula {text!r}: {what}; allowed: numbers, {', '.join(NAMES)}, "
+                           "+ - * / // % ** ^ and parentheses")
+
+    if isinstance(node, ast.Expression):
+        return _check(node.body, text)
+    if isinstance(node, ast.Constant):
+        if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
+            raise bad(f"{node.value!r} is not a number")
+        return None
+    if isinstance(node, ast.Name):
+        if node.id not in NAMES:
+            raise bad(f"unknown name {node.id!r}")
+        return None
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+        if type(node.op) in (ast.Pow, ast.BitXor):
+            if not (isinstance(node.right, ast.Constant) and isinstance(node.right.value, (int, float))
+                    and not isinstance(node.right.value, bool) and abs(node.right.value) <= MAX_EXPONENT):
+                raise bad(f"an exponent must be a number up to {MAX_EXPONENT}")
+        _check(node.left, text)
+        return _check(node.right, text)
+    if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
+        return _check(node.operand, text)
+    raise bad(f"{type(node).__name__} is not allowed")
+
+
+def _eval(node: ast.AST, env: dict[str, float]) -> float:
+    if isinstance(node, ast.Expression):
+        return _eval(node.body, env)
+    if isinstance(node, ast.Constant):
+        return float(node.value)
+    if isinstance(node, ast.Name):
+        return env[node.id]
+    if isinstance(node, ast.BinOp):
+        return _BINARY[type(node.op)](_eval(node.left, env), _eval(node.right, env))
+    return _UNARY[type(node.op)](_eval(node.operand, env))
+
+
+def parse_flops(text: str) -> Callable:
+    """A function of a Shape giving forward FLOPs, from a formula in B, T, d, h, d_h."""
+    if not isinstance(text, str) or not text.strip():
+        raise PluginError(f"FLOP formula must be a non-empty string such as '4*B*T*d^2', got {text!r}")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise PluginError(f"FLOP formula {text!r} is not an expression: {exc.msg}") from None
+    _check(tree, text)
+
+    def flops(shape) -> float:
+        env = {"B": shape.batch_size, "T": shape.seq_len, "d": shape.hidden_size, "h": shape.num_heads,
+               "d_h": shape.hidden_size / shape.num_heads}
+        try:
+            value = _eval(tree, {k: float(v) for k, v in env.items()})
+        except (ZeroDivisionError, OverflowError) as exc:
+            raise PluginError(f"FLOP formula {text!r} fails at B={shape.batch_size} T={shape.seq_len} "
+                              f"d={shape.hidden_size} h={shape.num_heads}: {exc}") from None
+        if not math.isfinite(value) or value < 0:
+            raise PluginError(f"FLOP formula {text!r} gives {value} at B={shape.batch_size} T={shape.seq_len} "
+                              f"d={shape.hidden_size} h={shape.num_heads}; FLOPs must be finite and >= 0")
+        return value
+
+    flops.formula = text.strip()  # type: ignore[attr-defined]
+    return flops
+
+
+def degree_in_T(flops: Callable, shape_cls) -> float:
+    """The power of T a FLOP formula grows with at long T (1 for recurrence, 2 for softmax attention)."""
+    lo, hi = (flops(shape_cls(1, t, 64, 1, False)) for t in (2**14, 2**18))
+    if lo <= 0 or hi <= 0:
+        return 0.0
+    return math.log(hi / lo) / math.log(2**4)

@@ -1,0 +1,273 @@
+"""Users' kernels: modules and files (`--plugin`, `plugins = [...]`), installed packages (entry-point group
+`seqbench.kernels`) and `[[kernel]]` tables in a TOML config (a factory named "pkg.module:callable").
+
+Every plugin loaded is recorded with where it came from, its package version and its git commit, so a
+results sidecar says how to reproduce a run and `seqbench run --resume` can load the same kernels.
+Every failure is a PluginError: one line naming the plugin, exit code 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import os
+import sys
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+from seqbench.errors import PluginError
+from seqbench.kernels import registry
+
+ENTRY_POINT_GROUP = "seqbench.kernels"
+TABLE_FIELDS = ("name", "factory", "family", "flops", "description", "causal", "train", "quadratic", "baseline",
+                "args", "kwargs")
+SHAPE_NAMES = ("B", "T", "d", "h", "d_h", "causal")  # what args / kwargs of a [[kernel]] table may name
+
+
+@dataclass
+class PluginRecord:
+    """Where a kernel came from: what the user gave, the module imported, its package and commit."""
+
+    spec: str  # as given: module name, file path, entry point, or a table's factory
+    origin: str  # flag | config | entry_point | kernel_table
+    module: str = ""
+    file: str | None = None
+    distribution: str | None = None
+    version: str | None = None
+    git_commit: str | None = None
+    kernels: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+_LOADED: dict[str, PluginRecord] = {}  # by spec
+
+
+def loaded_plugins() -> list[PluginRecord]:
+    return list(_LOADED.values())
+
+
+def _first_own_line(exc: BaseException, root: Path | None) -> str:
+    """The plugin's own line of the traceback (innermost frame in its files), and the error itself."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    own = [f for f in frames if root is not None and _inside(Path(f.filename), root)]
+    if not own:
+        own = [f for f in frames if "importlib" not in f.filename and "/seqbench/" not in f.filename]
+    where = f"{own[-1].filename}, line {own[-1].lineno}: " if own else ""
+    message = str(exc).strip().splitlines()
+    return f"{where}{type(exc).__name__}: {message[0] if message else ''}"
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root)
+        return True
+    except (ValueError, OSError):
+        return False
+
+
+def _plugin_root(name: str) -> Path | None:
+    """The folder of a module's top-level package (or of the module file), without importing it."""
+    try:
+        spec = importlib.util.find_spec(name.split(".")[0])
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin or spec.origin in ("built-in", "frozen"):
+        return None
+    return Path(spec.origin).resolve().parent
+
+
+def _cwd_importable() -> None:
+    # `python -m seqbench` can import modules from the current folder, the `seqbench` script cannot;
+    # a plugin beside the user's config should load either way (after installed packages).
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.append(cwd)
+
+
+def import_module(name: str, what: str) -> ModuleType:
+    """Import a plugin module, turning every failure into one line."""
+    if not all(part.isidentifier() for part in name.split(".")):
+        raise PluginError(f"{what} {name!r} is not a module name (dotted identifiers, e.g. mylab.bench_kernels) "
+                          "or a .py file")
+    _cwd_importable()
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
+            raise PluginError(f"{what} {name!r} not found: no module named {exc.name!r} is installed or in the "
+                              "current folder") from None
+        raise PluginError(f"{what} {name!r} failed to import: {_first_own_line(exc, _plugin_root(name))}") from None
+    except PluginError as exc:  # e.g. it registers a duplicate name
+        raise PluginError(f"{what} {name!r}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - the plugin's own bug, shown as one line
+        raise PluginError(f"{what} {name!r} failed to import: {_first_own_line(exc, _plugin_root(name))}") from None
+
+
+def _import_file(path: Path, what: str) -> ModuleType:
+    if not path.is_file():
+        raise PluginError(f"{what} file {str(path)!r} not found")
+    name = f"seqbench_plugin_{path.stem}" if path.stem.isidentifier() else "seqbench_plugin"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    sys.path.insert(0, str(path.parent.resolve()))  # as when the file runs as a script: its neighbours import
+    try:
+        spec.loader.exec_module(module)
+    except PluginError as exc:
+        sys.modules.pop(name, None)
+        raise PluginError(f"{what} {str(path)!r}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001
+        sys.modules.pop(name, None)
+        raise PluginError(f"{what} {str(path)!r} failed to import: {_first_own_line(exc, path.resolve().parent)}") from None
+    return module
+
+
+def _distribution(module: ModuleType) -> tuple[str | None, str | None]:
+    top = module.__name__.split(".")[0]
+    try:
+        dists = importlib.metadata.packages_distributions().get(top, [])
+    except Exception:  # noqa: BLE001 - broken metadata of some other package
+        dists = []
+    for dist in dists:
+        try:
+            return dist, importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    version = getattr(sys.modules.get(top), "__version__", None)
+    return None, str(version) if version is not None else None
+
+
+def _record(spec: str, origin: str, module: ModuleType | None, before: set[str]) -> PluginRecord:
+    from seqbench.measure.env import git_commit
+
+    rec = PluginRecord(spec=spec, origin=origin)
+    if module is not None:
+        rec.module = module.__name__
+        rec.file = getattr(module, "__file__", None)
+        rec.distribution, rec.version = _distribution(module)
+        rec.git_commit = git_commit(Path(rec.file).parent) if rec.file else None
+    rec.kernels = [k for k in registry._REGISTRY if k not in before]
+    return rec
+
+
+def load_plugin(spec: str, origin: str = "flag") -> PluginRecord:
+    """Import a plugin (a module name, or a path to a .py file) so its kernels register; idempotent."""
+    spec = str(spec).strip()
+    if spec in _LOADED:
+        return _LOADED[spec]
+    before = set(registry._REGISTRY)
+    if spec.endswith(".py") or os.sep in spec:
+        module = _import_file(Path(spec), "plugin")
+    else:
+        module = import_module(spec, "plugin")
+    rec = _record(spec, origin, module, before)
+    _LOADED[spec] = rec
+    return rec
+
+
+def load_plugins(specs, origin: str = "flag") -> list[PluginRecord]:
+    return [load_plugin(s, origin) for s in specs or ()]
+
+
+def load_entry_points() -> None:
+    """Load every installed package's plugin (entry points in group seqbench.kernels).
+
+    An entry point names a module (imported, so its kernels register) or a callable (called with no
+    arguments, to register them)."""
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        key = f"{ep.name} = {ep.value}"
+        if key in _LOADED:
+            continue
+        before = set(registry._REGISTRY)
+        what = f"plugin {ep.name!r} (entry point of {ep.dist.name if ep.dist else 'an installed package'})"
+        try:
+            obj = ep.load()
+            if callable(obj) and not isinstance(obj, ModuleType):
+                obj()
+        except PluginError as exc:
+            raise PluginError(f"{what}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001
+            root = _plugin_root(ep.value.split(":")[0])
+            raise PluginError(f"{what} failed to load: {_first_own_line(exc, root)}") from None
+        module = sys.modules.get(ep.value.split(":")[0].strip())
+        rec = PluginRecord(spec=key, origin="entry_point")
+        if module is not None:
+            rec = _record(key, "entry_point", module, before)
+        rec.kernels = [k for k in registry._REGISTRY if k not in before]
+        _LOADED[key] = rec
+
+
+def _resolve(target: str, where: str):
+    module_name, sep, attr = str(target).partition(":")
+    if not sep or not attr:
+        raise PluginError(f"{where}: factory {target!r} must look like 'package.module:callable'")
+    obj = import_module(module_name.strip(), f"{where}: factory module")
+    for part in attr.strip().split("."):
+        if not hasattr(obj, part):
+            raise PluginError(f"{where}: factory {target!r}: module {module_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise PluginError(f"{where}: factory {target!r} is not callable")
+    return obj
+
+
+def _table_factory(target, args, kwargs):
+    """Call target(shape), or target(*args, **kwargs) with B/T/d/h/d_h/causal replaced by the shape's values."""
+
+    def factory(shape):
+        env = {"B": shape.batch_size, "T": shape.seq_len, "d": shape.hidden_size, "h": shape.num_heads,
+               "d_h": shape.head_dim, "causal": shape.causal}
+
+        def sub(v):
+            return env[v] if isinstance(v, str) and v in env else v
+
+        if not args and not kwargs:
+            return target(shape)
+        return target(*(sub(a) for a in args), **{k: sub(v) for k, v in kwargs.items()})
+
+    return factory
+
+
+def register_table(table: dict, where: str = "config") -> registry.KernelSpec:
+    """Register the kernel of one `[[kernel]]` table (idempotent for the same table)."""
+    if not isinstance(table, dict):
+        raise PluginError(f"{where}: each [[kernel]] entry must be a table, got {table!r}")
+    name = table.get("name")
+    where = f"{where}: [[kernel]] {name!r}" if name else f"{where}: [[kernel]]"
+    unknown = sorted(set(table) - set(TABLE_FIELDS))
+    if unknown:
+        raise PluginError(f"{where}: unknown field {unknown[0]!r}; allowed: {', '.join(TABLE_FIELDS)}")
+    for req in ("name", "factory", "family", "flops"):
+        if req not in table:
+            raise PluginError(f"{where}: missing field {req!r} (a [[kernel]] needs name, factory, family and flops)")
+    if not isinstance(table["flops"], str):
+        raise PluginError(f"{where}: flops must be a formula string in B, T, d, h, d_h, e.g. '4*B*T*d^2'")
+    for key, kind in (("train", bool), ("quadratic", bool), ("baseline", bool), ("description", str),
+                      ("args", list), ("kwargs", dict), ("causal", str)):
+        if key in table and not isinstance(table[key], kind):
+            raise PluginError(f"{where}: field {key!r} must be {kind.__name__}, got {table[key]!r}")
+    target = _resolve(table["factory"], where)
+    source = f"[[kernel]] factory={table['factory']}"
+    existing = registry._REGISTRY.get(name)
+    try:
+        spec = registry.register_kernel(
+            name, family=table["family"], flops=table["flops"], description=table.get("description", ""),
+            factory=_table_factory(target, table.get("args", []), table.get("kwargs", {})),
+            train=table.get("train", True), causal=table.get("causal"), quadratic=table.get("quadratic"),
+            baseline=table.get("baseline", False), source=source,
+            replace=existing is not None and existing.source == source,
+        )
+    except PluginError as exc:
+        raise PluginError(f"{where}: {exc}") from None
+    key = f"{source} ({name})"
+    if key not in _LOADED:
+        module = sys.modules.get(str(table["factory"]).partition(":")[0].strip())
+        rec = _record(str(table["factory"]), "kernel_table", module, set(registry._REGISTRY) - {name})
+        rec.kernels = [name]
+        _LOADED[key] = rec
+    return spec

@@ -1,0 +1,164 @@
+"""Reading results: the validating CSV reader, the JSON sidecar, and several files at once."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+from seqbench.errors import ResultsError
+from seqbench.results.schema import (BOOL_COLUMNS, FLOAT_COLUMNS, INT_COLUMNS, KEY_COLUMNS, POSITIVE_COLUMNS,
+                                     READABLE_VERSIONS, RENAMED, REQUIRED_COLUMNS, STATUSES, parse_samples,
+                                     sidecar_path)
+
+
+def read_header(path: str | Path) -> list[str]:
+    """The column names on a CSV's first line ([] for an empty file)."""
+    with Path(path).open("rb") as fh:
+        return next(csv.reader([fh.readline().decode("utf-8", "replace")]), [])
+
+
+def read_metadata(csv_path: str | Path) -> dict:
+    """The JSON sidecar of a results CSV, or {} if there is none."""
+    p = sidecar_path(csv_path)
+    if not p.exists():
+        return {}
+    try:
+        return json.loads(p.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ResultsError(f"{p}: not valid JSON ({exc})") from None
+
+
+def read_results(path: str | Path):
+    """Read and validate a results CSV -> pandas DataFrame (one row per point, typed columns)."""
+    import pandas as pd
+
+    p = Path(path)
+    if not p.is_file():
+        raise ResultsError(f"{p}: no such results file")
+    try:
+        text = p.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"{p}: cannot be read ({exc})") from None
+    if not text.strip():
+        raise ResultsError(f"{p}: file is empty; expected a seqbench results CSV")
+    lines = text.splitlines()
+    header = next(csv.reader([lines[0]]))
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise ResultsError(
+            f"{p}: not a seqbench results CSV (missing column{'s' if len(missing) > 1 else ''} {', '.join(missing[:4])})"
+        )
+    if not text.endswith("\n"):
+        raise ResultsError(f"{p}: line {len(lines)} is truncated (no line end); the run was cut off mid-write")
+    records = []
+    for lineno, fields in enumerate(csv.reader(lines[1:]), start=2):
+        if not fields:
+            continue
+        if len(fields) != len(header):
+            raise ResultsError(f"{p}: line {lineno} has {len(fields)} fields, expected {len(header)} (truncated or corrupted)")
+        records.append(_validate_record(p, lineno, dict(zip(header, fields))))
+    versions = {r["schema_version"] for r in records}
+    for old in versions:
+        for before, after in RENAMED.get(old, {}).items():  # an older file: today's column names
+            if before in header and after not in header:
+                header = [after if c == before else c for c in header]
+                for r in records:
+                    r[after] = r.pop(before)
+    df = pd.DataFrame.from_records(records, columns=header)
+    for col in INT_COLUMNS:
+        if col in df:
+            df[col] = pd.array(df[col], dtype="Int64")
+    for col in FLOAT_COLUMNS:
+        if col in df:
+            df[col] = df[col].astype(float)
+    for col in BOOL_COLUMNS:
+        if col in df:
+            df[col] = df[col].astype("boolean")
+    df.attrs["path"] = str(p)
+    return df
+
+
+def _validate_record(p: Path, lineno: int, rec: dict[str, str]) -> dict[str, Any]:
+    where = f"{p}: line {lineno}"
+    out: dict[str, Any] = dict(rec)
+    try:
+        version = int(rec["schema_version"])
+    except ValueError:
+        raise ResultsError(f"{where}: schema_version {rec['schema_version']!r} is not an integer") from None
+    if version not in READABLE_VERSIONS:
+        raise ResultsError(f"{where}: schema_version {version} is not supported (this seqbench reads "
+                           f"{', '.join(map(str, READABLE_VERSIONS))})")
+    out["schema_version"] = version
+    if rec["status"] not in STATUSES:
+        raise ResultsError(f"{where}: status {rec['status']!r} unknown; allowed: {', '.join(STATUSES)}")
+    ok = rec["status"] == "ok"
+    for col in INT_COLUMNS + FLOAT_COLUMNS:
+        if col not in rec:
+            continue
+        raw = rec[col].strip()
+        if raw == "":
+            if ok and col in ("median_s", "repeats"):
+                raise ResultsError(f"{where}: status ok but {col} is empty")
+            out[col] = None
+            continue
+        try:
+            val = float(raw)
+        except ValueError:
+            raise ResultsError(f"{where}: {col} {raw!r} is not a number") from None
+        if not math.isfinite(val):
+            raise ResultsError(f"{where}: {col} is {raw} (must be finite)")
+        if col in INT_COLUMNS:
+            if val != int(val):
+                raise ResultsError(f"{where}: {col} {raw!r} is not an integer")
+            val = int(val)
+        if val < 0 or (val == 0 and col in POSITIVE_COLUMNS):
+            raise ResultsError(f"{where}: {col} is {raw}; it must be {'> 0' if col in POSITIVE_COLUMNS else '>= 0'}")
+        out[col] = val
+    for col in BOOL_COLUMNS:
+        if col in rec:
+            raw = rec[col].strip().lower()
+            if raw not in ("true", "false", ""):
+                raise ResultsError(f"{where}: {col} {rec[col]!r} must be true or false")
+            out[col] = None if raw == "" else raw == "true"
+    if ok:
+        try:
+            samples = parse_samples(rec["samples_s"])
+        except ValueError:
+            raise ResultsError(f"{where}: samples_s holds a value that is not a number") from None
+        if not samples or not all(math.isfinite(s) and s > 0 for s in samples):
+            raise ResultsError(f"{where}: samples_s must hold positive finite seconds for an ok row")
+    return out
+
+
+
+
+def read_many(paths: Sequence[str | Path]):
+    """Read one or more results CSVs into one DataFrame with a `source` column (the file's stem)."""
+    import pandas as pd
+
+    if not paths:
+        raise ResultsError("no results CSV given")
+    names = source_names([Path(p) for p in paths])
+    frames = []
+    for path, name in zip(paths, names):
+        df = read_results(path)
+        if df.empty:
+            raise ResultsError(f"{path}: has a header but no rows; the run recorded no points")
+        frames.append(df.assign(source=name))
+    out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    # A CSV appended to twice can hold the same point twice: the later measurement wins (the report says so).
+    unique = out.drop_duplicates(subset=["source", *KEY_COLUMNS], keep="last").reset_index(drop=True)
+    unique.attrs.update(paths=[str(p) for p in paths], duplicates_dropped=len(out) - len(unique))
+    return unique
+
+
+def source_names(paths: list[Path]) -> list[str]:
+    """File stems, widened with the parent folder when two stems collide (results/cpu/x vs results/cuda/x)."""
+    stems = [p.stem for p in paths]
+    if len(set(stems)) == len(stems):
+        return stems
+    named = [f"{p.parent.name}/{p.stem}" for p in paths]
+    return named if len(set(named)) == len(named) else [f"{i}:{s}" for i, s in enumerate(stems, 1)]

@@ -1,0 +1,95 @@
+"""The results schema, defined once: Row, its columns, and how raw samples are written in a cell.
+
+schema_version history:
+  1  first release.
+  2  the per-round reference time `calib_s` renamed `ref_s` ("calibration" is the matmul peak only);
+     files of version 1 are still read (the column is renamed on reading).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from seqbench.choices import Status, values
+
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+RENAMED = {1: {"calib_s": "ref_s"}}  # old name -> new name, per version
+STATUSES = values(Status)
+
+
+@dataclass
+class Row:
+    # --- required columns, in the order of the design notes ---
+    schema_version: int
+    run_id: str
+    kernel: str
+    family: str
+    mode: str
+    device: str
+    dtype: str
+    batch_size: int
+    seq_len: int
+    hidden_size: int
+    num_heads: int
+    causal: bool
+    threads: int
+    status: str
+    repeats: int | None = None
+    median_s: float | None = None
+    iqr_s: float | None = None
+    min_s: float | None = None
+    mean_s: float | None = None
+    tokens_per_s: float | None = None
+    gflop: float | None = None
+    gflops_per_s: float | None = None
+    peak_mem_bytes: int | None = None
+    samples_s: str = ""
+    error: str = ""
+    # --- extra columns ---
+    peak_mem_method: str = ""  # cuda_allocator | cpu_profiler | analytic
+    number: int | None = None  # calls per sample (block)
+    warmup_s: float | None = None
+    warmup_settled: bool | None = None
+    sdpa_backend: str = ""  # flash | efficient | cudnn | math | native_mha, as seen by the profiler
+    pct_of_peak: float | None = None  # 100 * gflops_per_s / this run's `calibration` row (seqbench/sweep/matmul_peak.py)
+    sample_rounds: str = ""  # round index (1..R) of each entry of samples_s, space-separated
+    ref_s: str = ""  # per round: seconds per call of the reference matmul timed just before the point (--reference)
+
+    def as_csv(self) -> dict[str, str]:
+        return {k: _fmt(v) for k, v in dataclasses.asdict(self).items()}
+
+
+COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Row))
+REQUIRED_COLUMNS: tuple[str, ...] = COLUMNS[: COLUMNS.index("error") + 1]
+KEY_COLUMNS = ("kernel", "mode", "device", "dtype", "batch_size", "seq_len", "hidden_size", "num_heads", "causal")
+INT_COLUMNS = ("schema_version", "batch_size", "seq_len", "hidden_size", "num_heads", "threads", "repeats", "peak_mem_bytes", "number")
+FLOAT_COLUMNS = ("median_s", "iqr_s", "min_s", "mean_s", "tokens_per_s", "gflop", "gflops_per_s", "warmup_s", "pct_of_peak")
+BOOL_COLUMNS = ("causal", "warmup_settled")
+POSITIVE_COLUMNS = ("batch_size", "seq_len", "hidden_size", "num_heads", "median_s")  # sizes, and a time of 0 is no measurement
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return f"{v:.9g}"
+    return str(v)
+
+
+def format_samples(samples: Iterable[float]) -> str:
+    return " ".join(f"{s:.9g}" for s in samples)
+
+
+def parse_samples(text: str) -> list[float]:
+    return [float(s) for s in str(text).split()] if isinstance(text, str) and text.strip() else []
+
+
+def sidecar_path(csv_path: str | Path) -> Path:
+    """Beside results/NAME.csv sits results/NAME.json: command line, config, environment, plugins."""
+    return Path(csv_path).with_suffix(".json")

@@ -1,0 +1,122 @@
+"""The run plan: which config, which output, which points, how many rounds, which shard; every rule
+that combines --resume, --append, --force, --rounds, --shard and --reference is checked here, before
+anything is measured or written (a broken combination is one line, exit 2).
+
+Shards (`--shard K/N`): every N-th point of the grid from the K-th, so shards 1..N hold every point
+exactly once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Sequence
+
+from seqbench.errors import ConfigError
+from seqbench.sweep.config import Point, SweepConfig, build_config, load_toml, resolve_device
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'K/N' -> (K, N), with 1 <= K <= N."""
+    try:
+        k, n = (int(s) for s in str(text).split("/"))
+    except ValueError:
+        raise ConfigError(f"--shard must look like K/N (e.g. 2/4), got {text!r}") from None
+    if not 1 <= k <= n:
+        raise ConfigError(f"--shard {text!r}: need 1 <= K <= N")
+    return k, n
+
+
+def shard_points(points: Sequence[Point], shard: tuple[int, int] | None) -> list[Point]:
+    """Shard K of N: every N-th point from the K-th, in the grid's stable order.
+
+    Deterministic and a partition: shards 1..N together hold every point exactly once, and striding
+    (rather than cutting the list in N slices) gives each shard a mix of kernels and lengths.
+    """
+    if shard is None:
+        return list(points)
+    k, n = shard
+    return list(points[k - 1 :: n])
+
+
+def pending_points(cfg: SweepConfig, shard: tuple[int, int] | None = None, done=frozenset()) -> list[Point]:
+    """The points this run measures: its shard of the grid, less those a resumed run already has."""
+    return [p for p in shard_points(cfg.points(), shard) if p.key() not in done]
+
+
+@dataclass
+class RunPlan:
+    """Everything `seqbench run` was asked to do, checked: execute it with runner.execute."""
+
+    cfg: SweepConfig
+    out: Path
+    source: str  # where the config came from, for messages: a path or "flags"
+    rounds: int = 1
+    shard: tuple[int, int] | None = None
+    reference: bool = False  # time the reference matmul before every point's round (column ref_s)
+    append: bool = False
+    peak: bool = True  # measure the matmul peak first (a `calibration` row)
+    resume: Any = None  # resume.ResumeState when continuing a run
+    points: list[Point] = field(default_factory=list)  # what this run measures
+    notes: list[str] = field(default_factory=list)  # for the user: what was repaired or assumed
+
+    @property
+    def schedule(self) -> dict:
+        """What the sidecar records so that --resume continues with the same rounds, shard and reference."""
+        return {"rounds": self.rounds, "shard": list(self.shard) if self.shard else None, "reference": self.reference}
+
+
+def merge_flags(data: dict, flags: dict) -> dict:
+    """Flags over config fields; plugins given both ways are all loaded (config's first)."""
+    out = dict(data)
+    for key, value in flags.items():
+        if value is None:
+            continue
+        if key == "plugins":
+            value = list(dict.fromkeys([*out.get("plugins", []), *value]))
+        out[key] = value
+    return out
+
+
+def plan_run(*, config: Path | None = None, flags: dict | None = None, out: Path | None = None, force: bool = False,
+             resume: bool = False, append: bool = False, rounds: int = 1, shard: str | None = None,
+             reference: bool = False, peak: bool = True) -> RunPlan:
+    """Validate a run request into a RunPlan, or raise a one-line SeqbenchError."""
+    from seqbench.results.writer import check_output
+    from seqbench.sweep import resume as resume_mod
+
+    if resume and (out is None or force):
+        raise ConfigError("--resume continues the run in --out: give --out, and no --force")
+    if append and force:
+        raise ConfigError("--append and --force contradict each other: append keeps the rows in --out, force replaces them")
+    if resume and (append or shard or rounds != 1 or reference):
+        raise ConfigError("--resume continues with the rounds, shard and reference recorded in the run's sidecar; "
+                          "drop --rounds, --shard, --reference and --append")
+    if not 1 <= rounds <= 100:
+        raise ConfigError(f"--rounds {rounds} out of range; allowed: 1 to 100")
+    # A resumed run starts from its recorded config; anything given explicitly must agree with it.
+    data = resume_mod.recorded_config(out) if resume else {"name": "sweep"}
+    if config:
+        data.update(load_toml(config))
+    source = str(config) if config else "flags"
+    cfg = resolve_device(build_config(merge_flags(data, flags or {}), source=source))
+    if out is None:
+        out = Path("results") / f"{cfg.name}-{cfg.device}-{datetime.now():%Y%m%d-%H%M%S}.csv"
+    plan = RunPlan(cfg, Path(out), source, rounds=rounds, shard=parse_shard(shard) if shard else None,
+                   reference=reference, append=append, peak=peak and "calibration" not in cfg.kernels)
+    if resume:
+        plan.resume = state = resume_mod.load(out, cfg)
+        if state.note:
+            plan.notes.append(state.note)
+        schedule = state.meta.get("schedule", {})
+        plan.rounds = schedule.get("rounds", 1)
+        plan.reference = schedule.get("reference", schedule.get("calibrate", False))
+        plan.shard = tuple(schedule["shard"]) if schedule.get("shard") else None
+        plan.notes.append(f"resuming {out}: {len(state.done)} of {len(cfg.points())} points already done")
+    else:
+        check_output(out, force=force, append=append)
+    plan.points = pending_points(cfg, plan.shard, plan.resume.done if plan.resume else frozenset())
+    if not plan.points and plan.shard and not resume:
+        raise ConfigError(f"shard {shard} holds no points: the sweep has only {len(cfg.points())}")
+    return plan

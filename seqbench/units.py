@@ -1,0 +1,78 @@
+"""Numbers for people: times, counts, bytes and percentages in, and sizes and fractions out of, text.
+
+Pure functions with no dependencies, shared by the core (messages) and render (tables, reports)."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from seqbench.errors import ConfigError
+
+
+def fmt_time(seconds) -> str:
+    if seconds is None or seconds != seconds:
+        return "-"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+def fmt_num(x, unit: str = "") -> str:
+    if x is None or x != x:
+        return "-"
+    for suffix, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g}{suffix}{unit}"
+    return f"{x:.3g}{unit}"
+
+
+def fmt_pct(x) -> str:
+    if x is None or x != x:
+        return "-"
+    return f"{x:.0f}%" if x >= 10 else f"{x:.2g}%"
+
+
+def fmt_bytes(n) -> str:
+    if n is None or n != n:
+        return "-"
+    for suffix, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.3g} {suffix}"
+    return f"{int(n)} B"
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
+               "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_size(value: Any, name: str = "max_memory") -> int:
+    """Bytes from an integer or a string such as '512MiB', '8GB', '1.5g' (0 means automatic)."""
+    want = "a size in bytes such as 8GiB, 512MB or 1000000 (0: automatic)"
+    if isinstance(value, bool):
+        raise ConfigError(f"field {name!r} must be {want}, got {value!r}")
+    if isinstance(value, int):
+        number, unit = value, ""
+    elif isinstance(value, str):
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", value)
+        if not m or m.group(2).lower() not in _SIZE_UNITS:
+            raise ConfigError(f"field {name!r} must be {want}, got {value!r}")
+        number, unit = float(m.group(1)), m.group(2).lower()
+    else:
+        raise ConfigError(f"field {name!r} must be {want}, got {value!r}")
+    if number < 0:
+        raise ConfigError(f"field {name!r} must be {want}, got {value!r}")
+    return int(number * _SIZE_UNITS[unit])
+
+
+def parse_fraction(text: str, flag: str) -> float:
+    """'5%' or '0.05' -> 0.05."""
+    try:
+        value = float(text[:-1]) / 100 if str(text).endswith("%") else float(text)
+    except ValueError:
+        raise ConfigError(f"{flag} {text!r} is not a number; give a fraction (0.05) or a percentage (5%)") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"{flag} {text!r} is not a finite number")
+    return value
