@@ -4,12 +4,16 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= benchmarks/quick.toml
+# Where torch comes from. Here a CPU wheel lies on local disk; on a hosted CI runner PyPI's torch is the
+# multi-GB CUDA build, so the workflows set TORCH_INDEX=https://download.pytorch.org/whl/cpu.
+TORCH_INDEX ?=
 
-.PHONY: install run test bench bench-ci bench-peak bench-scan examples clean
+.PHONY: install run test test-min bench bench-ci bench-peak bench-scan examples clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(if $(TORCH_INDEX),$(BIN)/pip install --quiet -c constraints.txt torch --index-url $(TORCH_INDEX))
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
@@ -20,6 +24,15 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The declared lower bounds (pyproject.toml), installed from constraints-min.txt in their own venv.
+MIN_VENV := .venv-min
+test-min:
+	$(PYTHON) -m venv $(MIN_VENV)
+	$(MIN_VENV)/bin/pip install --quiet --upgrade pip
+	$(if $(TORCH_INDEX),$(MIN_VENV)/bin/pip install --quiet -c constraints-min.txt torch --index-url $(TORCH_INDEX))
+	$(MIN_VENV)/bin/pip install --quiet -c constraints-min.txt -e '.[test]'
+	$(MIN_VENV)/bin/python -m pytest -q -p no:cacheprovider
 
 # Speed and accuracy goals live here, not in unit tests: seqbench's timer vs torch.utils.benchmark.
 bench: $(STAMP)
@@ -37,8 +50,8 @@ bench-ci: $(STAMP)
 # Refuses to overwrite an earlier results/cpu/ (delete it first to redo it).
 examples: $(STAMP)
 	$(BIN)/seqbench run benchmarks/examples.toml -o results/cpu/examples-cpu.csv
-	$(BIN)/seqbench plot results/cpu/examples-cpu.csv --out-dir results/cpu/charts --format svg
-	$(BIN)/seqbench report results/cpu/examples-cpu.csv -o results/cpu/report.md --format png
+	$(BIN)/seqbench plot results/cpu/examples-cpu.csv --out-dir results/cpu/charts --image-format svg
+	$(BIN)/seqbench report results/cpu/examples-cpu.csv -o results/cpu/report.md --image-format png
 
 # % of the measured matmul peak per kernel (B=8, d=256, 4 heads, T=1024), and minGRU scan vs loop per T.
 bench-peak: $(STAMP)
@@ -48,4 +61,4 @@ bench-scan: $(STAMP)
 	$(BIN)/python benchmarks/beyond.py scan
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(MIN_VENV) .pytest_cache build *.egg-info

@@ -10,11 +10,11 @@ rep-NN/head.csv and its wall time.
 analyze: for every repetition,
   - A/A: compare base vs head; any regression is a false positive;
   - planted slowdown: the head's recorded samples of PLANTED points are multiplied by 1+s (s = 2%,
-    3%, 5%, 7%, 10%, 15%), the calibration times are left alone, and compare must flag exactly those
+    3%, 5%, 7%, 10%, 15%), the reference times are left alone, and compare must flag exactly those
     points. Scaling recorded samples is how the slowdown is planted: it happens only here, in this
     benchmark script, never in seqbench itself, and it is equivalent to a kernel that got s slower
     under the same noise;
-  - with and without --normalize calibration, and with fewer runs per side (the first k ABBA pairs);
+  - with and without --normalize reference, and with fewer runs per side (the first k ABBA pairs);
   - a naive compare for contrast: one block of samples per side (the first run), ratio of medians
     against the same 5% threshold.
 """
@@ -123,7 +123,7 @@ def analyze(args) -> dict:
           f"({runs_max} runs per side)")
     print(f"naive (one block per side, median ratio > 5%): false regressions in {out['naive_false_positive_reps']}/{n} A/A repetitions")
     out["round_spread"] = {}
-    for normalize in ("none", "calibration"):  # how much calibration narrows the spread between rounds
+    for normalize in ("none", "reference"):  # how much the reference narrows the spread between rounds
         per_point = [[x for _, x in st] for b, h, _ in data for side in (b, h) for st in _round_stats(side, runs_max, normalize).values()]
         spreads = [robust_spread([math.log(x) for x in drop_disturbed(st, 0.15)]) for st in per_point]
         dropped = [1 - len(drop_disturbed(st, 0.15)) / len(st) for st in per_point]
@@ -133,7 +133,7 @@ def analyze(args) -> dict:
               f"p90 {statistics.quantiles(spreads, n=10)[-1]:.1%}; rounds dropped as disturbed: {statistics.fmean(dropped):.0%}")
     print("runs/side statistic normalize slow_cut alpha | A/A: reps with a false regression (or improvement); verdict counts | "
           "planted slowdown: reps where exactly the planted points are flagged")
-    for runs, statistic, normalize in itertools.product(sorted({2, runs_max}), ("median", "min"), ("none", "calibration")):
+    for runs, statistic, normalize in itertools.product(sorted({2, runs_max}), ("median", "min"), ("none", "reference")):
         stats = [(_round_stats(b, runs, normalize, statistic), _round_stats(h, runs, normalize, statistic)) for b, h, _ in data]
         for alpha, cut in itertools.product((0.01, 0.05), (None, 0.15)):
             aa = [_verdicts(b, h, 0.0, cut=cut, alpha=alpha) for b, h in stats]

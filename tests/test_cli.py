@@ -113,3 +113,26 @@ def test_installed_entry_point_exit_code_on_bad_input(tmp_path):
                          capture_output=True, text=True)
     assert out.returncode == 2
     assert out.stderr.startswith("seqbench: error: ") and "Traceback" not in out.stderr
+
+
+def test_list_and_env_as_json_on_stdout(capsys):
+    import json
+
+    code, out, _ = run_cli(["list", "--format", "json"], capsys)
+    kernels = json.loads(out)
+    assert code == 0 and kernels["sdpa"]["quadratic"] and kernels["rnn_loop"]["baseline"]
+    assert kernels["rnn_loop"]["formula"] == "4*B*T*d^2" and kernels["calibration"]["train"] is False
+    code, out, _ = run_cli(["env", "--device", "cpu", "--format", "json"], capsys)
+    env = json.loads(out)
+    assert code == 0 and env["device"] == "cpu" and env["torch"].startswith("2.")
+
+
+def test_sidecar_has_the_csvs_permissions_and_quiet_prints_only_the_path(tmp_path, capsys):
+    import os
+    import stat
+
+    out_csv = tmp_path / "perm.csv"
+    code, out, _ = run_cli(["run", *TINY, "-q", "--no-peak", "--out", str(out_csv)], capsys)
+    assert code == 0 and out == f"{out_csv}\n"
+    mode = lambda p: stat.S_IMODE(os.stat(p).st_mode)  # noqa: E731
+    assert mode(out_csv.with_suffix(".json")) == mode(out_csv)

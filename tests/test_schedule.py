@@ -80,7 +80,7 @@ def test_run_with_rounds_and_reference_writes_rounds_per_sample(tmp_path):
     assert len(rounds) == len(parse_samples(row["samples_s"])) == row["repeats"]
     assert sorted(set(rounds)) == [1, 2, 3] and rounds == sorted(rounds)
     assert parse_samples(row["ref_s"]) == [1e-3] * 3  # the fake clock, as the reference matmul saw it
-    assert read_metadata(out)["schedule"] == {"rounds": 3, "reference": True}
+    assert read_metadata(out)["schedule"] == {"rounds": 3, "reference": True, "peak": False}
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 13])

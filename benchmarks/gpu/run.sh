@@ -25,6 +25,6 @@ for dt in float32 bfloat16; do
   [ -f "$DEST/cuda-$dt.csv" ] || continue
   timeout 30 python3 -m seqbench report "$DEST/cuda-$dt.csv" -o "$DEST/report-$dt.md" --charts-dir "$DEST/charts-$dt" --force -q 2>&1 | tail -3
 done
-timeout 40 python3 -m seqbench plot "$DEST"/cuda-*.csv --out-dir "$DEST/charts-overlay" --format png --force -q 2>&1 | tail -3
+timeout 40 python3 -m seqbench plot "$DEST"/cuda-*.csv --out-dir "$DEST/charts-overlay" --image-format png --force -q 2>&1 | tail -3
 save
 ls -la "$DEST"

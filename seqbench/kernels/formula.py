@@ -17,7 +17,7 @@ from seqbench.errors import PluginError
 
 NAMES = ("B", "T", "d", "h", "d_h")
 _BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-           ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow, ast.BitXor: operator.pow}
+           ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
 _UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos}
 MAX_EXPONENT = 8  # B, T and d to the 8th is already far beyond any FLOP count; bigger is a typo
 
@@ -38,7 +38,7 @@ def _check(node: ast.AST, text: str) -> None:
             raise bad(f"unknown name {node.id!r}")
         return None
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-        if type(node.op) in (ast.Pow, ast.BitXor):
+        if type(node.op) is ast.Pow:
             if not (isinstance(node.right, ast.Constant) and isinstance(node.right.value, (int, float))
                     and not isinstance(node.right.value, bool) and abs(node.right.value) <= MAX_EXPONENT):
                 raise bad(f"an exponent must be a number up to {MAX_EXPONENT}")
@@ -65,8 +65,8 @@ def parse_flops(text: str) -> Callable:
     """A function of a Shape giving forward FLOPs, from a formula in B, T, d, h, d_h."""
     if not isinstance(text, str) or not text.strip():
         raise PluginError(f"FLOP formula must be a non-empty string such as '4*B*T*d^2', got {text!r}")
-    try:
-        tree = ast.parse(text.strip(), mode="eval")
+    try:  # ^ means a power, as people write it, and binds tighter than *: read it as Python's **
+        tree = ast.parse(text.strip().replace("^", "**"), mode="eval")
     except SyntaxError as exc:
         raise PluginError(f"FLOP formula {text!r} is not an expression: {exc.msg}") from None
     _check(tree, text)

@@ -158,10 +158,12 @@ def _record(spec: str, origin: str, module: ModuleType | None, before: set[str])
 def load_plugin(spec: str, origin: str = "flag") -> PluginRecord:
     """Import a plugin (a module name, or a path to a .py file) so its kernels register; idempotent."""
     spec = str(spec).strip()
+    if is_file_spec(spec):
+        spec = str(Path(spec).resolve())  # one file is one plugin, however its path was written
     if spec in _LOADED:
         return _LOADED[spec]
     before = set(registry._REGISTRY)
-    if spec.endswith(".py") or os.sep in spec:
+    if is_file_spec(spec):
         module = _import_file(Path(spec), "plugin")
     else:
         module = import_module(spec, "plugin")
@@ -172,6 +174,35 @@ def load_plugin(spec: str, origin: str = "flag") -> PluginRecord:
 
 def load_plugins(specs, origin: str = "flag") -> list[PluginRecord]:
     return [load_plugin(s, origin) for s in specs or ()]
+
+
+def is_file_spec(spec: str) -> bool:
+    return str(spec).endswith(".py") or os.sep in str(spec)
+
+
+def make_importable(records: list[dict]) -> list[str]:
+    """Before a resumed run loads its recorded plugins: put the folder each plugin module was imported
+    from on sys.path (after installed packages), so the run continues from any directory. Returns
+    notes on plugins whose code changed since (another git commit or version)."""
+    notes = []
+    for rec in records or []:
+        module, file = rec.get("module"), rec.get("file")
+        if not module or not file or rec.get("origin") == "entry_point":
+            continue
+        top = module.split(".")[0]
+        if not module.startswith("seqbench_plugin") and _plugin_root(top) is None:
+            root = Path(file).resolve().parent
+            for _ in range(module.count(".") + (Path(file).name == "__init__.py")):
+                root = root.parent
+            if root.is_dir() and str(root) not in sys.path:
+                sys.path.append(str(root))
+        if rec.get("git_commit"):
+            from seqbench.measure.env import git_commit
+
+            now = git_commit(Path(file).parent) if Path(file).exists() else None
+            if now and now != rec["git_commit"]:
+                notes.append(f"plugin {rec.get('spec')}: its checkout is at {now}, the run began at {rec['git_commit']}")
+    return notes
 
 
 def load_entry_points() -> None:

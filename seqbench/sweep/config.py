@@ -173,7 +173,10 @@ def _check_field(name: str, value: Any, source: str) -> Any:
                 raise ConfigError(f"{source}: unknown mode {bad[0]!r} in 'modes'; allowed: {', '.join(MODES)}")
         if name == "plugins":
             from seqbench.kernels import load_plugins
+            from seqbench.kernels.plugins import is_file_spec
 
+            # a plugin file is recorded by its absolute path, so --resume finds it from any directory
+            value = [str(Path(v).resolve()) if is_file_spec(v) else v for v in value]
             try:
                 load_plugins(value, origin="config")
             except PluginError as exc:

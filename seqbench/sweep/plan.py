@@ -61,11 +61,6 @@ class RunPlan:
     points: list[Point] = field(default_factory=list)  # what this run measures
     notes: list[str] = field(default_factory=list)  # for the user: what was repaired or assumed
 
-    @property
-    def schedule(self) -> dict:
-        """What the sidecar records so that --resume continues with the same rounds, shard and reference."""
-        return {"rounds": self.rounds, "shard": list(self.shard) if self.shard else None, "reference": self.reference}
-
 
 def merge_flags(data: dict, flags: dict) -> dict:
     """Flags over config fields; plugins given both ways are all loaded (config's first)."""
@@ -95,8 +90,11 @@ def plan_run(*, config: Path | None = None, flags: dict | None = None, out: Path
                           "drop --rounds, --shard, --reference and --append")
     if not 1 <= rounds <= 100:
         raise ConfigError(f"--rounds {rounds} out of range; allowed: 1 to 100")
-    # A resumed run starts from its recorded config; anything given explicitly must agree with it.
-    data = resume_mod.recorded_config(out) if resume else {"name": "sweep"}
+    # A resumed run starts from its recorded config (and plugins); anything given explicitly must agree with it.
+    notes: list[str] = []
+    data = {"name": "sweep"}
+    if resume:
+        data, notes = resume_mod.recorded_config(out), resume_mod.restore_plugins(out)
     if config:
         data.update(load_toml(config))
     source = str(config) if config else "flags"
@@ -104,7 +102,7 @@ def plan_run(*, config: Path | None = None, flags: dict | None = None, out: Path
     if out is None:
         out = Path("results") / f"{cfg.name}-{cfg.device}-{datetime.now():%Y%m%d-%H%M%S}.csv"
     plan = RunPlan(cfg, Path(out), source, rounds=rounds, shard=parse_shard(shard) if shard else None,
-                   reference=reference, append=append, peak=peak and "calibration" not in cfg.kernels)
+                   reference=reference, append=append, peak=peak and "calibration" not in cfg.kernels, notes=notes)
     if resume:
         plan.resume = state = resume_mod.load(out, cfg)
         if state.note:
@@ -113,6 +111,7 @@ def plan_run(*, config: Path | None = None, flags: dict | None = None, out: Path
         plan.rounds = schedule.get("rounds", 1)
         plan.reference = schedule.get("reference", schedule.get("calibrate", False))
         plan.shard = tuple(schedule["shard"]) if schedule.get("shard") else None
+        plan.peak = schedule.get("peak", plan.peak)  # a --no-peak run stays without a calibration row
         plan.notes.append(f"resuming {out}: {len(state.done)} of {len(cfg.points())} points already done")
     else:
         check_output(out, force=force, append=append)

@@ -31,6 +31,13 @@ def recorded_config(out: str | Path) -> dict:
     return dict(_sidecar(Path(out))["config"])
 
 
+def restore_plugins(out: str | Path) -> list[str]:
+    """Make the plugins the run loaded importable again (see plugins.make_importable); notes for the user."""
+    from seqbench.kernels.plugins import make_importable
+
+    return make_importable(_sidecar(Path(out)).get("plugins") or [])
+
+
 def _sidecar(p: Path) -> dict:
     if not p.is_file():
         raise ResultsError(f"{p}: nothing to resume (no such file); drop --resume to start a new run")

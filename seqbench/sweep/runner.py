@@ -312,7 +312,7 @@ def run_to_files(
             "config": cfg.to_dict(),
             "environment": env.capture(cfg.device),
             "started_at": now(),
-            "schedule": {k: v for k, v in schedule.items() if v is not None},
+            "schedule": {**{k: v for k, v in schedule.items() if v is not None}, "peak": peak},
         }
         if append:
             old = read_metadata(out_path) if Path(out_path).exists() else {}
