@@ -174,7 +174,15 @@ def compare(
 ) -> None:
     """Compare two result CSVs point by point; exit 1 on what --fail-on names (default: a regression or a failure).
 
-    The evidence is the run (process): each file should hold several runs of the sweep, e.g. from `seqbench ab` or from `seqbench run --append` repeated. Points are matched on kernel, mode, device, dtype, B, T, d, heads and causal; each run counts as its fastest round; the runs are compared with a t-test, and Benjamini-Hochberg keeps false alarms rare across many points. Verdicts: regression, improvement, unchanged, inconclusive (too few runs or too noisy, with the smallest change it could have caught), failed. Files measured with different threads, device, torch or kernel code are refused (exit 2) unless --allow-mismatch says so. Exit codes: 0 nothing --fail-on names, 1 something it names, 2 bad input.
+    The evidence is the run (process): give each file several runs (`seqbench ab`, or `seqbench run --append`).
+
+    Each run counts as its fastest round; the runs are compared by a t-test; Benjamini-Hochberg keeps false alarms rare across points.
+
+    Verdicts: regression, improvement, unchanged, inconclusive (with the smallest change it could have caught), failed.
+
+    Files measured with other threads, device, torch or kernel code are refused unless --allow-mismatch names it.
+
+    Exit codes: 0 nothing --fail-on names, 1 something it names, 2 bad input.
 
     Examples:\n
       seqbench compare base.csv head.csv\n
@@ -214,7 +222,13 @@ def ab(
 ) -> None:
     """Time a baseline and a candidate alternately on this machine, then compare them (exit as compare).
 
-    Each side runs `seqbench run CONFIG --rounds R --append` RUNS times, every run its own process, in ABBA order (base, head, head, base, ...), into OUT/base.csv and OUT/head.csv. A directory side is put first on that side's import path and its runs start in it, so the plugin modules of the config are its own (and a seqbench checkout runs its own seqbench); an executable side (another venv's seqbench) tests a torch or seqbench upgrade. OUT/compare.md and OUT/compare.json hold the verdicts.
+    Each side runs `seqbench run CONFIG --rounds R --append` RUNS times, each run its own process, ABBA order.
+
+    A directory side (a checkout) is first on its runs' import path, so the config's plugins load from it.
+
+    An executable side (another environment's seqbench) tests a torch or seqbench upgrade.
+
+    OUT gets base.csv, head.csv (+ sidecars), compare.md, compare.json and ab.json (schedule, wall times).
 
     Examples:\n
       seqbench ab bench.toml --base ../main-checkout --head . -o results/ab\n

@@ -51,7 +51,7 @@ def value_text(value, comp, fmt_time) -> str:
     return f"{value:.4g}×ref" if comp.normalize != "none" else fmt_time(value)
 
 
-def _key_text(field: str, fmt: str, value) -> str:
+def key_text(field: str, fmt: str, value) -> str:
     if field == "causal":
         return "causal" if value else "non-causal"
     return fmt.format(value)
@@ -65,11 +65,11 @@ def varying_fields(keys: list[dict]) -> list[str]:
 def common_text(keys: list[dict]) -> str:
     """The key fields every point shares, once, instead of in every row: 'forward cpu float32 B=4 d=128 h=4'."""
     vary = set(varying_fields(keys))
-    return " ".join(_key_text(f, fmt, keys[0][f]) for f, fmt in KEY_FIELDS if f not in vary) if keys else ""
+    return " ".join(key_text(f, fmt, keys[0][f]) for f, fmt in KEY_FIELDS if f not in vary) if keys else ""
 
 
 def point_label(key: dict, fields) -> str:
-    return " ".join([key["kernel"], *(_key_text(f, fmt, key[f]) for f, fmt in KEY_FIELDS if f in fields)])
+    return " ".join([key["kernel"], *(key_text(f, fmt, key[f]) for f, fmt in KEY_FIELDS if f in fields)])
 
 
 def headline(comp) -> str:

@@ -205,7 +205,7 @@ def comparison_table(comp) -> None:
         if p.note:
             notes.append(f"[{len(notes) + 1}] {ct.point_label(p.key, fields + ['seq_len'])}: {p.note}")
         style = colour[p.verdict]
-        table.add_row(p.key["kernel"], *(ct._key_text(f, "{}", p.key[f]) for f in fields), str(p.key["seq_len"]),
+        table.add_row(p.key["kernel"], *(ct.key_text(f, "{}", p.key[f]) for f in fields), str(p.key["seq_len"]),
                       ct.value_text(p.base_value, comp, fmt_time), ct.value_text(p.head_value, comp, fmt_time),
                       ct.change_text(p), ct.mde_text(p), f"[{style}]{verdict}[/]" if style else verdict)
     out.print(table)
