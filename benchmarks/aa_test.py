@@ -6,16 +6,17 @@ planted slowdowns in a user's layer (`make bench-ci`).
 
 collect: writes the sides once (benchmarks/ci_layer.py): `base` and `copy` (the same user package
 in two checkouts), `p10` (its layer planted 10% slower at T=64 and T=128) and `small-0..2` (planted
-5%, 7% and 15%, rotated over T=32/64/128 from one repetition to the next), plus the sweep config
-(seqbench's own ci.toml points and the user's layer, loaded as a plugin from each side). Then
-2 x REPS repetitions, quiet and under load alternately. Each repetition is the `seqbench ab` schedule
-(seqbench.analysis.ab.run_ab, what the command runs) over four sides at once: base, copy, p10 and
-one small head, RUNS runs each in ABBA passes, every run its own `seqbench run --rounds ROUNDS`
-process. One repetition is one acquisition of the exclusive CPU lock (/tmp/seqbench-cpu.lock), so
-other users of the machine run between repetitions, never during one. Under load, a neighbour
-process started inside the lock burns one core in random on/off bursts (0.05-1 s each) of
-memory-heavy work. seqbench itself is run from a snapshot taken at the first `collect`, so editing
-the tree does not change a collection half-way. A repetition interrupted half-way is redone.
+5%, 7% and 15%, rotated over T=32/64/128), plus the sweep config (seqbench's own ci.toml points and
+the user's layer, loaded as a plugin from each side). Then 2 x REPS repetitions, quiet and under
+load alternately. Each repetition is the `seqbench ab` schedule (seqbench.analysis.ab.run_ab, what
+the command runs) over three sides at once: base, copy and a planted head (p10 in every other pair
+of repetitions, a small-* head in the others), RUNS runs each in ABBA passes, every run its own
+`seqbench run --rounds ROUNDS` process. Repetitions run under the exclusive CPU lock
+(/tmp/seqbench-cpu.lock), --per-lock of them per acquisition (a few minutes), so other users of the
+machine run between them, never during one. Under load, a neighbour process started inside the
+lock burns one core in random on/off bursts (0.05-1 s each) of memory-heavy work. seqbench itself
+runs from a snapshot taken at the first `collect`, so editing the tree does not change a
+collection half-way. A repetition interrupted half-way is redone.
 
 analyze: compare (seqbench.analysis.compare, as `seqbench compare` runs it) on each repetition:
 base vs copy (A/A), base vs p10, base vs small; also with only the first 2 runs a side (the first
@@ -50,6 +51,12 @@ def small_plant(rotation: int) -> dict[int, float]:
     return {t: SMALL[(i + rotation) % len(SMALL)] for i, t in enumerate(SEQ_LENS)}
 
 
+def head_of(rep: int) -> tuple[str, int]:
+    """The planted head of a repetition: p10 in pairs 1, 3, 5, ...; small-0/1/2 in turn in pairs 2, 4, 6, ..."""
+    pair = (rep - 1) // 2
+    return ("p10", 0) if pair % 2 == 0 else ("small", (pair // 2) % len(SMALL))
+
+
 def setup(d: Path, *, min_time: float, max_warmup: float) -> None:
     sys.path.insert(0, str(HERE))
     import ci_layer
@@ -79,14 +86,14 @@ def collect(args) -> None:
     d = Path(args.dir).resolve()
     setup(d, min_time=args.min_time, max_warmup=args.max_warmup)
     env = dict(os.environ, PYTHONPATH=str(d / "snapshot"))
-    for i in range(1, 2 * args.reps + 1):
-        if (rep_dir(d, i) / "done.json").exists():
-            continue
+    todo = [i for i in range(1, 2 * args.reps + 1) if not (rep_dir(d, i) / "done.json").exists()]
+    for k in range(0, len(todo), args.per_lock):
+        chunk = todo[k:k + args.per_lock]
         cmd = ["flock", "-x", LOCK, sys.executable, str(Path(__file__).resolve()), "rep", "--dir", str(d),
-               "--rep", str(i), "--runs", str(args.runs), "--rounds", str(args.rounds)]
+               "--rep", ",".join(map(str, chunk)), "--runs", str(args.runs), "--rounds", str(args.rounds)]
         t0 = time.time()
         proc = subprocess.run(cmd, env=env)
-        print(f"{time.strftime('%H:%M:%S')} rep {i} ({CONDITIONS[(i - 1) % 2]}): exit {proc.returncode}, "
+        print(f"{time.strftime('%H:%M:%S')} reps {chunk}: exit {proc.returncode}, "
               f"{time.time() - t0:.0f} s with the wait for the lock", flush=True)
         if proc.returncode != 0:
             raise SystemExit(proc.returncode)
@@ -115,24 +122,29 @@ finally:
 '''
 
 
-def one_rep(args) -> None:
-    """One repetition, run while holding the exclusive CPU lock."""
+def reps(args) -> None:
+    """Some repetitions, run while holding the exclusive CPU lock."""
+    for rep in map(int, str(args.rep).split(",")):
+        one_rep(args, rep)
+
+
+def one_rep(args, rep: int) -> None:
     from seqbench.analysis.ab import resolve_side, run_ab
 
     d = Path(args.dir).resolve()
-    out = rep_dir(d, args.rep)
-    condition = CONDITIONS[(args.rep - 1) % 2]
-    rotation = ((args.rep - 1) // 2) % len(SMALL)
+    out = rep_dir(d, rep)
+    condition = CONDITIONS[(rep - 1) % 2]
+    head, rotation = head_of(rep)
     sides = d / "sides"
     chosen = [resolve_side("base", str(sides / "base")), resolve_side("copy", str(sides / "copy")),
-              resolve_side("p10", str(sides / "p10")), resolve_side("small", str(sides / f"small-{rotation}"))]
-    if args.rep % 4 in (3, 0):  # every other pair of repetitions starts the passes from the other end
+              resolve_side(head, str(sides / ("p10" if head == "p10" else f"small-{rotation}")))]
+    if rep % 4 in (3, 0):  # every other pair of repetitions starts the passes from the other end
         chosen.reverse()
     neighbour = None
     duty_file = out / "neighbour_duty"
     out.mkdir(parents=True, exist_ok=True)
     if condition == "load":
-        neighbour = subprocess.Popen([sys.executable, "-c", NEIGHBOUR, str(args.rep), str(duty_file)])
+        neighbour = subprocess.Popen([sys.executable, "-c", NEIGHBOUR, str(rep), str(duty_file)])
     t0 = time.perf_counter()
     try:
         res = run_ab(sides / "ci-layer.toml", chosen, out, runs=args.runs, rounds=args.rounds, force=True)
@@ -140,7 +152,8 @@ def one_rep(args) -> None:
         if neighbour is not None:
             neighbour.send_signal(signal.SIGINT)
             neighbour.wait(timeout=30)
-    info = {"rep": args.rep, "condition": condition, "small_plant": small_plant(rotation), "runs": args.runs,
+    info = {"rep": rep, "condition": condition, "head": head,
+            "small_plant": small_plant(rotation) if head == "small" else None, "runs": args.runs,
             "rounds": args.rounds, "order": [s.name for s in chosen], "wall_s": round(time.perf_counter() - t0, 1),
             "ab": res.to_json(), "load": os.getloadavg(),
             "neighbour_duty": float(duty_file.read_text()) if duty_file.exists() else None}
@@ -152,14 +165,15 @@ def main() -> None:
     sub = ap.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("collect", help="run the repetitions (resumable)")
     c.add_argument("--dir", default="bench-ci-data")
-    c.add_argument("--reps", type=int, default=44, help="repetitions per condition (quiet, load)")
+    c.add_argument("--reps", type=int, default=40, help="repetitions per condition (quiet, load)")
     c.add_argument("--runs", type=int, default=4, help="runs (processes) per side")
     c.add_argument("--rounds", type=int, default=3)
     c.add_argument("--min-time", type=float, default=0.15)
     c.add_argument("--max-warmup", type=float, default=0.3)
-    r = sub.add_parser("rep", help="one repetition (collect runs it under the lock)")
+    c.add_argument("--per-lock", type=int, default=3, help="repetitions per acquisition of the CPU lock")
+    r = sub.add_parser("rep", help="repetitions (collect runs them under the lock)")
     r.add_argument("--dir", required=True)
-    r.add_argument("--rep", type=int, required=True)
+    r.add_argument("--rep", required=True, help="comma-separated repetition numbers")
     r.add_argument("--runs", type=int, default=4)
     r.add_argument("--rounds", type=int, default=3)
     a = sub.add_parser("analyze")
@@ -170,7 +184,7 @@ def main() -> None:
     if args.cmd == "collect":
         collect(args)
     elif args.cmd == "rep":
-        one_rep(args)
+        reps(args)
     else:
         from aa_analyze import analyze
 

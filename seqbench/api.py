@@ -4,6 +4,7 @@
     df = seqbench.run(kernels=["rnn_loop", "sdpa"], seq_lens=[64, 256], batch_sizes=[8], out="run.csv")
     df = seqbench.load("run.csv")                       # annotated DataFrame (what report and plot read)
     comp = seqbench.compare("base.csv", "head.csv")     # verdicts per point, comp.exit_code
+    ab, comp = seqbench.ab("bench.toml", base="../main-checkout", head=".", out="results/ab")
 """
 
 from __future__ import annotations

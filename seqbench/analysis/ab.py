@@ -167,6 +167,8 @@ def run_ab(config: Path, sides: Sequence[Side], out_dir: Path, *, runs: int, rou
     out_dir = Path(out_dir).resolve()
     prepare_out(out_dir, names, append=append, force=force)
     result = ABResult(out_dir, list(sides))
+    if len({(s.command, s.cwd, s.pythonpath) for s in sides}) < len(sides):
+        result.notes.append("two sides run the same code: an A/A run, so any change it reports is noise")
     by_name = {s.name: s for s in sides}
     done = {n: _runs_in(out_dir / f"{n}.json") for n in names}
     order = schedule(names, runs)
