@@ -139,11 +139,16 @@ def _manifest(folder: Path, sweep: dict, force: bool) -> dict:
     return {"sweep": sweep, "jobs": []}
 
 
-def _executor(folder: Path, cluster: str, name: str, timeout_min: float | None, slurm: dict):
+def _submitit():
     try:
         import submitit
     except ImportError:
         raise SeqbenchError("seqbench launch needs submitit: pip install 'seqbench[launch]'") from None
+    return submitit
+
+
+def _executor(folder: Path, cluster: str, name: str, timeout_min: float | None, slurm: dict):
+    submitit = _submitit()
     try:
         ex = submitit.AutoExecutor(folder=folder / "jobs", cluster=None if cluster == Cluster.AUTO else cluster)
     except (RuntimeError, ValueError) as exc:
@@ -169,7 +174,8 @@ def _job_error(job) -> tuple[str, str]:
         log = str(job.paths.stderr)
     except Exception:  # noqa: BLE001 - the log path is a courtesy
         log = ""
-    return (lines[-1] if lines else "failed")[:300], log
+    why = lines[-1] if lines else "failed"
+    return (why if len(why) <= 600 else "…" + why[-600:]), log  # the end names the error
 
 
 @dataclass
@@ -203,6 +209,7 @@ def launch(spec: LaunchSpec, *, on_event: Callable[[str, dict], None] | None = N
     from seqbench.sweep.plan import check_machine, merge_flags
 
     emit = on_event or (lambda kind, info: None)
+    _submitit()  # before anything is written
     config = Path(spec.config).resolve()
     cfg = build_config(merge_flags(load_toml(config), spec.flags), source=str(spec.config))
     n = spec.shards
