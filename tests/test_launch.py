@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 
 import pytest
@@ -94,3 +95,12 @@ def test_launch_bad_input(tmp_path, capsys):
     assert "--shards 5: allowed 1 to 4" in capsys.readouterr().err
     assert main(["launch", str(config), "--shards", "2", "--machine", "a=b", "-o", str(tmp_path / "x.csv")]) == 2
     assert "--machine" in capsys.readouterr().err
+    if shutil.which("sbatch") is None:
+        assert main(["launch", str(config), "--shards", "2", "--cluster", "slurm", "-o", str(tmp_path / "x.csv")]) == 2
+        assert "no `sbatch`" in capsys.readouterr().err
+    other = tmp_path / "other.toml"
+    other.write_text(config.read_text().replace("seq_lens = [8, 16]", "seq_lens = [8, 32]"))
+    (tmp_path / "x.shards").mkdir(exist_ok=True)
+    (tmp_path / "x.shards" / "launch.json").write_text(json.dumps({"sweep": {"shards": 2}, "jobs": []}))
+    assert main(["launch", str(other), "--shards", "2", "--cluster", "local", "-o", str(tmp_path / "x.csv")]) == 2
+    assert "holds a launch of another sweep (config differs)" in capsys.readouterr().err

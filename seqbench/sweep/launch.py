@@ -17,6 +17,7 @@ would share its cores and each would time the others' load.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -117,8 +118,6 @@ def shard_state(path: Path) -> str:
 def _manifest(folder: Path, sweep: dict, force: bool) -> dict:
     """launch.json of the folder. The same sweep: its record (finished shards are kept). Another
     sweep's launch: refused, or with force cleared (its shards and job logs deleted)."""
-    import json
-
     path = folder / "launch.json"
     if not path.exists():
         return {"sweep": sweep, "jobs": []}
@@ -149,6 +148,9 @@ def _submitit():
 
 def _executor(folder: Path, cluster: str, name: str, timeout_min: float | None, slurm: dict):
     submitit = _submitit()
+    if cluster == Cluster.SLURM and shutil.which("sbatch") is None:
+        raise ConfigError("--cluster slurm: no `sbatch` on this machine; launch from the cluster's login node, "
+                          "or use --cluster local")
     try:
         ex = submitit.AutoExecutor(folder=folder / "jobs", cluster=None if cluster == Cluster.AUTO else cluster)
     except (RuntimeError, ValueError) as exc:
@@ -212,20 +214,18 @@ def launch(spec: LaunchSpec, *, on_event: Callable[[str, dict], None] | None = N
     _submitit()  # before anything is written
     config = Path(spec.config).resolve()
     cfg = build_config(merge_flags(load_toml(config), spec.flags), source=str(spec.config))
-    n = spec.shards
-    points = cfg.points()
-    if not 1 <= n <= len(points):
-        raise ConfigError(f"--shards {n}: allowed 1 to {len(points)} (the sweep has {len(points)} points)")
+    n, n_points = spec.shards, len(cfg.points())
+    if not 1 <= n <= n_points:
+        raise ConfigError(f"--shards {n}: allowed 1 to {n_points} (the sweep has {n_points} points)")
     if spec.parallel is not None and spec.parallel < 1:
         raise ConfigError(f"--parallel {spec.parallel}: must be >= 1")
+    if spec.timeout_min is not None and not spec.timeout_min > 0:
+        raise ConfigError(f"--timeout-min {spec.timeout_min}: must be > 0 minutes")
     check_machine(spec.machine)
     out = Path(spec.out).resolve()
     check_output(out, force=spec.force)
     folder = (Path(spec.folder) if spec.folder else default_folder(out)).resolve()
-    sweep = {"config": cfg.to_dict(), "shards": n, "peak": spec.peak, "rounds": spec.rounds}
-    import json
-
-    sweep = json.loads(json.dumps(sweep))  # tuples -> lists, as launch.json holds it
+    sweep = json.loads(json.dumps({"config": cfg.to_dict(), "shards": n, "peak": spec.peak, "rounds": spec.rounds}))
     folder.mkdir(parents=True, exist_ok=True)
     manifest = _manifest(folder, sweep, spec.force)
 
@@ -235,34 +235,57 @@ def launch(spec: LaunchSpec, *, on_event: Callable[[str, dict], None] | None = N
         path = shard_path(folder, k, n)
         state = shard_state(path)
         if state == "complete":
-            outcomes[k] = ShardOutcome(k, path, "kept", rows=(read_metadata(path).get("rows")))
-            continue
-        todo.append(ShardTask(str(config), dict(spec.flags), k, n, str(path), resume=state == "unfinished",
-                              peak=spec.peak, rounds=spec.rounds, machine=spec.machine))
+            outcomes[k] = ShardOutcome(k, path, "kept", rows=read_metadata(path).get("rows"))
+        else:
+            todo.append(ShardTask(str(config), dict(spec.flags), k, n, str(path), resume=state == "unfinished",
+                                  peak=spec.peak, rounds=spec.rounds, machine=spec.machine))
     emit("plan", {"folder": folder, "kept": sorted(outcomes), "todo": [t.k for t in todo], "shards": n})
-
     executor = _executor(folder, spec.cluster, cfg.name, spec.timeout_min, dict(spec.slurm))
-    cluster = executor.cluster
-    parallel = spec.parallel or (1 if cluster in (Cluster.LOCAL, "debug") else len(todo) or 1)
-    if cluster == "slurm":
-        executor.update_parameters(slurm_array_parallelism=parallel)
-        parallel = len(todo) or 1  # the array's parallelism is Slurm's to enforce
-    running: list[tuple[ShardTask, object, float]] = []
-    queue = list(todo)
+    try:
+        for o in _run_jobs(executor, todo, spec.parallel, manifest, folder, emit):
+            outcomes[o.k] = o
+    finally:
+        _write_manifest(folder, manifest)
+    result = LaunchResult([outcomes[k] for k in sorted(outcomes)], cluster=str(executor.cluster))
+    if result.failed and not spec.allow_partial:
+        return result
+    present = [str(o.path) for o in result.outcomes if o.state != "failed" and o.path.exists()]
+    info = {"launch": {"folder": str(folder), "cluster": result.cluster, "shards": n, "jobs": manifest["jobs"],
+                       "submitit": getattr(_submitit(), "__version__", None)}}
+    result.summary = merge_files(present, out, allow_partial=spec.allow_partial, allow_mixed=spec.allow_mixed,
+                                 extra=info)
+    result.merged = out
+    return result
 
-    def submit(tasks: list[ShardTask]) -> None:
+
+def _run_jobs(executor, todo: list[ShardTask], parallel: int | None, manifest: dict, folder: Path, emit):
+    """Submit the tasks (at most `parallel` at once locally; one job array on Slurm) and yield each
+    ShardOutcome as its job ends. Ctrl-C cancels the jobs still running."""
+    cluster = executor.cluster
+    if cluster == "slurm":
+        if parallel:
+            executor.update_parameters(slurm_array_parallelism=parallel)
+        parallel = None  # the array's parallelism is Slurm's to enforce
+    elif parallel is None:
+        parallel = 1  # one machine: shards at once would time each other's load
+    queue, running = list(todo), []
+
+    def submit_next() -> None:
+        take = len(queue) if parallel is None else max(0, parallel - len(running))
+        tasks, queue[:] = queue[:take], queue[take:]
+        if not tasks:
+            return
         with executor.batch():  # one Slurm job array for the lot
             jobs = [executor.submit(run_shard, t) for t in tasks]
         for t, job in zip(tasks, jobs):
             running.append((t, job, time.perf_counter()))
             manifest["jobs"].append({"shard": t.k, "job_id": str(job.job_id), "cluster": cluster,
                                      "resume": t.resume, "submitted_at": _now()})
-            emit("submitted", {"shard": t.k, "n": n, "job_id": str(job.job_id), "resume": t.resume})
+            emit("submitted", {"shard": t.k, "n": t.n, "job_id": str(job.job_id), "resume": t.resume})
         _write_manifest(folder, manifest)
 
     try:
-        submit(queue[:parallel])
-        del queue[:parallel]
+        submit_next()
         while running:
             time.sleep(POLL_S)
             for item in [r for r in running if r[1].done()]:
@@ -274,29 +297,14 @@ def launch(spec: LaunchSpec, *, on_event: Callable[[str, dict], None] | None = N
                     o.error, o.log = _job_error(job)
                 else:
                     o.rows = job.result().get("rows")
-                outcomes[t.k] = o
                 _record(manifest, o)
-                emit("finished", {"outcome": o, "n": n})
-            if queue and len(running) < parallel:
-                take = parallel - len(running)
-                submit(queue[:take])
-                del queue[:take]
+                emit("finished", {"outcome": o, "n": t.n})
+                yield o
+            submit_next()
     except KeyboardInterrupt:  # jobs left running would write shards a later launch resumes: stop them
         for _, job, _ in running:
             job.cancel(check=False)
         raise
-    finally:
-        _write_manifest(folder, manifest)
-    result = LaunchResult([outcomes[k] for k in sorted(outcomes)], cluster=str(cluster))
-    if result.failed and not spec.allow_partial:
-        return result
-    present = [str(o.path) for o in result.outcomes if o.state != "failed" and o.path.exists()]
-    launch_info = {"launch": {"folder": str(folder), "cluster": str(cluster), "shards": n,
-                              "jobs": manifest["jobs"]}}
-    result.summary = merge_files(present, out, allow_partial=spec.allow_partial, allow_mixed=spec.allow_mixed,
-                                 extra=launch_info)
-    result.merged = out
-    return result
 
 
 def _now() -> str:
