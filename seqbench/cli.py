@@ -224,7 +224,7 @@ def launch(
     """Run a sweep as N shards through submitit (Slurm job array or local subprocesses), wait, merge.
 
     Launching again with the same config and N keeps the finished shards, resumes or reruns the
-    others (so a failed shard is rerun alone), then merges. Needs `pip install 'seqbench[launch]'`.
+    others (so a failed shard is rerun alone), then merges. Needs submitit (seqbench's `launch` extra).
     Exit codes: 0 merged, 2 bad input, 3 some shards failed (listed with their logs).
 
     Examples:\n

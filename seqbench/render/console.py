@@ -14,6 +14,7 @@ from collections import defaultdict
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -246,7 +247,7 @@ def launch_event(kind: str, info_: dict) -> None:
     elif kind == "finished":
         o = info_["outcome"]
         if o.state == "failed":
-            err.print(f"shard {o.k}/{n}: job {o.job_id} [red]failed[/] after {fmt_time(o.wall_s)}: {o.error}")
+            err.print(f"shard {o.k}/{n}: job {o.job_id} [red]failed[/] after {fmt_time(o.wall_s)}: {escape(o.error)}")
         else:
             info(f"shard {o.k}/{n}: job {o.job_id} done in {fmt_time(o.wall_s)}, {o.rows} rows")
 
@@ -259,7 +260,8 @@ def launch_summary(result, command: list[str]) -> None:
     n = len(result.outcomes)
     for o in result.outcomes:
         table.add_row(f"{o.k}/{n}", o.job_id or "-", o.state, "-" if o.rows is None else str(o.rows),
-                      "-" if o.wall_s is None else fmt_time(o.wall_s), f"{o.error} ({o.log})" if o.error else str(o.path))
+                      "-" if o.wall_s is None else fmt_time(o.wall_s),
+                      escape(f"{o.error} ({o.log})" if o.error else str(o.path)))
     if VERBOSITY["level"] >= 1:
         err.print(table)
     for o in result.failed:
