@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from seqbench.analysis.fits import fit_exponent
+from seqbench.analysis.fits import crossover, fit_exponent
 from seqbench.analysis.roles import ensure_annotated
 from seqbench.choices import Family
 from seqbench.results.schema import parse_samples
@@ -104,3 +104,25 @@ def kernel_fits(df, min_T: float = FIT_MIN_T) -> list[dict]:
         rows.append({**dict(zip(cols, key)), "fit": fit})
     order = {k: i for i, k in enumerate(ordered_kernels(ok["kernel"]))}
     return sorted(rows, key=lambda r: (r.get("source", ""), order[r["kernel"]], r["mode"], r["batch_size"]))
+
+
+def crossovers(df, baseline: str) -> list[dict]:
+    """T* per (mode, B) where the best quadratic attention kernel and `baseline` take the same time, with a note."""
+    out = []
+    s = speedups(df, baseline)
+    for (mode, b), g in s.groupby(["mode", "batch_size"], sort=True):
+        g = g.sort_values("seq_len")
+        ts = crossover(g["seq_len"], g["attention_s"], g["baseline_s"])
+        lo, hi = int(g["seq_len"].min()), int(g["seq_len"].max())
+        if ts:
+            above = "the last T*" if len(ts) > 1 else "T*"
+            note = f"{baseline if g['speedup'].iloc[-1] < 1 else 'attention'} faster above {above}"
+            if len(ts) > 1:
+                note += f"; the curves cross {len(ts)} times (noisy or flat ratio)"
+        elif len(g) < 2:
+            note = "one length measured: no crossover can be located"
+        else:
+            faster = "attention" if (g["speedup"] > 1).all() else baseline
+            note = f"none in range: {faster} faster at every measured T ({lo}–{hi})"
+        out.append({"mode": mode, "batch_size": int(b), "t_star": ts, "note": note, "range": (lo, hi)})
+    return out
