@@ -208,7 +208,8 @@ def ab(
     head: Annotated[str, typer.Option(help="The candidate, likewise.")] = ".",
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for base.csv, head.csv (+ sidecars), compare.md, "
                                       "compare.json and ab.json.")] = Path("results/ab"),
-    runs: Annotated[int, typer.Option(help="Runs (processes) per side, alternated ABBA; >= 3 for a verdict.")] = 4,
+    runs: Annotated[int, typer.Option(help="Runs (processes) per side, alternated ABBA; a verdict needs >= 2, and 4 "
+                                       "see far smaller changes than 2 (README, measured).")] = 4,
     rounds: Annotated[int, typer.Option(help="Rounds per run (`seqbench run --rounds`).")] = 3,
     append: Annotated[bool, typer.Option("--append", help="Add runs to the files already in --out, then compare them all.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace the files already in --out.")] = False,

@@ -97,9 +97,6 @@ class ABResult:
     wall_s: float = 0.0
     notes: list[str] = field(default_factory=list)
 
-    def csv(self, name: str) -> Path:
-        return self.out_dir / f"{name}.csv"
-
     def to_json(self) -> dict:
         return {"sides": [asdict(s) for s in self.sides], "wall_s": round(self.wall_s, 3),
                 "runs": [asdict(r) for r in self.runs], "notes": self.notes}
@@ -155,7 +152,8 @@ def run_ab(config: Path, sides: Sequence[Side], out_dir: Path, *, runs: int, rou
     after one pass instead of after all of them.
     """
     if not 1 <= runs <= MAX_RUNS:
-        raise ABError(f"--runs {runs} out of range; allowed: 1 to {MAX_RUNS} runs a side (>= 3 for a verdict)")
+        raise ABError(f"--runs {runs} out of range; allowed: 1 to {MAX_RUNS} runs a side (a verdict needs >= 2; "
+                      "4 is the default)")
     if not 1 <= rounds <= 100:
         raise ABError(f"--rounds {rounds} out of range; allowed: 1 to 100")
     names = [s.name for s in sides]

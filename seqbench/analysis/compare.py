@@ -327,7 +327,7 @@ def compare_frames(base, head, *, threshold: float = 0.05, alpha: float = 0.01, 
     if few:
         comp.warnings.append(
             f"{len(few)} point(s) have a single run on a side, so no verdict can reach alpha {alpha:g}: rounds of one "
-            f"process are not independent; run each side >= 3 times (seqbench ab --runs 4, or seqbench run --append)")
+            f"process are not independent; run each side several times (seqbench ab --runs 4, or seqbench run --append)")
     return comp
 
 
