@@ -22,7 +22,7 @@ def make_table(points: dict, *, side: str, kernel="rnn_loop", status=None):
 KEY = dict(mode="forward", device="cpu", dtype="float32", batch_size=8, hidden_size=64, num_heads=4, causal=False)
 
 
-def make_row(kernel, seq_len, rounds, *, run_id="r1", status="ok", ref=None, threads=1):
+def make_row(kernel, seq_len, rounds, *, run_id="r1", status="ok", ref=None, threads=1, error="RuntimeError: boom"):
     samples = [s for r in rounds for s in r]
     row = Row(schema_version=2, run_id=run_id, kernel=kernel, family="recurrent", seq_len=seq_len, threads=threads,
               status=status, **KEY)
@@ -32,7 +32,7 @@ def make_row(kernel, seq_len, rounds, *, run_id="r1", status="ok", ref=None, thr
         row.sample_rounds = " ".join(str(i) for i, r in enumerate(rounds, 1) for _ in r)
         row.ref_s = format_samples(ref) if ref else ""
     else:
-        row.error = "RuntimeError: boom"
+        row.error = error
     return row
 
 

@@ -120,6 +120,8 @@ def test_table_fits_80_columns_and_never_cuts_a_kernel_name(monkeypatch):
     head = pd.concat([make_table({t: make_runs(1.2e-3 * t / 64 if k == "mingru_logscan" else 1e-3 * t / 64, seed=t + 1)},
                              side="h", kernel=k) for k in names for t in (64, 1024)]
                      + [make_table({64: make_runs(1e-3)}, side="h", kernel="sdpa")])
+    broken = make_row("attention_naive", 64, [], run_id="h9", status="error", error="check: [[kernel]] [bold]x[/] broke")
+    head = pd.concat([head, pd.DataFrame([broken.as_csv()], columns=COLUMNS)])
     comp = compare_frames(base, head)
     buf = io.StringIO()
     monkeypatch.setattr(console, "out", Console(file=buf, width=80, highlight=False))
@@ -132,6 +134,8 @@ def test_table_fits_80_columns_and_never_cuts_a_kernel_name(monkeypatch):
     assert "base min" in text and "head min" in text and "each run's fastest round" in text
     assert sum(bool(re.search(r"mingru_logscan .* \+(19|20)\.\d% ±\d\.\d .* regression", ln)) for ln in rows) == 2
     assert "1 point(s) only in the candidate, not compared: sdpa ×1" in text
+    flat = " ".join(text.split())  # long lines wrap at 80 columns
+    assert "attention_naive T=64: fails in 1 of 5 candidate runs: check: [[kernel]] [bold]x[/] broke" in flat  # no markup
 
 
 # --- end to end ---------------------------------------------------------------------------------------

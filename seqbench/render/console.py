@@ -180,18 +180,19 @@ def comparison_table(comp) -> None:
     """compare's verdict per point as a table that stays readable at 80 columns: the key fields all
     points share go in one line above it, kernel names are never cut, notes go below it."""
     from rich import box
+    from rich.markup import escape
 
     from seqbench.render import compare_text as ct
 
     colour = {"regression": "red", "failed": "red", "improvement": "green", "unchanged": "", "inconclusive": "yellow"}
     keys = [p.key for p in comp.points]
     fields = [f for f in ct.varying_fields(keys) if f != "seq_len"]
-    out.print(f"[bold]seqbench compare:[/] {ct.headline(comp)}")
-    for w in comp.warnings:
-        out.print(f"[bold yellow]warning:[/] {w}")
-    out.print(f"all points: {ct.common_text(keys)}", soft_wrap=False)
+    out.print(f"[bold]seqbench compare:[/] {escape(ct.headline(comp))}")
+    for w in comp.warnings:  # messages quote paths and errors: never markup
+        out.print(f"[bold yellow]warning:[/] {escape(w)}")
+    out.print(f"all points: {ct.common_text(keys)}", markup=False)
     for line in ct.method_lines(comp):
-        out.print(line, style="dim")
+        out.print(line, style="dim", markup=False)
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True, show_edge=False)
     table.add_column("kernel", no_wrap=True, min_width=max(len(k["kernel"]) for k in keys))
     for f in fields:
@@ -211,7 +212,7 @@ def comparison_table(comp) -> None:
                       ct.change_text(p), ct.mde_text(p), f"[{style}]{verdict}[/]" if style else verdict)
     out.print(table)
     for line in notes + ct.one_sided_lines(comp, fields) + ct.advice_lines(comp):
-        out.print(line)
+        out.print(line, markup=False)
 
 
 def comparison(comp, fmt: str = "table") -> None:
@@ -225,8 +226,10 @@ def comparison(comp, fmt: str = "table") -> None:
     else:
         comparison_table(comp)
     if fmt != "table":  # the data went to a file or a pipe: the warnings also go where people look
+        from rich.markup import escape
+
         for w in comp.warnings:
-            err.print(f"[bold yellow]warning:[/] {w}")
+            err.print(f"[bold yellow]warning:[/] {escape(w)}")
 
 
 def run_summary(rows, out_path) -> None:
