@@ -124,13 +124,15 @@ def advice_lines(comp) -> list[str]:
     out = []
     inconclusive = [p for p in comp.points if p.verdict == "inconclusive"]
     if inconclusive:
-        few = [p for p in inconclusive if min(p.base_runs, p.head_runs) < MIN_RUNS]
-        mdes = [p.mde for p in inconclusive if p.mde is not None and math.isfinite(p.mde)]
-        blind = (f"they could only have caught changes of {min(mdes):.0%}-{max(mdes):.0%}" if mdes
-                 else "they have too few runs to tell")
-        out.append(f"{len(inconclusive)} point(s) inconclusive ({len(few)} with a single run on a side): {blind}, "
-                   f"against a threshold of {comp.threshold:.0%}. Add runs (`seqbench ab ... --append` adds "
-                   "runs to the same -o folder) or raise --threshold"
+        few = sum(min(p.base_runs, p.head_runs) < MIN_RUNS for p in inconclusive)
+        mdes = sorted(p.mde for p in inconclusive if p.mde is not None and math.isfinite(p.mde))
+        span = f"{mdes[0]:.0%}" if mdes and f"{mdes[0]:.0%}" == f"{mdes[-1]:.0%}" else \
+            (f"{mdes[0]:.0%}-{mdes[-1]:.0%}" if mdes else "")
+        blind = (f"the smallest change they could catch is {span}" if mdes else "they have too few runs to tell")
+        single = f", {few} with a single run on a side" if few else ""
+        out.append(f"{len(inconclusive)} point(s) inconclusive{single}: {blind}, against a threshold of "
+                   f"{comp.threshold:.0%}. Add runs (`seqbench ab ... --append` adds runs to the same -o folder) "
+                   "or raise --threshold"
                    + ("; `--fail-on inconclusive` makes this fail" if "inconclusive" not in comp.fail_on else ""))
     if c["regression"] or c["failed"] or comp.missing:
         names = [f"{p.key['kernel']} T={p.key['seq_len']} {pct(p.ratio) if p.verdict == 'regression' else 'failed'}"
