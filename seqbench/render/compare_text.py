@@ -82,13 +82,18 @@ def headline(comp) -> str:
     return f"{', '.join(parts) or 'no points'} — {verdict}"
 
 
+def _count(values: set[int], noun: str) -> str:
+    text = "/".join(map(str, sorted(values))) or "0"
+    return f"{text} {noun}{'' if values == {1} else 's'}"
+
+
 def runs_text(comp) -> str:
+    """'4 runs a side, 3 rounds each' (or '4 runs base, 2 head, ...' when the sides differ)."""
     rb, rh = comp.runs_per_side()
     rounds = {p.base_rounds // max(p.base_runs, 1) for p in comp.points if p.base_runs} | \
              {p.head_rounds // max(p.head_runs, 1) for p in comp.points if p.head_runs}
-    fmt = lambda s: "/".join(map(str, sorted(s))) or "0"  # noqa: E731
-    text = f"{fmt(rb)} run(s) base, {fmt(rh)} head"
-    return text + (f", {fmt(rounds)} round(s) each" if rounds else "")
+    runs = f"{_count(rb, 'run')} a side" if rb == rh else f"{_count(rb, 'run')} base, {_count(rh, 'run')} head"
+    return runs + (f", {_count(rounds, 'round')} each" if rounds else "")
 
 
 def method_lines(comp) -> list[str]:
