@@ -172,14 +172,16 @@ def analyze(args) -> dict:
         raise SystemExit(f"no finished repetitions under {d}; run `collect` first")
     for rep in reps:
         check_against_compare(rep)
-    by_cond = {c: [r for r in reps if r["condition"] == c] for c in CONDITIONS}
-    tune = {c: rs[: args.tune] for c, rs in by_cond.items()}
-    held = {c: rs[args.tune:] for c, rs in by_cond.items()}
+    present = list(CONDITIONS) + sorted({r["condition"] for r in reps} - set(CONDITIONS))
+    by_cond = {c: [r for r in reps if r["condition"] == c] for c in present}
+    tuned = {c: args.tune if c in CONDITIONS else 0 for c in by_cond}  # the extra heavy set tunes nothing
+    tune = {c: rs[: tuned[c]] for c, rs in by_cond.items()}
+    held = {c: rs[tuned[c]:] for c, rs in by_cond.items()}
     out: dict = {"tuning_reps": {c: len(v) for c, v in tune.items()}, "held_out_reps": {c: len(v) for c, v in held.items()},
            "variants_on_tuning_reps": [], "held_out": {}, "all": {}}
     print(f"repetitions: {', '.join(f'{c} {len(v)}' for c, v in by_cond.items())}; tuning on the first {args.tune} of "
           "each, the rest held out")
-    duty = [r["neighbour_duty"] for r in by_cond["load"] if r.get("neighbour_duty") is not None]
+    duty = [r["neighbour_duty"] for r in by_cond["load"] if r.get("neighbour_duty") is not None]  # per neighbour
     if duty:
         print(f"neighbour load: busy {statistics.median(duty):.0%} of the time (median over repetitions)")
         out["neighbour_duty_median"] = statistics.median(duty)
@@ -192,7 +194,7 @@ def analyze(args) -> dict:
     print("-- variants (round statistic, run rule, alpha), tuning repetitions only --")
     for variant in itertools.product(("min", "median"), tuple(RUN_RULES), (0.01, 0.05)):
         for runs in (4, 2):
-            for c in CONDITIONS:
+            for c in present:
                 if not tune[c]:
                     continue
                 s = summarize([score_rep(r, runs, variant) for r in tune[c]])
@@ -200,7 +202,7 @@ def analyze(args) -> dict:
                 print(line(f"{variant} runs={runs} {c}", s), flush=True)
     print(f"-- default {DEFAULT}: held-out repetitions --")
     for runs in (4, 2):
-        for c in CONDITIONS:
+        for c in present:
             if held[c]:
                 scores = [score_rep(r, runs, DEFAULT) for r in held[c]]
                 s = summarize(scores)
@@ -209,7 +211,7 @@ def analyze(args) -> dict:
                 print(line(f"held-out {c} runs={runs}", s))
                 print(f"{'':34s} realized slowdowns (pooled): {s['realized']}")
     for runs in (4, 2):
-        for c in CONDITIONS:
+        for c in present:
             out["all"][f"{c} runs={runs}"] = summarize([score_rep(r, runs, DEFAULT) for r in by_cond[c]])
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

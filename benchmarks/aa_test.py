@@ -40,7 +40,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 LOCK = "/tmp/seqbench-cpu.lock"
-CONDITIONS = ("quiet", "load")
+CONDITIONS = ("quiet", "load")  # alternate in the main collection
+HEAVY = "heavy"  # an extra set (collect --condition heavy): two neighbours, both cores in bursts
 P10 = {64: 0.10, 128: 0.10}
 SMALL = (0.05, 0.07, 0.15)  # rotated over SEQ_LENS, one rotation per repetition
 SEQ_LENS = (32, 64, 128)
@@ -78,19 +79,25 @@ def setup(d: Path, *, min_time: float, max_warmup: float) -> None:
     (sides / "done").write_text(json.dumps({"seqbench_commit": commit, "min_time": min_time, "max_warmup": max_warmup}) + "\n")
 
 
-def rep_dir(d: Path, i: int) -> Path:
-    return d / f"rep-{i:03d}-{CONDITIONS[(i - 1) % 2]}"
+def condition_of(i: int, condition: str | None = None) -> str:
+    return condition or CONDITIONS[(i - 1) % 2]
+
+
+def rep_dir(d: Path, i: int, condition: str | None = None) -> Path:
+    return d / f"rep-{i:03d}-{condition_of(i, condition)}"
 
 
 def collect(args) -> None:
     d = Path(args.dir).resolve()
     setup(d, min_time=args.min_time, max_warmup=args.max_warmup)
     env = dict(os.environ, PYTHONPATH=str(d / "snapshot"))
-    todo = [i for i in range(1, 2 * args.reps + 1) if not (rep_dir(d, i) / "done.json").exists()]
+    total = args.reps if args.condition else 2 * args.reps
+    todo = [i for i in range(1, total + 1) if not (rep_dir(d, i, args.condition) / "done.json").exists()]
     for k in range(0, len(todo), args.per_lock):
         chunk = todo[k:k + args.per_lock]
         cmd = ["flock", "-x", LOCK, sys.executable, str(Path(__file__).resolve()), "rep", "--dir", str(d),
-               "--rep", ",".join(map(str, chunk)), "--runs", str(args.runs), "--rounds", str(args.rounds)]
+               "--rep", ",".join(map(str, chunk)), "--runs", str(args.runs), "--rounds", str(args.rounds),
+               *(["--condition", args.condition] if args.condition else [])]
         t0 = time.time()
         proc = subprocess.run(cmd, env=env)
         print(f"{time.strftime('%H:%M:%S')} reps {chunk}: exit {proc.returncode}, "
@@ -132,24 +139,24 @@ def one_rep(args, rep: int) -> None:
     from seqbench.analysis.ab import resolve_side, run_ab
 
     d = Path(args.dir).resolve()
-    out = rep_dir(d, rep)
-    condition = CONDITIONS[(rep - 1) % 2]
+    condition = condition_of(rep, getattr(args, "condition", None))
+    out = rep_dir(d, rep, condition)
     head, rotation = head_of(rep)
     sides = d / "sides"
     chosen = [resolve_side("base", str(sides / "base")), resolve_side("copy", str(sides / "copy")),
               resolve_side(head, str(sides / ("p10" if head == "p10" else f"small-{rotation}")))]
     if rep % 4 in (3, 0):  # every other pair of repetitions starts the passes from the other end
         chosen.reverse()
-    neighbour = None
     duty_file = out / "neighbour_duty"
     out.mkdir(parents=True, exist_ok=True)
-    if condition == "load":
-        neighbour = subprocess.Popen([sys.executable, "-c", NEIGHBOUR, str(rep), str(duty_file)])
+    count = {"load": 1, HEAVY: 2}.get(condition, 0)
+    neighbours = [subprocess.Popen([sys.executable, "-c", NEIGHBOUR, str(rep if k == 0 else rep * 10 + k), f"{duty_file}{'' if k == 0 else k}"])
+                  for k in range(count)]
     t0 = time.perf_counter()
     try:
         res = run_ab(sides / "ci-layer.toml", chosen, out, runs=args.runs, rounds=args.rounds, force=True)
     finally:
-        if neighbour is not None:
+        for neighbour in neighbours:
             neighbour.send_signal(signal.SIGINT)
             neighbour.wait(timeout=30)
     info = {"rep": rep, "condition": condition, "head": head,
@@ -171,9 +178,11 @@ def main() -> None:
     c.add_argument("--min-time", type=float, default=0.15)
     c.add_argument("--max-warmup", type=float, default=0.3)
     c.add_argument("--per-lock", type=int, default=3, help="repetitions per acquisition of the CPU lock")
+    c.add_argument("--condition", choices=[HEAVY], help="instead of quiet/load: REPS repetitions of this set")
     r = sub.add_parser("rep", help="repetitions (collect runs them under the lock)")
     r.add_argument("--dir", required=True)
     r.add_argument("--rep", required=True, help="comma-separated repetition numbers")
+    r.add_argument("--condition", choices=[HEAVY])
     r.add_argument("--runs", type=int, default=4)
     r.add_argument("--rounds", type=int, default=3)
     a = sub.add_parser("analyze")
