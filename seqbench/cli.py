@@ -15,7 +15,7 @@ except ImportError:  # older typer raises click's own exceptions
     from click import ClickException as UsageBase
 
 from seqbench.choices import Device, DType, ImageFormat, Normalize, Statistic, TextFormat, allowed
-from seqbench.errors import SeqbenchError
+from seqbench.errors import ExitCode, SeqbenchError
 from seqbench.version import __version__
 
 app = typer.Typer(
@@ -107,6 +107,7 @@ def run(
     from seqbench.sweep.config import parse_list
     from seqbench.sweep.plan import plan_run
     from seqbench.sweep.runner import execute
+    from seqbench.sweep.signals import ignore_interrupts
 
     console.set_verbosity(quiet, verbose)
     flags = {
@@ -128,9 +129,10 @@ def run(
         try:
             rows = execute(plan, command=["seqbench", *_INVOCATION], on_row=on_row)
         except KeyboardInterrupt:
+            ignore_interrupts()  # cleanup from here on: a second Ctrl-C must not cut it short
             console.error(f"interrupted; the finished points are in {plan.out}; continue with: "
                           f"seqbench run --resume -o {plan.out}")
-            raise typer.Exit(130)
+            raise typer.Exit(ExitCode.INTERRUPTED)
     console.run_summary(rows, plan.out)
 
 
@@ -188,7 +190,7 @@ def merge(
     from seqbench.results.writer import check_output
 
     check_output(out, force=force)
-    rows = merge_files(inputs, out)
+    rows = merge_files(inputs, out, force=force)
     console.info(f"merged {len(inputs)} files, {rows} rows -> {out}")
 
 
@@ -306,6 +308,7 @@ def calibrate(
     dtype: Annotated[DType, typer.Option(help="Floating-point type of the matmul.")] = DType.FLOAT32,
     threads: Annotated[int, typer.Option(help="CPU threads for torch (0: torch's default).")] = 0,
     min_time: Annotated[float, typer.Option(help="Seconds of timed samples.")] = 0.5,
+    max_memory: Annotated[str, typer.Option(help="Refuse to run if the matmul needs more than this, e.g. 8GiB (0: 80% of the free memory).")] = "0",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the GFLOP/s figure.")] = False,
 ) -> None:
     """Measure the device's dense matmul GFLOP/s for a dtype (the `calibration` kernel: N = 1024 on CPU, 8192 on CUDA).
@@ -321,7 +324,7 @@ def calibrate(
     from seqbench.render import console
 
     console.set_verbosity(quiet)
-    console.calibration_result(calibrate(device.value, dtype.value, threads, min_time))
+    console.calibration_result(calibrate(device.value, dtype.value, threads, min_time, max_memory))
 
 
 @app.command()
@@ -332,6 +335,7 @@ def gradflow(
     seeds: Annotated[int, typer.Option(help="Random initialisations per layer (geometric mean is fitted).")] = 5,
     layers: Annotated[str, typer.Option(help="Comma-separated kernels to probe.")] = "rnn_loop,lstm_loop,mingru_scan,sdpa",
     spectral_radius: Annotated[str, typer.Option(help="Comma-separated spectral radii for rnn_loop's U (one curve each).")] = "0.5,1,3",
+    max_memory: Annotated[str, typer.Option(help="Refuse to run if a layer's forward + backward needs more than this, e.g. 8GiB (0: 80% of the free memory).")] = "0",
     plugin: Plugins = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output CSV; the chart (.png) and fitted rates (.json) go beside it.")] = Path("results/gradflow.csv"),
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")] = False,
@@ -357,36 +361,71 @@ def gradflow(
         raise SeqbenchError(f"--spectral-radius must be comma-separated numbers, got {spectral_radius!r}") from None
     decay, written = write_gradflow(out, force=force, command=["seqbench", *_INVOCATION],
                                     layers=parse_list(layers, str, "layers"), seq_len=seq_len,
-                                    hidden_size=hidden_size, num_heads=heads, seeds=seeds, spectral_radii=radii)
+                                    hidden_size=hidden_size, num_heads=heads, seeds=seeds, spectral_radii=radii,
+                                    max_memory=max_memory)
     console.gradflow_table(decay)
     console.info(f"wrote {', '.join(map(str, written))}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: maps every user mistake to one line on stderr and exit code 2."""
+def _dispatch(argv: list[str] | None) -> int:
+    """Run the command; usage errors (a bad flag, a missing argument) are one line and exit code 2."""
     from seqbench.render import console
 
-    global _INVOCATION
-    _INVOCATION = list(sys.argv[1:] if argv is None else argv)
     command = typer.main.get_command(app)
     try:
         rv = command.main(args=argv, prog_name="seqbench", standalone_mode=False)
-        code = rv if isinstance(rv, int) else 0
+        return rv if isinstance(rv, int) else ExitCode.OK
     except typer.Exit as exc:
-        code = exc.exit_code
+        return exc.exit_code
     except UsageBase as exc:  # bad flag, missing argument, wrong type
         if type(exc).__name__ == "NoArgsIsHelpError":  # bare `seqbench`: show help, as --help would
             print(exc.ctx.get_help())
-            code = 0
-        else:
-            console.error(exc.format_message())
-            code = 2
+            return ExitCode.OK
+        console.error(exc.format_message())
+        return ExitCode.BAD_INPUT
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: every outcome is an exit code (errors.ExitCode) and at most one line on stderr."""
+    import os
+
+    from seqbench.sweep import signals
+
+    global _INVOCATION
+    _INVOCATION = list(sys.argv[1:] if argv is None else argv)
+    restore = signals.install_handlers()  # SIGTERM = Ctrl-C from here on (the entry point did it earlier)
+    try:
+        code = _dispatch(argv)
+    except (KeyboardInterrupt, typer.Abort) as exc:
+        signals.ignore_interrupts()
+        code = _fail(ExitCode.INTERRUPTED, "interrupted" + (" (SIGTERM)" if isinstance(exc, signals.Terminated) else ""))
     except SeqbenchError as exc:
-        console.error(str(exc))
-        code = 2
-    except (KeyboardInterrupt, typer.Abort):
-        console.error("interrupted")
-        code = 130
+        code = _fail(ExitCode.BAD_INPUT, str(exc))
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes it
+        code = ExitCode.BROKEN_PIPE
+    except OSError as exc:  # the environment: a file or device that cannot be used
+        where = f"{exc.filename}: " if exc.filename else ""
+        code = _fail(ExitCode.BAD_INPUT, f"{where}{exc.strerror or exc}")
+    except MemoryError:
+        code = _fail(ExitCode.BAD_INPUT, "out of memory; try smaller sizes or a lower --max-memory")
+    except Exception as exc:  # noqa: BLE001 - a bug: its own exit code, never 1 (a regression to CI)
+        show = bool(os.environ.get("SEQBENCH_TRACEBACK")) or bool({"-v", "--verbose"} & set(_INVOCATION))
+        code = _fail(ExitCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc} (a bug in seqbench; please "
+                     "report it" + ("" if show else "; SEQBENCH_TRACEBACK=1 shows the traceback") + ")", exc if show else None)
     if argv is None:
-        sys.exit(code)
+        signals.ignore_interrupts()  # the interpreter's shutdown is next: nothing left to interrupt
+        sys.exit(int(code))
+    restore()
+    return int(code)
+
+
+def _fail(code: ExitCode, message: str, exc: BaseException | None = None) -> ExitCode:
+    from seqbench.render import console
+    from seqbench.sweep.signals import ignore_interrupts
+
+    ignore_interrupts()  # only this line and the exit are left: nothing for a late Ctrl-C to cut short
+    if exc is not None:
+        console.traceback(exc)
+    console.error(message)
     return code

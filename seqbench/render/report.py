@@ -193,15 +193,14 @@ def write_report(csv_path: str | Path, report_path: str | Path, *, charts_dir: s
                  formats=("png",), force: bool = False, baselines=None) -> tuple[Path, list[Path]]:
     """Read the CSV (+ sidecar), render charts into charts_dir (None: no charts), write the Markdown."""
     from seqbench.analysis import load
-    from seqbench.errors import ResultsError
     from seqbench.render import plot
     from seqbench.results.reader import read_metadata
     from seqbench.results.schema import sidecar_path
+    from seqbench.results.ownership import check_not_input
     from seqbench.results.writer import refuse_existing
 
     report_path = Path(report_path)
-    if report_path.resolve() in (Path(csv_path).resolve(), sidecar_path(csv_path).resolve()):
-        raise ResultsError(f"-o {report_path} is the results file itself; write the report to another file")
+    check_not_input([report_path], [csv_path, sidecar_path(csv_path)], "-o")  # also through links
     df = load([csv_path], baselines)
     meta = read_metadata(csv_path)
     has_points = not scaling.ok_points(df).empty

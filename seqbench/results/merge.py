@@ -11,18 +11,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from seqbench.errors import ResultsError
+from seqbench.results.ownership import check_not_input
 from seqbench.results.reader import read_header, read_metadata, read_results
 from seqbench.results.schema import KEY_COLUMNS, SCHEMA_VERSION, sidecar_path
 from seqbench.results.writer import atomic_write, write_json_atomic
 
-def merge_files(inputs: list[str | Path], out: str | Path) -> int:
-    """Write the rows of all inputs to out (CSV + sidecar); returns the number of rows written."""
+def merge_files(inputs: list[str | Path], out: str | Path, *, force: bool = True) -> int:
+    """Write the rows of all inputs to out (CSV + sidecar); returns the number of rows written.
+    Without force, out must not exist when it is written (not only when the merge starts)."""
     paths = [Path(p) for p in inputs]
     if len(paths) < 2:
         raise ResultsError("merge needs at least two input CSVs")
     out = Path(out)
-    if any(p.resolve() == out.resolve() for p in paths):
-        raise ResultsError(f"-o {out} is also an input; write the merge to a new file")
+    check_not_input([out, sidecar_path(out)], [*paths, *map(sidecar_path, paths)], "-o")
     frames = [read_results(p) for p in paths]  # validates each file, raises on the first bad one
     header = read_header(paths[0])
     for p in paths[1:]:
@@ -46,7 +47,7 @@ def merge_files(inputs: list[str | Path], out: str | Path) -> int:
         for body in bodies:
             fh.writelines(body)
 
-    atomic_write(out, write, newline="")
+    atomic_write(out, write, newline="", replace=force)
     write_json_atomic(sidecar_path(out), {
         "schema_version": SCHEMA_VERSION,
         "merged_from": [{"path": str(p), "rows": len(df), "metadata": read_metadata(p)} for p, df in zip(paths, frames)],

@@ -1,7 +1,9 @@
 """Interrupts: SIGTERM handled like Ctrl-C, and rows that an interrupt can never split.
 
 An interrupted run must keep every row it finished: the sink writes each row (and counts it) inside
-held(), which defers SIGINT/SIGTERM to the end of the block.
+held(), which defers SIGINT/SIGTERM to the end of the block. The command line installs the same
+stop for its whole life (install_handlers, from its first line: `seqbench/__main__.py`), so SIGTERM
+is exit code 130 like Ctrl-C even during start-up, and ignores both once it is cleaning up.
 """
 
 from __future__ import annotations
@@ -14,6 +16,43 @@ class Terminated(KeyboardInterrupt):
 
 
 _deferred = {"depth": 0, "pending": None}
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
+def _signal_module():
+    import signal
+    import threading
+
+    # handlers can only be set from the main thread; elsewhere (a notebook's worker) leave them be
+    return signal if threading.current_thread() is threading.main_thread() else None
+
+
+def install_handlers():
+    """SIGINT raises KeyboardInterrupt and SIGTERM raises Terminated from now on (SIGTERM's default
+    would kill the process with code 143 and no cleanup). Returns a function restoring the previous."""
+    signal = _signal_module()
+    if signal is None:
+        return lambda: None
+    previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+                signal.SIGTERM: signal.signal(signal.SIGTERM, _terminate)}
+
+    def restore():
+        for sig, old in previous.items():
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)
+
+    return restore
+
+
+def ignore_interrupts() -> None:
+    """After the first interrupt (or once the work is done) only cleanup is left: a second Ctrl-C
+    must not cut it short or turn it into a traceback (atexit handlers included)."""
+    signal = _signal_module()
+    if signal is not None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
 
 
 @contextlib.contextmanager
