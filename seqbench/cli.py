@@ -29,6 +29,7 @@ app = typer.Typer(
 
 
 _INVOCATION: list[str] = sys.argv[1:]  # the arguments main() was called with, for the JSON sidecar
+_INTERRUPT_HINT: list[str] = []  # what to do after an interrupt (`run` says how to resume), for main's one line
 
 
 def _version(value: bool) -> None:
@@ -130,9 +131,9 @@ def run(
             rows = execute(plan, command=["seqbench", *_INVOCATION], on_row=on_row)
         except KeyboardInterrupt:
             ignore_interrupts()  # cleanup from here on: a second Ctrl-C must not cut it short
-            console.error(f"interrupted; the finished points are in {plan.out}; continue with: "
-                          f"seqbench run --resume -o {plan.out}")
-            raise typer.Exit(ExitCode.INTERRUPTED)
+            _INTERRUPT_HINT[:] = [f"the finished points are in {plan.out}; continue with: "
+                                  f"seqbench run --resume -o {plan.out}"]
+            raise
     console.run_summary(rows, plan.out)
 
 
@@ -393,12 +394,15 @@ def main(argv: list[str] | None = None) -> int:
 
     global _INVOCATION
     _INVOCATION = list(sys.argv[1:] if argv is None else argv)
-    restore = signals.install_handlers()  # SIGTERM = Ctrl-C from here on (the entry point did it earlier)
+    _INTERRUPT_HINT.clear()
+    signals.last_interrupt(forget=True)
+    # SIGTERM = Ctrl-C from here on (the entry point did it earlier): the command line exits at once
+    # outside a run; called in-process (argv given: tests, scripts) it raises instead
+    restore = signals.install_handlers(exit_at_once=argv is None)
     try:
-        code = _dispatch(argv)
-    except (KeyboardInterrupt, typer.Abort) as exc:
-        signals.ignore_interrupts()
-        code = _fail(ExitCode.INTERRUPTED, "interrupted" + (" (SIGTERM)" if isinstance(exc, signals.Terminated) else ""))
+        code = _dispatch(argv)  # typer turns an interrupt inside a command into a silent Exit(130)
+    except (KeyboardInterrupt, typer.Abort):
+        code = ExitCode.INTERRUPTED
     except SeqbenchError as exc:
         code = _fail(ExitCode.BAD_INPUT, str(exc))
     except BrokenPipeError:
@@ -413,6 +417,9 @@ def main(argv: list[str] | None = None) -> int:
         show = bool(os.environ.get("SEQBENCH_TRACEBACK")) or bool({"-v", "--verbose"} & set(_INVOCATION))
         code = _fail(ExitCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc} (a bug in seqbench; please "
                      "report it" + ("" if show else "; SEQBENCH_TRACEBACK=1 shows the traceback") + ")", exc if show else None)
+    if code == ExitCode.INTERRUPTED:
+        by = " by SIGTERM" if signals.last_interrupt(forget=True) == "SIGTERM" else ""
+        _fail(code, "; ".join([f"interrupted{by}", *_INTERRUPT_HINT]))
     if argv is None:
         signals.ignore_interrupts()  # the interpreter's shutdown is next: nothing left to interrupt
         sys.exit(int(code))

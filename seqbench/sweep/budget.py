@@ -13,6 +13,7 @@ batch size can only be slower and bigger, so they are skipped rather than tried.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +77,7 @@ def check_each_fits(needs: list[tuple[int, str]], device: str, max_memory: int, 
                           f"({source}); use smaller sizes, or raise --max-memory")
 
 
+@functools.lru_cache(maxsize=None)
 def _elem_size(dtype: str) -> int:
     import torch
 

@@ -216,6 +216,7 @@ def run_sweep(
     from seqbench.sweep.budget import Preflight
     from seqbench.sweep.plan import pending_points
     from seqbench.sweep.rounds import make_reference, measure_in_rounds, round_config
+    from seqbench.sweep.signals import checkpoint
 
     preflight = preflight or Preflight()
     points = pending_points(cfg, shard, done)
@@ -241,6 +242,7 @@ def run_sweep(
     per_round = round_config(cfg, rounds)
 
     def measure_round(point: Point, r: int) -> Row:
+        checkpoint()  # an interrupt deferred (it came during an import) stops the run here
         if point.kernel in broken:
             row = base_row(point, run_id, torch.get_num_threads(), Status.ERROR)
             row.error = broken[point.kernel]
