@@ -378,6 +378,10 @@ def _dispatch(argv: list[str] | None) -> int:
         return rv if isinstance(rv, int) else ExitCode.OK
     except typer.Exit as exc:
         return exc.exit_code
+    except SystemExit as exc:  # typer exits 1 on a broken stdout pipe: 1 is CI's "regression"
+        if isinstance(exc.__context__, BrokenPipeError):
+            raise exc.__context__ from None
+        raise
     except UsageBase as exc:  # bad flag, missing argument, wrong type
         if type(exc).__name__ == "NoArgsIsHelpError":  # bare `seqbench`: show help, as --help would
             print(exc.ctx.get_help())
