@@ -154,16 +154,86 @@ def key_figures(df) -> list[str]:
     for key, peak in sorted(scaling.matmul_peak(df).items()):
         lines.append(f"- Measured matmul peak ({', '.join(map(str, key[-2:]))}): {peak:.3g} GFLOP/s.")
     baselines = roles.baseline_kernels(df)
-    for f in scaling.kernel_fits(df):
+    whole = df[df["mode"] != "decode"]  # decode's exponents and crossover follow, by their own rules
+    whole.attrs.update(df.attrs)
+    for f in scaling.kernel_fits(whole):
         fit = f["fit"]
         if fit is not None and (f["kernel"] in baselines[:1] or f["family"] == Family.ATTENTION):
             poor = "; poor fit: noisy points or not a power law" if fit.r2 < POOR_FIT_R2 else ""
             lines.append(f"- Exponent k of {f['kernel']} ({f['mode']}, B={f['batch_size']}): {fit.k_text} "
                          f"(R² {fit.r2_text} over T {fit.t_lo}–{fit.t_hi}{poor}).")
-    for c in crossovers(df, baselines[0]) if baselines else []:
+    for c in crossovers(whole, baselines[0]) if baselines else []:
         said = f"T* ≈ {_fmt_tstar(c['t_star'])} ({c['note']})" if c["t_star"] else c["note"]
         lines.append(f"- Crossover, best softmax attention vs {baselines[0]} ({c['mode']}, B={c['batch_size']}): {said}.")
-    return lines + [""]
+    return lines + decode_key_figures(df) + [""]
+
+
+def decode_key_figures(df) -> list[str]:
+    from seqbench.analysis import decode
+
+    lines = []
+    for c in decode.decode_crossovers(df):
+        said = f"T* ≈ {_fmt_tstar(c['t_star'])} ({c['note']})" if c["t_star"] else c["note"]
+        lines.append(f"- Decode crossover, best fixed-state step vs best softmax-attention step (B={c['batch_size']}): "
+                     f"{said}.")
+    cap = decode.capacity(df)
+    for kernel, g in cap.groupby("kernel", sort=False):
+        g = g.sort_values("seq_len")
+        lo, hi = g.iloc[0], g.iloc[-1]
+        lines.append(f"- Capacity of {kernel} within {fmt_bytes(hi.capacity_budget_bytes)}: B = {int(lo.capacity_batch)} "
+                     f"at T={int(lo.seq_len)}, B = {int(hi.capacity_batch)} at T={int(hi.seq_len)} "
+                     f"({fmt_num(hi.capacity_tokens_per_s)} tokens/s).")
+    return lines
+
+
+def decode_section(df) -> list[str]:
+    """Decode mode: step latency against context with fitted exponents, the decode crossover per B,
+    state bytes per sequence, and the capacity batch when the run searched for it."""
+    from seqbench.analysis import decode
+
+    dec = decode.decode_points(df)
+    if dec.empty:
+        return []
+    lines = ["## Decode: one token after a context of T tokens", "",
+             "Each row times one step (B new tokens, one per sequence) after an untimed prefill of T tokens; the "
+             "step's new state is dropped, so every repeat decodes the same token from the same context. "
+             "tokens/s = B / step time. Sides are read off the kernels' registry attributes: softmax attention "
+             f"(`quadratic`, a KV cache) against every kernel with a {decode.RECURRENT_SIDE}.", ""]
+    rows = []
+    for f in decode.decode_fits(df):
+        fit = f["fit"]
+        side = "KV cache" if f["quadratic"] else "fixed state"
+        rows.append([f["kernel"], side, f["batch_size"], *( [fit.k_text, fit.r2_text, fit.n, f"{fit.t_lo}–{fit.t_hi}"]
+                     if fit else ["-", "-", 0, f"needs 2 contexts ≥ {f['min_T']}"])])
+    lines += ["### Step latency vs context", "",
+              "k: least-squares slope of log(step time) vs log(T) over T ≥ 4d (there a KV cache's read, 4·T·d "
+              "FLOPs, is at least twice the projections' 8·d²): ≈ 0 for a fixed-size state, → 1 for a KV cache.", ""]
+    lines += _table(["kernel", "state", "B", "k", "R²", "points", "T range"], rows, "llrrrrl") + [""]
+    lines += ["### Decode crossover", "",
+              "The context beyond which the fastest fixed-state step beats the fastest softmax-attention step, per B "
+              "(interpolated in log T vs log(time ratio) between the bracketing contexts).", ""]
+    cross = [[c["batch_size"], _fmt_tstar(c["t_star"]), ", ".join(c["recurrent_kernels"]),
+              ", ".join(c["attention_kernels"]), c["note"]] for c in decode.decode_crossovers(df)]
+    lines += (_table(["B", "T*", "fastest fixed state", "fastest attention", "note"], cross, "lrlll") if cross else
+              ["No crossover: the run needs a softmax-attention kernel and a fixed-state kernel."]) + [""]
+    sizes = decode.state_sizes(df)
+    if not sizes.empty:
+        wide = sizes.pivot_table(index="kernel", columns="seq_len", values="state_bytes", aggfunc="first")
+        lines += ["### State per sequence (bytes after the context: KV cache or recurrent state)", ""]
+        lines += _table(["kernel", *[f"T={int(t)}" for t in wide.columns]],
+                        [[k, *[fmt_bytes(v) for v in wide.loc[k]]] for k in scaling.ordered_kernels(wide.index)],
+                        "l" + "r" * len(wide.columns)) + [""]
+    cap = decode.capacity(df)
+    if not cap.empty:
+        budgets = ", ".join(fmt_bytes(b) for b in sorted(set(cap["capacity_budget_bytes"].dropna())))
+        lines += ["### Capacity", "",
+                  f"The largest batch whose weights + state + new token + one step's activations fit the budget "
+                  f"({budgets}), each candidate allocated and stepped (measured, not computed), and the tokens/s "
+                  "timed at that batch.", ""]
+        crow = [[r.kernel, int(r.seq_len), int(r.capacity_batch), fmt_bytes(r.capacity_peak_bytes),
+                 fmt_time(r.capacity_step_s), fmt_num(r.capacity_tokens_per_s)] for r in cap.itertuples()]
+        lines += _table(["kernel", "T", "capacity batch", "measured bytes", "step", "tokens/s"], crow, "lrrrrr") + [""]
+    return lines
 
 
 def charts_section(chart_files: list[Path], report_path: Path) -> list[str]:
@@ -183,8 +253,12 @@ def build_report(df, meta: dict, *, csv_path: str | Path, report_path: str | Pat
              f"From `{Path(os.path.relpath(csv_path, report_path.parent)).as_posix()}` "
              f"({len(df)} rows, schema_version {int(df['schema_version'].iloc[0])}).", ""]
     lines += key_figures(df) + environment_section(meta, df)
+    whole = df[df["mode"] != "decode"]  # decode rows have sections of their own (context, not sequence, length)
+    whole.attrs.update(df.attrs)
+    if not scaling.ok_points(whole).empty:
+        lines += fits_section(whole) + crossover_section(whole)
     if not scaling.ok_points(df).empty:
-        lines += fits_section(df) + crossover_section(df) + results_sections(df)
+        lines += decode_section(df) + results_sections(df)
     lines += failures_section(df) + charts_section(list(chart_files), report_path)
     return "\n".join(lines).rstrip() + "\n"
 
