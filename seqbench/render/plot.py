@@ -206,7 +206,7 @@ def latency_vs_seq_len(df, *, mode: str | None = None, batch_sizes=None, min_T: 
             q = np.array([scaling.quartiles(s) for s in g["samples_s"]]) * 1e3
             ax.fill_between(T, q[:, 0], q[:, 1], color=st["color"], alpha=0.18, linewidth=0)
 
-    title = "Decode step latency vs context" if _pick_mode(df, mode) == Mode.DECODE else "Latency vs sequence length"
+    title = "Step latency vs context" if _pick_mode(df, mode) == Mode.DECODE else "Latency vs sequence length"
     return _panels(df, mode, "batch_size", batch_sizes, title, "median latency per call (ms), band = IQR", draw,
                    shared_legend=False, legend_title=f"k = log-log slope over T ≥ {min_T}")
 
@@ -312,7 +312,7 @@ def decode_tokens_vs_context(df, *, batch_sizes=None):
 
 
 def _decode_panels(df, n: int, title: str):
-    return _figure(n, title, df, Mode.DECODE)
+    return _figure(n, title, df, Mode.DECODE, panel_w=4.6 if n > 1 else 7.5)
 
 
 def _per_kernel(ax, styles, rows, y, label_suffix=""):
@@ -364,7 +364,7 @@ def decode_capacity_vs_context(df):
 def decode_crossover_chart(df):
     """Best KV-cache step / best fixed-state step vs context, one line per B; above 1 the fixed state is faster."""
     best = decode.best_steps(df)
-    fig, (ax,) = _decode_panels(df, 1, "Decode crossover: best softmax-attention step / best fixed-state step")
+    fig, (ax,) = _decode_panels(df, 1, "Decode crossover: best softmax-attention step / best fixed-state step time")
     if best.empty:
         _empty(ax, "needs a softmax-attention kernel and a fixed-state kernel")
     else:
@@ -372,13 +372,14 @@ def decode_crossover_chart(df):
         for i, (label, g) in enumerate(by):
             st = _style(i, "attention")
             ax.plot(g["seq_len"], g["ratio"], label=label, **st)
-        for c in decode.decode_crossovers(df):
+        for i, c in enumerate(decode.decode_crossovers(df)):
             for t in c["t_star"]:
                 ax.axvline(t, color="0.4", linestyle=":", linewidth=1)
-                ax.text(t, 1, f" T*≈{t:.0f} (B={c['batch_size']})", rotation=90, fontsize=7, va="bottom", color="0.3")
+                ax.annotate(f"T*≈{t:.0f} (B={c['batch_size']})", (t, 1), xytext=(3, 4 + 11 * i),
+                            textcoords="offset points", fontsize=7, color="0.25")
         ax.axhline(1.0, color="0.2", linewidth=1)
         _context_axes(ax, best["seq_len"], "time ratio (> 1: fixed-size state faster)")
-    _legend(fig, [ax], True, "batch size")
+        ax.legend(fontsize=7, loc="best", title="batch size", title_fontsize=7)
     _footnote(fig, df, Mode.DECODE)
     return fig
 

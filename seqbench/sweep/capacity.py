@@ -27,7 +27,7 @@ from typing import Callable
 from seqbench.kernels import get_kernel
 from seqbench.kernels.decode import broadcast_state
 from seqbench.measure.memory import (cuda_peak_bytes, decode_step_bytes, is_out_of_memory, peak_from_events,
-                                     profiled_call, release_memory)
+                                     profiled_call)
 from seqbench.sweep.config import Point
 
 MAX_BATCH = 1 << 22
@@ -160,8 +160,8 @@ def measure_capacity(point: Point, budget: int, *, seed: int = 0, measure_step=N
                 return Probe(b, None, False, "out of memory")
             raise
         finally:
-            work = None  # noqa: F841
-            release_memory(point.device)
+            work = None  # noqa: F841 - frees the candidate's tensors (no cycles: gc.collect is not needed)
+            _empty_cache(point.device)
 
     best, probes = largest_fitting(probe, budget)
     cap = Capacity(best, next((p.bytes for p in probes if p.batch_size == best), None), budget, probes)
@@ -171,6 +171,13 @@ def measure_capacity(point: Point, budget: int, *, seed: int = 0, measure_step=N
             cap.step_s = measure_step(work.step)
         cap.tokens_per_s = best / cap.step_s
         work = None
-        release_memory(point.device)
+        _empty_cache(point.device)
     return cap
+
+
+def _empty_cache(device: str) -> None:
+    if device == "cuda":
+        import torch
+
+        torch.cuda.empty_cache()
 
