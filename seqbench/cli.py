@@ -104,7 +104,7 @@ def run(
       seqbench run benchmarks/full.toml --device cuda --dtype bfloat16 -o results/gpu.csv\n
       seqbench run benchmarks/decode.toml   (decode: one token after contexts of 64..16384 tokens)\n
       seqbench run --mode decode --kernels rnn_fused,sdpa --seq-lens 64,1024,16384 --batch-sizes 1,16 --capacity --max-memory 1GiB\n
-      seqbench run benchmarks/decode.toml --device cuda --cuda-graph\n
+      seqbench run benchmarks/decode.toml --device cuda --max-memory 0 --cuda-graph\n
       seqbench run benchmarks/full.toml --max-memory 8GiB --max-time-per-point 30 -o results/full.csv\n
       seqbench run --resume -o results/full.csv   (after Ctrl-C: continue where it stopped)\n
       seqbench run benchmarks/ci.toml --rounds 5 -o base.csv\n
