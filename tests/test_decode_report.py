@@ -1,7 +1,8 @@
 """The decode section of the report and the decode charts, on results with known answers:
   rnn_fused         t = 2e-4 * B           (k = 0: a fixed-size state)
   linear_attention  t = 3e-4 * B           (k = 0, never the fastest fixed state)
-  sdpa              t = 1e-5 * B * T       (k = 1: a KV cache read), so sdpa / rnn_fused = T / 20: T* = 20 at both B
+  sdpa              t = 1e-5 * B * T       (k = 1: a KV cache read), so sdpa / rnn_fused = T / 20: T* = 20 at both B,
+                                           and sdpa / linear_attention = T / 30: T* = 30
 """
 
 import re
@@ -57,6 +58,9 @@ def test_decode_fits_crossover_and_capacity_match_the_algebra(rendered):
     assert "| 1 | 20 | rnn_fused | sdpa | fixed-size state faster above T* |" in md
     assert "| 4 | 20 | rnn_fused | sdpa | fixed-size state faster above T* |" in md
     assert "Decode crossover, best fixed-state step vs best softmax-attention step (B=1): T* ≈ 20" in md
+    # per fixed-state kernel: linear_attention (3e-4) meets sdpa (1e-5 T) at T* = 30
+    assert "| linear_attention | 4 | 30 | linear_attention faster above T* |" in md
+    assert "| rnn_fused | 1 | 20 | rnn_fused faster above T* |" in md
     assert "| sdpa | 128 | 62 | 900 KiB |" in md  # capacity 8000 // 128, its measured bytes
     assert "- Capacity of sdpa within 1 MiB: B = 1000 at T=8, B = 62 at T=128" in md
 

@@ -64,6 +64,20 @@ def best_steps(df):
     return m.sort_values(keys).reset_index(drop=True)
 
 
+def _crossing(g, attention_s: str, fixed_s: str, fixed_name: str) -> dict:
+    """T* where the attention and fixed-state curves of one series (g, sorted by T) meet, and a note."""
+    ts = crossover(g["seq_len"], g[attention_s], g[fixed_s])
+    lo, hi = int(g["seq_len"].min()), int(g["seq_len"].max())
+    last_faster = fixed_name if g[attention_s].iloc[-1] > g[fixed_s].iloc[-1] else "KV cache"
+    if ts:
+        note = f"{last_faster} faster above T*" + (f"; the curves cross {len(ts)} times" if len(ts) > 1 else "")
+    elif len(g) < 2:
+        note = "one context length measured: no crossover can be located"
+    else:
+        note = f"none in range: {last_faster} faster at every measured context ({lo}–{hi})"
+    return {"t_star": ts, "note": note, "range": (lo, hi)}
+
+
 def decode_crossovers(df) -> list[dict]:
     """Per (source, B): the contexts T* where the best KV-cache step and the best fixed-state step take
     the same time (fits.crossover: linear in log T between the bracketing lengths), and a note."""
@@ -72,19 +86,31 @@ def decode_crossovers(df) -> list[dict]:
     group = _by(best, "batch_size")
     for key, g in best.groupby(group, sort=True):
         g = g.sort_values("seq_len")
-        ts = crossover(g["seq_len"], g["attention_s"], g["recurrent_s"])
-        lo, hi = int(g["seq_len"].min()), int(g["seq_len"].max())
-        last_faster = "fixed-size state" if g["ratio"].iloc[-1] > 1 else "KV cache"
-        if ts:
-            note = f"{last_faster} faster above T*" + (f"; the curves cross {len(ts)} times" if len(ts) > 1 else "")
-        elif len(g) < 2:
-            note = "one context length measured: no crossover can be located"
-        else:
-            note = f"none in range: {last_faster} faster at every measured context ({lo}–{hi})"
         entry = dict(zip(group, key if isinstance(key, tuple) else (key,)))
-        entry.update(batch_size=int(entry["batch_size"]), t_star=ts, note=note, range=(lo, hi),
+        entry.update(_crossing(g, "attention_s", "recurrent_s", "fixed-size state"), batch_size=int(entry["batch_size"]),
                      attention_kernels=sorted(set(g["attention_kernel"])), recurrent_kernels=sorted(set(g["recurrent_kernel"])))
         out.append(entry)
+    return out
+
+
+def kernel_crossovers(df) -> list[dict]:
+    """Per (source, fixed-state kernel, B): T* of that kernel's step against the best softmax-attention
+    step at each context (a heavier state, e.g. linear attention's d_h x d_h matrix, crosses later)."""
+    dec = decode_points(df)
+    best = best_steps(df)
+    if best.empty:
+        return []
+    keys = _by(dec, "batch_size", "seq_len")
+    att = best[keys + ["attention_s"]]
+    fixed = dec[~dec["quadratic"].astype(bool)]
+    out = []
+    for kernel in ordered_kernels(fixed["kernel"]):
+        mine = fixed[fixed["kernel"] == kernel][keys + ["median_s"]].merge(att, on=keys)
+        for key, g in mine.groupby(_by(mine, "batch_size"), sort=True):
+            entry = dict(zip(_by(mine, "batch_size"), key if isinstance(key, tuple) else (key,)))
+            entry.update(_crossing(g.sort_values("seq_len"), "attention_s", "median_s", kernel), kernel=kernel,
+                         batch_size=int(entry["batch_size"]))
+            out.append(entry)
     return out
 
 

@@ -176,6 +176,10 @@ def decode_key_figures(df) -> list[str]:
         said = f"T* ≈ {_fmt_tstar(c['t_star'])} ({c['note']})" if c["t_star"] else c["note"]
         lines.append(f"- Decode crossover, best fixed-state step vs best softmax-attention step (B={c['batch_size']}): "
                      f"{said}.")
+    for c in decode.kernel_crossovers(df):
+        if c["t_star"]:
+            lines.append(f"- Decode crossover of {c['kernel']} vs the best softmax-attention step (B={c['batch_size']}): "
+                         f"T* ≈ {_fmt_tstar(c['t_star'])} ({c['note']}).")
     cap = decode.capacity(df)
     for kernel, g in cap.groupby("kernel", sort=False):
         g = g.sort_values("seq_len")
@@ -216,6 +220,10 @@ def decode_section(df) -> list[str]:
               ", ".join(c["attention_kernels"]), c["note"]] for c in decode.decode_crossovers(df)]
     lines += (_table(["B", "T*", "fastest fixed state", "fastest attention", "note"], cross, "lrlll") if cross else
               ["No crossover: the run needs a softmax-attention kernel and a fixed-state kernel."]) + [""]
+    per_kernel = [[c["kernel"], c["batch_size"], _fmt_tstar(c["t_star"]), c["note"]] for c in decode.kernel_crossovers(df)]
+    if per_kernel:
+        lines += ["Each fixed-state kernel against the fastest softmax-attention step at each context:", ""]
+        lines += _table(["fixed-state kernel", "B", "T*", "note"], per_kernel, "lrrl") + [""]
     sizes = decode.state_sizes(df)
     if not sizes.empty:
         wide = sizes.pivot_table(index="kernel", columns="seq_len", values="state_bytes", aggfunc="first")
