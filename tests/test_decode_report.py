@@ -5,6 +5,7 @@
                                            and sdpa / linear_attention = T / 30: T* = 30
 """
 
+import dataclasses
 import re
 
 import pytest
@@ -38,7 +39,11 @@ def decode_row(kernel, T, B, capacity=True):
 
 
 def rows(capacity=True):
-    return [decode_row(k, T, B, capacity) for k in LAWS for B in (1, 4) for T in CONTEXTS]
+    out = [decode_row(k, T, B, capacity) for k in LAWS for B in (1, 4) for T in CONTEXTS]
+    # the matmul peak's row records its N x N matmul as hidden_size = N: not a width to fit decode by
+    cal = decode_row("rnn_fused", 1024, 1, capacity=False)
+    return out + [dataclasses.replace(cal, kernel="calibration", family="calibration", mode="forward", hidden_size=1024,
+                                      state_bytes=None)]
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +93,10 @@ def test_decode_charts_are_written_and_capacity_only_when_measured(tmp_path):
     with_cap = write_csv(tmp_path / "a.csv", rows())
     written = plot.plot_files([with_cap], tmp_path / "a")
     names = sorted(p.name for p in written)
+    from seqbench.analysis import load
+
+    fig = plot.latency_vs_seq_len(load([with_cap]), mode="decode")
+    assert {ax.get_legend().get_title().get_text() for ax in fig.axes} == {"k = log-log slope over T ≥ 16"}  # 4d
     assert names == sorted(f"{c}-decode.png" for c in plot.DECODE_CHARTS)
     assert all(p.stat().st_size > 1000 for p in written)
     from seqbench.analysis import load

@@ -194,8 +194,9 @@ def latency_vs_seq_len(df, *, mode: str | None = None, batch_sizes=None, min_T: 
     min_T: by default FIT_MIN_T, and for decode steps 4d (analysis.decode.fit_min_T)."""
     styles = _style_index(df)
     if min_T is None:
-        decoding = _pick_mode(df, mode) == Mode.DECODE
-        min_T = decode.fit_min_T(df["hidden_size"].dropna().max()) if decoding else scaling.FIT_MIN_T
+        widths = decode.decode_points(df)["hidden_size"]  # the kernels' d, not the calibration matmul's N
+        decoding = _pick_mode(df, mode) == Mode.DECODE and not widths.empty
+        min_T = decode.fit_min_T(widths.max()) if decoding else scaling.FIT_MIN_T
 
     def draw(ax, part, x):
         for suffix, st, kernel, g in _series(part, styles, x):
@@ -307,7 +308,7 @@ def speedup_heatmap(df, *, mode: str | None = None, baselines=None):
 def decode_tokens_vs_context(df, *, batch_sizes=None):
     """Tokens/s (B / step time) vs context, one panel per B: flat for a fixed-size state, falling for a KV cache."""
     draw = _lines(_style_index(df), lambda g: g["tokens_per_s"])
-    return _panels(df, Mode.DECODE, "batch_size", batch_sizes, "Decode throughput vs context",
+    return _panels(df, Mode.DECODE, "batch_size", batch_sizes, "Throughput vs context",
                    "tokens/s (B / step time)", draw)
 
 
@@ -329,7 +330,7 @@ def _context_axes(ax, values, ylabel: str) -> None:
 
 def decode_state_vs_context(df):
     """Bytes of state per sequence vs context, log-log: a KV cache grows as T, a recurrent state does not."""
-    fig, (ax,) = _decode_panels(df, 1, "Decode state per sequence vs context")
+    fig, (ax,) = _decode_panels(df, 1, "State per sequence vs context")
     sizes = decode.state_sizes(df)
     if sizes.empty:
         _empty(ax, "no state_bytes recorded")
@@ -364,7 +365,7 @@ def decode_capacity_vs_context(df):
 def decode_crossover_chart(df):
     """Best KV-cache step / best fixed-state step vs context, one line per B; above 1 the fixed state is faster."""
     best = decode.best_steps(df)
-    fig, (ax,) = _decode_panels(df, 1, "Decode crossover: best softmax-attention step / best fixed-state step time")
+    fig, (ax,) = _decode_panels(df, 1, "Crossover: best softmax-attention step / best fixed-state step time")
     if best.empty:
         _empty(ax, "needs a softmax-attention kernel and a fixed-state kernel")
     else:
