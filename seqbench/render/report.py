@@ -9,11 +9,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from seqbench.analysis import fits, roles, scaling
-from seqbench.choices import Family
+from seqbench.analysis import bootstrap, fits, matchup, scaling
 from seqbench.units import fmt_bytes, fmt_num, fmt_time
 
-POOR_FIT_R2 = 0.9  # below this a single exponent misdescribes the series; the key figures say so
+POOR_FIT_R2 = 0.9  # below this a single exponent misdescribes the series: not a key figure, whatever its interval
 
 
 def _table(header: list[str], rows: list[list[str]], align: str | None = None) -> list[str]:
@@ -49,63 +48,74 @@ def _short(v) -> str:
     return str(v)
 
 
-def crossovers(df, baseline: str) -> list[dict]:
-    """T* per (mode, B) where the best quadratic attention kernel and `baseline` take the same time, with a note."""
-    out = []
-    s = scaling.speedups(df, baseline)
-    for (mode, b), g in s.groupby(["mode", "batch_size"], sort=True):
-        g = g.sort_values("seq_len")
-        ts = fits.crossover(g["seq_len"], g["attention_s"], g["baseline_s"])
-        lo, hi = int(g["seq_len"].min()), int(g["seq_len"].max())
-        if ts:
-            above = "the last T*" if len(ts) > 1 else "T*"
-            note = f"{baseline if g['speedup'].iloc[-1] < 1 else 'attention'} faster above {above}"
-            if len(ts) > 1:
-                note += f"; the curves cross {len(ts)} times (noisy or flat ratio)"
-        elif len(g) < 2:
-            note = "one length measured: no crossover can be located"
-        else:
-            faster = "attention" if (g["speedup"] > 1).all() else baseline
-            note = f"none in range: {faster} faster at every measured T ({lo}–{hi})"
-        out.append({"mode": mode, "batch_size": int(b), "t_star": ts, "note": note, "range": (lo, hi)})
-    return out
+def _fmt_t_star(c: matchup.Crossing) -> str:
+    """'688 [612, 760]', '1874, 752 [700, 801]' (interval of the last) or 'none in range'."""
+    if not c.t_star:
+        return "none in range"
+    text = ", ".join(f"{t:.0f}" for t in c.t_star)
+    return text + (f" {c.interval.text('{:.0f}')}" if c.interval is not None else "")
 
 
-def _fmt_tstar(ts: list[float]) -> str:
-    return ", ".join(f"{t:.0f}" for t in ts) if ts else "none in range"
+def _k_cell(fit) -> str:
+    if fit is None:
+        return "-"
+    return fit.k_text + (f" {fit.ci.text()}" if fit.ci is not None else "")
 
 
-def fits_section(df) -> list[str]:
-    series = scaling.kernel_fits(df)
+def _fit_note(fit) -> str:
+    """Why an exponent is not a key figure ('' when it is one)."""
+    notes = []
+    if fit.r2 < POOR_FIT_R2:
+        notes.append(f"poor fit (R² < {POOR_FIT_R2}): noisy points or not a power law")
+    if fit.ci is not None and fit.ci.wide:
+        notes.append(f"wide interval: spans {fit.ci.hi - fit.ci.lo:.2f} (> {fits.K_WIDE})")
+    return "; ".join(notes)
+
+
+def fits_section(df, reps=None) -> list[str]:
+    series = scaling.kernel_fits(df, reps=reps)
     lines = ["## Scaling exponents", "",
              f"k is the slope of log(median latency) vs log(T), least squares over the points with "
              f"T ≥ {scaling.FIT_MIN_T}; an RNN should give k ≈ 1 and attention tends to k ≈ 2 once its "
-             "T² term dominates. With 2 points R² is 1 by construction.", ""]
+             "T² term dominates. The interval is the 95% bootstrap interval (each point's rounds and samples "
+             "redrawn, the line refitted); it covers measurement noise, not a curve that is no power law "
+             "(R² says that). With 2 points R² is 1 by construction.", ""]
     rows = []
     for f in series:
         fit = f["fit"]
         if fit is None:
-            rows.append([f["kernel"], f["family"], f["mode"], f["batch_size"], "-", "-", 0, f"needs 2 lengths ≥ {scaling.FIT_MIN_T}"])
+            rows.append([f["kernel"], f["family"], f["mode"], f["batch_size"], "-", "-", "-", 0,
+                         f"needs 2 lengths ≥ {scaling.FIT_MIN_T}", ""])
         else:
-            rows.append([f["kernel"], f["family"], f["mode"], f["batch_size"], fit.k_text, fit.r2_text, fit.n,
-                         f"{fit.t_lo}–{fit.t_hi}"])
-    return lines + _table(["kernel", "family", "mode", "B", "k", "R²", "points", "T range"], rows, "lllrrrrl") + [""]
+            ci = fit.ci.text() if fit.ci is not None else "-"
+            rows.append([f["kernel"], f["family"], f["mode"], f["batch_size"], fit.k_text, ci, fit.r2_text, fit.n,
+                         f"{fit.t_lo}–{fit.t_hi}", _fit_note(fit)])
+    head = ["kernel", "family", "mode", "B", "k", "95% interval", "R²", "points", "T range", "note"]
+    return lines + _table(head, rows, "lllrrrrrll") + [""]
 
 
-def crossover_section(df) -> list[str]:
+def crossover_section(df, reps=None) -> list[str]:
     lines = ["## Crossover length T*", "",
-             "T* is where the best softmax-attention kernel (the fastest kernel registered as O(T²) at each point; "
-             "linear attention is O(T) and left out) and the baseline take the same time, "
-             "interpolated linearly in log T vs log(time ratio) between the two measured lengths that bracket it. "
-             "Baselines: `report --baseline KERNEL`, the config's `baselines`, else the kernels registered as baselines "
-             "(rnn_loop, rnn_fused).", ""]
+             "T* is where two sides take the same time, interpolated linearly in log T vs log(time ratio) between "
+             "the two measured lengths that bracket it. *Best attention* is the fastest softmax-attention kernel "
+             "(registered O(T²)) at each point; *best recurrence* the fastest recurrent or scan kernel; *best linear "
+             "attention* (O(T), not a softmax) has its own line. The named kernels are the textbook references "
+             "(`report --baseline KERNEL`, the config's `baselines`, else the registered ones: the seed's rnn_loop). "
+             "The interval (95% bootstrap) is of the last crossing; with no crossing, the share of resamples "
+             "in which the curves do cross says how sure the \"none\" is.", ""]
     rows = []
-    for base in roles.baseline_kernels(df):
-        for c in crossovers(df, base):
-            rows.append([base, c["mode"], c["batch_size"], _fmt_tstar(c["t_star"]), c["note"]])
+    for side in matchup.challengers(df) + [matchup.BEST_LINEAR_ATTENTION]:
+        for c in matchup.crossings(df, side, reps=reps):
+            note = c.note
+            if c.crossing_share is not None and c.crossing_share > 0:
+                note += f"; they cross in {100 * c.crossing_share:.0f}% of resamples"
+            if c.t_star and c.interval is not None and c.interval.wide:
+                note += "; wide interval"
+            rows.append([c.left, c.series["mode"], c.series["batch_size"], _fmt_t_star(c), note])
     if not rows:
-        return lines + ["No crossover can be computed: the run needs a baseline kernel and an O(T²) attention kernel.", ""]
-    return lines + _table(["baseline", "mode", "B", "T*", "note"], rows, "llrrl") + [""]
+        return lines + ["No crossover can be computed: the run needs an O(T²) attention kernel and a recurrent, "
+                        "scan or baseline kernel.", ""]
+    return lines + _table(["vs best attention", "mode", "B", "T* [95% interval]", "note"], rows, "llrrl") + [""]
 
 
 def results_sections(df) -> list[str]:
@@ -140,29 +150,86 @@ def failures_section(df) -> list[str]:
     return lines + _table(["kernel", "mode", "B", "T", "status", "error"], rows, "llrrll") + [""]
 
 
-def key_figures(df) -> list[str]:
+def _tstar_cell(c: matchup.Crossing | None) -> str:
+    if c is None:
+        return "-"
+    lo, hi = c.t_range
+    if c.key:
+        if c.t_star:
+            return f"{_fmt_t_star(c)}; above: {c.faster_at_longest}"
+        return f"none in {lo}–{hi}: {c.faster_at_longest} faster"
+    if c.t_star:
+        why = f"crosses {len(c.t_star)} times" if len(c.t_star) > 1 else "interval wide"
+        return f"not key ({why}): {_fmt_t_star(c)}"
+    if c.crossing_share is not None:
+        return f"not key: none in {lo}–{hi}, but they cross in {100 * c.crossing_share:.0f}% of resamples"
+    return f"not key: {c.note}"
+
+
+def _fit_cell(fit, kernel: str = "") -> str:
+    name = f"{kernel} " if kernel else ""
+    if fit is None:
+        return f"{name}-"
+    if _fit_note(fit):
+        why = "interval wide" if fit.ci is not None and fit.ci.wide else f"R² {fit.r2_text}"
+        return f"{name}not key ({why}): {_k_cell(fit)}"
+    return f"{name}{_k_cell(fit)}"
+
+
+def key_table(df, reps=None) -> list[str]:
+    """Per series: who wins (T* best recurrence = best attention, and the textbook loop) and how each grows."""
+    sides = matchup.challengers(df)
+    textbook = [s for s in sides if s.kernel]
+    cross = {s.label: {tuple(c.series.values()): c for c in matchup.crossings(df, s, reps=reps)} for s in sides}
+    fitted = {(f.get("source"), f["kernel"], f["device"], f["dtype"], f["mode"], f["batch_size"]): f["fit"]
+              for f in scaling.kernel_fits(df, reps=reps)}
+    skeys = matchup.series_keys(df)
+    varying = [k for k in ("source", "device", "dtype") if k in df and df[k].nunique() > 1]
+    head = [*varying, "mode", "B", "T*: best recurrence = best attention",
+            *(f"T*: {s.label} = best attention" for s in textbook), *(f"k {s.label}" for s in textbook),
+            "k best recurrence", "k best attention"]
+    rows = []
+    for key, g in scaling.ok_points(df).groupby(skeys, sort=True):
+        series = dict(zip(skeys, key))
+        c = cross[matchup.BEST_RECURRENCE.label].get(key)
+        if c is None:
+            continue
+        fit_of = lambda kernel: fitted.get((series.get("source"), kernel, series["device"], series["dtype"],  # noqa: E731
+                                            series["mode"], series["batch_size"]))
+        longest = g[g["seq_len"] == g["seq_len"].max()]
+        leaders = [matchup.best(longest, s)["kernel"] for s in (matchup.BEST_RECURRENCE, matchup.BEST_ATTENTION)]
+        rows.append([*(str(series[k]) for k in varying), series["mode"], series["batch_size"], _tstar_cell(c),
+                     *(_tstar_cell(cross[s.label].get(key)) for s in textbook),
+                     *(_fit_cell(fit_of(s.kernel)) for s in textbook),
+                     *(_fit_cell(fit_of(k.iloc[0]), k.iloc[0]) if len(k) else "-" for k in leaders)])
+    return _table(head, rows) + [""] if rows else []
+
+
+def key_figures(df, reps=None, meta: dict | None = None) -> list[str]:
     ok, bad = scaling.ok_points(df), scaling.failed_points(df)
     n = len(ok) + len(bad)
     lines = ["## Key figures", ""]
     if ok.empty:
         return lines + [f"**No point succeeded** ({len(bad)} of {n} failed): there are no timings, fits, crossover "
                         "or charts. The failures and their errors are listed below.", ""]
-    lines.append(f"- {len(ok)} points measured, {len(bad)} failed or skipped.")
+    threads = ", ".join(str(t) for t in sorted(set(ok["threads"].dropna().astype(int)))) if "threads" in ok else "?"
+    lines.append(f"- {len(ok)} points measured, {len(bad)} failed or skipped; torch threads: {threads}.")
     if df.attrs.get("duplicates_dropped"):
         lines.append(f"- {df.attrs['duplicates_dropped']} row(s) repeat a point already in the file (e.g. after "
                      "`--append`): the later row is used.")
     for key, peak in sorted(scaling.matmul_peak(df).items()):
         lines.append(f"- Measured matmul peak ({', '.join(map(str, key[-2:]))}): {peak:.3g} GFLOP/s.")
-    baselines = roles.baseline_kernels(df)
-    for f in scaling.kernel_fits(df):
-        fit = f["fit"]
-        if fit is not None and (f["kernel"] in baselines[:1] or f["family"] == Family.ATTENTION):
-            poor = "; poor fit: noisy points or not a power law" if fit.r2 < POOR_FIT_R2 else ""
-            lines.append(f"- Exponent k of {f['kernel']} ({f['mode']}, B={f['batch_size']}): {fit.k_text} "
-                         f"(R² {fit.r2_text} over T {fit.t_lo}–{fit.t_hi}{poor}).")
-    for c in crossovers(df, baselines[0]) if baselines else []:
-        said = f"T* ≈ {_fmt_tstar(c['t_star'])} ({c['note']})" if c["t_star"] else c["note"]
-        lines.append(f"- Crossover, best softmax attention vs {baselines[0]} ({c['mode']}, B={c['batch_size']}): {said}.")
+    table = key_table(df, reps)
+    if table:
+        lines += ["", "Best recurrence (the fastest recurrent or scan kernel at each point) against best attention "
+                  "(the fastest softmax-attention kernel), the seed's loop as the textbook case, and exponents k "
+                  f"(T ≥ {scaling.FIT_MIN_T}) of the kernels that are fastest at the longest T. Brackets: 95% bootstrap "
+                  "intervals. A figure whose interval is wide (k: wider than "
+                  f"{fits.K_WIDE}; T*: more than a {fits.T_STAR_WIDE:g}x span, or the curves cross in only some "
+                  "resamples) is marked *not key*.", ""] + table
+    else:
+        lines.append("- No best-recurrence vs best-attention comparison: the run needs a recurrent or scan kernel "
+                     "and an O(T²) attention kernel.")
     return lines + [""]
 
 
@@ -182,9 +249,11 @@ def build_report(df, meta: dict, *, csv_path: str | Path, report_path: str | Pat
     lines = [f"# seqbench report: {name}", "",
              f"From `{Path(os.path.relpath(csv_path, report_path.parent)).as_posix()}` "
              f"({len(df)} rows, schema_version {int(df['schema_version'].iloc[0])}).", ""]
-    lines += key_figures(df) + environment_section(meta, df)
-    if not scaling.ok_points(df).empty:
-        lines += fits_section(df) + crossover_section(df) + results_sections(df)
+    ok = scaling.ok_points(df)
+    reps = bootstrap.replicate_medians(ok) if not ok.empty else None
+    lines += key_figures(df, reps) + environment_section(meta, df)
+    if not ok.empty:
+        lines += crossover_section(df, reps) + fits_section(df, reps) + results_sections(df)
     lines += failures_section(df) + charts_section(list(chart_files), report_path)
     return "\n".join(lines).rstrip() + "\n"
 
