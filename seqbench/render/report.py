@@ -39,6 +39,12 @@ def environment_section(meta: dict, df) -> list[str]:
     span = [meta.get(k) for k in ("started_at", "finished_at") if meta.get(k)]
     if span:
         lines += [f"Run {meta.get('run_id', '?')}: {' → '.join(span)}, status {meta.get('status', '?')}.", ""]
+    earlier = meta.get("previous_runs") or []
+    if earlier:  # --append: one file, several runs (e.g. the shards of one sweep, run one after another)
+        runs = "; ".join(f"{r.get('run_id', '?')} (`{' '.join(map(str, r.get('command', [])))}`, "
+                         f"{r.get('started_at', '?')} → {r.get('finished_at', '?')}, status {r.get('status', '?')})"
+                         for r in earlier)
+        lines += [f"Appended after {len(earlier)} earlier run(s) into the same file: {runs}.", ""]
     return lines + _table(["key", "value"], [[k, _short(v)] for k, v in rows]) + [""]
 
 
@@ -205,7 +211,7 @@ def key_table(df, reps=None) -> list[str]:
     return _table(head, rows) + [""] if rows else []
 
 
-def key_figures(df, reps=None, meta: dict | None = None) -> list[str]:
+def key_figures(df, reps=None) -> list[str]:
     ok, bad = scaling.ok_points(df), scaling.failed_points(df)
     n = len(ok) + len(bad)
     lines = ["## Key figures", ""]
