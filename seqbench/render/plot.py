@@ -254,8 +254,9 @@ def speedup_heatmap(df, *, mode: str | None = None, baselines=None):
         for side in sides:
             s = matchup.versus(part, side)
             panels.append((src, side, s[s["mode"] == mode]))
+    n_t = max([s["seq_len"].nunique() for *_, s in panels] + [1])  # wide enough for kernel names in every cell
     fig, axes = _figure(max(len(panels), 1), "Speed-up of the best softmax attention (>1×: attention faster)",
-                        df, mode, panel_w=5.2, panel_h=3.9)
+                        df, mode, panel_w=max(5.2, 1.0 * n_t), panel_h=3.9)
     span = max([float(np.nanmax(np.abs(np.log2(s["speedup"])))) for *_, s in panels if len(s)] + [1.0])
     image = None
     for ax, (src, side, s) in zip(axes, panels):
@@ -276,7 +277,7 @@ def speedup_heatmap(df, *, mode: str | None = None, baselines=None):
         for (i, j), name in names.items():
             v = grid[i, j]
             dark = abs(np.log2(v)) > 0.6 * span
-            ax.text(j, i, f"{v:.3g}×\n{name}", ha="center", va="center", fontsize=6 if "\n" in name else 6.5,
+            ax.text(j, i, f"{v:.3g}×\n{name}", ha="center", va="center", fontsize=5.5 if "\n" in name else 6.5,
                     color="white" if dark else "black")
         ax.set_xticks(range(len(ts)), [str(t) for t in ts], fontsize=8)
         ax.set_yticks(range(len(bs)), [str(b) for b in bs], fontsize=8)

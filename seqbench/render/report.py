@@ -115,8 +115,8 @@ def crossover_section(df, reps=None) -> list[str]:
             note = c.note
             if c.crossing_share is not None and c.crossing_share > 0:
                 note += f"; they cross in {100 * c.crossing_share:.0f}% of resamples"
-            if c.t_star and c.interval is not None and c.interval.wide:
-                note += "; wide interval"
+            if len(c.t_star) == 1 and not c.key:
+                note += f"; not key: {_why_wide(c)}"
             rows.append([c.left, c.series["mode"], c.series["batch_size"], _fmt_t_star(c), note])
     if not rows:
         return lines + ["No crossover can be computed: the run needs an O(T²) attention kernel and a recurrent, "
@@ -156,6 +156,17 @@ def failures_section(df) -> list[str]:
     return lines + _table(["kernel", "mode", "B", "T", "status", "error"], rows, "llrrll") + [""]
 
 
+def _why_wide(c: matchup.Crossing) -> str:
+    if len(c.t_star) > 1:
+        return f"the curves cross {len(c.t_star)} times"
+    iv = c.interval
+    if iv is None:
+        return "no interval"
+    if iv.missing > fits.MISSING_WIDE:
+        return f"no crossing in {100 * iv.missing:.0f}% of resamples"
+    return f"interval spans {iv.hi / iv.lo:.1f}x"
+
+
 def _tstar_cell(c: matchup.Crossing | None) -> str:
     if c is None:
         return "-"
@@ -165,8 +176,7 @@ def _tstar_cell(c: matchup.Crossing | None) -> str:
             return f"{_fmt_t_star(c)}; above: {c.faster_at_longest}"
         return f"none in {lo}–{hi}: {c.faster_at_longest} faster"
     if c.t_star:
-        why = f"crosses {len(c.t_star)} times" if len(c.t_star) > 1 else "interval wide"
-        return f"not key ({why}): {_fmt_t_star(c)}"
+        return f"not key ({_why_wide(c)}): {_fmt_t_star(c)}"
     if c.crossing_share is not None:
         return f"not key: none in {lo}–{hi}, but they cross in {100 * c.crossing_share:.0f}% of resamples"
     return f"not key: {c.note}"
