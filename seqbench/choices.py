@@ -77,6 +77,14 @@ class Normalize(StrEnum):
     REFERENCE = "reference"  # divide each round by the reference matmul timed just before it
 
 
+class Cluster(StrEnum):
+    """Where `seqbench launch` runs its shards (submitit's executors)."""
+
+    AUTO = "auto"  # Slurm when its commands are present, else local
+    LOCAL = "local"  # subprocesses on this machine
+    SLURM = "slurm"  # a Slurm job array
+
+
 def values(enum: type[StrEnum]) -> tuple[str, ...]:
     return tuple(m.value for m in enum)
 

@@ -78,3 +78,4 @@ def kernel_fits(df, min_T: float = FIT_MIN_T, reps=None) -> list[dict]:
         rows.append({**dict(zip(cols, key)), "fit": fit})
     order = {k: i for i, k in enumerate(ordered_kernels(ok["kernel"]))}
     return sorted(rows, key=lambda r: (r.get("source", ""), order[r["kernel"]], r["mode"], r["batch_size"]))
+

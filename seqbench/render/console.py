@@ -13,6 +13,7 @@ import sys
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -226,3 +227,58 @@ def run_summary(rows, out_path) -> None:
     info(f"wrote {len(rows)} rows ({failed} failed) to {out_path} and {out_path.with_suffix('.json')}")
     if VERBOSITY["level"] == 0:
         raw(f"{out_path}\n")
+
+
+def merge_summary(summary, out_path) -> None:
+    """After `seqbench merge`: what was joined, and anything partial or mixed about it."""
+    what = f"{summary.files} files"
+    if summary.shards:
+        what = f"{summary.files} of {summary.shards} shards"
+    info(f"merged {what}, {summary.rows} rows -> {out_path}")
+    if len(summary.machines) > 1:
+        info(f"machines: {', '.join(summary.machines)} (report and plot show them side by side)")
+    if summary.missing or summary.incomplete:
+        info(f"partial: missing shards {summary.missing or '-'}, unfinished {summary.incomplete or '-'} "
+             "(recorded in the sidecar)")
+    for field, seen in summary.mixed.items():
+        info(f"mixed environment: {field} = " + ", ".join(f"{v} ({k})" for k, v in seen.items()))
+
+
+def launch_event(kind: str, info_: dict) -> None:
+    """Progress of `seqbench launch`, one line per event (stderr)."""
+    n = info_.get("n") or info_.get("shards")
+    if kind == "plan":
+        kept = info_["kept"]
+        info(f"shards in {info_['folder']}: {len(kept)} of {n} finished earlier"
+             + (f" ({', '.join(map(str, kept))}), kept" if kept else "") + f"; to run: {len(info_['todo'])}")
+    elif kind == "submitted":
+        how = "resuming" if info_["resume"] else "running"
+        info(f"shard {info_['shard']}/{n}: job {info_['job_id']} submitted ({how})")
+    elif kind == "finished":
+        o = info_["outcome"]
+        if o.state == "failed":
+            err.print(f"shard {o.k}/{n}: job {o.job_id} [red]failed[/] after {fmt_time(o.wall_s)}: {escape(o.error)}")
+        else:
+            info(f"shard {o.k}/{n}: job {o.job_id} done in {fmt_time(o.wall_s)}, {o.rows} rows")
+
+
+def launch_summary(result, command: list[str]) -> None:
+    """After `seqbench launch`: one line per shard, the failed ones with their logs and how to rerun them."""
+    table = Table(title=f"shards ({result.cluster})")
+    for col in ("shard", "job", "state", "rows", "wall", "log / error"):
+        table.add_column(col, justify="right" if col in ("rows", "wall") else "left")
+    n = len(result.outcomes)
+    for o in result.outcomes:
+        table.add_row(f"{o.k}/{n}", o.job_id or "-", o.state, "-" if o.rows is None else str(o.rows),
+                      "-" if o.wall_s is None else fmt_time(o.wall_s),
+                      escape(f"{o.error} ({o.log})" if o.error else str(o.path)))
+    if VERBOSITY["level"] >= 1:
+        err.print(table)
+    for o in result.failed:
+        error(f"shard {o.k}/{n} failed (job {o.job_id}): {o.error}; log: {o.log}")
+    if result.failed:
+        info("rerun only the failed shards: " + " ".join(command))
+    if result.merged:
+        merge_summary(result.summary, result.merged)
+        if VERBOSITY["level"] == 0:
+            raw(f"{result.merged}\n")

@@ -10,16 +10,11 @@ import os
 from pathlib import Path
 
 from seqbench.analysis import bootstrap, fits, matchup, scaling
+from seqbench.render import machines
+from seqbench.render.markdown import table as _table
 from seqbench.units import fmt_bytes, fmt_num, fmt_time
 
 POOR_FIT_R2 = 0.9  # below this a single exponent misdescribes the series: not a key figure, whatever its interval
-
-
-def _table(header: list[str], rows: list[list[str]], align: str | None = None) -> list[str]:
-    align = align or "l" * len(header)
-    sep = ["---:" if a == "r" else "---" for a in align]
-    cell = lambda v: str(v).replace("|", "\\|").replace("\n", " ")  # noqa: E731
-    return ["| " + " | ".join(map(cell, r)) + " |" for r in [header, sep, *rows]]
 
 
 def environment_section(meta: dict, df) -> list[str]:
@@ -133,8 +128,11 @@ def results_sections(df) -> list[str]:
         for kernel in scaling.ordered_kernels(part["kernel"]):
             for r in part[part["kernel"] == kernel].sort_values("seq_len").itertuples():
                 gf = fmt_num(r.gflops_per_s)
+                own = getattr(r, "pct_of_peak", None)  # against its own run's calibration (merged shards: its machine's)
                 peak = max((v for k, v in peaks.items() if k[-2:] == (r.device, r.dtype)), default=None)
-                if peak and r.gflops_per_s == r.gflops_per_s:
+                if own is not None and own == own:
+                    gf += f" ({own:.0f}%)"
+                elif peak and r.gflops_per_s == r.gflops_per_s:
                     gf += f" ({100 * r.gflops_per_s / peak:.0f}%)"
                 backend = getattr(r, "sdpa_backend", "")  # recorded by runs that know which SDPA path ran
                 name = f"{kernel} ({backend})" if isinstance(backend, str) and backend else kernel
@@ -267,28 +265,34 @@ def build_report(df, meta: dict, *, csv_path: str | Path, report_path: str | Pat
              f"({len(df)} rows, schema_version {int(df['schema_version'].iloc[0])}).", ""]
     ok = scaling.ok_points(df)
     reps = bootstrap.replicate_medians(ok) if not ok.empty else None
-    lines += key_figures(df, reps) + environment_section(meta, df)
+    lines += machines.merged_note(df, meta) + key_figures(df, reps) + environment_section(meta, df)
     if not ok.empty:
         lines += crossover_section(df, reps) + fits_section(df, reps) + results_sections(df)
     lines += failures_section(df) + charts_section(list(chart_files), report_path)
     return "\n".join(lines).rstrip() + "\n"
 
 
-def write_report(csv_path: str | Path, report_path: str | Path, *, charts_dir: str | Path | None,
+def write_report(csv_path, report_path: str | Path, *, charts_dir: str | Path | None,
                  formats=("png",), force: bool = False, baselines=None) -> tuple[Path, list[Path]]:
-    """Read the CSV (+ sidecar), render charts into charts_dir (None: no charts), write the Markdown."""
+    """Read the CSV(s) (+ sidecars), render charts into charts_dir (None: no charts), write the Markdown.
+
+    csv_path: one CSV or several (LABEL=PATH names a file's machine); rows of several machines (or
+    files) get the side-by-side report of render/machines.py.
+    """
     from seqbench.analysis import load
     from seqbench.errors import ResultsError
     from seqbench.render import plot
-    from seqbench.results.reader import read_metadata
+    from seqbench.results.reader import read_metadata, split_label
     from seqbench.results.schema import sidecar_path
     from seqbench.results.writer import refuse_existing
 
+    inputs = [csv_path] if isinstance(csv_path, (str, Path)) else list(csv_path)
+    files = [split_label(p)[1] for p in inputs]
     report_path = Path(report_path)
-    if report_path.resolve() in (Path(csv_path).resolve(), sidecar_path(csv_path).resolve()):
+    if report_path.resolve() in {q.resolve() for f in files for q in (f, sidecar_path(f))}:
         raise ResultsError(f"-o {report_path} is the results file itself; write the report to another file")
-    df = load([csv_path], baselines)
-    meta = read_metadata(csv_path)
+    df = load(inputs, baselines)
+    metas = [read_metadata(f) for f in files]
     has_points = not scaling.ok_points(df).empty
     planned = [p for *_, p in plot.chart_paths(df, charts_dir, formats)] if charts_dir is not None and has_points else []
     for p in [report_path, *planned]:
@@ -297,5 +301,35 @@ def write_report(csv_path: str | Path, report_path: str | Path, *, charts_dir: s
     # Embed one raster format per chart: Markdown viewers show PNG everywhere.
     embed = [p for p in charts if p.suffix == (".png" if "png" in formats else f".{formats[0]}")]
     report_path.parent.mkdir(parents=True, exist_ok=True)
-    report_path.write_text(build_report(df, meta, csv_path=csv_path, report_path=report_path, chart_files=embed))
+    if df["source"].nunique() > 1:
+        text = build_side_by_side(df, metas, csv_paths=files, report_path=report_path, chart_files=embed)
+    else:
+        text = build_report(df, metas[0], csv_path=files[0], report_path=report_path, chart_files=embed)
+    report_path.write_text(text)
     return report_path, charts
+
+
+def build_side_by_side(df, metas: list[dict], *, csv_paths, report_path: str | Path, chart_files=()) -> str:
+    """Several machines (or files): who measured what and their key figures side by side, each
+    machine's own sections after that, the overlaid charts last."""
+    report_path = Path(report_path)
+    names = dict.fromkeys((m.get("config") or {}).get("name") for m in metas)
+    rel = [f"`{Path(os.path.relpath(p, report_path.parent)).as_posix()}`" for p in csv_paths]
+    lines = [f"# seqbench report: {' / '.join(n for n in names if n) or 'results'}, "
+             f"{df['source'].nunique()} machines side by side", "",
+             f"From {', '.join(rel)} ({len(df)} rows, schema_version {int(df['schema_version'].iloc[0])}).", ""]
+    for meta in metas:
+        lines += machines.merged_note(df, meta)
+    ok = scaling.ok_points(df)
+    reps = bootstrap.replicate_medians(ok) if not ok.empty else None  # indexed like df: serves every part
+    lines += machines.machines_table(df, metas) + machines.key_figures_table(df, reps)
+    for src, part in df.groupby("source", sort=False):
+        part = part.copy()
+        part.attrs.update(df.attrs)
+        sections = failures_section(part)
+        if not scaling.ok_points(part).empty:
+            sections = (crossover_section(part, reps) + fits_section(part, reps) + results_sections(part)
+                        + sections)
+        lines += [f"## Machine: {src}", ""] + ["#" + ln if ln.startswith("## ") else ln for ln in sections]
+    lines += charts_section(list(chart_files), report_path)
+    return "\n".join(lines).rstrip() + "\n"

@@ -272,7 +272,7 @@ def run_sweep(
 
 def run_to_files(
     cfg: SweepConfig, out_path, *, command: list[str], on_row=None, timer=None, resume=None, source: str = "config",
-    peak: bool = False, append: bool = False, **schedule
+    peak: bool = False, append: bool = False, machine: str | None = None, **schedule
 ) -> list[Row]:
     """Run the sweep into out_path (CSV) and its JSON sidecar; the sidecar says how the run ended.
 
@@ -281,7 +281,9 @@ def run_to_files(
     peak: measure the matmul peak first (a `calibration` row; a resumed run reuses its own).
     schedule: rounds / shard / reference, passed to run_sweep and recorded in the sidecar. With
     append, rows go after the existing ones and the sidecar keeps the earlier runs' metadata under
-    "previous_runs".
+    "previous_runs". machine: the label of the machine in the sidecar (default: env.machine_label),
+    beside the scheduler's job ids (env.job_ids), so merged shards and runs of several machines
+    stay told apart.
     """
     import os
     import socket
@@ -308,17 +310,21 @@ def run_to_files(
         for old in resume.rows:
             preflight.observe(old)
         meta.setdefault("resumed", []).append(
-            {"at": now(), "command": command, "rows_before": len(resume.rows), "host": socket.gethostname()}
+            {"at": now(), "command": command, "rows_before": len(resume.rows), "host": socket.gethostname(),
+             "job": env.job_ids()}
         )
         run_id, rows_before = meta["run_id"], len(resume.rows)
     else:
         run_id, done, rows_before = new_run_id(), frozenset(), 0
+        environment = env.capture(cfg.device)
         meta = {
             "schema_version": SCHEMA_VERSION,
             "run_id": run_id,
             "command": command,
             "config": cfg.to_dict(),
-            "environment": env.capture(cfg.device),
+            "environment": environment,
+            "machine": machine or env.machine_label(environment),
+            "job": env.job_ids(),
             "started_at": now(),
             "schedule": {**{k: v for k, v in schedule.items() if v is not None}, "peak": peak},
         }
@@ -365,4 +371,4 @@ def execute(plan, *, command: list[str], on_row=None, timer=None) -> list[Row]:
     """Carry out a checked RunPlan (sweep.plan.plan_run): the sweep into plan.out and its sidecar."""
     return run_to_files(plan.cfg, plan.out, command=command, on_row=on_row, timer=timer, resume=plan.resume,
                         source=plan.source, peak=plan.peak, append=plan.append, rounds=plan.rounds,
-                        shard=plan.shard, reference=plan.reference)
+                        shard=plan.shard, reference=plan.reference, machine=plan.machine)
