@@ -55,7 +55,7 @@ def compare(baseline: str | Path, candidate: str | Path, **options):
     return compare_files(baseline, candidate, **options)
 
 
-def calibrate(device: str = "auto", dtype: str = "float32", threads: int = 0, min_time: float = 0.5):
+def calibrate(device: str = "auto", dtype: str = "float32", threads: int = 1, min_time: float = 0.5):
     """The `calibration` row: this device's dense matmul GFLOP/s for dtype (the 100% of pct_of_peak)."""
     import torch
 

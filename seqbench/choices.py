@@ -39,6 +39,14 @@ class Family(StrEnum):
     CALIBRATION = "calibration"  # the matmul-peak yardstick, not a kernel to compare
 
 
+class Contender(StrEnum):
+    """Which side of the recurrence-vs-attention question a kernel stands on (analysis/roles.py)."""
+
+    RECURRENCE = "recurrence"  # recurrent and scan kernels: O(T), sequential or scanned over time
+    ATTENTION = "attention"  # softmax attention (registered quadratic): O(T^2), parallel over time
+    LINEAR_ATTENTION = "linear_attention"  # attention without the softmax: O(T), a line of its own
+
+
 class Verdict(StrEnum):
     REGRESSION = "regression"
     IMPROVEMENT = "improvement"

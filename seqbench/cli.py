@@ -72,7 +72,7 @@ def run(
     dtype: Annotated[Optional[DType], typer.Option(help="Floating-point type of weights and inputs.")] = None,
     device: Annotated[Optional[Device], typer.Option(help="auto: CUDA if present.")] = None,
     causal: Annotated[Optional[bool], typer.Option("--causal/--no-causal", help="Causal attention mask.")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="CPU threads for torch (0: torch's default).")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads for torch (default 1; 0: torch's default, a thread per core). See the README's \"Threads\" before raising it.")] = None,
     min_time: Annotated[Optional[float], typer.Option(help="Seconds of timed samples per point.")] = None,
     max_memory: Annotated[Optional[str], typer.Option(help="Skip points whose estimated peak memory exceeds this, e.g. 8GiB (0 or unset: 80% of the memory free at the start).")] = None,
     max_time_per_point: Annotated[Optional[float], typer.Option(help="Seconds one call may take; a slower point is recorded as timeout and larger T for its kernel and B are skipped (0: no limit).")] = None,
@@ -365,7 +365,7 @@ def env(
 def calibrate(
     device: Annotated[Device, typer.Option(help="auto: CUDA if present.")] = Device.AUTO,
     dtype: Annotated[DType, typer.Option(help="Floating-point type of the matmul.")] = DType.FLOAT32,
-    threads: Annotated[int, typer.Option(help="CPU threads for torch (0: torch's default).")] = 0,
+    threads: Annotated[int, typer.Option(help="CPU threads for torch (default 1; 0: torch's default).")] = 1,
     min_time: Annotated[float, typer.Option(help="Seconds of timed samples.")] = 0.5,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the GFLOP/s figure.")] = False,
 ) -> None:

@@ -161,6 +161,14 @@ def measure_point(
     return row
 
 
+def apply_threads(cfg: SweepConfig) -> None:
+    """torch's thread count for the run: cfg.threads, or torch's default when it is 0."""
+    import torch
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+
+
 def measure_calibration(cfg: SweepConfig, run_id: str, *, timer=None) -> Row:
     """One `calibration` row (the matmul peak) for cfg's device and dtype: ok, or a failure as for any point."""
     row = measure_point(calibration_point(cfg.device, cfg.dtype), cfg, run_id, timer=timer)
@@ -221,8 +229,7 @@ def run_sweep(
     if broken is None:
         broken = check_kernels(cfg) if points else {}
 
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    apply_threads(cfg)
     if timer is None:
         burn_in(cfg.device)
     # timing.measure collects garbage before every point; with torch imported that walks ~1M objects
@@ -293,6 +300,7 @@ def run_to_files(
     def now() -> str:
         return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
+    apply_threads(cfg)  # before the environment is captured: the sidecar records the threads the run uses
     budget, budget_source = resolve_budget(cfg)
     preflight = Preflight(budget)
     preflight.check_anything_fits(cfg, source)
