@@ -47,9 +47,10 @@ bench-ci: $(STAMP)
 	$(BIN)/python benchmarks/aa_test.py analyze --dir $(AA_DIR) --json $(AA_DIR)/summary.json
 
 # The README's example results: benchmarks/examples.toml on this machine's CPU, then charts + report.
+# Three rounds per point, spread over the run, so the report's intervals see slow phases (README).
 # Refuses to overwrite an earlier results/cpu/ (delete it first to redo it).
 examples: $(STAMP)
-	$(BIN)/seqbench run benchmarks/examples.toml -o results/cpu/examples-cpu.csv
+	$(BIN)/seqbench run benchmarks/examples.toml --rounds 3 -o results/cpu/examples-cpu.csv
 	$(BIN)/seqbench plot results/cpu/examples-cpu.csv --out-dir results/cpu/charts --image-format svg
 	$(BIN)/seqbench report results/cpu/examples-cpu.csv -o results/cpu/report.md --image-format png
 

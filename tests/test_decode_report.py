@@ -57,17 +57,17 @@ def rendered(tmp_path_factory):
 
 def test_decode_fits_crossover_and_capacity_match_the_algebra(rendered):
     _, md = rendered
-    # fitted over T >= 4d = 16: four contexts
-    assert re.search(r"\| sdpa \| KV cache \| 1 \| 1\.00 \| 1\.000 \| 4 \| 16–128 \|", md)
-    assert re.search(r"\| rnn_fused \| fixed state \| 4 \| 0\.00 \| 1\.000 \| 4 \| 16–128 \|", md)
-    assert "| 1 | 20 | rnn_fused | sdpa | fixed-size state faster above T* |" in md
-    assert "| 4 | 20 | rnn_fused | sdpa | fixed-size state faster above T* |" in md
-    assert "Decode crossover, best fixed-state step vs best softmax-attention step (B=1): T* ≈ 20" in md
+    # fitted over T >= 4d = 16: four contexts; intervals from the 1% spread of each point's samples
+    assert re.search(r"\| sdpa \| KV cache \| 1 \| 1\.00 \| \[0\.9\d, 1\.0\d\] \| 1\.000 \| 4 \| 16–128 \|", md)
+    assert re.search(r"\| rnn_fused \| fixed state \| 4 \| 0\.00 \| \[-0\.0\d, 0\.0\d\] \| 1\.000 \| 4 \| 16–128 \|", md)
+    assert re.search(r"\| best recurrence \| 1 \| 20 \[20, 20\] \| best recurrence \(rnn_fused\) faster above T\* \|", md)
+    assert re.search(r"\| best recurrence \| 4 \| 20 \[20, 20\] \|", md)
     # per fixed-state kernel: linear_attention (3e-4) meets sdpa (1e-5 T) at T* = 30
-    assert "| linear_attention | 4 | 30 | linear_attention faster above T* |" in md
-    assert "| rnn_fused | 1 | 20 | rnn_fused faster above T* |" in md
+    assert re.search(r"\| linear_attention \| 4 \| 30 \[29, 31\] \| linear_attention faster above T\* \|", md)
+    assert "- Decode crossover, best recurrence vs best attention (B=1): 20 [20, 20]; above: best recurrence (rnn_fused)." in md
     assert "| sdpa | 128 | 62 | 900 KiB |" in md  # capacity 8000 // 128, its measured bytes
     assert "- Capacity of sdpa within 1 MiB: B = 1000 at T=8, B = 62 at T=128" in md
+    assert "No best-recurrence vs best-attention comparison" not in md  # a decode-only run has no forward figures
 
 
 def test_decode_rows_stay_out_of_the_sequence_length_sections(rendered):
@@ -83,10 +83,12 @@ def test_decode_crossover_analysis_directly():
 
     df = pd.DataFrame([r.as_csv() for r in rows()]).astype({"batch_size": int, "seq_len": int, "median_s": float,
                                                             "hidden_size": int})
-    (b1, b4) = decode.decode_crossovers(df)
-    assert b1["t_star"] == [pytest.approx(20.0)] and b4["t_star"] == [pytest.approx(20.0)]
+    (b1, b4) = decode.crossings(df)
+    assert b1.t_star == [pytest.approx(20.0)] and b4.t_star == [pytest.approx(20.0)]
+    assert [(c.left, c.t_star) for c in decode.kernel_crossings(df) if c.series["batch_size"] == 1] == [
+        ("rnn_fused", [pytest.approx(20.0)]), ("linear_attention", [pytest.approx(30.0)])]
     best = decode.best_steps(df)
-    assert set(best["recurrent_kernel"]) == {"rnn_fused"} and set(best["attention_kernel"]) == {"sdpa"}
+    assert set(best["left_kernel"]) == {"rnn_fused"} and set(best["right_kernel"]) == {"sdpa"}
 
 
 def test_decode_charts_are_written_and_capacity_only_when_measured(tmp_path):

@@ -112,7 +112,7 @@ def test_report_with_the_users_layer_as_baseline_needs_no_plugin(project, tmp_pa
     _ok(run_seqbench(["report", project / "b.csv", "-o", "b.md", "--no-charts", "--baseline", "my_glr", "-q"],
                      cwd=elsewhere))
     text = (elsewhere / "b.md").read_text()
-    crossover = text[text.index("## Crossover length"):text.index("## Results")]
+    crossover = text[text.index("## Crossover length"):text.index("## Scaling exponents")]
     rows = [ln for ln in crossover.splitlines() if ln.startswith("| my_glr")]
     assert len(rows) == 1 and "| forward | 1 |" in rows[0]
     assert "| rnn_loop" not in crossover  # the chosen baseline replaces the registered ones

@@ -15,7 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from seqbench.analysis import decode, fits, roles, scaling
+from seqbench.analysis import decode, fits, matchup, scaling
 from seqbench.choices import ImageFormat, Mode, allowed, values
 from seqbench.errors import SeqbenchError
 from seqbench.results.writer import refuse_existing
@@ -254,26 +254,27 @@ def throughput_vs_batch(df, *, mode: str | None = None, seq_lens=None):
 
 
 def speedup_heatmap(df, *, mode: str | None = None, baselines=None):
-    """Baseline / best-attention time over (T, B), log2 diverging colours centred on 1x, ratio in each cell."""
+    """Time of the best recurrence (and of each textbook baseline) / time of the best softmax attention over
+    (T, B): log2 diverging colours centred on 1x, the ratio and the winning kernels written in each cell."""
     mode = _pick_mode(df, mode)
-    baselines = roles.baseline_kernels(df) if baselines is None else baselines
+    sides = matchup.challengers(df) if baselines is None else (
+        [matchup.BEST_RECURRENCE] + [matchup.kernel_side(b) for b in baselines])
     panels = []
     for src in _sources(df):
         part = df[df["source"] == src] if "source" in df else df
-        for base in baselines:
-            s = scaling.speedups(part, base)
-            panels.append((src, base, s[s["mode"] == mode]))
-    fig, axes = _figure(max(len(panels), 1), "Speedup of the best softmax-attention kernel (>1×: attention faster)",
-                        df, mode, panel_w=5.2, panel_h=3.9)
-    if not panels:
-        _empty(axes[0], "no baseline kernel in these results (choose one with --baseline)")
+        for side in sides:
+            s = matchup.versus(part, side)
+            panels.append((src, side, s[s["mode"] == mode]))
+    n_t = max([s["seq_len"].nunique() for *_, s in panels] + [1])  # wide enough for kernel names in every cell
+    fig, axes = _figure(max(len(panels), 1), "Speed-up of the best softmax attention (>1×: attention faster)",
+                        df, mode, panel_w=max(5.2, 1.0 * n_t), panel_h=3.9)
     span = max([float(np.nanmax(np.abs(np.log2(s["speedup"])))) for *_, s in panels if len(s)] + [1.0])
     image = None
-    for ax, (src, base, s) in zip(axes, panels):
-        title = f"vs {base}" + (f" [{src}]" if len(_sources(df)) > 1 else "")
+    for ax, (src, side, s) in zip(axes, panels):
+        title = f"{side.label} vs best attention" + (f" [{src}]" if len(_sources(df)) > 1 else "")
         ax.set_title(title, fontsize=10)
         if s.empty:
-            _empty(ax, f"no successful {base} + attention points")
+            _empty(ax, f"no successful {side.label} + softmax attention points")
             continue
         ts = sorted({int(t) for t in s["seq_len"]})
         bs = sorted({int(b) for b in s["batch_size"]})
@@ -282,12 +283,12 @@ def speedup_heatmap(df, *, mode: str | None = None, baselines=None):
         for r in s.itertuples():
             i, j = bs.index(int(r.batch_size)), ts.index(int(r.seq_len))
             grid[i, j] = r.speedup
-            names[i, j] = r.attention_kernel
+            names[i, j] = r.right_kernel if side.kernel else f"{r.left_kernel}\n{r.right_kernel}"
         image = ax.imshow(np.log2(grid), cmap="RdBu", vmin=-span, vmax=span, origin="lower", aspect="auto")
         for (i, j), name in names.items():
             v = grid[i, j]
             dark = abs(np.log2(v)) > 0.6 * span
-            ax.text(j, i, f"{v:.3g}×\n{name}", ha="center", va="center", fontsize=6.5,
+            ax.text(j, i, f"{v:.3g}×\n{name}", ha="center", va="center", fontsize=5.5 if "\n" in name else 6.5,
                     color="white" if dark else "black")
         ax.set_xticks(range(len(ts)), [str(t) for t in ts], fontsize=8)
         ax.set_yticks(range(len(bs)), [str(b) for b in bs], fontsize=8)
@@ -295,7 +296,7 @@ def speedup_heatmap(df, *, mode: str | None = None, baselines=None):
         ax.set_ylabel("batch size B")
     if image is not None:
         cb = fig.colorbar(image, ax=list(axes), shrink=0.9)
-        cb.set_label("speedup (baseline time / best softmax-attention time)")
+        cb.set_label("speed-up (recurrence-side time / best softmax-attention time)")
         cb.formatter = FuncFormatter(lambda v, _: f"{2 ** v:.2g}×")
         cb.update_ticks()
     _footnote(fig, df, mode)
@@ -363,23 +364,23 @@ def decode_capacity_vs_context(df):
 
 
 def decode_crossover_chart(df):
-    """Best KV-cache step / best fixed-state step vs context, one line per B; above 1 the fixed state is faster."""
+    """Best attention's step / best recurrence's step vs context, one line per B; above 1 the recurrence is faster."""
     best = decode.best_steps(df)
-    fig, (ax,) = _decode_panels(df, 1, "Crossover: best softmax-attention step / best fixed-state step time")
+    fig, (ax,) = _decode_panels(df, 1, "Crossover: best attention step / best recurrence step time")
     if best.empty:
-        _empty(ax, "needs a softmax-attention kernel and a fixed-state kernel")
+        _empty(ax, "needs a softmax-attention kernel and a recurrent or scan kernel")
     else:
         by = _by_source_and_batch(best)
         for i, (label, g) in enumerate(by):
             st = _style(i, "attention")
-            ax.plot(g["seq_len"], g["ratio"], label=label, **st)
-        for i, c in enumerate(decode.decode_crossovers(df)):
-            for t in c["t_star"]:
+            ax.plot(g["seq_len"], g["right_s"] / g["left_s"], label=label, **st)
+        for i, c in enumerate(decode.crossings(df)):
+            for t in c.t_star:
                 ax.axvline(t, color="0.4", linestyle=":", linewidth=1)
-                ax.annotate(f"T*≈{t:.0f} (B={c['batch_size']})", (t, 1), xytext=(3, 4 + 11 * i),
+                ax.annotate(f"T*≈{t:.0f} (B={c.series['batch_size']})", (t, 1), xytext=(3, 4 + 11 * i),
                             textcoords="offset points", fontsize=7, color="0.25")
         ax.axhline(1.0, color="0.2", linewidth=1)
-        _context_axes(ax, best["seq_len"], "time ratio (> 1: fixed-size state faster)")
+        _context_axes(ax, best["seq_len"], "time ratio (> 1: best recurrence faster)")
         ax.legend(fontsize=7, loc="best", title="batch size", title_fontsize=7)
     _footnote(fig, df, Mode.DECODE)
     return fig

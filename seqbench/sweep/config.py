@@ -56,7 +56,10 @@ class SweepConfig:
     dtype: str = "float32"
     device: str = "cpu"
     causal: bool = False
-    threads: int = 0  # 0 = leave torch's default (one per physical core)
+    # One thread unless asked: torch.utils.benchmark's default too. With torch's default (a thread
+    # per core) any neighbour on a core makes its threads wait for each other, and timings swing by
+    # 10-100x (README, "Threads"). 0 = leave torch's default.
+    threads: int = 1
     min_time: float = 0.2  # seconds of timed samples per point
     min_repeats: int = 5
     max_repeats: int = 1000

@@ -195,6 +195,14 @@ def fill_capacity(row: Row, point: Point, capacity: Callable[[Point], object]) -
     row.capacity_step_s, row.capacity_tokens_per_s = cap.step_s, cap.tokens_per_s
 
 
+def apply_threads(cfg: SweepConfig) -> None:
+    """torch's thread count for the run: cfg.threads, or torch's default when it is 0."""
+    import torch
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+
+
 def measure_calibration(cfg: SweepConfig, run_id: str, *, timer=None) -> Row:
     """One `calibration` row (the matmul peak) for cfg's device and dtype: ok, or a failure as for any point."""
     row = measure_point(calibration_point(cfg.device, cfg.dtype), cfg, run_id, timer=timer)
@@ -279,8 +287,7 @@ def run_sweep(
     if broken is None:
         broken = check_kernels(cfg) if points else {}
 
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    apply_threads(cfg)
     if timer is None:
         burn_in(cfg.device)
     # timing.measure collects garbage before every point; with torch imported that walks ~1M objects
@@ -329,7 +336,7 @@ def run_sweep(
 
 def run_to_files(
     cfg: SweepConfig, out_path, *, command: list[str], on_row=None, timer=None, resume=None, source: str = "config",
-    peak: bool = False, append: bool = False, **schedule
+    peak: bool = False, append: bool = False, machine: str | None = None, **schedule
 ) -> list[Row]:
     """Run the sweep into out_path (CSV) and its JSON sidecar; the sidecar says how the run ended.
 
@@ -338,7 +345,9 @@ def run_to_files(
     peak: measure the matmul peak first (a `calibration` row; a resumed run reuses its own).
     schedule: rounds / shard / reference, passed to run_sweep and recorded in the sidecar. With
     append, rows go after the existing ones and the sidecar keeps the earlier runs' metadata under
-    "previous_runs".
+    "previous_runs". machine: the label of the machine in the sidecar (default: env.machine_label),
+    beside the scheduler's job ids (env.job_ids), so merged shards and runs of several machines
+    stay told apart.
     """
     import os
     import socket
@@ -355,6 +364,7 @@ def run_to_files(
     def now() -> str:
         return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
+    apply_threads(cfg)  # before the environment is captured: the sidecar records the threads the run uses
     budget, budget_source = resolve_budget(cfg)
     preflight = Preflight(budget)
     preflight.check_anything_fits(cfg, source)
@@ -364,17 +374,21 @@ def run_to_files(
         for old in resume.rows:
             preflight.observe(old)
         meta.setdefault("resumed", []).append(
-            {"at": now(), "command": command, "rows_before": len(resume.rows), "host": socket.gethostname()}
+            {"at": now(), "command": command, "rows_before": len(resume.rows), "host": socket.gethostname(),
+             "job": env.job_ids()}
         )
         run_id, rows_before = meta["run_id"], len(resume.rows)
     else:
         run_id, done, rows_before = new_run_id(), frozenset(), 0
+        environment = env.capture(cfg.device)
         meta = {
             "schema_version": SCHEMA_VERSION,
             "run_id": run_id,
             "command": command,
             "config": cfg.to_dict(),
-            "environment": env.capture(cfg.device),
+            "environment": environment,
+            "machine": machine or env.machine_label(environment),
+            "job": env.job_ids(),
             "started_at": now(),
             "schedule": {**{k: v for k, v in schedule.items() if v is not None}, "peak": peak},
         }
@@ -421,4 +435,4 @@ def execute(plan, *, command: list[str], on_row=None, timer=None) -> list[Row]:
     """Carry out a checked RunPlan (sweep.plan.plan_run): the sweep into plan.out and its sidecar."""
     return run_to_files(plan.cfg, plan.out, command=command, on_row=on_row, timer=timer, resume=plan.resume,
                         source=plan.source, peak=plan.peak, append=plan.append, rounds=plan.rounds,
-                        shard=plan.shard, reference=plan.reference)
+                        shard=plan.shard, reference=plan.reference, machine=plan.machine)
