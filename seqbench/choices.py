@@ -9,6 +9,14 @@ from enum import StrEnum
 class Mode(StrEnum):
     FORWARD = "forward"  # one forward call under torch.inference_mode
     TRAIN = "train"  # zero grads + forward + backward
+    DECODE = "decode"  # one token (B, 1, d) after a context of T tokens: the state's or KV cache's step
+
+
+class Regime(StrEnum):
+    """How the timed call is launched (column `regime`)."""
+
+    EAGER = "eager"  # the call as written, one launch per op
+    CUDA_GRAPH = "cuda_graph"  # captured once in a CUDA graph, each sample replays it (--cuda-graph)
 
 
 class Device(StrEnum):

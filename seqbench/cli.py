@@ -68,7 +68,8 @@ def run(
     batch_sizes: Annotated[Optional[str], typer.Option(help="Comma-separated batch sizes B, e.g. 1,8,32.")] = None,
     hidden_size: Annotated[Optional[int], typer.Option(help="Model width d.")] = None,
     heads: Annotated[Optional[int], typer.Option(help="Attention heads (must divide d).")] = None,
-    mode: Annotated[Optional[str], typer.Option(help="forward, train, or forward,train.")] = None,
+    mode: Annotated[Optional[str], typer.Option(help="forward, train, decode, or several comma-separated (decode: one "
+                                                "token after a context of T tokens).")] = None,
     dtype: Annotated[Optional[DType], typer.Option(help="Floating-point type of weights and inputs.")] = None,
     device: Annotated[Optional[Device], typer.Option(help="auto: CUDA if present.")] = None,
     causal: Annotated[Optional[bool], typer.Option("--causal/--no-causal", help="Causal attention mask.")] = None,
@@ -76,6 +77,10 @@ def run(
     min_time: Annotated[Optional[float], typer.Option(help="Seconds of timed samples per point.")] = None,
     max_memory: Annotated[Optional[str], typer.Option(help="Skip points whose estimated peak memory exceeds this, e.g. 8GiB (0 or unset: 80% of the memory free at the start).")] = None,
     max_time_per_point: Annotated[Optional[float], typer.Option(help="Seconds one call may take; a slower point is recorded as timeout and larger T for its kernel and B are skipped (0: no limit).")] = None,
+    cuda_graph: Annotated[Optional[bool], typer.Option("--cuda-graph/--no-cuda-graph", help="CUDA only: capture each timed call "
+                                                       "(forward, decode step) in a CUDA graph and time its replays; capture cost in capture_s.")] = None,
+    capacity: Annotated[Optional[bool], typer.Option("--capacity/--no-capacity", help="Decode: also find the largest batch whose "
+                                                     "weights + state + one step fit the memory budget (--max-memory) at each T, and its tokens/s.")] = None,
     plugin: Plugins = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output CSV (JSON sidecar beside it). Default: results/<name>-<device>-<time>.csv")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
@@ -98,6 +103,9 @@ def run(
       seqbench run --kernels rnn_loop,sdpa --seq-lens 64,256,1024 --batch-sizes 8\n
       seqbench run benchmarks/quick.toml --plugin mylab.bench_kernels --kernels my_glr,sdpa\n
       seqbench run benchmarks/full.toml --device cuda --dtype bfloat16 -o results/gpu.csv\n
+      seqbench run benchmarks/decode.toml   (decode: one token after contexts of 64..16384 tokens)\n
+      seqbench run --mode decode --kernels rnn_fused,sdpa --seq-lens 64,1024,16384 --batch-sizes 1,16 --capacity --max-memory 1GiB\n
+      seqbench run benchmarks/decode.toml --device cuda --max-memory 0 --cuda-graph\n
       seqbench run benchmarks/full.toml --max-memory 8GiB --max-time-per-point 30 -o results/full.csv\n
       seqbench run --resume -o results/full.csv   (after Ctrl-C: continue where it stopped)\n
       seqbench run benchmarks/ci.toml --rounds 5 -o base.csv\n
@@ -118,6 +126,7 @@ def run(
         "hidden_size": hidden_size, "num_heads": heads, "causal": causal, "threads": threads, "min_time": min_time,
         "dtype": dtype.value if dtype else None, "device": device.value if device else None,
         "max_memory": max_memory, "max_time_per_point": max_time_per_point, "plugins": plugin or None,
+        "cuda_graph": cuda_graph, "capacity": capacity,
     }
     plan = plan_run(config=config, flags=flags, out=out, force=force, resume=resume, append=append, rounds=rounds,
                     shard=shard, reference=reference, peak=peak, machine=machine)

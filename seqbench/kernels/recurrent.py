@@ -8,6 +8,9 @@ attention layer that includes its Q/K/V/output projections. Weights use PyTorch'
 Forward FLOPs (multiply-add = 2), G gates per step (Elman 1, GRU 3, LSTM 4):
     2*B*T*d*(G*d)  for x W_ih   +   2*B*T*d*(G*d)  for h W_hh   =   4*G*B*T*d^2
 Elementwise work (bias, tanh, gates) is O(B*T*d) and not counted.
+
+Decode (kernels/decode.py): the state is h (and the LSTM's c), d numbers per sequence whatever the
+context; one step costs 4*G*B*d^2, independent of T.
 """
 
 from __future__ import annotations
@@ -47,6 +50,14 @@ class RNNLoop(nn.Module):
             h = torch.tanh(x[:, t] @ self.weight_ih.T + self.bias_ih + h @ self.weight_hh.T + self.bias_hh)
             outs.append(h)
         return torch.stack(outs, dim=1)  # (B, T, d)
+
+    # Decode: the loop body above, one token at a time; the state is h.
+    def init_state(self, batch_size: int, max_len: int) -> torch.Tensor:
+        return self.weight_hh.new_zeros(batch_size, self.weight_hh.shape[0])  # (B, d)
+
+    def step(self, x_t: torch.Tensor, h: torch.Tensor):  # x_t: (B, 1, d)
+        h = torch.tanh(x_t[:, 0] @ self.weight_ih.T + self.bias_ih + h @ self.weight_hh.T + self.bias_hh)
+        return h.unsqueeze(1), h
 
 
 class RNNLoopHoisted(RNNLoop):
@@ -94,6 +105,15 @@ class CellLoop(nn.Module):
                 h = self.cell(x[:, t], h)
             outs.append(h)
         return torch.stack(outs, dim=1)
+
+    # Decode: the cell once; the state is h, or (h, c) for the LSTM.
+    def init_state(self, batch_size: int, max_len: int):
+        h = self.cell.weight_hh.new_zeros(batch_size, self.cell.hidden_size)
+        return (h, torch.zeros_like(h)) if self.is_lstm else h
+
+    def step(self, x_t: torch.Tensor, state):
+        state = self.cell(x_t[:, 0], state)
+        return (state[0] if self.is_lstm else state).unsqueeze(1), state
 
 
 def is_flat(rnn: nn.RNNBase) -> bool:
@@ -148,6 +168,17 @@ class Fused(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.rnn(x)[0]
 
+    # Decode: the fused layer on one token with its hidden state, (1, B, d) (LSTM: a (h, c) pair).
+    def init_state(self, batch_size: int, max_len: int):
+        h = self.rnn.weight_hh_l0.new_zeros(1, batch_size, self.rnn.hidden_size)
+        return (h, torch.zeros_like(h)) if isinstance(self.rnn, nn.LSTM) else h
+
+    def step(self, x_t: torch.Tensor, state):
+        return self.rnn(x_t, state)
+
+    def prefill(self, x: torch.Tensor, state):
+        return self.rnn(x, state)[1]  # one fused call over the whole context
+
 
 def _flops(gates: int):
     return lambda s: 4 * gates * s.batch_size * s.seq_len * s.hidden_size ** 2
@@ -199,6 +230,7 @@ for _name, _make in _FACTORIES.items():
         factory=lambda shape, _make=_make: _init(_make(shape.hidden_size), shape.hidden_size),
         flops=_flops(_g),
         formula=f"{4 * _g}*B*T*d^2" if _g > 1 else "4*B*T*d^2",
+        decode_flops=f"{4 * _g}*B*d^2",  # one step: x W_ih and h W_hh, whatever the context
         memory=_activation_bytes(_g, _MEASURED_PER_TOKEN.get(_name)),
         description=_DESCRIPTIONS[_name],
         causal="always",

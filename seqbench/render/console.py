@@ -139,12 +139,13 @@ def kernel_table(specs, fmt: str = "table") -> None:
     if fmt == "json":
         return raw(json.dumps({s.name: {**s.info(), "train": s.supports_train} for s in specs}, indent=2) + "\n")
     table = Table(title="kernels")
-    for col in ("name", "family", "forward FLOPs", "train", "causal", "role", "from", "description"):
+    for col in ("name", "family", "forward FLOPs", "decode FLOPs (T: context)", "train", "causal", "role", "from",
+                "description"):
         table.add_column(col)
     for s in specs:
         role = ", ".join(r for r, on in (("O(T²)", s.quadratic), ("baseline", s.baseline)) if on) or "-"
-        table.add_row(s.name, s.family, s.formula, "3× forward" if s.supports_train else "-", s.causal, role,
-                      "built-in" if s.builtin else s.source, s.description)
+        table.add_row(s.name, s.family, s.formula, s.decode_formula or "-", "3× forward" if s.supports_train else "-",
+                      s.causal, role, "built-in" if s.builtin else s.source, s.description)
     out.print(table)
 
 

@@ -15,10 +15,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from seqbench.analysis import fits, matchup, scaling
-from seqbench.choices import ImageFormat, allowed, values
+from seqbench.analysis import decode, fits, matchup, scaling
+from seqbench.choices import ImageFormat, Mode, allowed, values
 from seqbench.errors import SeqbenchError
 from seqbench.results.writer import refuse_existing
+from seqbench.units import fmt_bytes
 
 # Fixed styles, so a kernel looks the same in every chart and every run.
 KERNEL_ORDER = scaling.KERNEL_ORDER
@@ -154,6 +155,7 @@ def _legend(fig, axes, shared: bool, title: str | None = None) -> None:
 # Panel layouts: panels over `by`, x axis the other dimension.
 PANELS = {"batch_size": ("batch size B = {}", "seq_len", "sequence length T (tokens)"),
           "seq_len": ("sequence length T = {}", "batch_size", "batch size B (sequences)")}
+CONTEXT_LABELS = {"seq_len": ("context length T = {}", "context length T (tokens)")}  # decode: T is the context
 
 
 def _panels(df, mode, by, values, title, ylabel, draw, *, shared_legend=True, legend_title=None):
@@ -162,6 +164,9 @@ def _panels(df, mode, by, values, title, ylabel, draw, *, shared_legend=True, le
     ok = scaling.ok_points(df)
     ok = ok[ok["mode"] == mode]
     panel_title, x, xlabel = PANELS[by]
+    if mode == Mode.DECODE:
+        panel_title = CONTEXT_LABELS[by][0] if by in CONTEXT_LABELS else panel_title
+        xlabel = CONTEXT_LABELS[x][1] if x in CONTEXT_LABELS else xlabel
     measured = sorted({int(v) for v in ok[by]})
     values = values(measured) if callable(values) else (measured if values is None else sorted(values))
     fig, axes = _figure(max(len(values), 1), title, df, mode)
@@ -183,9 +188,15 @@ def _panels(df, mode, by, values, title, ylabel, draw, *, shared_legend=True, le
     return fig
 
 
-def latency_vs_seq_len(df, *, mode: str | None = None, batch_sizes=None, min_T: int = scaling.FIT_MIN_T):
-    """Median latency vs T, log-log, IQR band, fitted exponent k (over T >= min_T) in the legend."""
+def latency_vs_seq_len(df, *, mode: str | None = None, batch_sizes=None, min_T: int | None = None):
+    """Median latency vs T, log-log, IQR band, fitted exponent k (over T >= min_T) in the legend.
+
+    min_T: by default FIT_MIN_T, and for decode steps 4d (analysis.decode.fit_min_T)."""
     styles = _style_index(df)
+    if min_T is None:
+        widths = decode.decode_points(df)["hidden_size"]  # the kernels' d, not the calibration matmul's N
+        decoding = _pick_mode(df, mode) == Mode.DECODE and not widths.empty
+        min_T = decode.fit_min_T(widths.max()) if decoding else scaling.FIT_MIN_T
 
     def draw(ax, part, x):
         for suffix, st, kernel, g in _series(part, styles, x):
@@ -196,8 +207,8 @@ def latency_vs_seq_len(df, *, mode: str | None = None, batch_sizes=None, min_T: 
             q = np.array([scaling.quartiles(s) for s in g["samples_s"]]) * 1e3
             ax.fill_between(T, q[:, 0], q[:, 1], color=st["color"], alpha=0.18, linewidth=0)
 
-    return _panels(df, mode, "batch_size", batch_sizes, "Latency vs sequence length",
-                   "median latency per call (ms), band = IQR", draw,
+    title = "Step latency vs context" if _pick_mode(df, mode) == Mode.DECODE else "Latency vs sequence length"
+    return _panels(df, mode, "batch_size", batch_sizes, title, "median latency per call (ms), band = IQR", draw,
                    shared_legend=False, legend_title=f"k = log-log slope over T ≥ {min_T}")
 
 
@@ -292,6 +303,116 @@ def speedup_heatmap(df, *, mode: str | None = None, baselines=None):
     return fig
 
 
+# --- decode charts (mode decode: one token after a context of T tokens) --------------------------------
+
+
+def decode_tokens_vs_context(df, *, batch_sizes=None):
+    """Tokens/s (B / step time) vs context, one panel per B: flat for a fixed-size state, falling for a KV cache."""
+    draw = _lines(_style_index(df), lambda g: g["tokens_per_s"])
+    return _panels(df, Mode.DECODE, "batch_size", batch_sizes, "Throughput vs context",
+                   "tokens/s (B / step time)", draw)
+
+
+def _decode_panels(df, n: int, title: str):
+    return _figure(n, title, df, Mode.DECODE, panel_w=4.6 if n > 1 else 7.5)
+
+
+def _per_kernel(ax, styles, rows, y, label_suffix=""):
+    for suffix, st, kernel, g in _series(rows, styles):
+        ax.plot(g["seq_len"], y(g), label=f"{kernel}{suffix}{label_suffix}", **st)
+
+
+def _context_axes(ax, values, ylabel: str) -> None:
+    _log2_x(ax, values)
+    _log_y(ax)
+    ax.set_xlabel(CONTEXT_LABELS["seq_len"][1])
+    ax.set_ylabel(ylabel)
+
+
+def decode_state_vs_context(df):
+    """Bytes of state per sequence vs context, log-log: a KV cache grows as T, a recurrent state does not."""
+    fig, (ax,) = _decode_panels(df, 1, "State per sequence vs context")
+    sizes = decode.state_sizes(df)
+    if sizes.empty:
+        _empty(ax, "no state_bytes recorded")
+    else:
+        _per_kernel(ax, _style_index(df), sizes, lambda g: g["state_bytes"])
+        _context_axes(ax, sizes["seq_len"], "state bytes per sequence (KV cache or recurrent state)")
+    _legend(fig, [ax], True)
+    _footnote(fig, df, Mode.DECODE)
+    return fig
+
+
+def decode_capacity_vs_context(df):
+    """The largest batch that fits the memory budget vs context, and the tokens/s measured at that batch."""
+    cap = decode.capacity(df)
+    budgets = "/".join(fmt_bytes(b) for b in sorted(set(cap["capacity_budget_bytes"].dropna()))) or "?"
+    fig, axes = _decode_panels(df, 2, f"Capacity: largest batch within a {budgets} budget")
+    fitting = cap[cap["capacity_batch"] > 0] if not cap.empty else cap
+    if fitting.empty:
+        for ax in axes:
+            _empty(ax, "no capacity measured (seqbench run --capacity)")
+    else:
+        styles = _style_index(df)
+        _per_kernel(axes[0], styles, fitting, lambda g: g["capacity_batch"])
+        _context_axes(axes[0], fitting["seq_len"], "capacity batch (sequences)")
+        _per_kernel(axes[1], styles, fitting, lambda g: g["capacity_tokens_per_s"])
+        _context_axes(axes[1], fitting["seq_len"], "tokens/s at the capacity batch")
+    _legend(fig, axes, True)
+    _footnote(fig, df, Mode.DECODE)
+    return fig
+
+
+def decode_crossover_chart(df):
+    """Best attention's step / best recurrence's step vs context, one line per B; above 1 the recurrence is faster."""
+    best = decode.best_steps(df)
+    fig, (ax,) = _decode_panels(df, 1, "Crossover: best attention step / best recurrence step time")
+    if best.empty:
+        _empty(ax, "needs a softmax-attention kernel and a recurrent or scan kernel")
+    else:
+        by = _by_source_and_batch(best)
+        for i, (label, g) in enumerate(by):
+            st = _style(i, "attention")
+            ax.plot(g["seq_len"], g["right_s"] / g["left_s"], label=label, **st)
+        for i, c in enumerate(decode.crossings(df)):
+            for t in c.t_star:
+                ax.axvline(t, color="0.4", linestyle=":", linewidth=1)
+                ax.annotate(f"T*≈{t:.0f} (B={c.series['batch_size']})", (t, 1), xytext=(3, 4 + 11 * i),
+                            textcoords="offset points", fontsize=7, color="0.25")
+        ax.axhline(1.0, color="0.2", linewidth=1)
+        _context_axes(ax, best["seq_len"], "time ratio (> 1: best recurrence faster)")
+        ax.legend(fontsize=7, loc="best", title="batch size", title_fontsize=7)
+    _footnote(fig, df, Mode.DECODE)
+    return fig
+
+
+def _by_source_and_batch(best):
+    sources = list(dict.fromkeys(best["source"])) if "source" in best else [""]
+    for src in sources:
+        part = best[best["source"] == src] if "source" in best else best
+        for b, g in part.groupby("batch_size", sort=True):
+            yield (f"B={int(b)}" + (f" [{src}]" if len(sources) > 1 else "")), g.sort_values("seq_len")
+
+
+DECODE_CHARTS = {
+    "latency_vs_T": lambda df, mode, batch: latency_vs_seq_len(df, mode=mode, batch_sizes=batch),
+    "tokens_vs_T": lambda df, mode, batch: decode_tokens_vs_context(df, batch_sizes=batch),
+    "throughput_vs_B": lambda df, mode, batch: throughput_vs_batch(df, mode=mode),
+    "crossover_vs_T": lambda df, mode, batch: decode_crossover_chart(df),
+    "state_vs_T": lambda df, mode, batch: decode_state_vs_context(df),
+    "capacity_vs_T": lambda df, mode, batch: decode_capacity_vs_context(df),
+    "memory_vs_T": lambda df, mode, batch: memory_vs_seq_len(df, mode=mode, batch_sizes=batch),
+}
+
+
+def charts_for(df, mode: str) -> dict:
+    """The charts of a mode: decode has its own set (capacity only when the run measured it)."""
+    if mode != Mode.DECODE:
+        return CHARTS
+    has_capacity = not decode.capacity(df).empty
+    return {k: v for k, v in DECODE_CHARTS.items() if k != "capacity_vs_T" or has_capacity}
+
+
 CHARTS = {
     "latency_vs_T": lambda df, mode, batch: latency_vs_seq_len(df, mode=mode, batch_sizes=batch),
     "throughput_vs_B": lambda df, mode, batch: throughput_vs_batch(df, mode=mode),
@@ -305,7 +426,7 @@ CHART_NAMES = tuple(CHARTS)
 def chart_paths(df, out_dir: str | Path, formats=("png",)) -> list[tuple[str, str, Path]]:
     """Deterministic (chart, mode, path) for every file render_all would write: NAME-MODE.FORMAT."""
     modes = list(dict.fromkeys(scaling.ok_points(df)["mode"])) or [_pick_mode(df, None)]
-    return [(name, mode, Path(out_dir) / f"{name}-{mode}.{fmt}") for mode in modes for name in CHART_NAMES
+    return [(name, mode, Path(out_dir) / f"{name}-{mode}.{fmt}") for mode in modes for name in charts_for(df, mode)
             for fmt in formats]
 
 
@@ -315,7 +436,7 @@ def render_all(df, out_dir: str | Path, formats=("png",), *, batch_sizes=None, d
     written, figs = [], {}
     for name, mode, path in chart_paths(df, out_dir, formats):
         if (name, mode) not in figs:
-            figs[name, mode] = CHARTS[name](df, mode, batch_sizes)
+            figs[name, mode] = charts_for(df, mode)[name](df, mode, batch_sizes)
         # svg: no date and a fixed id salt, so re-rendering the same CSV gives the same bytes.
         with rc_context({"svg.hashsalt": "seqbench"}):
             figs[name, mode].savefig(path, dpi=dpi, metadata={"Date": None} if path.suffix == ".svg" else None)

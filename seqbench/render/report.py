@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from seqbench.analysis import bootstrap, fits, matchup, scaling
+from seqbench.analysis import bootstrap, decode, fits, matchup, scaling
 from seqbench.render import machines
 from seqbench.render.markdown import table as _table
 from seqbench.units import fmt_bytes, fmt_num, fmt_time
@@ -104,19 +104,25 @@ def crossover_section(df, reps=None) -> list[str]:
              "(`report --baseline KERNEL`, the config's `baselines`, else the registered ones: the seed's rnn_loop). "
              "The interval (95% bootstrap) is of the last crossing; with no crossing, the share of resamples "
              "in which the curves do cross says how sure the \"none\" is.", ""]
-    rows = []
-    for side in matchup.challengers(df) + [matchup.BEST_LINEAR_ATTENTION]:
-        for c in matchup.crossings(df, side, reps=reps):
-            note = c.note
-            if c.crossing_share is not None and c.crossing_share > 0:
-                note += f"; they cross in {100 * c.crossing_share:.0f}% of resamples"
-            if len(c.t_star) == 1 and not c.key:
-                note += f"; not key: {_why_wide(c)}"
-            rows.append([c.left, c.series["mode"], c.series["batch_size"], _fmt_t_star(c), note])
+    rows = crossing_rows([c for side in matchup.challengers(df) + [matchup.BEST_LINEAR_ATTENTION]
+                          for c in matchup.crossings(df, side, reps=reps)])
     if not rows:
         return lines + ["No crossover can be computed: the run needs an O(T²) attention kernel and a recurrent, "
                         "scan or baseline kernel.", ""]
     return lines + _table(["vs best attention", "mode", "B", "T* [95% interval]", "note"], rows, "llrrl") + [""]
+
+
+def crossing_rows(crossings, mode: bool = True) -> list[list]:
+    """One table row per crossing: the side, (mode,) B, T* with its interval, and what the note must say."""
+    rows = []
+    for c in crossings:
+        note = c.note
+        if c.crossing_share is not None and c.crossing_share > 0:
+            note += f"; they cross in {100 * c.crossing_share:.0f}% of resamples"
+        if len(c.t_star) == 1 and not c.key:
+            note += f"; not key: {_why_wide(c)}"
+        rows.append([c.left, *([c.series["mode"]] if mode else []), c.series["batch_size"], _fmt_t_star(c), note])
+    return rows
 
 
 def results_sections(df) -> list[str]:
@@ -233,7 +239,8 @@ def key_figures(df, reps=None) -> list[str]:
                      "`--append`): the later row is used.")
     for key, peak in sorted(scaling.matmul_peak(df).items()):
         lines.append(f"- Measured matmul peak ({', '.join(map(str, key[-2:]))}): {peak:.3g} GFLOP/s.")
-    table = key_table(df, reps)
+    whole = decode.other_modes(df)  # decode's figures follow, by their own rules
+    table = key_table(whole, reps)
     if table:
         lines += ["", "Best recurrence (the fastest recurrent or scan kernel at each point) against best attention "
                   "(the fastest softmax-attention kernel), the seed's loop as the textbook case, and exponents k "
@@ -241,10 +248,77 @@ def key_figures(df, reps=None) -> list[str]:
                   "intervals. A figure whose interval is wide (k: wider than "
                   f"{fits.K_WIDE}; T*: more than a {fits.T_STAR_WIDE:g}x span, or the curves cross in only some "
                   "resamples) is marked *not key*.", ""] + table
-    else:
+    elif not scaling.ok_points(whole).empty:
         lines.append("- No best-recurrence vs best-attention comparison: the run needs a recurrent or scan kernel "
                      "and an O(T²) attention kernel.")
-    return lines + [""]
+    return lines + decode_key_figures(df, reps) + [""]
+
+
+def decode_key_figures(df, reps=None) -> list[str]:
+    lines = []
+    for c in decode.crossings(df, reps):
+        lines.append(f"- Decode crossover, best recurrence vs best attention (B={c.series['batch_size']}): "
+                     f"{_tstar_cell(c)}.")
+    for c in decode.kernel_crossings(df, reps):
+        if c.t_star:
+            lines.append(f"- Decode crossover, {c.left} vs best attention (B={c.series['batch_size']}): {_tstar_cell(c)}.")
+    for kernel, g in decode.capacity(df).groupby("kernel", sort=False):
+        lo, hi = g.iloc[0], g.iloc[-1]
+        lines.append(f"- Capacity of {kernel} within {fmt_bytes(hi.capacity_budget_bytes)}: B = {int(lo.capacity_batch)} "
+                     f"at T={int(lo.seq_len)}, B = {int(hi.capacity_batch)} at T={int(hi.seq_len)} "
+                     f"({fmt_num(hi.capacity_tokens_per_s)} tokens/s).")
+    return lines
+
+
+def decode_section(df, reps=None) -> list[str]:
+    """Decode mode: step latency against context with fitted exponents, the decode crossovers per B,
+    state bytes per sequence, and the capacity batch when the run searched for it."""
+    if decode.decode_points(df).empty:
+        return []
+    lines = ["## Decode: one token after a context of T tokens", "",
+             "Each row times one step (B new tokens, one per sequence) after an untimed prefill of T tokens; the "
+             "step's new state is dropped, so every repeat decodes the same token from the same context. "
+             "tokens/s = B / step time. A softmax-attention kernel (registered O(T²)) reads a KV cache; every other "
+             "kernel, linear attention included, carries a fixed-size state.", ""]
+    rows = []
+    for f in decode.decode_fits(df, reps):
+        fit = f["fit"]
+        state = "KV cache" if f["quadratic"] else "fixed state"
+        if fit is None:
+            rows.append([f["kernel"], state, f["batch_size"], "-", "-", "-", 0, f"needs 2 contexts ≥ {f['min_T']}"])
+        else:
+            rows.append([f["kernel"], state, f["batch_size"], fit.k_text, fit.ci.text() if fit.ci is not None else "-",
+                         fit.r2_text, fit.n, f"{fit.t_lo}–{fit.t_hi}"])
+    lines += ["### Step latency vs context", "",
+              "k: least-squares slope of log(step time) vs log(T) over T ≥ 4d (there a KV cache's read, 4·T·d FLOPs, "
+              "is at least twice the projections' 8·d²): ≈ 0 for a fixed-size state, → 1 for a KV cache. Interval: "
+              "95% bootstrap, as for the forward exponents; a flat series has a low R² (there is no trend to explain).", ""]
+    lines += _table(["kernel", "state", "B", "k", "95% interval", "R²", "points", "T range"], rows, "llrrrrrl") + [""]
+    lines += ["### Decode crossover", "",
+              "The context beyond which a fixed-state step beats the best attention's step (the fastest softmax-attention "
+              "kernel at each context), interpolated in log T vs log(time ratio) between the bracketing contexts: "
+              "first the best recurrence (the fastest recurrent or scan kernel), then every fixed-state kernel on its own.", ""]
+    cross = crossing_rows(decode.crossings(df, reps) + decode.kernel_crossings(df, reps), mode=False)
+    lines += (_table(["vs best attention", "B", "T* [95% interval]", "note"], cross, "lrrl") if cross else
+              ["No crossover: the run needs a softmax-attention kernel and a fixed-state kernel."]) + [""]
+    sizes = decode.state_sizes(df)
+    if not sizes.empty:
+        wide = sizes.pivot_table(index="kernel", columns="seq_len", values="state_bytes", aggfunc="first")
+        lines += ["### State per sequence (bytes after the context: KV cache or recurrent state)", ""]
+        lines += _table(["kernel", *[f"T={int(t)}" for t in wide.columns]],
+                        [[k, *[fmt_bytes(v) for v in wide.loc[k]]] for k in scaling.ordered_kernels(wide.index)],
+                        "l" + "r" * len(wide.columns)) + [""]
+    cap = decode.capacity(df)
+    if not cap.empty:
+        budgets = ", ".join(fmt_bytes(b) for b in sorted(set(cap["capacity_budget_bytes"].dropna())))
+        lines += ["### Capacity", "",
+                  f"The largest batch whose weights + state + new token + one step's activations fit the budget "
+                  f"({budgets}), each candidate allocated and stepped (measured, not computed), and the tokens/s "
+                  "timed at that batch.", ""]
+        crow = [[r.kernel, int(r.seq_len), int(r.capacity_batch), fmt_bytes(r.capacity_peak_bytes),
+                 fmt_time(r.capacity_step_s), fmt_num(r.capacity_tokens_per_s)] for r in cap.itertuples()]
+        lines += _table(["kernel", "T", "capacity batch", "measured bytes", "step", "tokens/s"], crow, "lrrrrr") + [""]
+    return lines
 
 
 def charts_section(chart_files: list[Path], report_path: Path) -> list[str]:
@@ -266,8 +340,11 @@ def build_report(df, meta: dict, *, csv_path: str | Path, report_path: str | Pat
     ok = scaling.ok_points(df)
     reps = bootstrap.replicate_medians(ok) if not ok.empty else None
     lines += machines.merged_note(df, meta) + key_figures(df, reps) + environment_section(meta, df)
+    whole = decode.other_modes(df)  # decode rows have sections of their own (T is a context, not a sequence)
+    if not scaling.ok_points(whole).empty:
+        lines += crossover_section(whole, reps) + fits_section(whole, reps)
     if not ok.empty:
-        lines += crossover_section(df, reps) + fits_section(df, reps) + results_sections(df)
+        lines += decode_section(df, reps) + results_sections(df)
     lines += failures_section(df) + charts_section(list(chart_files), report_path)
     return "\n".join(lines).rstrip() + "\n"
 
@@ -322,14 +399,16 @@ def build_side_by_side(df, metas: list[dict], *, csv_paths, report_path: str | P
         lines += machines.merged_note(df, meta)
     ok = scaling.ok_points(df)
     reps = bootstrap.replicate_medians(ok) if not ok.empty else None  # indexed like df: serves every part
-    lines += machines.machines_table(df, metas) + machines.key_figures_table(df, reps)
+    lines += machines.machines_table(df, metas) + machines.key_figures_table(decode.other_modes(df), reps)
     for src, part in df.groupby("source", sort=False):
         part = part.copy()
         part.attrs.update(df.attrs)
         sections = failures_section(part)
+        whole = decode.other_modes(part)
         if not scaling.ok_points(part).empty:
-            sections = (crossover_section(part, reps) + fits_section(part, reps) + results_sections(part)
-                        + sections)
+            sections = ((crossover_section(whole, reps) + fits_section(whole, reps)
+                         if not scaling.ok_points(whole).empty else [])
+                        + decode_section(part, reps) + results_sections(part) + sections)
         lines += [f"## Machine: {src}", ""] + ["#" + ln if ln.startswith("## ") else ln for ln in sections]
     lines += charts_section(list(chart_files), report_path)
     return "\n".join(lines).rstrip() + "\n"
