@@ -2,7 +2,7 @@
 
 The public API:
     register_kernel, Shape, KernelSpec    time your own layer beside the built-in kernels
-    run, load, compare, calibrate         the CLI's pipeline as functions
+    run, load, compare, merge, calibrate  the CLI's pipeline as functions
     SeqbenchError                         what every user-facing error derives from
 Importing seqbench is cheap: torch, pandas and matplotlib load when first needed.
 """
@@ -11,7 +11,7 @@ from seqbench.errors import SeqbenchError
 from seqbench.kernels.registry import KernelSpec, Shape, register_kernel
 from seqbench.version import __version__
 
-_API = ("run", "load", "compare", "calibrate", "gradflow")
+_API = ("run", "load", "compare", "merge", "calibrate", "gradflow")
 
 __all__ = ["__version__", "SeqbenchError", "KernelSpec", "Shape", "register_kernel", *_API]
 

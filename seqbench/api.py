@@ -4,6 +4,7 @@
     df = seqbench.run(kernels=["rnn_loop", "sdpa"], seq_lens=[64, 256], batch_sizes=[8], out="run.csv")
     df = seqbench.load("run.csv")                       # annotated DataFrame (what report and plot read)
     comp = seqbench.compare("base.csv", "head.csv")     # verdicts per point, comp.exit_code
+    seqbench.merge(["a100=a.csv", "h100=b.csv"], "both.csv")   # shards, or machines side by side
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any, Callable, Sequence
 
 def run(config: str | Path | None = None, *, out: str | Path | None = None, force: bool = False,
         resume: bool = False, append: bool = False, rounds: int = 1, shard: str | None = None,
-        reference: bool = False, peak: bool = True, on_row: Callable | None = None, **fields: Any):
+        reference: bool = False, peak: bool = True, machine: str | None = None, on_row: Callable | None = None,
+        **fields: Any):
     """Run a sweep (a TOML config and/or config fields such as kernels=[...], seq_lens=[...]) into `out`
     (CSV + sidecar) and return its rows as a DataFrame. Plugins: plugins=["mylab.bench_kernels"]."""
     import pandas as pd
@@ -24,7 +26,8 @@ def run(config: str | Path | None = None, *, out: str | Path | None = None, forc
     from seqbench.sweep.runner import execute
 
     plan = plan_run(config=Path(config) if config else None, flags=fields, out=Path(out) if out else None, force=force,
-                    resume=resume, append=append, rounds=rounds, shard=shard, reference=reference, peak=peak)
+                    resume=resume, append=append, rounds=rounds, shard=shard, reference=reference, peak=peak,
+                    machine=machine)
     rows = execute(plan, command=["seqbench.run", *(f"{k}={v!r}" for k, v in fields.items())], on_row=on_row)
     df = pd.DataFrame([r.as_csv() for r in rows], columns=COLUMNS)
     df.attrs["path"] = str(plan.out)
@@ -38,6 +41,13 @@ def load(paths: str | Path | Sequence[str | Path], baselines: Sequence[str] | No
     return load_annotated([paths] if isinstance(paths, (str, Path)) else list(paths), baselines)
 
 
+def merge(inputs: Sequence[str | Path], out: str | Path, *, allow_partial: bool = False, allow_mixed: bool = False):
+    """Join shards of one sweep, or runs of several machines ("a100=a.csv"), into out; see `seqbench merge --help`."""
+    from seqbench.results.merge import merge_files
+
+    return merge_files(list(inputs), out, allow_partial=allow_partial, allow_mixed=allow_mixed)
+
+
 def compare(baseline: str | Path, candidate: str | Path, **options):
     """Verdicts per point between two results CSVs (see `seqbench compare --help` for the options)."""
     from seqbench.analysis.compare import compare_files
@@ -45,7 +55,7 @@ def compare(baseline: str | Path, candidate: str | Path, **options):
     return compare_files(baseline, candidate, **options)
 
 
-def calibrate(device: str = "auto", dtype: str = "float32", threads: int = 0, min_time: float = 0.5,
+def calibrate(device: str = "auto", dtype: str = "float32", threads: int = 1, min_time: float = 0.5,
               max_memory: int | str = 0):
     """The `calibration` row: this device's dense matmul GFLOP/s for dtype (the 100% of pct_of_peak).
     Refused (exit 2) if the matmul would not fit in max_memory (default: 80% of the free memory)."""

@@ -14,7 +14,7 @@ try:  # typer >= 0.20 vendors click; its usage errors derive from TyperException
 except ImportError:  # older typer raises click's own exceptions
     from click import ClickException as UsageBase
 
-from seqbench.choices import Device, DType, ImageFormat, Normalize, Statistic, TextFormat, allowed
+from seqbench.choices import Cluster, Device, DType, ImageFormat, Normalize, Statistic, TextFormat, allowed
 from seqbench.errors import ExitCode, SeqbenchError
 from seqbench.version import __version__
 
@@ -69,14 +69,19 @@ def run(
     batch_sizes: Annotated[Optional[str], typer.Option(help="Comma-separated batch sizes B, e.g. 1,8,32.")] = None,
     hidden_size: Annotated[Optional[int], typer.Option(help="Model width d.")] = None,
     heads: Annotated[Optional[int], typer.Option(help="Attention heads (must divide d).")] = None,
-    mode: Annotated[Optional[str], typer.Option(help="forward, train, or forward,train.")] = None,
+    mode: Annotated[Optional[str], typer.Option(help="forward, train, decode, or several comma-separated (decode: one "
+                                                "token after a context of T tokens).")] = None,
     dtype: Annotated[Optional[DType], typer.Option(help="Floating-point type of weights and inputs.")] = None,
     device: Annotated[Optional[Device], typer.Option(help="auto: CUDA if present.")] = None,
     causal: Annotated[Optional[bool], typer.Option("--causal/--no-causal", help="Causal attention mask.")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="CPU threads for torch (0: torch's default).")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads for torch (default 1; 0: torch's default, a thread per core). See the README's \"Threads\" before raising it.")] = None,
     min_time: Annotated[Optional[float], typer.Option(help="Seconds of timed samples per point.")] = None,
     max_memory: Annotated[Optional[str], typer.Option(help="Skip points whose estimated peak memory exceeds this, e.g. 8GiB (0 or unset: 80% of the memory free at the start).")] = None,
     max_time_per_point: Annotated[Optional[float], typer.Option(help="Seconds one call may take; a slower point is recorded as timeout and larger T for its kernel and B are skipped (0: no limit).")] = None,
+    cuda_graph: Annotated[Optional[bool], typer.Option("--cuda-graph/--no-cuda-graph", help="CUDA only: capture each timed call "
+                                                       "(forward, decode step) in a CUDA graph and time its replays; capture cost in capture_s.")] = None,
+    capacity: Annotated[Optional[bool], typer.Option("--capacity/--no-capacity", help="Decode: also find the largest batch whose "
+                                                     "weights + state + one step fit the memory budget (--max-memory) at each T, and its tokens/s.")] = None,
     plugin: Plugins = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output CSV (JSON sidecar beside it). Default: results/<name>-<device>-<time>.csv")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
@@ -84,7 +89,8 @@ def run(
     peak: Annotated[bool, typer.Option("--peak/--no-peak", help="Measure the matmul peak first (a `calibration` row, ~1 s) and fill pct_of_peak.")] = True,
     rounds: Annotated[int, typer.Option(help="Take each point's samples in R rounds spread across the sweep "
                                         "(round 1 of every point, then round 2, ...); rows are written when a point's last round ends.")] = 1,
-    shard: Annotated[Optional[str], typer.Option(help="Run shard K/N: every N-th point from the K-th (join shards with `seqbench merge`).")] = None,
+    shard: Annotated[Optional[str], typer.Option(help="Run shard K/N: whole curves (kernel, mode, B over T) balanced by estimated cost; join shards with `seqbench merge`.")] = None,
+    machine: Annotated[Optional[str], typer.Option(help="Label of this machine in the sidecar, for merges and reports of several machines (default: the GPU's or CPU's name).")] = None,
     append: Annotated[bool, typer.Option("--append", help="Append rows to --out if it exists (same seqbench version), e.g. interleaved A/B rounds.")] = False,
     reference: Annotated[bool, typer.Option("--reference", "--calibrate", help="Time a fixed reference matmul before every point's round "
                                             "(column ref_s), for `seqbench compare --normalize reference`.")] = False,
@@ -98,6 +104,9 @@ def run(
       seqbench run --kernels rnn_loop,sdpa --seq-lens 64,256,1024 --batch-sizes 8\n
       seqbench run benchmarks/quick.toml --plugin mylab.bench_kernels --kernels my_glr,sdpa\n
       seqbench run benchmarks/full.toml --device cuda --dtype bfloat16 -o results/gpu.csv\n
+      seqbench run benchmarks/decode.toml   (decode: one token after contexts of 64..16384 tokens)\n
+      seqbench run --mode decode --kernels rnn_fused,sdpa --seq-lens 64,1024,16384 --batch-sizes 1,16 --capacity --max-memory 1GiB\n
+      seqbench run benchmarks/decode.toml --device cuda --max-memory 0 --cuda-graph\n
       seqbench run benchmarks/full.toml --max-memory 8GiB --max-time-per-point 30 -o results/full.csv\n
       seqbench run --resume -o results/full.csv   (after Ctrl-C: continue where it stopped)\n
       seqbench run benchmarks/ci.toml --rounds 5 -o base.csv\n
@@ -119,9 +128,10 @@ def run(
         "hidden_size": hidden_size, "num_heads": heads, "causal": causal, "threads": threads, "min_time": min_time,
         "dtype": dtype.value if dtype else None, "device": device.value if device else None,
         "max_memory": max_memory, "max_time_per_point": max_time_per_point, "plugins": plugin or None,
+        "cuda_graph": cuda_graph, "capacity": capacity,
     }
     plan = plan_run(config=config, flags=flags, out=out, force=force, resume=resume, append=append, rounds=rounds,
-                    shard=shard, reference=reference, peak=peak)
+                    shard=shard, reference=reference, peak=peak, machine=machine)
     for note in plan.notes:
         console.info(note)
     if plan.cfg.device != "cpu" or device == Device.AUTO:
@@ -176,28 +186,83 @@ def compare(
 
 @app.command()
 def merge(
-    inputs: Annotated[list[Path], typer.Argument(help="Result CSVs to join (e.g. the shards of one sweep).")],
+    inputs: Annotated[list[str], typer.Argument(help="Result CSVs to join: the shards of one sweep, or runs of several "
+                                                "machines; LABEL=PATH names the machine of a file's rows.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Merged CSV (JSON sidecar beside it).")],
+    allow_partial: Annotated[bool, typer.Option("--allow-partial", help="Merge fewer than all N shards (or unfinished ones); the sidecar records which are missing.")] = False,
+    allow_mixed: Annotated[bool, typer.Option("--allow-mixed", help="Merge shards measured on different machines; each row keeps its machine's label.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
 ) -> None:
-    """Join result CSVs into one, refusing mixed schemas and points present in two inputs.
+    """Join result CSVs into one. Shards must be all N of one sweep (same config, seqbench version,
+    schema) from one kind of machine; each keeps its own calibration row and pct_of_peak. Runs of
+    different machines keep their machine labels: report and plot show them side by side.
 
     Examples:\n
-      seqbench merge part1.csv part2.csv part3.csv -o all.csv\n
-      seqbench merge results/shard-*.csv -o results/full.csv --force
+      seqbench merge results/big.shards/shard-*-of-4.csv -o results/big.csv\n
+      seqbench merge sh1.csv sh2.csv -o partial.csv --allow-partial\n
+      seqbench merge a100=runs/a100.csv h100=runs/h100.csv -o runs/both.csv\n
+      seqbench report runs/both.csv -o runs/both.md
     """
     from seqbench.render import console
     from seqbench.results.merge import merge_files
     from seqbench.results.writer import check_output
 
     check_output(out, force=force)
-    rows = merge_files(inputs, out, force=force)
-    console.info(f"merged {len(inputs)} files, {rows} rows -> {out}")
+    summary = merge_files(inputs, out, allow_partial=allow_partial, allow_mixed=allow_mixed, force=force)
+    console.merge_summary(summary, out)
+
+
+@app.command()
+def launch(
+    config: Annotated[Path, typer.Argument(help="Sweep config (TOML).")],
+    shards: Annotated[int, typer.Option("--shards", "-n", help="Number of shards (jobs).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Merged CSV (JSON sidecar beside it).")],
+    folder: Annotated[Optional[Path], typer.Option("--dir", help="Folder for the shards, job logs and launch.json. Default: OUT with .shards instead of .csv.")] = None,
+    cluster: Annotated[Cluster, typer.Option(help="submitit executor: slurm (a job array), local (subprocesses here), auto (slurm if present).")] = Cluster.AUTO,
+    parallel: Annotated[Optional[int], typer.Option(help="Shards at once (default: 1 on local, where shards would share the cores; all on slurm).")] = None,
+    timeout_min: Annotated[Optional[float], typer.Option(help="Minutes a shard's job may run (default: no limit on local, 240 on slurm).")] = None,
+    partition: Annotated[Optional[str], typer.Option(help="Slurm partition.")] = None,
+    gpus_per_node: Annotated[Optional[int], typer.Option(help="Slurm: GPUs per job.")] = None,
+    cpus_per_task: Annotated[Optional[int], typer.Option(help="Slurm: CPUs per job.")] = None,
+    machine: Annotated[Optional[str], typer.Option(help="Label of the machines in the sidecars (default: the GPU's or CPU's name).")] = None,
+    peak: Annotated[bool, typer.Option("--peak/--no-peak", help="Each shard measures its machine's matmul peak first.")] = True,
+    rounds: Annotated[int, typer.Option(help="Rounds per shard (see `seqbench run --rounds`).")] = 1,
+    plugin: Plugins = None,
+    allow_partial: Annotated[bool, typer.Option("--allow-partial", help="Merge the shards that finished even if some failed.")] = False,
+    allow_mixed: Annotated[bool, typer.Option("--allow-mixed", help="Merge shards that ran on different kinds of machine.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite --out; clear a --dir that holds another sweep's launch.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Run a sweep as N shards through submitit (Slurm job array or local subprocesses), wait, merge.
+
+    Launching again with the same config and N keeps the finished shards, resumes or reruns the
+    others (so a failed shard is rerun alone), then merges. Needs submitit (seqbench's `launch` extra).
+    Exit codes: 0 merged, 2 bad input, 4 some shards failed (listed with their logs).
+
+    Examples:\n
+      seqbench launch benchmarks/full.toml --shards 8 --cluster slurm --partition gpu --gpus-per-node 1 -o results/full.csv\n
+      seqbench launch benchmarks/quick.toml --shards 2 --cluster local -o results/quick.csv\n
+      seqbench launch benchmarks/quick.toml --shards 2 --cluster local -o results/quick.csv   (again: reruns failed shards only)
+    """
+    from seqbench.render import console
+    from seqbench.sweep.launch import LaunchSpec, ShardsFailed, launch as launch_sweep
+
+    console.set_verbosity(quiet)
+    spec = LaunchSpec(config, shards, out, folder=folder, cluster=cluster.value, flags={"plugins": plugin or None},
+                      peak=peak, rounds=rounds, machine=machine, parallel=parallel, timeout_min=timeout_min,
+                      slurm={"partition": partition, "gpus_per_node": gpus_per_node, "cpus_per_task": cpus_per_task},
+                      force=force, allow_partial=allow_partial, allow_mixed=allow_mixed)
+    result = launch_sweep(spec, on_event=console.launch_event)
+    console.launch_summary(result, ["seqbench", *_INVOCATION])
+    if result.failed:
+        raise ShardsFailed(f"{len(result.failed)} of {shards} shards failed; launch the same command again to rerun "
+                           "only them")
 
 
 @app.command()
 def plot(
-    results: Annotated[list[Path], typer.Argument(help="One or more results CSVs; several overlay with the file name in the legend.")],
+    results: Annotated[list[str], typer.Argument(help="One or more results CSVs; several overlay with the file name (or, "
+                                                 "for several machines, the machine) in the legend. LABEL=PATH names a file's machine.")],
     out_dir: Annotated[Optional[Path], typer.Option("--out-dir", "-d", help="Folder for the charts (created if missing). Default: charts/ beside the first CSV.")] = None,
     image_format: ImageFormats = "png",
     batch: Annotated[Optional[str], typer.Option(help="Only these batch sizes in the per-B charts, e.g. 8 or 1,8.")] = None,
@@ -213,17 +278,19 @@ def plot(
     Examples:\n
       seqbench plot results/cpu/examples-cpu.csv --out-dir results/cpu/charts --image-format png,svg\n
       seqbench plot cpu.csv cuda.csv --out-dir charts/compare --batch 8\n
-      seqbench plot mine.csv --baseline my_glr
+      seqbench plot mine.csv --baseline my_glr\n
+      seqbench plot a100=runs/a100.csv h100=runs/h100.csv --out-dir runs/charts
     """
     from seqbench.render import console
     from seqbench.render import plot as plot_mod
+    from seqbench.results.reader import split_label
     from seqbench.sweep.config import parse_list
 
     console.set_verbosity(quiet)
     _load_plugins(plugin)
     formats = plot_mod.parse_formats(image_format)
     batch_sizes = parse_list(batch, int, "batch") if batch is not None else None
-    out_dir = out_dir or results[0].parent / "charts"
+    out_dir = out_dir or split_label(results[0])[1].parent / "charts"
     written = plot_mod.plot_files(results, out_dir, formats, batch_sizes=batch_sizes, force=force, baselines=baseline)
     console.info(f"wrote {len(written)} chart files to {out_dir}")
     for p in written:
@@ -232,8 +299,9 @@ def plot(
 
 @app.command()
 def report(
-    results: Annotated[Path, typer.Argument(help="A results CSV (its JSON sidecar, if beside it, gives the environment).")],
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Markdown file. Default: the CSV's name with .md.")] = None,
+    results: Annotated[list[str], typer.Argument(help="One or more results CSVs (their JSON sidecars give the environment); "
+                                                 "several machines are reported side by side. LABEL=PATH names a file's machine.")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Markdown file. Default: the (first) CSV's name with .md.")] = None,
     charts_dir: Annotated[Optional[Path], typer.Option(help="Where the embedded charts go. Default: charts/ beside the report.")] = None,
     charts: Annotated[bool, typer.Option("--charts/--no-charts", help="Render and embed the charts.")] = True,
     image_format: ImageFormats = "png",
@@ -247,16 +315,18 @@ def report(
     Examples:\n
       seqbench report results/cpu/examples-cpu.csv -o results/cpu/report.md\n
       seqbench report run.csv -o run.md --no-charts\n
-      seqbench report mine.csv --baseline my_glr --plugin mylab.bench_kernels
+      seqbench report mine.csv --baseline my_glr --plugin mylab.bench_kernels\n
+      seqbench report a100=runs/a100.csv h100=runs/h100.csv -o runs/machines.md
     """
     from seqbench.render import console
     from seqbench.render import plot as plot_mod
     from seqbench.render import report as report_mod
+    from seqbench.results.reader import split_label
 
     console.set_verbosity(quiet)
     _load_plugins(plugin)
     formats = plot_mod.parse_formats(image_format)
-    out = out or results.with_suffix(".md")
+    out = out or split_label(results[0])[1].with_suffix(".md")
     cdir = (charts_dir or out.parent / "charts") if charts else None
     path, written = report_mod.write_report(results, out, charts_dir=cdir, formats=formats, force=force,
                                             baselines=baseline)
@@ -307,7 +377,7 @@ def env(
 def calibrate(
     device: Annotated[Device, typer.Option(help="auto: CUDA if present.")] = Device.AUTO,
     dtype: Annotated[DType, typer.Option(help="Floating-point type of the matmul.")] = DType.FLOAT32,
-    threads: Annotated[int, typer.Option(help="CPU threads for torch (0: torch's default).")] = 0,
+    threads: Annotated[int, typer.Option(help="CPU threads for torch (default 1; 0: torch's default).")] = 1,
     min_time: Annotated[float, typer.Option(help="Seconds of timed samples.")] = 0.5,
     max_memory: Annotated[str, typer.Option(help="Refuse to run if the matmul needs more than this, e.g. 8GiB (0: 80% of the free memory).")] = "0",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the GFLOP/s figure.")] = False,
@@ -408,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, typer.Abort):
         code = ExitCode.INTERRUPTED
     except SeqbenchError as exc:
-        code = _fail(ExitCode.BAD_INPUT, str(exc))
+        code = _fail(ExitCode(getattr(exc, "exit_code", ExitCode.BAD_INPUT)), str(exc))
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes it
         code = ExitCode.BROKEN_PIPE

@@ -11,6 +11,7 @@ class ExitCode(IntEnum):
     REGRESSION = 1  # compare found a regression (or what --fail-on names); nothing else uses 1
     BAD_INPUT = 2  # bad input or environment (config, flags, files, an unwritable output, a second writer)
     INTERNAL = 3  # a bug in seqbench: one line; SEQBENCH_TRACEBACK=1 (or -v) prints the traceback
+    SHARDS_FAILED = 4  # `seqbench launch`: some shards failed (listed); launching again reruns only them
     INTERRUPTED = 130  # SIGINT or SIGTERM, at any moment after the command started
     BROKEN_PIPE = 141  # whoever read stdout went away (`seqbench list | head -1`), as a shell reports SIGPIPE
 

@@ -78,7 +78,7 @@ def huge_cell(d: Path) -> Outcome:
     samples = [1e-3 * (1 + (i % 1000) / 1e4) for i in range(10**6)]
     big = replace(row("sdpa", 8, 1), samples_s=format_samples(samples), repeats=len(samples))
     write_csv(d / "a.csv", [big])
-    write_csv(d / "b.csv", [row("sdpa", 16, 1)])
+    write_csv(d / "b.csv", [replace(row("sdpa", 16, 1), run_id="test-run-2")])
     back = parse_samples(read_results(d / "a.csv")["samples_s"][0])
     out = cli("merge", "a.csv", "b.csv", "-o", "m.csv", cwd=d)  # reads both, as report, compare and --resume do
     _expect(out, back == [float(f"{s:.9g}") for s in samples], "samples changed on the way back")

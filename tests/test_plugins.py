@@ -42,7 +42,7 @@ def test_plugin_flag_times_the_users_layer_beside_sdpa_and_records_where_it_came
     assert plugin["version"] == "0.3.1" and plugin["file"].endswith("mylab/bench_kernels.py")
     assert meta["kernels"]["my_glr"] == {"family": "scan", "formula": "6*B*T*d^2", "quadratic": False,
                                          "baseline": False, "causal": "always", "source": "mylab.bench_kernels",
-                                         "description": "a user's gated linear recurrence"}
+                                         "description": "a user's gated linear recurrence", "decode_formula": ""}
     df = read_results(project / "a.csv")
     glr = df[(df["kernel"] == "my_glr") & (df["seq_len"] == 16)].iloc[0]
     assert glr["gflop"] == pytest.approx(6 * 2 * 16 * 16**2 / 1e9) and glr["family"] == "scan"
@@ -112,7 +112,7 @@ def test_report_with_the_users_layer_as_baseline_needs_no_plugin(project, tmp_pa
     _ok(run_seqbench(["report", project / "b.csv", "-o", "b.md", "--no-charts", "--baseline", "my_glr", "-q"],
                      cwd=elsewhere))
     text = (elsewhere / "b.md").read_text()
-    crossover = text[text.index("## Crossover length"):text.index("## Results")]
+    crossover = text[text.index("## Crossover length"):text.index("## Scaling exponents")]
     rows = [ln for ln in crossover.splitlines() if ln.startswith("| my_glr")]
     assert len(rows) == 1 and "| forward | 1 |" in rows[0]
     assert "| rnn_loop" not in crossover  # the chosen baseline replaces the registered ones

@@ -107,7 +107,7 @@ def test_shards_merge_back_into_the_whole_sweep(tmp_path):
         run_to_files(cfg, p, command=["t"], timer=fake_timer, shard=(k, 3))
         parts.append(p)
     out = tmp_path / "all.csv"
-    assert merge_files(parts, out) == len(cfg.points())
+    assert merge_files(parts, out).rows == len(cfg.points())
     merged = read_results(out)
     keys = [tuple(r) for r in merged[list(KEY_COLUMNS)].itertuples(index=False)]
     assert len(keys) == len(set(keys)) == len(cfg.points())

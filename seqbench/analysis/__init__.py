@@ -5,9 +5,26 @@ from __future__ import annotations
 
 
 def load(paths, baselines=None):
-    """Read one or more results CSVs (with their sidecars) into one annotated DataFrame."""
+    """Read one or more results CSVs (with their sidecars) into one annotated DataFrame.
+
+    `source` names the series every analysis keeps apart (fits, peaks, crossovers, chart lines): the
+    file, or, when the rows come from several machines, the machine (see by_machine).
+    """
     from seqbench.analysis.roles import annotate
     from seqbench.results.reader import read_many, read_metadata
 
     df = read_many(paths)
-    return annotate(df, [read_metadata(p) for p in paths], baselines)
+    return annotate(by_machine(df), [read_metadata(p) for p in df.attrs["paths"]], baselines)
+
+
+def by_machine(df):
+    """Series by machine when the rows hold several: `source` becomes the machine label (or
+    'file · machine' when one machine appears in several files); the file's name stays in `file`."""
+    if "machine" not in df or df["machine"].nunique() < 2:
+        return df
+    files_per_machine = df.groupby("machine")["source"].nunique()
+    both = (files_per_machine > 1).any()
+    series = df["source"] + " · " + df["machine"] if both else df["machine"]
+    out = df.assign(file=df["source"], source=series)
+    out.attrs.update(df.attrs, machines=list(dict.fromkeys(df["machine"])))
+    return out

@@ -70,3 +70,28 @@ def capture(device: str = "cpu") -> dict:
         )
     info["device"] = device
     return info
+
+
+# Scheduler and CI variables that identify the job a run belongs to (see `seqbench launch`): Slurm
+# (and submitit on Slurm), submitit's local executor, GitHub Actions.
+JOB_VARIABLES = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_JOB_NODELIST",
+                 "SUBMITIT_EXECUTOR", "SUBMITIT_LOCAL_JOB_ID", "GITHUB_RUN_ID", "GITHUB_RUN_ATTEMPT",
+                 "GITHUB_JOB", "RUNNER_NAME")
+
+
+def job_ids(environ=None) -> dict:
+    """The job/array ids of the scheduler or CI running this process ({} when run by hand)."""
+    environ = os.environ if environ is None else environ
+    return {k: environ[k] for k in JOB_VARIABLES if environ.get(k)}
+
+
+def machine_label(info: dict) -> str:
+    """A short name of the device a run measured, from capture()'s dict: the GPU's name on CUDA, else
+    the CPU model without trademarks and clock ("Intel Xeon Platinum 8481C"). The default `machine`."""
+    import re
+
+    if info.get("device") == "cuda" and info.get("gpu"):
+        return str(info["gpu"])
+    cpu = str(info.get("cpu") or info.get("platform") or "unknown")
+    cpu = re.sub(r"\((R|TM|tm|r)\)|\bCPU\b|\bProcessor\b|@.*$|\b\d+-Core\b", " ", cpu)
+    return " ".join(cpu.split()) or "unknown"

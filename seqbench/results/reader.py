@@ -179,23 +179,61 @@ def _check_rounds(where: str, rec: dict[str, str], n_samples: int, version: int)
 
 
 
+def split_label(arg: str | Path) -> tuple[str | None, Path]:
+    """'a100=runs/a.csv' -> ('a100', runs/a.csv): a machine label given with a results file.
+
+    A path that exists as written is a path, even with '=' in it; so is one whose part before '='
+    holds a path separator."""
+    text = str(arg)
+    label, eq, rest = text.partition("=")
+    if not eq or Path(text).exists() or not label.strip() or "/" in label or "\\" in label or not rest:
+        return None, Path(text)
+    return label.strip(), Path(rest)
+
+
+def run_machines(meta: dict) -> dict[str, str]:
+    """run_id -> machine label, from a sidecar: a run's own `machine` (or, for runs recorded before
+    there was one, the device named in its environment), every earlier run of an appended file, and
+    a merged file's map of its inputs' runs."""
+    from seqbench.measure.env import machine_label
+
+    out: dict[str, str] = {}
+    for old in meta.get("previous_runs") or []:
+        if isinstance(old, dict):
+            out.update(run_machines(old))
+    if meta.get("run_id"):
+        env = meta.get("environment") or {}
+        out[str(meta["run_id"])] = str(meta.get("machine") or (machine_label(env) if env else "unknown"))
+    out.update({str(k): str(v) for k, v in (meta.get("machines") or {}).items()})
+    return out
+
+
 def read_many(paths: Sequence[str | Path]):
-    """Read one or more results CSVs into one DataFrame with a `source` column (the file's stem)."""
+    """Read one or more results CSVs into one DataFrame with a `source` column (the file's stem) and a
+    `machine` column (each row's run, labelled by the sidecar; `LABEL=PATH` labels a whole file)."""
     import pandas as pd
 
     if not paths:
         raise ResultsError("no results CSV given")
-    names = source_names([Path(p) for p in paths])
+    labelled = [split_label(p) for p in paths]
+    files = [path for _, path in labelled]
+    names = source_names(files)
     frames = []
-    for path, name in zip(paths, names):
+    for (label, path), name in zip(labelled, names):
         df = read_results(path)
         if df.empty:
             raise ResultsError(f"{path}: has a header but no rows; the run recorded no points")
-        frames.append(df.assign(source=name))
+        runs = run_machines(read_metadata(path))
+        machine = [label or runs.get(r, "unknown") for r in df["run_id"]]
+        frames.append(df.assign(source=name, machine=machine))
     out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    # A CSV appended to twice can hold the same point twice: the later measurement wins (the report says so).
-    unique = out.drop_duplicates(subset=["source", *KEY_COLUMNS], keep="last").reset_index(drop=True)
-    unique.attrs.update(paths=[str(p) for p in paths], duplicates_dropped=len(out) - len(unique))
+    # A CSV appended to twice can hold the same point twice: the later measurement wins (the report says
+    # so). Not so for calibration rows: merged shards each keep their own machine's peak.
+    own_run = out["run_id"].where(out["family"] == "calibration", "")
+    dup = out.assign(_run=own_run).duplicated(subset=["source", "machine", *KEY_COLUMNS, "_run"], keep="last")
+    unique = out[~dup].reset_index(drop=True)
+    unique.attrs.update(paths=[str(p) for p in files], labels=[lb for lb, _ in labelled],
+                        duplicates_dropped=int(dup.sum()))
     return unique
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from seqbench.choices import Mode, Status
 from seqbench.errors import ConfigError
 from seqbench.kernels import get_kernel
-from seqbench.measure.memory import analytic_bytes
+from seqbench.measure.memory import analytic_bytes, decode_analytic_bytes
 from seqbench.sweep.config import Point, SweepConfig
 from seqbench.units import fmt_bytes as _fmt
 
@@ -97,9 +97,29 @@ def param_bytes(point: Point) -> int:
         return 0
 
 
+def decode_state_bytes(point: Point) -> int:
+    """Bytes of the decode state for B sequences and T + 1 tokens, from init_state on the meta device
+    (nothing is allocated); 0 for a kernel without a decode step (its points are skipped anyway)."""
+    import torch
+
+    from seqbench.kernels.decode import has_decode, state_nbytes
+
+    spec = get_kernel(point.kernel)
+    try:
+        with torch.device("meta"):
+            module = spec.build(point.shape, torch.device("meta"), getattr(torch, point.dtype))
+            if not has_decode(module):
+                return 0
+            return state_nbytes(module.init_state(point.batch_size, point.seq_len + 1))
+    except Exception:  # noqa: BLE001 - a factory or init_state that fails is reported when the point runs
+        return 0
+
+
 def estimate_bytes(point: Point, params: int | None = None) -> int:
     spec = get_kernel(point.kernel)
     params = param_bytes(point) if params is None else params
+    if point.mode == Mode.DECODE:
+        return decode_analytic_bytes(spec, point.shape, _elem_size(point.dtype), params, decode_state_bytes(point))
     return analytic_bytes(spec, point.shape, _elem_size(point.dtype), point.mode == Mode.TRAIN, params)
 
 

@@ -2,8 +2,8 @@
 that combines --resume, --append, --force, --rounds, --shard and --reference is checked here, before
 anything is measured or written (a broken combination is one line, exit 2).
 
-Shards (`--shard K/N`): every N-th point of the grid from the K-th, so shards 1..N hold every point
-exactly once.
+Shards (`--shard K/N`): whole curves (one kernel, mode and B over every T) dealt out by estimated
+cost, see shards.py; shards 1..N hold every point exactly once.
 """
 
 from __future__ import annotations
@@ -28,21 +28,16 @@ def parse_shard(text: str) -> tuple[int, int]:
     return k, n
 
 
-def shard_points(points: Sequence[Point], shard: tuple[int, int] | None) -> list[Point]:
-    """Shard K of N: every N-th point from the K-th, in the grid's stable order.
+def shard_points(points: Sequence[Point], shard: tuple[int, int] | None, min_time: float = 0.2) -> list[Point]:
+    """Shard K of N (shards.py: whole curves, balanced by estimated cost), in the grid's order; None: all."""
+    from seqbench.sweep.shards import shard_of
 
-    Deterministic and a partition: shards 1..N together hold every point exactly once, and striding
-    (rather than cutting the list in N slices) gives each shard a mix of kernels and lengths.
-    """
-    if shard is None:
-        return list(points)
-    k, n = shard
-    return list(points[k - 1 :: n])
+    return list(points) if shard is None else shard_of(points, shard, min_time)
 
 
 def pending_points(cfg: SweepConfig, shard: tuple[int, int] | None = None, done=frozenset()) -> list[Point]:
     """The points this run measures: its shard of the grid, less those a resumed run already has."""
-    return [p for p in shard_points(cfg.points(), shard) if p.key() not in done]
+    return [p for p in shard_points(cfg.points(), shard, cfg.min_time) if p.key() not in done]
 
 
 @dataclass
@@ -58,9 +53,20 @@ class RunPlan:
     append: bool = False
     force: bool = False  # replace --out if it exists (once this run owns it)
     peak: bool = True  # measure the matmul peak first (a `calibration` row)
+    machine: str | None = None  # label of this machine in the sidecar (None: the device's name)
     resume: Any = None  # resume.ResumeState when continuing a run
     points: list[Point] = field(default_factory=list)  # what this run measures
     notes: list[str] = field(default_factory=list)  # for the user: what was repaired or assumed
+
+
+def check_machine(label: str | None) -> str | None:
+    """A machine label is a short name for tables and legends: printable, one line, no '='."""
+    if label is None:
+        return None
+    text = str(label).strip()
+    if not text or len(text) > 64 or "=" in text or not text.isprintable():
+        raise ConfigError(f"--machine {label!r}: give a short printable name (1-64 characters, no '='), e.g. a100")
+    return text
 
 
 def merge_flags(data: dict, flags: dict) -> dict:
@@ -77,7 +83,7 @@ def merge_flags(data: dict, flags: dict) -> dict:
 
 def plan_run(*, config: Path | None = None, flags: dict | None = None, out: Path | None = None, force: bool = False,
              resume: bool = False, append: bool = False, rounds: int = 1, shard: str | None = None,
-             reference: bool = False, peak: bool = True) -> RunPlan:
+             reference: bool = False, peak: bool = True, machine: str | None = None) -> RunPlan:
     """Validate a run request into a RunPlan, or raise a one-line SeqbenchError."""
     from seqbench.kernels.plugins import is_file_spec
     from seqbench.results.ownership import check_not_input
@@ -107,7 +113,7 @@ def plan_run(*, config: Path | None = None, flags: dict | None = None, out: Path
         out = Path("results") / f"{cfg.name}-{cfg.device}-{datetime.now():%Y%m%d-%H%M%S}.csv"
     plan = RunPlan(cfg, Path(out), source, rounds=rounds, shard=parse_shard(shard) if shard else None,
                    reference=reference, append=append, force=force, peak=peak and "calibration" not in cfg.kernels,
-                   notes=notes)
+                   notes=notes, machine=check_machine(machine))
     plugin_files = [p for p in cfg.plugins if is_file_spec(p)]
     check_not_input([plan.out, sidecar_path(plan.out)], [config, *plugin_files], "--out (or its sidecar)")
     if resume:
