@@ -32,12 +32,24 @@ VERBOSITY = {"level": 1}  # 0 quiet, 1 normal, 2 verbose
 
 
 def set_verbosity(quiet: bool = False, verbose: bool = False) -> None:
+    if quiet and verbose:
+        from seqbench.errors import ConfigError
+
+        raise ConfigError("-q/--quiet and -v/--verbose contradict each other; give one of them")
     VERBOSITY["level"] = 0 if quiet else (2 if verbose else 1)
 
 
 def error(message: str) -> None:
     """One plain line on stderr (no markup, no wrapping): what is wrong and what is allowed."""
     sys.stderr.write(f"seqbench: error: {' '.join(str(message).split())}\n")
+    sys.stderr.flush()
+
+
+def traceback(exc: BaseException) -> None:
+    """The full traceback of an internal error, on stderr (only when asked for: SEQBENCH_TRACEBACK=1 or -v)."""
+    import traceback as tb
+
+    sys.stderr.write("".join(tb.format_exception(exc)))
     sys.stderr.flush()
 
 

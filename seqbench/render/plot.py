@@ -18,6 +18,8 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from seqbench.analysis import decode, fits, matchup, scaling
 from seqbench.choices import ImageFormat, Mode, allowed, values
 from seqbench.errors import SeqbenchError
+from seqbench.results.ownership import check_not_input
+from seqbench.results.schema import sidecar_path
 from seqbench.results.writer import refuse_existing
 from seqbench.units import fmt_bytes
 
@@ -476,7 +478,9 @@ def plot_files(paths, out_dir: str | Path, formats=("png",), *, batch_sizes=None
         if missing:
             raise PlotError(f"--batch {missing[0]} has no successful points; measured batch sizes: "
                             f"{', '.join(map(str, measured))}")
-    for target in (p for *_, p in chart_paths(df, out_dir, formats)):
+    targets = [p for *_, p in chart_paths(df, out_dir, formats)]
+    check_not_input(targets, [*paths, *map(sidecar_path, paths)], "chart")
+    for target in targets:
         refuse_existing(target, force, "choose another --out-dir")
     return render_all(df, out_dir, formats, batch_sizes=batch_sizes)
 

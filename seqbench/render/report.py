@@ -357,17 +357,16 @@ def write_report(csv_path, report_path: str | Path, *, charts_dir: str | Path | 
     files) get the side-by-side report of render/machines.py.
     """
     from seqbench.analysis import load
-    from seqbench.errors import ResultsError
     from seqbench.render import plot
     from seqbench.results.reader import read_metadata, split_label
     from seqbench.results.schema import sidecar_path
+    from seqbench.results.ownership import check_not_input
     from seqbench.results.writer import refuse_existing
 
     inputs = [csv_path] if isinstance(csv_path, (str, Path)) else list(csv_path)
     files = [split_label(p)[1] for p in inputs]
     report_path = Path(report_path)
-    if report_path.resolve() in {q.resolve() for f in files for q in (f, sidecar_path(f))}:
-        raise ResultsError(f"-o {report_path} is the results file itself; write the report to another file")
+    check_not_input([report_path], [q for f in files for q in (f, sidecar_path(f))], "-o")  # also through links
     df = load(inputs, baselines)
     metas = [read_metadata(f) for f in files]
     has_points = not scaling.ok_points(df).empty

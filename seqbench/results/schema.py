@@ -97,7 +97,8 @@ def _fmt(v: Any) -> str:
         return "true" if v else "false"
     if isinstance(v, float):
         return f"{v:.9g}"
-    return str(v)
+    # one record per line for every reader (line-based tools too): no line breaks inside a cell
+    return " ".join(str(v).splitlines()) if isinstance(v, str) else str(v)
 
 
 def format_samples(samples: Iterable[float]) -> str:

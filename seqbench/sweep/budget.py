@@ -13,6 +13,7 @@ batch size can only be slower and bigger, so they are skipped rather than tried.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,15 +51,33 @@ def available_bytes(device: str, meminfo: str | Path = "/proc/meminfo") -> tuple
 
 def resolve_budget(cfg: SweepConfig) -> tuple[int | None, str]:
     """The memory budget in bytes for this run and a phrase saying where it came from."""
-    if cfg.max_memory:
-        return cfg.max_memory, "--max-memory"
-    avail = available_bytes(cfg.device)
+    return budget_for(cfg.device, cfg.max_memory)
+
+
+def budget_for(device: str, max_memory: int = 0) -> tuple[int | None, str]:
+    """The budget for a command on device: max_memory bytes, or SAFE_FRACTION of the free memory."""
+    if max_memory:
+        return max_memory, "--max-memory"
+    avail = available_bytes(device)
     if avail is None:
         return None, "no budget: free memory could not be read"
     free, source = avail
     return int(free * SAFE_FRACTION), f"{SAFE_FRACTION:g} x {source} ({_fmt(free)})"
 
 
+def check_each_fits(needs: list[tuple[int, str]], device: str, max_memory: int, command: str) -> None:
+    """For commands that need every allocation they plan (gradflow, calibrate), not a sweep that
+    can skip a point: (estimated bytes, what) pairs; the largest must fit in the budget (exit 2)."""
+    budget, source = budget_for(device, max_memory)
+    if not budget or not needs:
+        return
+    need, what = max(needs)
+    if need > budget:
+        raise ConfigError(f"{command}: {what} needs about {_fmt(need)} of memory and the budget is {_fmt(budget)} "
+                          f"({source}); use smaller sizes, or raise --max-memory")
+
+
+@functools.lru_cache(maxsize=None)
 def _elem_size(dtype: str) -> int:
     import torch
 

@@ -36,8 +36,9 @@ class Point:
     num_heads: int
     causal: bool
 
-    def key(self) -> tuple:
-        return dataclasses.astuple(self)
+    def key(self) -> tuple:  # spelt out: dataclasses.astuple deep-copies, 50 us a point
+        return (self.kernel, self.mode, self.device, self.dtype, self.batch_size, self.seq_len, self.hidden_size,
+                self.num_heads, self.causal)
 
     @property
     def shape(self) -> Shape:
@@ -232,6 +233,11 @@ def _check_field(name: str, value: Any, source: str) -> Any:
         raise ConfigError(f"{source}: unknown device {value!r}; allowed: {allowed(Device)}")
     if not isinstance(value, str) or not value:
         raise _type_error(source, name, "a non-empty string", value)
+    if name == "name" and (value.startswith(".") or len(value) > 200
+                           or any(c in "/\\" or ord(c) < 32 or c == "\x7f" for c in value)):
+        # it names results/NAME-<device>-<time>.csv: a path or a NUL byte there writes elsewhere or crashes
+        raise _type_error(source, name, "a plain file name (no '/' or '\\', no control characters, not "
+                          "starting with '.', at most 200 characters)", value)
     return value
 
 
