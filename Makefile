@@ -8,7 +8,7 @@ CONFIG ?= benchmarks/quick.toml
 # multi-GB CUDA build, so the workflows set TORCH_INDEX=https://download.pytorch.org/whl/cpu.
 TORCH_INDEX ?=
 
-.PHONY: install run test test-min bench bench-ci bench-peak bench-scan examples clean
+.PHONY: install run test test-min bench bench-ci bench-peak bench-scan examples examples-decode clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -50,11 +50,25 @@ bench-ci: $(STAMP)
 		| tee results/ci/bench-ci.txt
 
 # The README's example results: benchmarks/examples.toml on this machine's CPU, then charts + report.
+# Three rounds per point, spread over the run, so the report's intervals see slow phases (README).
 # Refuses to overwrite an earlier results/cpu/ (delete it first to redo it).
 examples: $(STAMP)
-	$(BIN)/seqbench run benchmarks/examples.toml -o results/cpu/examples-cpu.csv
+	$(BIN)/seqbench run benchmarks/examples.toml --rounds 3 -o results/cpu/examples-cpu.csv
 	$(BIN)/seqbench plot results/cpu/examples-cpu.csv --out-dir results/cpu/charts --image-format svg
 	$(BIN)/seqbench report results/cpu/examples-cpu.csv -o results/cpu/report.md --image-format png
+
+# The README's decode figures: benchmarks/decode.toml one kernel per run (each under 10 minutes on one
+# thread), appended to one CSV (the first run also measures the matmul peak), each point's samples in
+# 3 rounds across its run (a slow phase of this shared machine then hits every point alike), then
+# report and charts.
+DECODE_CSV := results/cpu/decode/decode-cpu.csv
+examples-decode: $(STAMP)
+	$(BIN)/seqbench run benchmarks/decode.toml --kernels rnn_fused --rounds 3 -o $(DECODE_CSV) -q
+	for k in mingru_scan linear_attention sdpa; do \
+	  $(BIN)/seqbench run benchmarks/decode.toml --kernels $$k --rounds 3 --no-peak --append -o $(DECODE_CSV) -q \
+	      || exit 1; \
+	done
+	$(BIN)/seqbench report $(DECODE_CSV) -o results/cpu/decode/report.md --image-format png
 
 # % of the measured matmul peak per kernel (B=8, d=256, 4 heads, T=1024), and minGRU scan vs loop per T.
 bench-peak: $(STAMP)

@@ -107,7 +107,8 @@ def collect(args) -> None:
 
 
 NEIGHBOUR = r'''
-import random, sys, time
+import random, signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)  # started from a background job, SIGINT would be ignored
 import numpy as np
 rng = random.Random(int(sys.argv[1]))
 buf = np.ones(4 << 20)  # 32 MiB: every burst also sweeps the shared cache
@@ -158,7 +159,11 @@ def one_rep(args, rep: int) -> None:
     finally:
         for neighbour in neighbours:
             neighbour.send_signal(signal.SIGINT)
-            neighbour.wait(timeout=30)
+            try:
+                neighbour.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # never leave a core burning behind the experiment
+                neighbour.kill()
+                raise
     info = {"rep": rep, "condition": condition, "head": head,
             "small_plant": small_plant(rotation) if head == "small" else None, "runs": args.runs,
             "rounds": args.rounds, "order": [s.name for s in chosen], "wall_s": round(time.perf_counter() - t0, 1),

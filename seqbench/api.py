@@ -56,17 +56,24 @@ def compare(baseline: str | Path, candidate: str | Path, **options):
     return compare_files(baseline, candidate, **options)
 
 
-def calibrate(device: str = "auto", dtype: str = "float32", threads: int = 0, min_time: float = 0.5):
-    """The `calibration` row: this device's dense matmul GFLOP/s for dtype (the 100% of pct_of_peak)."""
+def calibrate(device: str = "auto", dtype: str = "float32", threads: int = 1, min_time: float = 0.5,
+              max_memory: int | str = 0):
+    """The `calibration` row: this device's dense matmul GFLOP/s for dtype (the 100% of pct_of_peak).
+    Refused (exit 2) if the matmul would not fit in max_memory (default: 80% of the free memory)."""
     import torch
 
     from seqbench.errors import SeqbenchError
     from seqbench.measure.timer import burn_in
+    from seqbench.sweep.budget import check_each_fits, estimate_bytes
     from seqbench.sweep.config import resolve_device
     from seqbench.sweep.matmul_peak import calibrate_config
     from seqbench.sweep.runner import measure_calibration, new_run_id
+    from seqbench.units import parse_size
 
     cfg = resolve_device(calibrate_config(device, dtype, threads, min_time))
+    point = cfg.points()[0]
+    check_each_fits([(estimate_bytes(point), f"the {point.seq_len}x{point.seq_len} {cfg.dtype} matmul")], cfg.device,
+                    parse_size(max_memory, "--max-memory"), "calibrate")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     burn_in(cfg.device)
@@ -76,22 +83,25 @@ def calibrate(device: str = "auto", dtype: str = "float32", threads: int = 0, mi
     return row
 
 
-def gradflow(out: str | Path, *, force: bool = False, command: Sequence[str] = (), **settings):
+def gradflow(out: str | Path, *, force: bool = False, command: Sequence[str] = (), max_memory: int | str = 0,
+             **settings):
     """Gradient norm vs distance for each layer (measure.gradflow), its fitted decay, CSV + JSON + PNG.
+    Refused (exit 2) if it would not fit in max_memory (default: 80% of the free memory).
 
     Returns (list of DecayFit, written paths)."""
     from seqbench.analysis.fits import decay_fits
     from seqbench.measure.gradflow import run_gradflow
     from seqbench.render.plot import plot_gradflow
     from seqbench.results.writer import atomic_write, check_output, refuse_existing, write_json_atomic
+    from seqbench.units import parse_size
 
     out = Path(out)
     check_output(out, force=force)
     png = out.with_suffix(".png")
     refuse_existing(png, force)
-    norms = run_gradflow(**settings)
+    norms = run_gradflow(**settings, max_memory=parse_size(max_memory, "--max-memory"))
     decay = decay_fits(norms)
-    atomic_write(out, lambda fh: norms.to_csv(fh, index=False), newline="")
+    atomic_write(out, lambda fh: norms.to_csv(fh, index=False), newline="", replace=force)
     write_json_atomic(out.with_suffix(".json"), {
         "command": list(command),
         "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()},

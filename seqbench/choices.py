@@ -9,6 +9,14 @@ from enum import StrEnum
 class Mode(StrEnum):
     FORWARD = "forward"  # one forward call under torch.inference_mode
     TRAIN = "train"  # zero grads + forward + backward
+    DECODE = "decode"  # one token (B, 1, d) after a context of T tokens: the state's or KV cache's step
+
+
+class Regime(StrEnum):
+    """How the timed call is launched (column `regime`)."""
+
+    EAGER = "eager"  # the call as written, one launch per op
+    CUDA_GRAPH = "cuda_graph"  # captured once in a CUDA graph, each sample replays it (--cuda-graph)
 
 
 class Device(StrEnum):
@@ -37,6 +45,14 @@ class Family(StrEnum):
     ATTENTION = "attention"  # parallel over T
     SCAN = "scan"  # a linear recurrence computed by a parallel scan
     CALIBRATION = "calibration"  # the matmul-peak yardstick, not a kernel to compare
+
+
+class Contender(StrEnum):
+    """Which side of the recurrence-vs-attention question a kernel stands on (analysis/roles.py)."""
+
+    RECURRENCE = "recurrence"  # recurrent and scan kernels: O(T), sequential or scanned over time
+    ATTENTION = "attention"  # softmax attention (registered quadratic): O(T^2), parallel over time
+    LINEAR_ATTENTION = "linear_attention"  # attention without the softmax: O(T), a line of its own
 
 
 class Verdict(StrEnum):

@@ -15,7 +15,7 @@ except ImportError:  # older typer raises click's own exceptions
     from click import ClickException as UsageBase
 
 from seqbench.choices import Cluster, Device, DType, ImageFormat, Normalize, Statistic, TextFormat, allowed
-from seqbench.errors import SeqbenchError
+from seqbench.errors import ExitCode, SeqbenchError
 from seqbench.version import __version__
 
 app = typer.Typer(
@@ -29,6 +29,7 @@ app = typer.Typer(
 
 
 _INVOCATION: list[str] = sys.argv[1:]  # the arguments main() was called with, for the JSON sidecar
+_INTERRUPT_HINT: list[str] = []  # what to do after an interrupt (`run` says how to resume), for main's one line
 
 
 def _version(value: bool) -> None:
@@ -68,14 +69,19 @@ def run(
     batch_sizes: Annotated[Optional[str], typer.Option(help="Comma-separated batch sizes B, e.g. 1,8,32.")] = None,
     hidden_size: Annotated[Optional[int], typer.Option(help="Model width d.")] = None,
     heads: Annotated[Optional[int], typer.Option(help="Attention heads (must divide d).")] = None,
-    mode: Annotated[Optional[str], typer.Option(help="forward, train, or forward,train.")] = None,
+    mode: Annotated[Optional[str], typer.Option(help="forward, train, decode, or several comma-separated (decode: one "
+                                                "token after a context of T tokens).")] = None,
     dtype: Annotated[Optional[DType], typer.Option(help="Floating-point type of weights and inputs.")] = None,
     device: Annotated[Optional[Device], typer.Option(help="auto: CUDA if present.")] = None,
     causal: Annotated[Optional[bool], typer.Option("--causal/--no-causal", help="Causal attention mask.")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="CPU threads for torch (0: torch's default).")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads for torch (default 1; 0: torch's default, a thread per core). See the README's \"Threads\" before raising it.")] = None,
     min_time: Annotated[Optional[float], typer.Option(help="Seconds of timed samples per point.")] = None,
     max_memory: Annotated[Optional[str], typer.Option(help="Skip points whose estimated peak memory exceeds this, e.g. 8GiB (0 or unset: 80% of the memory free at the start).")] = None,
     max_time_per_point: Annotated[Optional[float], typer.Option(help="Seconds one call may take; a slower point is recorded as timeout and larger T for its kernel and B are skipped (0: no limit).")] = None,
+    cuda_graph: Annotated[Optional[bool], typer.Option("--cuda-graph/--no-cuda-graph", help="CUDA only: capture each timed call "
+                                                       "(forward, decode step) in a CUDA graph and time its replays; capture cost in capture_s.")] = None,
+    capacity: Annotated[Optional[bool], typer.Option("--capacity/--no-capacity", help="Decode: also find the largest batch whose "
+                                                     "weights + state + one step fit the memory budget (--max-memory) at each T, and its tokens/s.")] = None,
     plugin: Plugins = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output CSV (JSON sidecar beside it). Default: results/<name>-<device>-<time>.csv")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
@@ -98,6 +104,9 @@ def run(
       seqbench run --kernels rnn_loop,sdpa --seq-lens 64,256,1024 --batch-sizes 8\n
       seqbench run benchmarks/quick.toml --plugin mylab.bench_kernels --kernels my_glr,sdpa\n
       seqbench run benchmarks/full.toml --device cuda --dtype bfloat16 -o results/gpu.csv\n
+      seqbench run benchmarks/decode.toml   (decode: one token after contexts of 64..16384 tokens)\n
+      seqbench run --mode decode --kernels rnn_fused,sdpa --seq-lens 64,1024,16384 --batch-sizes 1,16 --capacity --max-memory 1GiB\n
+      seqbench run benchmarks/decode.toml --device cuda --max-memory 0 --cuda-graph\n
       seqbench run benchmarks/full.toml --max-memory 8GiB --max-time-per-point 30 -o results/full.csv\n
       seqbench run --resume -o results/full.csv   (after Ctrl-C: continue where it stopped)\n
       seqbench run benchmarks/ci.toml --rounds 5 -o base.csv\n
@@ -108,6 +117,7 @@ def run(
     from seqbench.sweep.config import parse_list
     from seqbench.sweep.plan import plan_run
     from seqbench.sweep.runner import execute
+    from seqbench.sweep.signals import ignore_interrupts
 
     console.set_verbosity(quiet, verbose)
     flags = {
@@ -118,6 +128,7 @@ def run(
         "hidden_size": hidden_size, "num_heads": heads, "causal": causal, "threads": threads, "min_time": min_time,
         "dtype": dtype.value if dtype else None, "device": device.value if device else None,
         "max_memory": max_memory, "max_time_per_point": max_time_per_point, "plugins": plugin or None,
+        "cuda_graph": cuda_graph, "capacity": capacity,
     }
     plan = plan_run(config=config, flags=flags, out=out, force=force, resume=resume, append=append, rounds=rounds,
                     shard=shard, reference=reference, peak=peak, machine=machine)
@@ -129,9 +140,10 @@ def run(
         try:
             rows = execute(plan, command=["seqbench", *_INVOCATION], on_row=on_row)
         except KeyboardInterrupt:
-            console.error(f"interrupted; the finished points are in {plan.out}; continue with: "
-                          f"seqbench run --resume -o {plan.out}")
-            raise typer.Exit(130)
+            ignore_interrupts()  # cleanup from here on: a second Ctrl-C must not cut it short
+            _INTERRUPT_HINT[:] = [f"the finished points are in {plan.out}; continue with: "
+                                  f"seqbench run --resume -o {plan.out}"]
+            raise
     console.run_summary(rows, plan.out)
 
 
@@ -275,7 +287,7 @@ def merge(
 
     console.set_verbosity()  # not left quiet by an earlier in-process command (`run -q`)
     check_output(out, force=force)
-    summary = merge_files(inputs, out, allow_partial=allow_partial, allow_mixed=allow_mixed)
+    summary = merge_files(inputs, out, allow_partial=allow_partial, allow_mixed=allow_mixed, force=force)
     console.merge_summary(summary, out)
 
 
@@ -304,7 +316,7 @@ def launch(
 
     Launching again with the same config and N keeps the finished shards, resumes or reruns the
     others (so a failed shard is rerun alone), then merges. Needs submitit (seqbench's `launch` extra).
-    Exit codes: 0 merged, 2 bad input, 3 some shards failed (listed with their logs).
+    Exit codes: 0 merged, 2 bad input, 4 some shards failed (listed with their logs).
 
     Examples:\n
       seqbench launch benchmarks/full.toml --shards 8 --cluster slurm --partition gpu --gpus-per-node 1 -o results/full.csv\n
@@ -444,8 +456,9 @@ def env(
 def calibrate(
     device: Annotated[Device, typer.Option(help="auto: CUDA if present.")] = Device.AUTO,
     dtype: Annotated[DType, typer.Option(help="Floating-point type of the matmul.")] = DType.FLOAT32,
-    threads: Annotated[int, typer.Option(help="CPU threads for torch (0: torch's default).")] = 0,
+    threads: Annotated[int, typer.Option(help="CPU threads for torch (default 1; 0: torch's default).")] = 1,
     min_time: Annotated[float, typer.Option(help="Seconds of timed samples.")] = 0.5,
+    max_memory: Annotated[str, typer.Option(help="Refuse to run if the matmul needs more than this, e.g. 8GiB (0: 80% of the free memory).")] = "0",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the GFLOP/s figure.")] = False,
 ) -> None:
     """Measure the device's dense matmul GFLOP/s for a dtype (the `calibration` kernel: N = 1024 on CPU, 8192 on CUDA).
@@ -461,7 +474,7 @@ def calibrate(
     from seqbench.render import console
 
     console.set_verbosity(quiet)
-    console.calibration_result(calibrate(device.value, dtype.value, threads, min_time))
+    console.calibration_result(calibrate(device.value, dtype.value, threads, min_time, max_memory))
 
 
 @app.command()
@@ -472,6 +485,7 @@ def gradflow(
     seeds: Annotated[int, typer.Option(help="Random initialisations per layer (geometric mean is fitted).")] = 5,
     layers: Annotated[str, typer.Option(help="Comma-separated kernels to probe.")] = "rnn_loop,lstm_loop,mingru_scan,sdpa",
     spectral_radius: Annotated[str, typer.Option(help="Comma-separated spectral radii for rnn_loop's U (one curve each).")] = "0.5,1,3",
+    max_memory: Annotated[str, typer.Option(help="Refuse to run if a layer's forward + backward needs more than this, e.g. 8GiB (0: 80% of the free memory).")] = "0",
     plugin: Plugins = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output CSV; the chart (.png) and fitted rates (.json) go beside it.")] = Path("results/gradflow.csv"),
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")] = False,
@@ -497,36 +511,81 @@ def gradflow(
         raise SeqbenchError(f"--spectral-radius must be comma-separated numbers, got {spectral_radius!r}") from None
     decay, written = write_gradflow(out, force=force, command=["seqbench", *_INVOCATION],
                                     layers=parse_list(layers, str, "layers"), seq_len=seq_len,
-                                    hidden_size=hidden_size, num_heads=heads, seeds=seeds, spectral_radii=radii)
+                                    hidden_size=hidden_size, num_heads=heads, seeds=seeds, spectral_radii=radii,
+                                    max_memory=max_memory)
     console.gradflow_table(decay)
     console.info(f"wrote {', '.join(map(str, written))}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: maps every user mistake to one line on stderr and exit code 2."""
+def _dispatch(argv: list[str] | None) -> int:
+    """Run the command; usage errors (a bad flag, a missing argument) are one line and exit code 2."""
     from seqbench.render import console
 
-    global _INVOCATION
-    _INVOCATION = list(sys.argv[1:] if argv is None else argv)
     command = typer.main.get_command(app)
     try:
         rv = command.main(args=argv, prog_name="seqbench", standalone_mode=False)
-        code = rv if isinstance(rv, int) else 0
+        return rv if isinstance(rv, int) else ExitCode.OK
     except typer.Exit as exc:
-        code = exc.exit_code
+        return exc.exit_code
+    except SystemExit as exc:  # typer exits 1 on a broken stdout pipe: 1 is CI's "regression"
+        if isinstance(exc.__context__, BrokenPipeError):
+            raise exc.__context__ from None
+        raise
     except UsageBase as exc:  # bad flag, missing argument, wrong type
         if type(exc).__name__ == "NoArgsIsHelpError":  # bare `seqbench`: show help, as --help would
             print(exc.ctx.get_help())
-            code = 0
-        else:
-            console.error(exc.format_message())
-            code = 2
-    except SeqbenchError as exc:
-        console.error(str(exc))
-        code = getattr(exc, "exit_code", 2)
+            return ExitCode.OK
+        console.error(exc.format_message())
+        return ExitCode.BAD_INPUT
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: every outcome is an exit code (errors.ExitCode) and at most one line on stderr."""
+    import os
+
+    from seqbench.sweep import signals
+
+    global _INVOCATION
+    _INVOCATION = list(sys.argv[1:] if argv is None else argv)
+    _INTERRUPT_HINT.clear()
+    signals.last_interrupt(forget=True)
+    # SIGTERM = Ctrl-C from here on (the entry point did it earlier): the command line exits at once
+    # outside a run; called in-process (argv given: tests, scripts) it raises instead
+    restore = signals.install_handlers(exit_at_once=argv is None)
+    try:
+        code = _dispatch(argv)  # typer turns an interrupt inside a command into a silent Exit(130)
     except (KeyboardInterrupt, typer.Abort):
-        console.error("interrupted")
-        code = 130
+        code = ExitCode.INTERRUPTED
+    except SeqbenchError as exc:
+        code = _fail(ExitCode(getattr(exc, "exit_code", ExitCode.BAD_INPUT)), str(exc))
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes it
+        code = ExitCode.BROKEN_PIPE
+    except OSError as exc:  # the environment: a file or device that cannot be used
+        where = f"{exc.filename}: " if exc.filename else ""
+        code = _fail(ExitCode.BAD_INPUT, f"{where}{exc.strerror or exc}")
+    except MemoryError:
+        code = _fail(ExitCode.BAD_INPUT, "out of memory; try smaller sizes or a lower --max-memory")
+    except Exception as exc:  # noqa: BLE001 - a bug: its own exit code, never 1 (a regression to CI)
+        show = bool(os.environ.get("SEQBENCH_TRACEBACK")) or bool({"-v", "--verbose"} & set(_INVOCATION))
+        code = _fail(ExitCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc} (a bug in seqbench; please "
+                     "report it" + ("" if show else "; SEQBENCH_TRACEBACK=1 shows the traceback") + ")", exc if show else None)
+    if code == ExitCode.INTERRUPTED:
+        by = " by SIGTERM" if signals.last_interrupt(forget=True) == "SIGTERM" else ""
+        _fail(code, "; ".join([f"interrupted{by}", *_INTERRUPT_HINT]))
     if argv is None:
-        sys.exit(code)
+        signals.ignore_interrupts()  # the interpreter's shutdown is next: nothing left to interrupt
+        sys.exit(int(code))
+    restore()
+    return int(code)
+
+
+def _fail(code: ExitCode, message: str, exc: BaseException | None = None) -> ExitCode:
+    from seqbench.render import console
+    from seqbench.sweep.signals import ignore_interrupts
+
+    ignore_interrupts()  # only this line and the exit are left: nothing for a late Ctrl-C to cut short
+    if exc is not None:
+        console.traceback(exc)
+    console.error(message)
     return code

@@ -1,5 +1,19 @@
-"""The errors a user can cause. The CLI prints each as one line and exits with code 2 (see exit codes
-in the README); anything else escaping a command is an internal error with its own exit code."""
+"""The errors a user can cause, and the exit codes CI reads. The CLI prints each error as one line and
+exits with code 2; anything else escaping a command is an internal error with its own code (3)."""
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """What `seqbench` exits with (README "Exit codes"); CI jobs branch on these."""
+
+    OK = 0
+    REGRESSION = 1  # compare found a regression (or what --fail-on names); nothing else uses 1
+    BAD_INPUT = 2  # bad input or environment (config, flags, files, an unwritable output, a second writer)
+    INTERNAL = 3  # a bug in seqbench: one line; SEQBENCH_TRACEBACK=1 (or -v) prints the traceback
+    SHARDS_FAILED = 4  # `seqbench launch`: some shards failed (listed); launching again reruns only them
+    INTERRUPTED = 130  # SIGINT or SIGTERM, at any moment after the command started
+    BROKEN_PIPE = 141  # whoever read stdout went away (`seqbench list | head -1`), as a shell reports SIGPIPE
 
 
 class SeqbenchError(Exception):

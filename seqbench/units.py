@@ -64,6 +64,9 @@ def parse_size(value: Any, name: str = "max_memory") -> int:
         raise ConfigError(f"field {name!r} must be {want}, got {value!r}")
     if number < 0:
         raise ConfigError(f"field {name!r} must be {want}, got {value!r}")
+    if _SIZE_UNITS[unit] == 1 and number != int(number):  # '0.5' would silently become 0 = automatic
+        raise ConfigError(f"field {name!r} is {value!r} bytes, not a whole number; give a unit (e.g. {value}GiB) "
+                          "or whole bytes (0: automatic)")
     return int(number * _SIZE_UNITS[unit])
 
 

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from seqbench.analysis import fits, load, scaling as analysis
+from seqbench.analysis import fits, load, matchup, scaling as analysis
 from seqbench.errors import ResultsError
 
 from synthetic_results import LAWS, SEQ_LENS, row, standard_rows, write_csv
@@ -74,9 +74,9 @@ def test_read_many_keeps_the_later_duplicate(tmp_path):
 
 def test_speedups_use_fastest_successful_attention_and_skip_calibration(tmp_path):
     df = load([write_csv(tmp_path / "r.csv", standard_rows())])
-    s = analysis.speedups(df, "rnn_loop")
+    s = matchup.versus(df, matchup.kernel_side("rnn_loop"))
     fwd = s[s["mode"] == "forward"]
-    assert set(fwd["attention_kernel"]) == {"sdpa"}  # naive is 2x slower by construction
+    assert set(fwd["right_kernel"]) == {"sdpa"}  # naive is 2x slower by construction
     r = fwd[(fwd["batch_size"] == 1) & (fwd["seq_len"] == 512)].iloc[0]
     assert r["speedup"] == pytest.approx(2e-6 * 512 / (1e-8 * 512**2))
     assert "calibration" not in set(analysis.ok_points(df)["kernel"])
@@ -106,12 +106,13 @@ def test_linear_attention_is_not_the_best_softmax_attention():
     """The crossover is O(T) recurrence vs O(T^2) attention: an O(T) linear attention must not stand in."""
     import pandas as pd
 
-    from seqbench.analysis.scaling import best_attention
     from seqbench.kernels import get_kernel
 
     assert get_kernel("sdpa").quadratic and not get_kernel("linear_attention").quadratic
     assert not get_kernel("rnn_loop").quadratic
     df = pd.DataFrame({"kernel": ["sdpa", "linear_attention", "rnn_loop"], "family": ["attention", "attention", "recurrent"],
-                       "mode": "forward", "batch_size": 1, "seq_len": 2048, "status": "ok",
+                       "mode": "forward", "device": "cpu", "dtype": "float32", "batch_size": 1, "seq_len": 2048, "status": "ok",
                        "median_s": [0.065, 0.027, 0.057]})
-    assert list(best_attention(df)["kernel"]) == ["sdpa"]
+    assert list(matchup.best(df, matchup.BEST_ATTENTION)["kernel"]) == ["sdpa"]
+    assert list(matchup.best(df, matchup.BEST_RECURRENCE)["kernel"]) == ["rnn_loop"]
+    assert list(matchup.best(df, matchup.BEST_LINEAR_ATTENTION)["kernel"]) == ["linear_attention"]

@@ -54,9 +54,13 @@ def test_run_writes_csv_json_and_a_summary(tmp_path, capsys):
     assert df["kernel"].iloc[0] == "calibration" and df["pct_of_peak"].iloc[0] == pytest.approx(100)
     peak = df["gflops_per_s"].iloc[0]
     assert list(df["pct_of_peak"].iloc[1:]) == pytest.approx(list(100 * df["gflops_per_s"].iloc[1:] / peak))
-    assert "best softmax-attention kernel vs the seed's rnn_loop" in err  # tables for people go to stderr
+    assert "best recurrence vs best softmax attention" in err  # tables for people go to stderr
     assert out == ""  # stdout carries only data
-    assert json.loads(out_csv.with_suffix(".json").read_text())["command"][:2] == ["seqbench", "run"]
+    meta = json.loads(out_csv.with_suffix(".json").read_text())
+    assert meta["command"][:2] == ["seqbench", "run"]
+    # one torch thread unless asked otherwise: in every row, the sidecar's config and its environment
+    assert set(df["threads"]) == {1} and meta["config"]["threads"] == 1 and meta["environment"]["torch_threads"] == 1
+    assert "1 thread(s)" in err
 
 
 def test_run_from_config_file_with_flag_override(tmp_path, capsys):

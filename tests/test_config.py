@@ -27,6 +27,11 @@ def test_points_are_the_full_grid_in_a_stable_order(tiny_cfg_data):
     assert pts == build_config(tiny_cfg_data).points()
 
 
+def test_threads_default_to_one_and_zero_means_torchs_default(tiny_cfg_data):
+    assert build_config(tiny_cfg_data).threads == 1
+    assert build_config({**tiny_cfg_data, "threads": 0}).threads == 0
+
+
 def test_config_is_immutable(tiny_cfg_data):
     cfg = build_config(tiny_cfg_data)
     with pytest.raises(AttributeError):

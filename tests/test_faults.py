@@ -19,6 +19,7 @@ from seqbench.sweep import runner as sweep
 from seqbench.sweep.budget import Preflight, estimate_bytes
 from seqbench.sweep.config import Point
 from seqbench.errors import ResultsError
+from seqbench.results.ownership import own
 from seqbench.results.reader import read_metadata, read_results
 from seqbench.sweep.signals import CountingSink, interrupts_as_exceptions
 from seqbench.sweep.runner import classify_failure, measure_point, run_sweep, run_to_files
@@ -187,18 +188,24 @@ def test_a_signal_during_a_row_write_waits_until_the_row_is_written_and_counted(
     assert sink.rows == ["row 1", "row 2"]
 
 
-def test_resume_refuses_a_run_that_is_still_being_written(tmp_path):
+def test_resume_refuses_a_run_that_is_still_being_written_and_trusts_no_pid(tmp_path):
     out = tmp_path / "run.csv"
     cfg = tiny_config()
     run_to_files(cfg, out, command=["test"], timer=FakeClock())
     side = out.with_suffix(".json")
     meta = json.loads(side.read_text())
     assert meta["pid"] == os.getpid() and meta["status"] == "complete"
-    side.write_text(json.dumps({**meta, "status": "running"}))  # as if this (live) process were still at it
-    with pytest.raises(ResultsError, match=f"still being written by process {os.getpid()}"):
-        resume_mod.load(out, cfg)
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    side.write_text(json.dumps({**meta, "status": "running", "pid": int(dead.stdout)}))  # killed with -9: resumable
+    with own(out, "append"):  # a live writer holds the lock (a second open file: flock conflicts in-process too)
+        with pytest.raises(ResultsError, match=f"being written by another seqbench process \\(pid {os.getpid()}"):
+            resume_mod.load(out, cfg)
+    # killed with -9 inside a container or PID namespace: the sidecar names pid 1, which is alive here,
+    # but the lock died with the writer, so the run is resumable
+    side.write_text(json.dumps({**meta, "status": "running", "pid": 1}))
+    state = resume_mod.load(out, cfg)
+    assert len(state.done) == 2
+    with pytest.raises(ResultsError, match="being written by another seqbench process \\(pid 1 "):
+        resume_mod.load(out, cfg)  # while `state` owns it, a second resume is refused
+    state.output.release()
     assert len(resume_mod.load(out, cfg).done) == 2
 
 

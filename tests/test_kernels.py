@@ -53,6 +53,64 @@ def test_loop_equals_fused_given_same_weights(cell):
     torch.testing.assert_close(loop(x), fused(x), rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("T", [1, 7])
+def test_hoisted_loop_equals_the_seed_loop_and_nn_rnn(T):
+    """rnn_loop_hoisted (input projection for all T in one GEMM, addmm + tanh per step) computes the seed's
+    recurrence exactly: same outputs and gradients as rnn_loop and nn.RNN given the same weights (float64)."""
+    shape = Shape(3, T, 8)
+    seed_loop, hoisted, fused = make("rnn_loop", shape, seed=1), make("rnn_loop_hoisted", shape, seed=2), make(
+        "rnn_fused", shape, seed=3)
+    x = torch.randn(3, T, 8, dtype=F64, requires_grad=True)
+    assert not torch.allclose(hoisted(x), seed_loop(x))  # different seeds: the copies below are what matter
+    _copy_rnn_weights(seed_loop, fused.rnn)  # the loop gets nn.RNN's weights, then the hoisted loop the same
+    hoisted.load_state_dict(seed_loop.state_dict())
+    outs = []
+    for m in (seed_loop, hoisted, fused):
+        y = m(x)
+        grads = torch.autograd.grad((y * torch.linspace(-1, 1, y.numel(), dtype=F64).view_as(y)).sum(),
+                                    [x, *m.parameters()])
+        outs.append((y, grads))
+    for y, grads in outs[1:]:
+        torch.testing.assert_close(y, outs[0][0], rtol=1e-10, atol=1e-12)
+        for g, ref in zip(grads, outs[0][1]):
+            torch.testing.assert_close(g, ref, rtol=1e-10, atol=1e-12)
+
+
+def test_hoisted_loop_runs_one_projection_gemm_and_one_addmm_per_step():
+    """The form, not just the result: T + 1 matmuls (the seed's loop runs 2T) and one bias addition (it runs 2T)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    T = 6
+    m = make("rnn_loop_hoisted", Shape(2, T, 8))
+    x = torch.randn(2, T, 8, dtype=F64)
+    with profile(activities=[ProfilerActivity.CPU]) as prof, torch.inference_mode():
+        m(x)
+    counts = {e.key: e.count for e in prof.key_averages()}
+    assert counts.get("aten::addmm") == T + 1
+    assert counts.get("aten::add") == 1  # b_ih + b_hh, once
+    assert counts.get("aten::clone", 0) <= 1  # x to time-major, once; no weight copied per step
+    assert "aten::mm" not in counts and "aten::matmul" not in counts
+
+
+def test_fused_layers_reflatten_after_every_dtype_change(monkeypatch):
+    """cuDNN needs a fused layer's weights in one buffer; nn.RNNBase's own flatten_parameters() skips
+    bfloat16. The fused kernels call flatten_rnn after every .to(): on CPU (a no-op there) the call path."""
+    from seqbench.kernels import recurrent
+
+    seen = []
+    real = recurrent.flatten_rnn
+    monkeypatch.setattr(recurrent, "flatten_rnn", lambda rnn: (seen.append((type(rnn).__name__, rnn.weight_hh_l0.dtype)),
+                                                              real(rnn)))
+    for cell in ("rnn", "lstm", "gru"):
+        m = make(f"{cell}_fused", Shape(2, 3, 8))  # built in float32, then moved to float64
+        assert seen[-1] == ({"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}[cell], F64)
+        m.to(torch.float32)
+        assert seen[-1][1] == torch.float32
+    assert not recurrent.is_flat(m.rnn)  # CPU: nothing to flatten, and nothing was changed
+    x = torch.randn(2, 3, 8)
+    torch.testing.assert_close(m(x), m.rnn(x)[0])
+
+
 def test_rnn_loop_is_the_seed_recurrence():
     """h_t = tanh(x_t W^T + b_ih + h_{t-1} U^T + b_hh), written out by hand for T=2."""
     shape = Shape(2, 2, 4)
@@ -111,7 +169,8 @@ def test_flop_formulas_by_hand():
 
 
 @pytest.mark.parametrize(
-    "name", ["rnn_loop", "lstm_loop", "gru_loop", "rnn_fused", "lstm_fused", "gru_fused", "attention_naive"]
+    "name", ["rnn_loop", "rnn_loop_hoisted", "lstm_loop", "gru_loop", "rnn_fused", "lstm_fused", "gru_fused",
+             "attention_naive"]
 )
 def test_flop_formula_matches_torch_flop_counter(name):
     """torch's FlopCounterMode counts the matmuls the kernel actually runs."""

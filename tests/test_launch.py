@@ -51,7 +51,7 @@ def test_launch_local_two_shards_failed_shard_rerun_alone(tmp_path, capsys):
     config, marker = write_sweep(tmp_path)
     out = tmp_path / "tiny.csv"
     args = ["launch", str(config), "--shards", "2", "--cluster", "local", "--parallel", "2", "--no-peak", "-o", str(out)]
-    assert main(args) == 3
+    assert main(args) == 4
     err = capsys.readouterr().err
     assert "shard 2/2 failed" in err and "planted failure in shard 2/2" in err and "_log.err" in err
     folder = tmp_path / "tiny.shards"

@@ -84,11 +84,14 @@ def test_gflops_chart_draws_measured_peak_only_when_calibrated(df, tmp_path):
 
 def test_speedup_heatmap_annotates_ratio_per_cell(df):
     fig = plot.speedup_heatmap(df)
-    texts = [t.get_text() for t in fig.axes[0].texts]
-    # rnn_loop / sdpa at T=512 = 2e-6*512 / (1e-8*512²) = 0.390625 -> "0.391×"
-    assert "0.391×\nsdpa" in texts
-    assert [t.get_text() for t in fig.axes[0].texts if t.get_position() == (0, 0)] == ["6.25×\nsdpa"]  # T=32, B=1
-    assert fig.axes[1].get_title() == "vs rnn_fused"
+    # first panel: the best recurrence (rnn_fused, 5e-7 T) against the best attention (sdpa, 1e-8 T²)
+    assert fig.axes[0].get_title() == "best recurrence vs best attention"
+    at = lambda ax, pos: [t.get_text() for t in ax.texts if t.get_position() == pos]  # noqa: E731
+    assert at(fig.axes[0], (0, 0)) == ["1.56×\nrnn_fused\nsdpa"]  # T=32, B=1: 5e-7*32 / (1e-8*32²) = 1.5625
+    # then the seed's loop, the textbook case: rnn_loop / sdpa at T=512 = 2e-6*512 / (1e-8*512²) = 0.390625
+    assert fig.axes[1].get_title() == "rnn_loop vs best attention"
+    assert "0.391×\nsdpa" in [t.get_text() for t in fig.axes[1].texts]
+    assert at(fig.axes[1], (0, 0)) == ["6.25×\nsdpa"]
 
 
 def test_overlay_of_two_csvs_names_the_source_in_every_panel(tmp_path):

@@ -45,7 +45,7 @@ def test_plugin_flag_times_the_users_layer_beside_sdpa_and_records_where_it_came
     source_hash = hashlib.sha256((project / "mylab" / "bench_kernels.py").read_bytes()).hexdigest()[:12]
     assert meta["kernels"]["my_glr"] == {"family": "scan", "formula": "6*B*T*d^2", "quadratic": False,
                                          "baseline": False, "causal": "always", "source": "mylab.bench_kernels",
-                                         "description": "a user's gated linear recurrence",
+                                         "description": "a user's gated linear recurrence", "decode_formula": "",
                                          "definition": source_hash}  # the code that ran, for compare's checks
     df = read_results(project / "a.csv")
     glr = df[(df["kernel"] == "my_glr") & (df["seq_len"] == 16)].iloc[0]
@@ -116,7 +116,7 @@ def test_report_with_the_users_layer_as_baseline_needs_no_plugin(project, tmp_pa
     _ok(run_seqbench(["report", project / "b.csv", "-o", "b.md", "--no-charts", "--baseline", "my_glr", "-q"],
                      cwd=elsewhere))
     text = (elsewhere / "b.md").read_text()
-    crossover = text[text.index("## Crossover length"):text.index("## Results")]
+    crossover = text[text.index("## Crossover length"):text.index("## Scaling exponents")]
     rows = [ln for ln in crossover.splitlines() if ln.startswith("| my_glr")]
     assert len(rows) == 1 and "| forward | 1 |" in rows[0]
     assert "| rnn_loop" not in crossover  # the chosen baseline replaces the registered ones

@@ -67,6 +67,10 @@ CASES = [  # id, corrupt(text) -> text or bytes, line named in the message (None
     ("samples-nan", lambda t: _edit(t, 3, "samples_s", "nan 0.1"), 3, "samples_s must hold positive finite"),
     ("bad-bool", lambda t: _edit(t, 2, "causal", "maybe"), 2, "causal 'maybe' must be true or false"),
     ("binary-garbage", lambda t: b"\xff\xfe\x00\x81garbage", None, "cannot be read"),
+    ("sample-rounds-text", lambda t: _edit(t, 2, "sample_rounds", "a b c"), 2, "sample_rounds 'a b c' must be round numbers"),
+    ("sample-rounds-short", lambda t: _edit(t, 3, "sample_rounds", "1"), 3, "one round number >= 1 per sample"),
+    ("ref-s-zero", lambda t: _edit(t, 2, "ref_s", "0"), 2, "ref_s '0' must hold positive finite seconds"),
+    ("ref-s-text", lambda t: _edit(t, 2, "ref_s", "fast"), 2, "ref_s 'fast' must hold positive finite seconds"),
 ]
 
 

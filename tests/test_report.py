@@ -29,14 +29,27 @@ def test_report_has_environment_from_sidecar_and_every_section(rendered):
 
 def test_report_fits_and_crossover_match_the_algebra(rendered):
     _, _, md = rendered
-    assert re.search(r"\| rnn_loop \| recurrent \| forward \| 1 \| 1\.00 \| 1\.000 \| 4 \| 128–1024 \|", md)
-    assert re.search(r"\| sdpa \| attention \| forward \| 4 \| 2\.00 \| 1\.000 \| 4 \| 128–1024 \|", md)
-    # sdpa (1e-8 T²) vs rnn_loop (2e-6 T): T* = 200 at both batch sizes
-    assert f"| rnn_loop | forward | 1 | {T_STAR_SDPA_VS_LOOP:.0f} | rnn_loop faster above T* |" in md
-    # rnn_fused (5e-7 T) vs sdpa: T* = 50
-    assert "| rnn_fused | forward | 4 | 50 | rnn_fused faster above T* |" in md
+    interval = r"\[\d\.\d\d, \d\.\d\d\]"
+    assert re.search(rf"\| rnn_loop \| recurrent \| forward \| 1 \| 1\.00 \| {interval} \| 1\.000 \| 4 \| 128–1024 \|", md)
+    assert re.search(rf"\| sdpa \| attention \| forward \| 4 \| 2\.00 \| {interval} \| 1\.000 \| 4 \| 128–1024 \|", md)
+    # sdpa (1e-8 T²) vs the seed's rnn_loop (2e-6 T): T* = 200 at both batch sizes
+    assert re.search(rf"\| rnn_loop \| forward \| 1 \| {T_STAR_SDPA_VS_LOOP:.0f} \[\d+, \d+\] \| rnn_loop faster above T\* \|", md)
+    # the best recurrence is rnn_fused (5e-7 T): T* = 50 against sdpa, and it is named
+    assert re.search(r"\| best recurrence \| forward \| 4 \| 50 \[\d+, \d+\] \| best recurrence \(rnn_fused\) faster", md)
     # the train series has only rnn_loop: no crossover row for it
-    assert "| rnn_loop | train |" not in md
+    assert "| rnn_loop | train |" not in md and "| best recurrence | train |" not in md
+
+
+def test_key_figures_are_one_short_table_with_intervals(rendered):
+    _, _, md = rendered
+    key = md[md.index("## Key figures"):md.index("## Environment")]
+    table = [ln for ln in key.splitlines() if ln.startswith("| forward")]
+    assert len(table) == 2  # one row per (mode, B) with both sides present, not a list of every fit
+    b1 = table[0].split(" | ")
+    assert b1[2].startswith("50 [") and "above: best recurrence (rnn_fused)" in b1[2]
+    assert b1[3].startswith("200 [") and "above: rnn_loop" in b1[3]
+    assert b1[5].startswith("rnn_fused 1.00 [") and b1[6].startswith("sdpa 2.00 [")
+    assert "torch threads: 1" in key
 
 
 def test_report_tables_failures_and_calibration(rendered):
@@ -85,12 +98,12 @@ def test_report_bad_csv_exits_2(tmp_path, capsys):
 
 
 def test_crossovers_reports_which_side_wins_when_none_in_range(tmp_path):
-    from seqbench.analysis import fits, load, scaling as analysis
+    from seqbench.analysis import load, matchup
 
     rows = [row(k, t, 1) for k in ("rnn_loop", "sdpa") for t in (32, 64, 128)]  # sdpa faster below T=200
     df = load([write_csv(tmp_path / "r.csv", rows)])
-    (c,) = report.crossovers(df, "rnn_loop")
-    assert c["t_star"] == [] and c["note"] == "none in range: attention faster at every measured T (32–128)"
+    (c,) = matchup.crossings(df, matchup.kernel_side("rnn_loop"))
+    assert c.t_star == [] and c.note == "none in range: best attention faster at every measured T (32–128)"
 
 
 def test_report_names_the_sdpa_backend_and_flags_a_poor_fit(tmp_path):
@@ -103,6 +116,8 @@ def test_report_names_the_sdpa_backend_and_flags_a_poor_fit(tmp_path):
     assert main(["report", str(csv), "--no-charts", "-q"]) == 0
     md = (tmp_path / "r.md").read_text()
     assert "| sdpa (math) | 512 |" in md
-    # slope = ln(1.5) / ln(4) = 0.29 through points far off any line
-    assert re.search(r"Exponent k of rnn_loop \(forward, B=1\): 0\.29 \(R² 0\.0\d\d over T 128–512; poor fit", md)
-    assert "Exponent k of sdpa (forward, B=1): 2.00 (R² 1.000 over T 128–512)." in md
+    # slope = ln(1.5) / ln(4) = 0.29 through points far off any line: not a key figure, whatever its interval
+    key = md[md.index("## Key figures"):md.index("## Environment")]
+    assert re.search(r"\| not key \(R² 0\.0\d\d\): 0\.29 \[", key)
+    assert re.search(r"\| sdpa 2\.00 \[\d\.\d\d, \d\.\d\d\] \|", key)
+    assert re.search(r"\| rnn_loop \| recurrent \| forward \| 1 \| 0\.29 \| .* \| poor fit", md)

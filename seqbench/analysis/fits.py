@@ -1,5 +1,6 @@
 """Fits, defined once: straight lines in log space with their R², power laws t ∝ T^k (scaling
-exponents), exponential decay (gradient norm vs distance) and where two curves cross."""
+exponents), exponential decay (gradient norm vs distance), where two curves cross, and the
+percentile intervals of exponents and crossings over bootstrap replicates (analysis/bootstrap.py)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,43 @@ def line_fit(x, y) -> tuple[float, float, float]:
     return float(slope), float(intercept), r2
 
 
+LEVEL = 0.95  # confidence level of every interval
+# When an interval is too wide for its figure to be a key figure: an exponent whose interval spans
+# more than a quarter (half the way from "linear" k = 1 to "bending towards quadratic" k = 1.5), a T*
+# whose interval spans more than one doubling of T (the sweeps' grid step), or a figure missing from
+# more than 1 - LEVEL of the replicates (the curves do not cross at all in 5% of them).
+K_WIDE = 0.25
+T_STAR_WIDE = 2.0
+MISSING_WIDE = 1 - LEVEL
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A percentile bootstrap interval; `missing` is the share of replicates that gave no value."""
+
+    lo: float
+    hi: float
+    level: float = LEVEL
+    missing: float = 0.0
+    wide: bool = False
+
+    def text(self, fmt: str = "{:.2f}") -> str:
+        if not math.isfinite(self.lo):
+            return "no interval"
+        return f"[{fmt.format(self.lo)}, {fmt.format(self.hi)}]".replace("-0.00", "0.00")
+
+
+def percentile_interval(values, *, wide_if=lambda lo, hi: False, level: float = LEVEL) -> Interval:
+    """Central `level` interval of the finite values; wide when wide_if(lo, hi) or too many are missing."""
+    v = np.asarray(values, dtype=float)
+    finite = v[np.isfinite(v)]
+    missing = 1 - len(finite) / len(v) if len(v) else 1.0
+    if not len(finite):
+        return Interval(math.nan, math.nan, level, missing, True)
+    lo, hi = (float(q) for q in np.quantile(finite, [(1 - level) / 2, (1 + level) / 2]))
+    return Interval(lo, hi, level, missing, bool(missing > MISSING_WIDE or wide_if(lo, hi)))
+
+
 @dataclass(frozen=True)
 class Fit:
     """t ≈ a·T^k, fitted by least squares on log T vs log t."""
@@ -30,6 +68,7 @@ class Fit:
     n: int  # points used
     t_lo: int  # smallest and largest T used
     t_hi: int
+    ci: Interval | None = None  # of k, from bootstrap replicates of the points (exponent_interval)
 
     @property
     def k_text(self) -> str:
@@ -58,6 +97,60 @@ def fit_exponent(T: Iterable[float], t: Iterable[float], *, min_T: float = 0) ->
         return None
     k, log_a, r2 = line_fit(np.log(T), np.log(t))
     return Fit(k, r2, log_a, int(len(T)), int(T.min()), int(T.max()))
+
+
+def exponent_interval(T, replicates, *, min_T: float = 0) -> Interval | None:
+    """Interval of k from replicate latencies: replicates[i, b] is replicate b of the point at T[i].
+
+    Each replicate column is fitted like the point estimate (least squares in log-log over T >= min_T).
+    """
+    T = np.asarray(T, dtype=float)
+    reps = np.asarray(replicates, dtype=float)
+    keep = (T >= min_T) & (T > 0)
+    if len(np.unique(T[keep])) < 2:
+        return None
+    x = np.log(T[keep])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        y = np.log(reps[keep])
+    dx = x - x.mean()
+    slopes = (dx[:, None] * (y - y.mean(axis=0))).sum(axis=0) / (dx ** 2).sum()
+    return percentile_interval(slopes, wide_if=lambda lo, hi: hi - lo > K_WIDE)
+
+
+def crossing_replicates(T, reps_a, reps_b, near: float) -> np.ndarray:
+    """Per replicate column, the crossing of curves a and b nearest (in log T) to `near`; NaN where none.
+
+    Crossings are located as `crossover` does, between neighbouring measured lengths.
+    """
+    T = np.asarray(T, dtype=float)
+    order = np.argsort(T)
+    x = np.log(T[order])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.log(np.asarray(reps_a, dtype=float)[order]) - np.log(np.asarray(reps_b, dtype=float)[order])
+    r0, r1 = r[:-1], r[1:]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        at = x[:-1, None] + (x[1:] - x[:-1])[:, None] * r0 / (r0 - r1)
+    crossing = np.where((r0 * r1 < 0) | (r0 == 0), at, np.nan)
+    crossing = np.where(r0 == 0, x[:-1, None], crossing)
+    last = np.where(r[-1:] == 0, x[-1], np.nan)
+    crossing = np.vstack([crossing, last])  # (points, replicates), NaN where no crossing
+    dist = np.abs(crossing - math.log(near))
+    has = np.isfinite(dist).any(axis=0)
+    pick = np.argmin(np.where(np.isfinite(dist), dist, np.inf), axis=0)
+    out = np.exp(crossing[pick, np.arange(crossing.shape[1])])
+    return np.where(has, out, np.nan)
+
+
+def crossover_interval(T, reps_a, reps_b, t_star: float) -> Interval:
+    """Interval of a crossing T* from replicates; wide when it spans more than a doubling or often vanishes."""
+    values = crossing_replicates(T, reps_a, reps_b, t_star)
+    return percentile_interval(values, wide_if=lambda lo, hi: hi / lo > T_STAR_WIDE)
+
+
+def crossing_share(T, reps_a, reps_b) -> float:
+    """Share of replicates in which curves a and b cross somewhere in the measured range."""
+    T = np.asarray(T, dtype=float)
+    return float(np.isfinite(crossing_replicates(T, reps_a, reps_b, float(np.sqrt(T.min() * T.max())))).mean())
 
 
 def crossover(T: Iterable[float], t_a: Iterable[float], t_b: Iterable[float]) -> list[float]:

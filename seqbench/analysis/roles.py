@@ -1,6 +1,8 @@
 """What each kernel is to the analysis, from its registry attributes, never from its name:
-`quadratic` (softmax attention, cost O(T^2): what a crossover is measured against) and `baseline`
-(a reference for speed-ups and crossover T*).
+`quadratic` (softmax attention, cost O(T^2): what a crossover is measured against), `baseline`
+(a textbook reference for speed-ups and crossover T*) and, from those and the family, its
+`contender` class: recurrence (recurrent and scan kernels), softmax attention, or linear attention
+(O(T) attention: neither the best attention nor a recurrence, a line of its own).
 
 A results sidecar records these attributes for every kernel of its run (KernelSpec.info), so a CSV
 written with a plugin reads right without the plugin; otherwise the registry is asked (built-ins,
@@ -11,7 +13,24 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
+from seqbench.choices import Contender, Family
 from seqbench.errors import ConfigError
+
+
+def contender(family: str, quadratic: bool) -> str:
+    """The class a kernel competes in for "best of family"; "" for the calibration matmul and unknown families.
+
+    quadratic wins over the family: a plugin registered as O(T^2) competes as attention whatever it is called.
+    """
+    if family == Family.CALIBRATION:
+        return ""
+    if quadratic:
+        return Contender.ATTENTION
+    if family == Family.ATTENTION:
+        return Contender.LINEAR_ATTENTION
+    if family in (Family.RECURRENT, Family.SCAN):
+        return Contender.RECURRENCE
+    return ""
 
 
 def recorded_info(sidecars: Iterable[dict]) -> dict[str, dict]:
@@ -43,7 +62,7 @@ def kernel_info(names: Iterable[str], sidecars: Sequence[dict] = ()) -> dict[str
 
 
 def annotate(df, sidecars: Sequence[dict] = (), baselines: Sequence[str] | None = None):
-    """df with `quadratic` and `baseline` columns (bool per row) from the kernels' attributes.
+    """df with `quadratic` and `baseline` columns (bool per row) and `contender` from the kernels' attributes.
 
     baselines: the reference kernels chosen by the user (`report --baseline`, config `baselines`);
     None: the sidecar config's `baselines`, else the kernels registered with baseline=True.
@@ -58,15 +77,16 @@ def annotate(df, sidecars: Sequence[dict] = (), baselines: Sequence[str] | None 
     else:
         chosen = [b for meta in sidecars for b in (meta.get("config") or {}).get("baselines") or []]
         baselines = chosen or [k for k, i in info.items() if i.get("baseline")]
-    out = df.assign(quadratic=[bool(info.get(k, {}).get("quadratic")) for k in df["kernel"]],
-                    baseline=[k in set(baselines) for k in df["kernel"]])
+    quadratic = [bool(info.get(k, {}).get("quadratic")) for k in df["kernel"]]
+    out = df.assign(quadratic=quadratic, baseline=[k in set(baselines) for k in df["kernel"]],
+                    contender=[contender(f, q) for f, q in zip(df["family"], quadratic)])
     out.attrs.update(df.attrs, baselines=[b for b in baselines if b in present])
     return out
 
 
 def ensure_annotated(df):
     """Annotate a DataFrame that was read without (tests, one-off use) from the registry alone."""
-    return df if "quadratic" in df and "baseline" in df else annotate(df)
+    return df if {"quadratic", "baseline", "contender"} <= set(df.columns) else annotate(df)
 
 
 def baseline_kernels(df) -> list[str]:

@@ -1,4 +1,5 @@
-"""Shared analysis for plot and report: scaling fits, best-attention speed-ups, the matmul peak.
+"""Shared analysis for plot and report: scaling fits with intervals, the matmul peak, point filters.
+Best-of-family comparisons and crossovers live in matchup.py.
 
 Everything here works on the DataFrame from `seqbench.analysis.load` (read_many plus the kernels'
 roles, see roles.py), so a chart and the report can never disagree about a number.
@@ -6,18 +7,18 @@ roles, see roles.py), so a chart and the report can never disagree about a numbe
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 
-from seqbench.analysis.fits import crossover, fit_exponent
-from seqbench.analysis.roles import ensure_annotated
+from seqbench.analysis.fits import exponent_interval, fit_exponent
 from seqbench.choices import Family
 from seqbench.results.schema import parse_samples
 
 FIT_MIN_T = 128  # below this the d²-per-token projections hide attention's T² term (see design.md)
 # Display order for tables and legends: recurrent loops, fused recurrent, attention; new kernels after.
-KERNEL_ORDER = ("rnn_loop", "lstm_loop", "gru_loop", "rnn_fused", "lstm_fused", "gru_fused",
+KERNEL_ORDER = ("rnn_loop", "rnn_loop_hoisted", "lstm_loop", "gru_loop", "rnn_fused", "lstm_fused", "gru_fused",
                 "attention_naive", "sdpa", "mha")
 
 
@@ -61,68 +62,20 @@ def quartiles(samples_s: str) -> tuple[float, float]:
     return float(q1), float(q3)
 
 
-def best_attention(df):
-    """Per (source, mode, B, T): the fastest successful quadratic (softmax) attention kernel's row.
+def kernel_fits(df, min_T: float = FIT_MIN_T, reps=None) -> list[dict]:
+    """One scaling fit per (source, kernel, device, dtype, mode, B) series of successful points.
 
-    Linear attention (family attention too, but O(T)) is left out: the crossover the textbook
-    predicts is between O(T) recurrence and O(T^2) softmax attention; linear attention has its own line.
+    reps (bootstrap.replicate_medians): give each fit the bootstrap interval of its exponent.
     """
-    att = ok_points(ensure_annotated(df))
-    att = att[att["quadratic"].astype(bool)]
-    if att.empty:
-        return att
-    idx = att.groupby(_by(att, "mode", "batch_size", "seq_len"))["median_s"].idxmin()
-    return att.loc[idx.values]
-
-
-def speedups(df, baseline: str):
-    """Baseline median / best attention median per (source, mode, B, T); > 1 means attention is faster.
-
-    Columns: source?, mode, batch_size, seq_len, baseline_s, attention_s, attention_kernel, speedup.
-    """
-    import pandas as pd
-
-    keys = _by(df, "mode", "batch_size", "seq_len")
-    base = ok_points(df)
-    base = base[base["kernel"] == baseline][keys + ["median_s"]].rename(columns={"median_s": "baseline_s"})
-    best = best_attention(df)
-    if base.empty or best.empty:
-        return pd.DataFrame(columns=keys + ["baseline_s", "attention_s", "attention_kernel", "speedup"])
-    best = best[keys + ["median_s", "kernel"]].rename(columns={"median_s": "attention_s", "kernel": "attention_kernel"})
-    m = base.merge(best, on=keys)
-    m["speedup"] = m["baseline_s"] / m["attention_s"]
-    return m.sort_values(keys).reset_index(drop=True)
-
-
-def kernel_fits(df, min_T: float = FIT_MIN_T) -> list[dict]:
-    """One scaling fit per (source, kernel, mode, B) series of successful points."""
     ok = ok_points(df)
-    cols = _by(ok, "kernel", "family", "mode", "batch_size")
+    cols = _by(ok, "kernel", "family", "device", "dtype", "mode", "batch_size")
     rows = []
     for key, g in ok.groupby(cols, sort=True):
         fit = fit_exponent(g["seq_len"], g["median_s"], min_T=min_T)
+        if fit is not None and reps is not None and g.index.isin(reps.index).all():
+            ci = exponent_interval(g["seq_len"], reps.loc[g.index].to_numpy(), min_T=min_T)
+            fit = dataclasses.replace(fit, ci=ci)
         rows.append({**dict(zip(cols, key)), "fit": fit})
     order = {k: i for i, k in enumerate(ordered_kernels(ok["kernel"]))}
     return sorted(rows, key=lambda r: (r.get("source", ""), order[r["kernel"]], r["mode"], r["batch_size"]))
 
-
-def crossovers(df, baseline: str) -> list[dict]:
-    """T* per (mode, B) where the best quadratic attention kernel and `baseline` take the same time, with a note."""
-    out = []
-    s = speedups(df, baseline)
-    for (mode, b), g in s.groupby(["mode", "batch_size"], sort=True):
-        g = g.sort_values("seq_len")
-        ts = crossover(g["seq_len"], g["attention_s"], g["baseline_s"])
-        lo, hi = int(g["seq_len"].min()), int(g["seq_len"].max())
-        if ts:
-            above = "the last T*" if len(ts) > 1 else "T*"
-            note = f"{baseline if g['speedup'].iloc[-1] < 1 else 'attention'} faster above {above}"
-            if len(ts) > 1:
-                note += f"; the curves cross {len(ts)} times (noisy or flat ratio)"
-        elif len(g) < 2:
-            note = "one length measured: no crossover can be located"
-        else:
-            faster = "attention" if (g["speedup"] > 1).all() else baseline
-            note = f"none in range: {faster} faster at every measured T ({lo}–{hi})"
-        out.append({"mode": mode, "batch_size": int(b), "t_star": ts, "note": note, "range": (lo, hi)})
-    return out

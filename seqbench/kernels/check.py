@@ -67,3 +67,52 @@ def check_kernel(spec: KernelSpec, shape: Shape, device: str, dtype: str, seed: 
     except Exception:  # noqa: BLE001 - a forward that raises fails every point on its own, with its own status
         return None
     return None
+
+
+# How far a decode step may be from the causal forward at the same position, relative to the output's
+# scale: rounding only (a step and a fused or blocked forward add the same numbers in another order).
+_DECODE_TOL = {"float64": 1e-8, "float32": 1e-3, "float16": 3e-2, "bfloat16": 1e-1}
+
+
+def check_decode(spec: KernelSpec, shape: Shape, device: str, dtype: str, seed: int = 0) -> str | None:
+    """Before decode points are timed: steps after a prefill must give the causal forward's outputs,
+    and a step repeated from the same state must give the same output (seqbench times repeats from
+    one state). None if it passes or has no decode step (its points are skipped), else the reason."""
+    import torch
+
+    from seqbench.kernels import decode
+
+    module = build_for_check(spec, shape, device, dtype)
+    module.eval()
+    if not decode.has_decode(module):
+        return None
+    B, T, d = shape.batch_size, shape.seq_len, shape.hidden_size
+    t0 = T // 2
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(B, T, d, generator=g).to(device=device, dtype=getattr(torch, dtype))
+    try:
+        with torch.inference_mode():
+            ref = module(x)
+            state = decode.prefill(module, x[:, :t0], module.init_state(B, T))
+            first, _ = module.step(x[:, t0:t0 + 1], state)
+            again, _ = module.step(x[:, t0:t0 + 1], state)
+            outs = []
+            for t in range(t0, T):
+                y, state = module.step(x[:, t:t + 1], state)
+                outs.append(y)
+            if not isinstance(first, torch.Tensor) or tuple(first.shape) != (B, 1, d):
+                got = tuple(first.shape) if isinstance(first, torch.Tensor) else type(first).__name__
+                return f"decode check: step returned {got}, expected a tensor of shape (B, 1, d) = {(B, 1, d)}"
+            tol = _DECODE_TOL.get(dtype, 1e-3) * max(1.0, ref[:, t0:].abs().max().item())
+            moved = (again - first).abs().max().item()
+            if moved > tol:
+                return (f"decode check: step gave another output ({moved:.3g} apart) when called again with the same "
+                        "state; it must not change the state it is given (seqbench times repeats from one state)")
+            off = (torch.cat(outs, dim=1) - ref[:, t0:]).abs().max().item()
+            if not off <= tol:
+                return (f"decode check: steps after a prefill of {t0} tokens differ from the causal forward at "
+                        f"t = {t0}..{T - 1} by {off:.3g}")
+    except Exception as exc:  # noqa: BLE001 - a broken step fails the kernel's decode points, with the reason
+        lines = str(exc).strip().splitlines()
+        return f"decode check: {type(exc).__name__}: {lines[0] if lines else ''}"
+    return None

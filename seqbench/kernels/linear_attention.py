@@ -19,6 +19,10 @@ Forward FLOPs (multiply-add = 2), the recurrent form's count, used for both kern
     projections 8*B*T*d^2  +  state update phi(k) v^T and readout phi(q)^T S: 2 * 2*B*h*T*d_h^2
     = 8*B*T*d^2 + 4*B*T*d*d_h    (causal or not; normaliser O(B*T*d) not counted)
 The chunked form does extra intra-chunk work (~4*B*T*C*d more), so its GFLOP/s counts useful work.
+
+Decode (kernels/decode.py), both kernels: the state is S, h x d_h x (d_h + 1) numbers per sequence
+whatever the context (an RNN with a matrix state). One step: projections 8*B*d^2, S += phi(k) [v, 1]^T
+and the readout phi(q)^T S, 4*B*d*d_h as in the forward count.
 """
 
 from __future__ import annotations
@@ -44,7 +48,29 @@ def _normalise(o: torch.Tensor) -> torch.Tensor:
     return o[..., :-1] / o[..., -1:]
 
 
-class LinearAttention(_Attention):
+class _LinearState:
+    """Decode for both forms: the state S (B, h, d_h, d_h + 1), the running sum of phi(k) [v, 1]^T."""
+
+    def init_state(self, batch_size: int, max_len: int) -> torch.Tensor:
+        w = self.in_proj.weight
+        dh = w.shape[-1] // self.heads
+        return w.new_zeros(batch_size, self.heads, dh, dh + 1)
+
+    def _phi_qkv(self, x: torch.Tensor):
+        q, k, v = self.split_heads(x)
+        return _phi(q), _phi(k), _with_ones(v)
+
+    def prefill(self, x: torch.Tensor, S: torch.Tensor) -> torch.Tensor:
+        _, k, v = self._phi_qkv(x)
+        return S + k.transpose(-2, -1) @ v
+
+    def step(self, x_t: torch.Tensor, S: torch.Tensor):  # x_t: (B, 1, d)
+        q, k, v = self._phi_qkv(x_t)  # (B, h, 1, d_h), v: (B, h, 1, d_h + 1)
+        S = S + k.transpose(-2, -1) @ v  # a new tensor: the state given is left as it was
+        return self.merge_heads(_normalise(q @ S)), S
+
+
+class LinearAttention(_LinearState, _Attention):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         q, k, v = self.split_heads(x)  # (B, h, T, d_h)
         q, k, v = _phi(q), _phi(k), _with_ones(v)
@@ -65,7 +91,7 @@ class LinearAttention(_Attention):
         return self.merge_heads(_normalise(o.reshape(B, h, n * C, dh + 1)[:, :, :T]))
 
 
-class LinearAttentionLoop(_Attention):
+class LinearAttentionLoop(_LinearState, _Attention):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         q, k, v = self.split_heads(x)
         q, k, v = _phi(q), _phi(k), _with_ones(v)
@@ -106,6 +132,7 @@ for _name, _cls, _chunked, _desc in [
         factory=lambda shape, _cls=_cls: _cls(shape.hidden_size, shape.num_heads, shape.causal),
         flops=linear_attention_flops,
         formula="8*B*T*d^2 + 4*B*T*d*d_h (d_h = d/heads)",
+        decode_flops="8*B*d^2 + 4*B*d*d_h",
         memory=_activation_bytes(_chunked),
         description=_desc,
         causal="optional",

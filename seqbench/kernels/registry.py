@@ -8,7 +8,8 @@
 
 A factory takes a Shape and returns an nn.Module whose forward maps x of shape (B, T, d) to (B, T, d);
 seqbench moves it to the run's device and dtype. FLOPs count a multiply-add as 2 (forward pass);
-train mode (forward + backward) is 3x forward.
+train mode (forward + backward) is 3x forward. A module that also has `init_state` and `step` can be
+timed in decode mode (kernels/decode.py); `decode_flops` gives the FLOPs of one such step.
 
 This module holds the registration primitives only; `seqbench.kernels` (the package) is the catalog
 that fills it: the built-in kernels and the plugins of installed packages (entry-point group
@@ -75,6 +76,10 @@ class KernelSpec:
     quadratic: bool = False  # cost grows as T^2 (softmax attention): what a crossover is measured against
     baseline: bool = False  # a default reference for the report's speed-ups and crossover T*
     source: str = "seqbench"  # the module (or config table) that registered it
+    # FLOPs of one decode step for B sequences after a context of T tokens (None: not given, so decode
+    # rows leave gflop empty rather than guess), and its formula for `seqbench list`
+    decode_flops_fn: Callable[[Shape], float] | None = None
+    decode_formula: str = ""
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -95,7 +100,10 @@ class KernelSpec:
                               "torch.nn.Module mapping (B, T, d) to (B, T, d)")
         return module.to(device=device, dtype=dtype)
 
-    def flops(self, shape: Shape, mode: str = "forward") -> float:
+    def flops(self, shape: Shape, mode: str = "forward") -> float | None:
+        """FLOPs of one timed call in `mode`; in decode mode one step, None when no decode formula was given."""
+        if mode == "decode":
+            return None if self.decode_flops_fn is None else float(self.decode_flops_fn(shape))
         f = float(self.flops_fn(shape))
         return f * TRAIN_FLOP_FACTOR if mode == "train" else f
 
@@ -103,7 +111,8 @@ class KernelSpec:
         """What a results sidecar records of the kernel, so report and plot need no plugin to read it."""
         return {"family": str(self.family), "formula": self.formula, "quadratic": self.quadratic,
                 "baseline": self.baseline, "causal": self.causal, "source": self.source,
-                "description": self.description, "definition": self.definition()}
+                "description": self.description, "decode_formula": self.decode_formula,
+                "definition": self.definition()}
 
     def definition(self) -> str | None:
         """A hash of the source file that defines the kernel (12 hex digits of sha256), or None.
@@ -131,7 +140,7 @@ def _caller_module(depth: int = 2) -> str:
         return "?"
 
 
-def _as_flops(flops, name: str) -> tuple[Callable[[Shape], float], str | None]:
+def _as_flops(flops, name: str, what: str = "flops") -> tuple[Callable[[Shape], float], str | None]:
     if isinstance(flops, str):
         from seqbench.kernels.formula import parse_flops
 
@@ -139,14 +148,14 @@ def _as_flops(flops, name: str) -> tuple[Callable[[Shape], float], str | None]:
         return fn, fn.formula
     if callable(flops):
         return flops, None
-    raise PluginError(f"kernel {name!r}: flops must be a formula string such as '4*B*T*d^2' or a function of the "
+    raise PluginError(f"kernel {name!r}: {what} must be a formula string such as '4*B*T*d^2' or a function of the "
                       f"Shape, got {flops!r}")
 
 
 def register_kernel(name: str, *, family: str, flops, factory: Callable | None = None, description: str = "",
                     formula: str | None = None, train: bool = True, causal: Causality | None = None,
                     quadratic: bool | None = None, baseline: bool = False, memory=None, source: str | None = None,
-                    replace: bool = False):
+                    replace: bool = False, decode_flops=None, decode_formula: str | None = None):
     """Register a kernel. Used as a decorator on a factory (Shape -> nn.Module), or with factory=.
 
     family: recurrent | attention | scan (calibration is seqbench's own).
@@ -159,6 +168,9 @@ def register_kernel(name: str, *, family: str, flops, factory: Callable | None =
     memory: (shape, element size, train) -> activation bytes, for the memory budget (default: 8
         d-vectors per token forward, 24 in train mode).
     replace: allow replacing a kernel of the same name (otherwise a duplicate name is an error).
+    decode_flops: FLOPs of one decode step for B sequences after a context of T tokens, a formula
+        ("4*B*d^2"; T is the context length) or a function of the Shape. For modules with a decode
+        step (init_state/step, see kernels/decode.py); without it decode rows leave gflop empty.
     Returns the decorator, or the KernelSpec when factory is given.
     """
     src = source or _caller_module()
@@ -173,6 +185,7 @@ def register_kernel(name: str, *, family: str, flops, factory: Callable | None =
         if not callable(fn):
             raise PluginError(f"kernel {name!r}: factory {fn!r} is not callable")
         flops_fn, text = _as_flops(flops, name)
+        decode_fn, decode_text = _as_flops(decode_flops, name, "decode_flops") if decode_flops is not None else (None, None)
         caus = causal or {"attention": "optional", "calibration": "never"}.get(fam.value, "always")
         if caus not in CAUSALITY:
             raise PluginError(f"kernel {name!r}: causal {causal!r} unknown; allowed: {', '.join(CAUSALITY)}")
@@ -184,7 +197,8 @@ def register_kernel(name: str, *, family: str, flops, factory: Callable | None =
         spec = KernelSpec(
             name=name, family=fam, factory=fn, flops_fn=flops_fn, formula=formula or text or "(a Python function)",
             activation_bytes_fn=memory or DEFAULT_ACTIVATIONS, description=description, supports_train=bool(train),
-            causal=caus, quadratic=bool(quad), baseline=bool(baseline), source=src,
+            causal=caus, quadratic=bool(quad), baseline=bool(baseline), source=src, decode_flops_fn=decode_fn,
+            decode_formula=decode_formula or decode_text or ("(a Python function)" if decode_fn else ""),
         )
         add(spec, replace=replace)
         return spec

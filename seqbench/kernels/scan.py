@@ -20,6 +20,10 @@ Kernels (all (B, T, d) -> (B, T, d), same parameters, same outputs up to roundin
 
 Forward FLOPs (multiply-add = 2): two d x d projections, 2 * 2*B*T*d^2 = 4*B*T*d^2. The scan and
 gates are O(B*T*d) elementwise and not counted (as for the recurrent kernels).
+
+Decode (kernels/decode.py): the state is h, d numbers per sequence. A step is the cell once, the
+same for all three forms (there is nothing left to scan at one token): 4*B*d^2 FLOPs, whatever the
+context. Prefill takes the context in with the chunked scan, from the state it is given.
 """
 
 from __future__ import annotations
@@ -59,6 +63,18 @@ class _MinGRU(nn.Module):
         k, u = self.proj(x).chunk(2, dim=-1)
         z = torch.sigmoid(k)
         return torch.rsub(z, 1), z * _g(u)  # a, b
+
+    def init_state(self, batch_size: int, max_len: int) -> torch.Tensor:
+        return self.proj.weight.new_zeros(batch_size, self.proj.out_features // 2)  # h: (B, d)
+
+    def step(self, x_t: torch.Tensor, h: torch.Tensor):  # x_t: (B, 1, d)
+        a, b = self.gates(x_t[:, 0])
+        h = a * h + b
+        return h.unsqueeze(1), h
+
+    def prefill(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        a, b = self.gates(x)
+        return chunked_linear_scan(a, b, h)[:, -1].clone()  # a view would keep the whole (B, T, d) scan alive
 
 
 class MinGRULoop(_MinGRU):
@@ -139,6 +155,7 @@ for _name, _cls, _fwd, _train, _desc in [
         factory=lambda shape, _cls=_cls: _cls(shape.hidden_size),
         flops=mingru_flops,
         formula="4*B*T*d^2",
+        decode_flops="4*B*d^2",  # the projection of one token; the state update is elementwise
         memory=per_token_activations(_fwd, _train),
         description=_desc,
         causal="always",

@@ -55,25 +55,57 @@ def gradient_norms(kernel: str, *, seq_len: int, hidden_size: int, num_heads: in
     return x.grad[0].norm(dim=-1).numpy()
 
 
-def run_gradflow(*, layers=LAYERS, seq_len: int = 128, hidden_size: int = 64, num_heads: int = 4,
-                 seeds: int = 5, spectral_radii=(0.5, 1.0, 3.0)):
-    """All layers x seeds -> tidy DataFrame: layer, kernel, spectral_radius, seed, t, distance, grad_norm
-    (analysis.fits.decay_fits fits each layer's decay)."""
-    import pandas as pd
+ROW_BYTES = 200  # one (layer, seed, t) row of the result: DataFrame columns and the copies fits and plots make
 
+
+def check_settings(*, layers, seq_len: int, hidden_size: int, num_heads: int, seeds: int, spectral_radii) -> None:
+    """Every setting a gradflow run needs, checked before anything is built (ConfigError: exit 2)."""
     from seqbench.kernels import get_kernel
 
     if seq_len < 3:
         raise ConfigError(f"--seq-len {seq_len} is too short; need at least 3 tokens to fit a decay")
     if seeds < 1:
         raise ConfigError(f"--seeds {seeds} must be at least 1")
+    if hidden_size < 1 or num_heads < 1:
+        raise ConfigError(f"--hidden-size ({hidden_size}) and --heads ({num_heads}) must be at least 1")
     if hidden_size % num_heads:
         raise ConfigError(f"--heads {num_heads} does not divide --hidden-size {hidden_size}")
     if any(not (r > 0 and math.isfinite(r)) for r in spectral_radii):
         raise ConfigError(f"--spectral-radius values must be positive numbers, got {list(spectral_radii)}")
+    if not layers:
+        raise ConfigError("--layers names no kernel")
     for k in layers:
         get_kernel(k)  # unknown name -> one line listing the known kernels
-    records = []
+
+
+def memory_needs(*, layers, seq_len: int, hidden_size: int, num_heads: int, seeds: int, spectral_radii) -> list:
+    """(bytes, what) for each layer: its float64 forward + backward at B=1 (the sweep's estimate for a
+    train-mode point) plus the rows of the result, for budget.check_each_fits."""
+    from seqbench.sweep.budget import estimate_bytes
+    from seqbench.sweep.config import Point
+
+    curves = sum(len(spectral_radii) if (k == RADIUS_LAYER and spectral_radii) else 1 for k in layers)
+    table = curves * seeds * seq_len * ROW_BYTES
+    return [(estimate_bytes(Point(k, "train", "cpu", "float64", 1, seq_len, hidden_size, num_heads, True)) + table,
+             f"{k} at T={seq_len}, d={hidden_size} ({curves * seeds} curves)") for k in layers]
+
+
+def run_gradflow(*, layers=LAYERS, seq_len: int = 128, hidden_size: int = 64, num_heads: int = 4,
+                 seeds: int = 5, spectral_radii=(0.5, 1.0, 3.0), max_memory: int = 0):
+    """All layers x seeds -> tidy DataFrame: layer, kernel, spectral_radius, seed, t, distance, grad_norm
+    (analysis.fits.decay_fits fits each layer's decay). Refused (exit 2) if it would not fit in
+    memory: max_memory bytes, or by default 80% of the free memory, as for `seqbench run`."""
+    import numpy as np
+    import pandas as pd
+
+    from seqbench.sweep.budget import check_each_fits
+
+    settings = dict(layers=layers, seq_len=seq_len, hidden_size=hidden_size, num_heads=num_heads, seeds=seeds,
+                    spectral_radii=spectral_radii)
+    check_settings(**settings)
+    check_each_fits(memory_needs(**settings), "cpu", max_memory, "gradflow")
+    t = np.arange(seq_len)
+    parts = []
     for kernel in layers:
         radii = list(spectral_radii) if (kernel == RADIUS_LAYER and spectral_radii) else [None]
         for radius in radii:
@@ -81,7 +113,7 @@ def run_gradflow(*, layers=LAYERS, seq_len: int = 128, hidden_size: int = 64, nu
             for seed in range(seeds):
                 g = gradient_norms(kernel, seq_len=seq_len, hidden_size=hidden_size, num_heads=num_heads,
                                    seed=seed, spectral_radius=radius)
-                for t, v in enumerate(g):
-                    records.append((label, kernel, radius, seed, t, seq_len - 1 - t, float(v)))
-    return pd.DataFrame.from_records(
-        records, columns=["layer", "kernel", "spectral_radius", "seed", "t", "distance", "grad_norm"])
+                parts.append(pd.DataFrame({"layer": label, "kernel": kernel,
+                                           "spectral_radius": math.nan if radius is None else radius,
+                                           "seed": seed, "t": t, "distance": seq_len - 1 - t, "grad_norm": g.astype(float)}))
+    return pd.concat(parts, ignore_index=True)

@@ -16,6 +16,27 @@ import os
 from typing import Callable
 
 
+def is_out_of_memory(exc: BaseException) -> bool:
+    """A failed allocation, whichever allocator raised it (CPU: MemoryError or c10's message; CUDA: OutOfMemoryError)."""
+    import torch
+
+    if isinstance(exc, (MemoryError, torch.cuda.OutOfMemoryError)):
+        return True
+    text = str(exc).lower()
+    return "out of memory" in text or "can't allocate memory" in text or "not enough memory" in text
+
+
+def release_memory(device: str) -> None:
+    """Hand freed memory back: collect dropped tensors (and, on CUDA, empty the allocator's cache)."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if device == "cuda":
+        torch.cuda.empty_cache()
+
+
 def tensor_bytes(*tensors) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
 
@@ -25,6 +46,22 @@ def analytic_bytes(spec, shape, elem_size: int, train: bool, param_bytes: int) -
     io = shape.batch_size * shape.seq_len * shape.hidden_size * elem_size
     weights = param_bytes * (2 if train else 1)
     return int(weights + io * (2 if train else 1) + spec.activation_bytes_fn(shape, elem_size, train))
+
+
+def decode_step_bytes(spec, shape, elem_size: int) -> float:
+    """Activations of one decode step for B sequences: the kernel's own per-token rule at one token, plus
+    for softmax attention (quadratic) its score row over the T + 1 cached keys, scores and softmax."""
+    import dataclasses
+
+    one_token = spec.activation_bytes_fn(dataclasses.replace(shape, seq_len=1), elem_size, False)
+    scores = 2 * shape.batch_size * shape.num_heads * (shape.seq_len + 1) * elem_size if spec.quadratic else 0
+    return float(one_token + scores)
+
+
+def decode_analytic_bytes(spec, shape, elem_size: int, param_bytes: int, state_bytes: int) -> int:
+    """Weights + the decode state (KV cache or recurrent state) + the new token + one step's activations."""
+    token = shape.batch_size * shape.hidden_size * elem_size
+    return int(param_bytes + state_bytes + token + decode_step_bytes(spec, shape, elem_size))
 
 
 @contextlib.contextmanager

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections import defaultdict
 from contextlib import contextmanager
 
 from rich.console import Console
@@ -33,12 +32,24 @@ VERBOSITY = {"level": 1}  # 0 quiet, 1 normal, 2 verbose
 
 
 def set_verbosity(quiet: bool = False, verbose: bool = False) -> None:
+    if quiet and verbose:
+        from seqbench.errors import ConfigError
+
+        raise ConfigError("-q/--quiet and -v/--verbose contradict each other; give one of them")
     VERBOSITY["level"] = 0 if quiet else (2 if verbose else 1)
 
 
 def error(message: str) -> None:
     """One plain line on stderr (no markup, no wrapping): what is wrong and what is allowed."""
     sys.stderr.write(f"seqbench: error: {' '.join(str(message).split())}\n")
+    sys.stderr.flush()
+
+
+def traceback(exc: BaseException) -> None:
+    """The full traceback of an internal error, on stderr (only when asked for: SEQBENCH_TRACEBACK=1 or -v)."""
+    import traceback as tb
+
+    sys.stderr.write("".join(tb.format_exception(exc)))
     sys.stderr.flush()
 
 
@@ -83,7 +94,7 @@ def _point_name(row) -> str:
 
 
 def summary_table(rows) -> None:
-    """Kernel x T x B medians, throughput, GFLOP/s and the best attention kernel vs the seed's loop."""
+    """Kernel x T x B medians, throughput, GFLOP/s, then best recurrence vs best attention (fight_summary)."""
     if VERBOSITY["level"] == 0 or not rows:
         return
     table = Table(title="seqbench results", show_lines=False)
@@ -96,31 +107,42 @@ def summary_table(rows) -> None:
                       fmt_bytes(r.peak_mem_bytes),
                       r.status if r.status == "ok" else f"[red]{r.status}[/]")
     err.print(table)
-    speedups = best_attention_vs_loop(rows)
-    if speedups:
-        t2 = Table(title="best softmax-attention kernel vs the seed's rnn_loop (speedup > 1: attention faster)")
-        for col in ("mode", "B", "T", "rnn_loop", "best attention", "median", "speedup"):
-            t2.add_column(col, justify="left" if col in ("mode", "best attention") else "right")
-        for (mode, b, t), (loop, best) in sorted(speedups.items()):
-            t2.add_row(mode, str(b), str(t), fmt_time(loop.median_s), best.kernel, fmt_time(best.median_s),
-                       f"{loop.median_s / best.median_s:.2f}×")
-        err.print(t2)
+    fight_summary(rows)
 
 
-def best_attention_vs_loop(rows) -> dict:
-    from seqbench.kernels import get_kernel
+def fight_summary(rows) -> None:
+    """Best recurrence vs best softmax attention at every point, with the seed's loop as the textbook case."""
+    import dataclasses
 
-    groups = defaultdict(list)
-    for r in rows:
-        if r.status == "ok":
-            groups[(r.mode, r.batch_size, r.seq_len)].append(r)
-    result = {}
-    for key, rs in groups.items():
-        loop = next((r for r in rs if r.kernel == "rnn_loop"), None)
-        att = [r for r in rs if r.family == "attention" and get_kernel(r.kernel).quadratic]
-        if loop and att:
-            result[key] = (loop, min(att, key=lambda r: r.median_s))
-    return result
+    import pandas as pd
+
+    from seqbench.analysis.matchup import challengers, fight_table
+    from seqbench.analysis.roles import annotate
+
+    ok = [dataclasses.asdict(r) for r in rows if r.status == "ok"]
+    if not ok:
+        return
+    df = annotate(pd.DataFrame(ok))
+    table_df = fight_table(df)
+    if table_df.empty:
+        return
+    textbook = [s.kernel for s in challengers(df)[1:]]
+    linear = bool(table_df["linear_s"].notna().any())
+    threads = "/".join(str(t) for t in sorted(set(df["threads"])))
+    t2 = Table(title=f"best recurrence vs best softmax attention (speed-up > 1: attention faster; {threads} thread(s))")
+    cols = ["mode", "B", "T", "best recurrence", "best attention", "speed-up"]
+    cols += [c for k in textbook for c in (k, "speed-up")] + (["best linear attention"] if linear else [])
+    for col in cols:
+        t2.add_column(col, justify="left" if col == "mode" or col.startswith("best") else "right")
+    ratio = lambda x: f"{x:.3g}×" if x == x else "-"  # noqa: E731 - NaN where a kernel has no point
+    for r in table_df.to_dict("records"):
+        cells = [r["mode"], str(r["batch_size"]), str(r["seq_len"]), f"{r['recurrence_kernel']} {fmt_time(r['recurrence_s'])}",
+                 f"{r['attention_kernel']} {fmt_time(r['attention_s'])}", ratio(r["speedup"])]
+        cells += [c for k in textbook for c in (fmt_time(r[f"{k}_s"]), ratio(r[f"{k}_speedup"]))]
+        if linear:
+            cells.append(f"{r['linear_kernel']} {fmt_time(r['linear_s'])}" if r["linear_s"] == r["linear_s"] else "-")
+        t2.add_row(*cells)
+    err.print(t2)
 
 
 def kernel_table(specs, fmt: str = "table") -> None:
@@ -129,12 +151,13 @@ def kernel_table(specs, fmt: str = "table") -> None:
     if fmt == "json":
         return raw(json.dumps({s.name: {**s.info(), "train": s.supports_train} for s in specs}, indent=2) + "\n")
     table = Table(title="kernels")
-    for col in ("name", "family", "forward FLOPs", "train", "causal", "role", "from", "description"):
+    for col in ("name", "family", "forward FLOPs", "decode FLOPs (T: context)", "train", "causal", "role", "from",
+                "description"):
         table.add_column(col)
     for s in specs:
         role = ", ".join(r for r, on in (("O(T²)", s.quadratic), ("baseline", s.baseline)) if on) or "-"
-        table.add_row(s.name, s.family, s.formula, "3× forward" if s.supports_train else "-", s.causal, role,
-                      "built-in" if s.builtin else s.source, s.description)
+        table.add_row(s.name, s.family, s.formula, s.decode_formula or "-", "3× forward" if s.supports_train else "-",
+                      s.causal, role, "built-in" if s.builtin else s.source, s.description)
     out.print(table)
 
 

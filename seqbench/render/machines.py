@@ -7,7 +7,7 @@ and the key figures of each. Numbers come from seqbench.analysis, as in the sing
 
 from __future__ import annotations
 
-from seqbench.analysis import roles, scaling
+from seqbench.analysis import matchup, roles, scaling
 from seqbench.render.markdown import table
 from seqbench.units import fmt_num, fmt_time
 
@@ -74,27 +74,43 @@ def machines_table(df, metas: list[dict]) -> list[str]:
     return ["## Machines", ""] + table(head, rows, "llrlllrrr") + [""]
 
 
-def key_figures_table(df) -> list[str]:
-    """Per series, mode and B: the scaling exponents, the crossover T* and the fastest kernel at the longest T."""
+def key_figures_table(df, reps=None) -> list[str]:
+    """Per series, mode and B: T* of the best recurrence and of the textbook baseline against the best
+    attention, the exponents, and the fastest kernel at the longest T (matchup.py, as the single report)."""
     baselines = roles.baseline_kernels(df)
     base = baselines[0] if baselines else None
-    fits = {(f["source"], f["kernel"], f["mode"], f["batch_size"]): f["fit"] for f in scaling.kernel_fits(df)}
+    fits = {(f["source"], f["kernel"], f["mode"], f["batch_size"]): f["fit"] for f in scaling.kernel_fits(df, reps=reps)}
     quadratic = set(df.loc[df["quadratic"].astype(bool), "kernel"]) if "quadratic" in df else set()
     rows = []
     for src, part in df.groupby("source", sort=False):
-        tstar = {(c["mode"], c["batch_size"]): c for c in (scaling.crossovers(part, base) if base else [])}
+        sides = [matchup.BEST_RECURRENCE] + ([matchup.kernel_side(base)] if base else [])
+        tstar = [{(c.series["mode"], c.series["batch_size"]): c for c in matchup.crossings(part, side, reps=reps)}
+                 for side in sides]
         ok = scaling.ok_points(part)
         for (mode, b), g in ok.groupby(["mode", "batch_size"], sort=True):
             k_of = lambda kernel: fits.get((src, kernel, mode, b))  # noqa: E731
-            base_k = k_of(base).k_text if base and k_of(base) else "-"
-            att = [f"{k} {k_of(k).k_text}" for k in scaling.ordered_kernels(g["kernel"]) if k in quadratic and k_of(k)]
-            c = tstar.get((mode, int(b)))
-            ts = ", ".join(f"{t:.0f}" for t in c["t_star"]) if c and c["t_star"] else (c["note"] if c else "-")
+            base_k = _k(k_of(base)) if base and k_of(base) else "-"
+            att = [f"{k} {_k(k_of(k))}" for k in scaling.ordered_kernels(g["kernel"]) if k in quadratic and k_of(k)]
+            crossings = [_t(t.get((mode, b))) for t in tstar]
             longest = g[g["seq_len"] == g["seq_len"].max()].sort_values("median_s").iloc[0]
-            rows.append([src, mode, int(b), base_k, ", ".join(att) or "-", ts,
+            rows.append([src, mode, int(b), *crossings, base_k, ", ".join(att) or "-",
                          f"{longest['kernel']} {fmt_time(longest['median_s'])} at T={int(longest['seq_len'])}"])
-    head = ["machine", "mode", "B", f"k of {base}" if base else "k (baseline)", "k of softmax attention",
-            f"T* vs {base}" if base else "T*", "fastest at the longest T"]
-    intro = (f"k: log-log slope of latency over T ≥ {scaling.FIT_MIN_T}; T*: where the best softmax-attention kernel "
-             f"and {base or 'the baseline'} take the same time (see each machine's section).")
-    return ["## Key figures per machine", "", intro, ""] + table(head, rows, "llrrlll") + [""]
+    head = ["machine", "mode", "B", "T* best recurrence", *([f"T* {base}"] if base else []),
+            f"k of {base}" if base else "k (baseline)", "k of softmax attention", "fastest at the longest T"]
+    intro = (f"T*: where the best recurrence (or {base or 'the baseline'}) and the best softmax attention take the "
+             f"same time; k: log-log slope of latency over T ≥ {scaling.FIT_MIN_T}; brackets: 95% bootstrap "
+             "intervals (see each machine's section).")
+    return ["## Key figures per machine", "", intro, ""] + table(head, rows, "llr" + "l" * (len(head) - 3)) + [""]
+
+
+def _k(fit) -> str:
+    return fit.k_text + (f" {fit.ci.text()}" if fit.ci is not None else "")
+
+
+def _t(c) -> str:
+    if c is None:
+        return "-"
+    if not c.t_star:
+        return c.note
+    iv = f" {c.interval.text('{:.0f}')}" if c.interval is not None else ""
+    return ", ".join(f"{t:.0f}" for t in c.t_star) + iv + ("" if c.key else " (not key)")

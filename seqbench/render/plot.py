@@ -15,10 +15,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from seqbench.analysis import fits, roles, scaling
-from seqbench.choices import ImageFormat, allowed, values
+from seqbench.analysis import decode, fits, matchup, scaling
+from seqbench.choices import ImageFormat, Mode, allowed, values
 from seqbench.errors import SeqbenchError
+from seqbench.results.ownership import check_not_input
+from seqbench.results.schema import sidecar_path
 from seqbench.results.writer import refuse_existing
+from seqbench.units import fmt_bytes
 
 # Fixed styles, so a kernel looks the same in every chart and every run.
 KERNEL_ORDER = scaling.KERNEL_ORDER
@@ -154,6 +157,7 @@ def _legend(fig, axes, shared: bool, title: str | None = None) -> None:
 # Panel layouts: panels over `by`, x axis the other dimension.
 PANELS = {"batch_size": ("batch size B = {}", "seq_len", "sequence length T (tokens)"),
           "seq_len": ("sequence length T = {}", "batch_size", "batch size B (sequences)")}
+CONTEXT_LABELS = {"seq_len": ("context length T = {}", "context length T (tokens)")}  # decode: T is the context
 
 
 def _panels(df, mode, by, values, title, ylabel, draw, *, shared_legend=True, legend_title=None):
@@ -162,6 +166,9 @@ def _panels(df, mode, by, values, title, ylabel, draw, *, shared_legend=True, le
     ok = scaling.ok_points(df)
     ok = ok[ok["mode"] == mode]
     panel_title, x, xlabel = PANELS[by]
+    if mode == Mode.DECODE:
+        panel_title = CONTEXT_LABELS[by][0] if by in CONTEXT_LABELS else panel_title
+        xlabel = CONTEXT_LABELS[x][1] if x in CONTEXT_LABELS else xlabel
     measured = sorted({int(v) for v in ok[by]})
     values = values(measured) if callable(values) else (measured if values is None else sorted(values))
     fig, axes = _figure(max(len(values), 1), title, df, mode)
@@ -183,9 +190,15 @@ def _panels(df, mode, by, values, title, ylabel, draw, *, shared_legend=True, le
     return fig
 
 
-def latency_vs_seq_len(df, *, mode: str | None = None, batch_sizes=None, min_T: int = scaling.FIT_MIN_T):
-    """Median latency vs T, log-log, IQR band, fitted exponent k (over T >= min_T) in the legend."""
+def latency_vs_seq_len(df, *, mode: str | None = None, batch_sizes=None, min_T: int | None = None):
+    """Median latency vs T, log-log, IQR band, fitted exponent k (over T >= min_T) in the legend.
+
+    min_T: by default FIT_MIN_T, and for decode steps 4d (analysis.decode.fit_min_T)."""
     styles = _style_index(df)
+    if min_T is None:
+        widths = decode.decode_points(df)["hidden_size"]  # the kernels' d, not the calibration matmul's N
+        decoding = _pick_mode(df, mode) == Mode.DECODE and not widths.empty
+        min_T = decode.fit_min_T(widths.max()) if decoding else scaling.FIT_MIN_T
 
     def draw(ax, part, x):
         for suffix, st, kernel, g in _series(part, styles, x):
@@ -196,8 +209,8 @@ def latency_vs_seq_len(df, *, mode: str | None = None, batch_sizes=None, min_T: 
             q = np.array([scaling.quartiles(s) for s in g["samples_s"]]) * 1e3
             ax.fill_between(T, q[:, 0], q[:, 1], color=st["color"], alpha=0.18, linewidth=0)
 
-    return _panels(df, mode, "batch_size", batch_sizes, "Latency vs sequence length",
-                   "median latency per call (ms), band = IQR", draw,
+    title = "Step latency vs context" if _pick_mode(df, mode) == Mode.DECODE else "Latency vs sequence length"
+    return _panels(df, mode, "batch_size", batch_sizes, title, "median latency per call (ms), band = IQR", draw,
                    shared_legend=False, legend_title=f"k = log-log slope over T ≥ {min_T}")
 
 
@@ -243,26 +256,27 @@ def throughput_vs_batch(df, *, mode: str | None = None, seq_lens=None):
 
 
 def speedup_heatmap(df, *, mode: str | None = None, baselines=None):
-    """Baseline / best-attention time over (T, B), log2 diverging colours centred on 1x, ratio in each cell."""
+    """Time of the best recurrence (and of each textbook baseline) / time of the best softmax attention over
+    (T, B): log2 diverging colours centred on 1x, the ratio and the winning kernels written in each cell."""
     mode = _pick_mode(df, mode)
-    baselines = roles.baseline_kernels(df) if baselines is None else baselines
+    sides = matchup.challengers(df) if baselines is None else (
+        [matchup.BEST_RECURRENCE] + [matchup.kernel_side(b) for b in baselines])
     panels = []
     for src in _sources(df):
         part = df[df["source"] == src] if "source" in df else df
-        for base in baselines:
-            s = scaling.speedups(part, base)
-            panels.append((src, base, s[s["mode"] == mode]))
-    fig, axes = _figure(max(len(panels), 1), "Speedup of the best softmax-attention kernel (>1×: attention faster)",
-                        df, mode, panel_w=5.2, panel_h=3.9)
-    if not panels:
-        _empty(axes[0], "no baseline kernel in these results (choose one with --baseline)")
+        for side in sides:
+            s = matchup.versus(part, side)
+            panels.append((src, side, s[s["mode"] == mode]))
+    n_t = max([s["seq_len"].nunique() for *_, s in panels] + [1])  # wide enough for kernel names in every cell
+    fig, axes = _figure(max(len(panels), 1), "Speed-up of the best softmax attention (>1×: attention faster)",
+                        df, mode, panel_w=max(5.2, 1.0 * n_t), panel_h=3.9)
     span = max([float(np.nanmax(np.abs(np.log2(s["speedup"])))) for *_, s in panels if len(s)] + [1.0])
     image = None
-    for ax, (src, base, s) in zip(axes, panels):
-        title = f"vs {base}" + (f" [{src}]" if len(_sources(df)) > 1 else "")
+    for ax, (src, side, s) in zip(axes, panels):
+        title = f"{side.label} vs best attention" + (f" [{src}]" if len(_sources(df)) > 1 else "")
         ax.set_title(title, fontsize=10)
         if s.empty:
-            _empty(ax, f"no successful {base} + attention points")
+            _empty(ax, f"no successful {side.label} + softmax attention points")
             continue
         ts = sorted({int(t) for t in s["seq_len"]})
         bs = sorted({int(b) for b in s["batch_size"]})
@@ -271,12 +285,12 @@ def speedup_heatmap(df, *, mode: str | None = None, baselines=None):
         for r in s.itertuples():
             i, j = bs.index(int(r.batch_size)), ts.index(int(r.seq_len))
             grid[i, j] = r.speedup
-            names[i, j] = r.attention_kernel
+            names[i, j] = r.right_kernel if side.kernel else f"{r.left_kernel}\n{r.right_kernel}"
         image = ax.imshow(np.log2(grid), cmap="RdBu", vmin=-span, vmax=span, origin="lower", aspect="auto")
         for (i, j), name in names.items():
             v = grid[i, j]
             dark = abs(np.log2(v)) > 0.6 * span
-            ax.text(j, i, f"{v:.3g}×\n{name}", ha="center", va="center", fontsize=6.5,
+            ax.text(j, i, f"{v:.3g}×\n{name}", ha="center", va="center", fontsize=5.5 if "\n" in name else 6.5,
                     color="white" if dark else "black")
         ax.set_xticks(range(len(ts)), [str(t) for t in ts], fontsize=8)
         ax.set_yticks(range(len(bs)), [str(b) for b in bs], fontsize=8)
@@ -284,11 +298,121 @@ def speedup_heatmap(df, *, mode: str | None = None, baselines=None):
         ax.set_ylabel("batch size B")
     if image is not None:
         cb = fig.colorbar(image, ax=list(axes), shrink=0.9)
-        cb.set_label("speedup (baseline time / best softmax-attention time)")
+        cb.set_label("speed-up (recurrence-side time / best softmax-attention time)")
         cb.formatter = FuncFormatter(lambda v, _: f"{2 ** v:.2g}×")
         cb.update_ticks()
     _footnote(fig, df, mode)
     return fig
+
+
+# --- decode charts (mode decode: one token after a context of T tokens) --------------------------------
+
+
+def decode_tokens_vs_context(df, *, batch_sizes=None):
+    """Tokens/s (B / step time) vs context, one panel per B: flat for a fixed-size state, falling for a KV cache."""
+    draw = _lines(_style_index(df), lambda g: g["tokens_per_s"])
+    return _panels(df, Mode.DECODE, "batch_size", batch_sizes, "Throughput vs context",
+                   "tokens/s (B / step time)", draw)
+
+
+def _decode_panels(df, n: int, title: str):
+    return _figure(n, title, df, Mode.DECODE, panel_w=4.6 if n > 1 else 7.5)
+
+
+def _per_kernel(ax, styles, rows, y, label_suffix=""):
+    for suffix, st, kernel, g in _series(rows, styles):
+        ax.plot(g["seq_len"], y(g), label=f"{kernel}{suffix}{label_suffix}", **st)
+
+
+def _context_axes(ax, values, ylabel: str) -> None:
+    _log2_x(ax, values)
+    _log_y(ax)
+    ax.set_xlabel(CONTEXT_LABELS["seq_len"][1])
+    ax.set_ylabel(ylabel)
+
+
+def decode_state_vs_context(df):
+    """Bytes of state per sequence vs context, log-log: a KV cache grows as T, a recurrent state does not."""
+    fig, (ax,) = _decode_panels(df, 1, "State per sequence vs context")
+    sizes = decode.state_sizes(df)
+    if sizes.empty:
+        _empty(ax, "no state_bytes recorded")
+    else:
+        _per_kernel(ax, _style_index(df), sizes, lambda g: g["state_bytes"])
+        _context_axes(ax, sizes["seq_len"], "state bytes per sequence (KV cache or recurrent state)")
+    _legend(fig, [ax], True)
+    _footnote(fig, df, Mode.DECODE)
+    return fig
+
+
+def decode_capacity_vs_context(df):
+    """The largest batch that fits the memory budget vs context, and the tokens/s measured at that batch."""
+    cap = decode.capacity(df)
+    budgets = "/".join(fmt_bytes(b) for b in sorted(set(cap["capacity_budget_bytes"].dropna()))) or "?"
+    fig, axes = _decode_panels(df, 2, f"Capacity: largest batch within a {budgets} budget")
+    fitting = cap[cap["capacity_batch"] > 0] if not cap.empty else cap
+    if fitting.empty:
+        for ax in axes:
+            _empty(ax, "no capacity measured (seqbench run --capacity)")
+    else:
+        styles = _style_index(df)
+        _per_kernel(axes[0], styles, fitting, lambda g: g["capacity_batch"])
+        _context_axes(axes[0], fitting["seq_len"], "capacity batch (sequences)")
+        _per_kernel(axes[1], styles, fitting, lambda g: g["capacity_tokens_per_s"])
+        _context_axes(axes[1], fitting["seq_len"], "tokens/s at the capacity batch")
+    _legend(fig, axes, True)
+    _footnote(fig, df, Mode.DECODE)
+    return fig
+
+
+def decode_crossover_chart(df):
+    """Best attention's step / best recurrence's step vs context, one line per B; above 1 the recurrence is faster."""
+    best = decode.best_steps(df)
+    fig, (ax,) = _decode_panels(df, 1, "Crossover: best attention step / best recurrence step time")
+    if best.empty:
+        _empty(ax, "needs a softmax-attention kernel and a recurrent or scan kernel")
+    else:
+        by = _by_source_and_batch(best)
+        for i, (label, g) in enumerate(by):
+            st = _style(i, "attention")
+            ax.plot(g["seq_len"], g["right_s"] / g["left_s"], label=label, **st)
+        for i, c in enumerate(decode.crossings(df)):
+            for t in c.t_star:
+                ax.axvline(t, color="0.4", linestyle=":", linewidth=1)
+                ax.annotate(f"T*≈{t:.0f} (B={c.series['batch_size']})", (t, 1), xytext=(3, 4 + 11 * i),
+                            textcoords="offset points", fontsize=7, color="0.25")
+        ax.axhline(1.0, color="0.2", linewidth=1)
+        _context_axes(ax, best["seq_len"], "time ratio (> 1: best recurrence faster)")
+        ax.legend(fontsize=7, loc="best", title="batch size", title_fontsize=7)
+    _footnote(fig, df, Mode.DECODE)
+    return fig
+
+
+def _by_source_and_batch(best):
+    sources = list(dict.fromkeys(best["source"])) if "source" in best else [""]
+    for src in sources:
+        part = best[best["source"] == src] if "source" in best else best
+        for b, g in part.groupby("batch_size", sort=True):
+            yield (f"B={int(b)}" + (f" [{src}]" if len(sources) > 1 else "")), g.sort_values("seq_len")
+
+
+DECODE_CHARTS = {
+    "latency_vs_T": lambda df, mode, batch: latency_vs_seq_len(df, mode=mode, batch_sizes=batch),
+    "tokens_vs_T": lambda df, mode, batch: decode_tokens_vs_context(df, batch_sizes=batch),
+    "throughput_vs_B": lambda df, mode, batch: throughput_vs_batch(df, mode=mode),
+    "crossover_vs_T": lambda df, mode, batch: decode_crossover_chart(df),
+    "state_vs_T": lambda df, mode, batch: decode_state_vs_context(df),
+    "capacity_vs_T": lambda df, mode, batch: decode_capacity_vs_context(df),
+    "memory_vs_T": lambda df, mode, batch: memory_vs_seq_len(df, mode=mode, batch_sizes=batch),
+}
+
+
+def charts_for(df, mode: str) -> dict:
+    """The charts of a mode: decode has its own set (capacity only when the run measured it)."""
+    if mode != Mode.DECODE:
+        return CHARTS
+    has_capacity = not decode.capacity(df).empty
+    return {k: v for k, v in DECODE_CHARTS.items() if k != "capacity_vs_T" or has_capacity}
 
 
 CHARTS = {
@@ -304,7 +428,7 @@ CHART_NAMES = tuple(CHARTS)
 def chart_paths(df, out_dir: str | Path, formats=("png",)) -> list[tuple[str, str, Path]]:
     """Deterministic (chart, mode, path) for every file render_all would write: NAME-MODE.FORMAT."""
     modes = list(dict.fromkeys(scaling.ok_points(df)["mode"])) or [_pick_mode(df, None)]
-    return [(name, mode, Path(out_dir) / f"{name}-{mode}.{fmt}") for mode in modes for name in CHART_NAMES
+    return [(name, mode, Path(out_dir) / f"{name}-{mode}.{fmt}") for mode in modes for name in charts_for(df, mode)
             for fmt in formats]
 
 
@@ -314,7 +438,7 @@ def render_all(df, out_dir: str | Path, formats=("png",), *, batch_sizes=None, d
     written, figs = [], {}
     for name, mode, path in chart_paths(df, out_dir, formats):
         if (name, mode) not in figs:
-            figs[name, mode] = CHARTS[name](df, mode, batch_sizes)
+            figs[name, mode] = charts_for(df, mode)[name](df, mode, batch_sizes)
         # svg: no date and a fixed id salt, so re-rendering the same CSV gives the same bytes.
         with rc_context({"svg.hashsalt": "seqbench"}):
             figs[name, mode].savefig(path, dpi=dpi, metadata={"Date": None} if path.suffix == ".svg" else None)
@@ -354,7 +478,9 @@ def plot_files(paths, out_dir: str | Path, formats=("png",), *, batch_sizes=None
         if missing:
             raise PlotError(f"--batch {missing[0]} has no successful points; measured batch sizes: "
                             f"{', '.join(map(str, measured))}")
-    for target in (p for *_, p in chart_paths(df, out_dir, formats)):
+    targets = [p for *_, p in chart_paths(df, out_dir, formats)]
+    check_not_input(targets, [*paths, *map(sidecar_path, paths)], "chart")
+    for target in targets:
         refuse_existing(target, force, "choose another --out-dir")
     return render_all(df, out_dir, formats, batch_sizes=batch_sizes)
 

@@ -9,13 +9,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from seqbench.analysis import roles, scaling
-from seqbench.choices import Family
+from seqbench.analysis import bootstrap, decode, fits, matchup, scaling
 from seqbench.render import machines
 from seqbench.render.markdown import table as _table
 from seqbench.units import fmt_bytes, fmt_num, fmt_time
 
-POOR_FIT_R2 = 0.9  # below this a single exponent misdescribes the series; the key figures say so
+POOR_FIT_R2 = 0.9  # below this a single exponent misdescribes the series: not a key figure, whatever its interval
 
 
 def environment_section(meta: dict, df) -> list[str]:
@@ -35,6 +34,12 @@ def environment_section(meta: dict, df) -> list[str]:
     span = [meta.get(k) for k in ("started_at", "finished_at") if meta.get(k)]
     if span:
         lines += [f"Run {meta.get('run_id', '?')}: {' → '.join(span)}, status {meta.get('status', '?')}.", ""]
+    earlier = meta.get("previous_runs") or []
+    if earlier:  # --append: one file, several runs (e.g. the shards of one sweep, run one after another)
+        runs = "; ".join(f"{r.get('run_id', '?')} (`{' '.join(map(str, r.get('command', [])))}`, "
+                         f"{r.get('started_at', '?')} → {r.get('finished_at', '?')}, status {r.get('status', '?')})"
+                         for r in earlier)
+        lines += [f"Appended after {len(earlier)} earlier run(s) into the same file: {runs}.", ""]
     return lines + _table(["key", "value"], [[k, _short(v)] for k, v in rows]) + [""]
 
 
@@ -44,44 +49,80 @@ def _short(v) -> str:
     return str(v)
 
 
-crossovers = scaling.crossovers  # T* per (mode, B): analysis, shared with the side-by-side report (machines.py)
+def _fmt_t_star(c: matchup.Crossing) -> str:
+    """'688 [612, 760]', '1874, 752 [700, 801]' (interval of the last) or 'none in range'."""
+    if not c.t_star:
+        return "none in range"
+    text = ", ".join(f"{t:.0f}" for t in c.t_star)
+    return text + (f" {c.interval.text('{:.0f}')}" if c.interval is not None else "")
 
 
-def _fmt_tstar(ts: list[float]) -> str:
-    return ", ".join(f"{t:.0f}" for t in ts) if ts else "none in range"
+def _k_cell(fit) -> str:
+    if fit is None:
+        return "-"
+    return fit.k_text + (f" {fit.ci.text()}" if fit.ci is not None else "")
 
 
-def fits_section(df) -> list[str]:
-    series = scaling.kernel_fits(df)
+def _fit_note(fit) -> str:
+    """Why an exponent is not a key figure ('' when it is one)."""
+    notes = []
+    if fit.r2 < POOR_FIT_R2:
+        notes.append(f"poor fit (R² < {POOR_FIT_R2}): noisy points or not a power law")
+    if fit.ci is not None and fit.ci.wide:
+        notes.append(f"wide interval: spans {fit.ci.hi - fit.ci.lo:.2f} (> {fits.K_WIDE})")
+    return "; ".join(notes)
+
+
+def fits_section(df, reps=None) -> list[str]:
+    series = scaling.kernel_fits(df, reps=reps)
     lines = ["## Scaling exponents", "",
              f"k is the slope of log(median latency) vs log(T), least squares over the points with "
              f"T ≥ {scaling.FIT_MIN_T}; an RNN should give k ≈ 1 and attention tends to k ≈ 2 once its "
-             "T² term dominates. With 2 points R² is 1 by construction.", ""]
+             "T² term dominates. The interval is the 95% bootstrap interval (each point's rounds and samples "
+             "redrawn, the line refitted); it covers measurement noise, not a curve that is no power law "
+             "(R² says that). With 2 points R² is 1 by construction.", ""]
     rows = []
     for f in series:
         fit = f["fit"]
         if fit is None:
-            rows.append([f["kernel"], f["family"], f["mode"], f["batch_size"], "-", "-", 0, f"needs 2 lengths ≥ {scaling.FIT_MIN_T}"])
+            rows.append([f["kernel"], f["family"], f["mode"], f["batch_size"], "-", "-", "-", 0,
+                         f"needs 2 lengths ≥ {scaling.FIT_MIN_T}", ""])
         else:
-            rows.append([f["kernel"], f["family"], f["mode"], f["batch_size"], fit.k_text, fit.r2_text, fit.n,
-                         f"{fit.t_lo}–{fit.t_hi}"])
-    return lines + _table(["kernel", "family", "mode", "B", "k", "R²", "points", "T range"], rows, "lllrrrrl") + [""]
+            ci = fit.ci.text() if fit.ci is not None else "-"
+            rows.append([f["kernel"], f["family"], f["mode"], f["batch_size"], fit.k_text, ci, fit.r2_text, fit.n,
+                         f"{fit.t_lo}–{fit.t_hi}", _fit_note(fit)])
+    head = ["kernel", "family", "mode", "B", "k", "95% interval", "R²", "points", "T range", "note"]
+    return lines + _table(head, rows, "lllrrrrrll") + [""]
 
 
-def crossover_section(df) -> list[str]:
+def crossover_section(df, reps=None) -> list[str]:
     lines = ["## Crossover length T*", "",
-             "T* is where the best softmax-attention kernel (the fastest kernel registered as O(T²) at each point; "
-             "linear attention is O(T) and left out) and the baseline take the same time, "
-             "interpolated linearly in log T vs log(time ratio) between the two measured lengths that bracket it. "
-             "Baselines: `report --baseline KERNEL`, the config's `baselines`, else the kernels registered as baselines "
-             "(rnn_loop, rnn_fused).", ""]
-    rows = []
-    for base in roles.baseline_kernels(df):
-        for c in crossovers(df, base):
-            rows.append([base, c["mode"], c["batch_size"], _fmt_tstar(c["t_star"]), c["note"]])
+             "T* is where two sides take the same time, interpolated linearly in log T vs log(time ratio) between "
+             "the two measured lengths that bracket it. *Best attention* is the fastest softmax-attention kernel "
+             "(registered O(T²)) at each point; *best recurrence* the fastest recurrent or scan kernel; *best linear "
+             "attention* (O(T), not a softmax) has its own line. The named kernels are the textbook references "
+             "(`report --baseline KERNEL`, the config's `baselines`, else the registered ones: the seed's rnn_loop). "
+             "The interval (95% bootstrap) is of the last crossing; with no crossing, the share of resamples "
+             "in which the curves do cross says how sure the \"none\" is.", ""]
+    rows = crossing_rows([c for side in matchup.challengers(df) + [matchup.BEST_LINEAR_ATTENTION]
+                          for c in matchup.crossings(df, side, reps=reps)])
     if not rows:
-        return lines + ["No crossover can be computed: the run needs a baseline kernel and an O(T²) attention kernel.", ""]
-    return lines + _table(["baseline", "mode", "B", "T*", "note"], rows, "llrrl") + [""]
+        return lines + ["No crossover can be computed: the run needs an O(T²) attention kernel and a recurrent, "
+                        "scan or baseline kernel.", ""]
+    return lines + _table(["vs best attention", "mode", "B", "T* [95% interval]", "note"], rows, "llrrl") + [""]
+
+
+def crossing_rows(crossings, mode: bool = True) -> list[list]:
+    """One table row per crossing: the side, (mode,) B, T* with its interval, and what the note must say."""
+    rows = []
+    for c in crossings:
+        note = c.note
+        if c.crossing_share is not None and c.crossing_share > 0:
+            note += f"; they cross in {100 * c.crossing_share:.0f}% of resamples"
+        if len(c.t_star) == 1 and not c.key:
+            note += f"; not key: {_why_wide(c)}"
+        rows.append([c.left, *([c.series["mode"]] if mode else []), c.series["batch_size"], _fmt_t_star(c), note])
+    return rows
 
 
 def results_sections(df) -> list[str]:
@@ -119,30 +160,165 @@ def failures_section(df) -> list[str]:
     return lines + _table(["kernel", "mode", "B", "T", "status", "error"], rows, "llrrll") + [""]
 
 
-def key_figures(df) -> list[str]:
+def _why_wide(c: matchup.Crossing) -> str:
+    if len(c.t_star) > 1:
+        return f"the curves cross {len(c.t_star)} times"
+    iv = c.interval
+    if iv is None:
+        return "no interval"
+    if iv.missing > fits.MISSING_WIDE:
+        return f"no crossing in {100 * iv.missing:.0f}% of resamples"
+    return f"interval spans {iv.hi / iv.lo:.1f}x"
+
+
+def _tstar_cell(c: matchup.Crossing | None) -> str:
+    if c is None:
+        return "-"
+    lo, hi = c.t_range
+    if c.key:
+        if c.t_star:
+            return f"{_fmt_t_star(c)}; above: {c.faster_at_longest}"
+        return f"none in {lo}–{hi}: {c.faster_at_longest} faster"
+    if c.t_star:
+        return f"not key ({_why_wide(c)}): {_fmt_t_star(c)}"
+    if c.crossing_share is not None:
+        return f"not key: none in {lo}–{hi}, but they cross in {100 * c.crossing_share:.0f}% of resamples"
+    return f"not key: {c.note}"
+
+
+def _fit_cell(fit, kernel: str = "") -> str:
+    name = f"{kernel} " if kernel else ""
+    if fit is None:
+        return f"{name}-"
+    if _fit_note(fit):
+        why = "interval wide" if fit.ci is not None and fit.ci.wide else f"R² {fit.r2_text}"
+        return f"{name}not key ({why}): {_k_cell(fit)}"
+    return f"{name}{_k_cell(fit)}"
+
+
+def key_table(df, reps=None) -> list[str]:
+    """Per series: who wins (T* best recurrence = best attention, and the textbook loop) and how each grows."""
+    sides = matchup.challengers(df)
+    textbook = [s for s in sides if s.kernel]
+    cross = {s.label: {tuple(c.series.values()): c for c in matchup.crossings(df, s, reps=reps)} for s in sides}
+    fitted = {(f.get("source"), f["kernel"], f["device"], f["dtype"], f["mode"], f["batch_size"]): f["fit"]
+              for f in scaling.kernel_fits(df, reps=reps)}
+    skeys = matchup.series_keys(df)
+    varying = [k for k in ("source", "device", "dtype") if k in df and df[k].nunique() > 1]
+    head = [*varying, "mode", "B", "T*: best recurrence = best attention",
+            *(f"T*: {s.label} = best attention" for s in textbook), *(f"k {s.label}" for s in textbook),
+            "k best recurrence", "k best attention"]
+    rows = []
+    for key, g in scaling.ok_points(df).groupby(skeys, sort=True):
+        series = dict(zip(skeys, key))
+        c = cross[matchup.BEST_RECURRENCE.label].get(key)
+        if c is None:
+            continue
+        fit_of = lambda kernel: fitted.get((series.get("source"), kernel, series["device"], series["dtype"],  # noqa: E731
+                                            series["mode"], series["batch_size"]))
+        longest = g[g["seq_len"] == g["seq_len"].max()]
+        leaders = [matchup.best(longest, s)["kernel"] for s in (matchup.BEST_RECURRENCE, matchup.BEST_ATTENTION)]
+        rows.append([*(str(series[k]) for k in varying), series["mode"], series["batch_size"], _tstar_cell(c),
+                     *(_tstar_cell(cross[s.label].get(key)) for s in textbook),
+                     *(_fit_cell(fit_of(s.kernel)) for s in textbook),
+                     *(_fit_cell(fit_of(k.iloc[0]), k.iloc[0]) if len(k) else "-" for k in leaders)])
+    return _table(head, rows) + [""] if rows else []
+
+
+def key_figures(df, reps=None) -> list[str]:
     ok, bad = scaling.ok_points(df), scaling.failed_points(df)
     n = len(ok) + len(bad)
     lines = ["## Key figures", ""]
     if ok.empty:
         return lines + [f"**No point succeeded** ({len(bad)} of {n} failed): there are no timings, fits, crossover "
                         "or charts. The failures and their errors are listed below.", ""]
-    lines.append(f"- {len(ok)} points measured, {len(bad)} failed or skipped.")
+    threads = ", ".join(str(t) for t in sorted(set(ok["threads"].dropna().astype(int)))) if "threads" in ok else "?"
+    lines.append(f"- {len(ok)} points measured, {len(bad)} failed or skipped; torch threads: {threads}.")
     if df.attrs.get("duplicates_dropped"):
         lines.append(f"- {df.attrs['duplicates_dropped']} row(s) repeat a point already in the file (e.g. after "
                      "`--append`): the later row is used.")
     for key, peak in sorted(scaling.matmul_peak(df).items()):
         lines.append(f"- Measured matmul peak ({', '.join(map(str, key[-2:]))}): {peak:.3g} GFLOP/s.")
-    baselines = roles.baseline_kernels(df)
-    for f in scaling.kernel_fits(df):
+    whole = decode.other_modes(df)  # decode's figures follow, by their own rules
+    table = key_table(whole, reps)
+    if table:
+        lines += ["", "Best recurrence (the fastest recurrent or scan kernel at each point) against best attention "
+                  "(the fastest softmax-attention kernel), the seed's loop as the textbook case, and exponents k "
+                  f"(T ≥ {scaling.FIT_MIN_T}) of the kernels that are fastest at the longest T. Brackets: 95% bootstrap "
+                  "intervals. A figure whose interval is wide (k: wider than "
+                  f"{fits.K_WIDE}; T*: more than a {fits.T_STAR_WIDE:g}x span, or the curves cross in only some "
+                  "resamples) is marked *not key*.", ""] + table
+    elif not scaling.ok_points(whole).empty:
+        lines.append("- No best-recurrence vs best-attention comparison: the run needs a recurrent or scan kernel "
+                     "and an O(T²) attention kernel.")
+    return lines + decode_key_figures(df, reps) + [""]
+
+
+def decode_key_figures(df, reps=None) -> list[str]:
+    lines = []
+    for c in decode.crossings(df, reps):
+        lines.append(f"- Decode crossover, best recurrence vs best attention (B={c.series['batch_size']}): "
+                     f"{_tstar_cell(c)}.")
+    for c in decode.kernel_crossings(df, reps):
+        if c.t_star:
+            lines.append(f"- Decode crossover, {c.left} vs best attention (B={c.series['batch_size']}): {_tstar_cell(c)}.")
+    for kernel, g in decode.capacity(df).groupby("kernel", sort=False):
+        lo, hi = g.iloc[0], g.iloc[-1]
+        lines.append(f"- Capacity of {kernel} within {fmt_bytes(hi.capacity_budget_bytes)}: B = {int(lo.capacity_batch)} "
+                     f"at T={int(lo.seq_len)}, B = {int(hi.capacity_batch)} at T={int(hi.seq_len)} "
+                     f"({fmt_num(hi.capacity_tokens_per_s)} tokens/s).")
+    return lines
+
+
+def decode_section(df, reps=None) -> list[str]:
+    """Decode mode: step latency against context with fitted exponents, the decode crossovers per B,
+    state bytes per sequence, and the capacity batch when the run searched for it."""
+    if decode.decode_points(df).empty:
+        return []
+    lines = ["## Decode: one token after a context of T tokens", "",
+             "Each row times one step (B new tokens, one per sequence) after an untimed prefill of T tokens; the "
+             "step's new state is dropped, so every repeat decodes the same token from the same context. "
+             "tokens/s = B / step time. A softmax-attention kernel (registered O(T²)) reads a KV cache; every other "
+             "kernel, linear attention included, carries a fixed-size state.", ""]
+    rows = []
+    for f in decode.decode_fits(df, reps):
         fit = f["fit"]
-        if fit is not None and (f["kernel"] in baselines[:1] or f["family"] == Family.ATTENTION):
-            poor = "; poor fit: noisy points or not a power law" if fit.r2 < POOR_FIT_R2 else ""
-            lines.append(f"- Exponent k of {f['kernel']} ({f['mode']}, B={f['batch_size']}): {fit.k_text} "
-                         f"(R² {fit.r2_text} over T {fit.t_lo}–{fit.t_hi}{poor}).")
-    for c in crossovers(df, baselines[0]) if baselines else []:
-        said = f"T* ≈ {_fmt_tstar(c['t_star'])} ({c['note']})" if c["t_star"] else c["note"]
-        lines.append(f"- Crossover, best softmax attention vs {baselines[0]} ({c['mode']}, B={c['batch_size']}): {said}.")
-    return lines + [""]
+        state = "KV cache" if f["quadratic"] else "fixed state"
+        if fit is None:
+            rows.append([f["kernel"], state, f["batch_size"], "-", "-", "-", 0, f"needs 2 contexts ≥ {f['min_T']}"])
+        else:
+            rows.append([f["kernel"], state, f["batch_size"], fit.k_text, fit.ci.text() if fit.ci is not None else "-",
+                         fit.r2_text, fit.n, f"{fit.t_lo}–{fit.t_hi}"])
+    lines += ["### Step latency vs context", "",
+              "k: least-squares slope of log(step time) vs log(T) over T ≥ 4d (there a KV cache's read, 4·T·d FLOPs, "
+              "is at least twice the projections' 8·d²): ≈ 0 for a fixed-size state, → 1 for a KV cache. Interval: "
+              "95% bootstrap, as for the forward exponents; a flat series has a low R² (there is no trend to explain).", ""]
+    lines += _table(["kernel", "state", "B", "k", "95% interval", "R²", "points", "T range"], rows, "llrrrrrl") + [""]
+    lines += ["### Decode crossover", "",
+              "The context beyond which a fixed-state step beats the best attention's step (the fastest softmax-attention "
+              "kernel at each context), interpolated in log T vs log(time ratio) between the bracketing contexts: "
+              "first the best recurrence (the fastest recurrent or scan kernel), then every fixed-state kernel on its own.", ""]
+    cross = crossing_rows(decode.crossings(df, reps) + decode.kernel_crossings(df, reps), mode=False)
+    lines += (_table(["vs best attention", "B", "T* [95% interval]", "note"], cross, "lrrl") if cross else
+              ["No crossover: the run needs a softmax-attention kernel and a fixed-state kernel."]) + [""]
+    sizes = decode.state_sizes(df)
+    if not sizes.empty:
+        wide = sizes.pivot_table(index="kernel", columns="seq_len", values="state_bytes", aggfunc="first")
+        lines += ["### State per sequence (bytes after the context: KV cache or recurrent state)", ""]
+        lines += _table(["kernel", *[f"T={int(t)}" for t in wide.columns]],
+                        [[k, *[fmt_bytes(v) for v in wide.loc[k]]] for k in scaling.ordered_kernels(wide.index)],
+                        "l" + "r" * len(wide.columns)) + [""]
+    cap = decode.capacity(df)
+    if not cap.empty:
+        budgets = ", ".join(fmt_bytes(b) for b in sorted(set(cap["capacity_budget_bytes"].dropna())))
+        lines += ["### Capacity", "",
+                  f"The largest batch whose weights + state + new token + one step's activations fit the budget "
+                  f"({budgets}), each candidate allocated and stepped (measured, not computed), and the tokens/s "
+                  "timed at that batch.", ""]
+        crow = [[r.kernel, int(r.seq_len), int(r.capacity_batch), fmt_bytes(r.capacity_peak_bytes),
+                 fmt_time(r.capacity_step_s), fmt_num(r.capacity_tokens_per_s)] for r in cap.itertuples()]
+        lines += _table(["kernel", "T", "capacity batch", "measured bytes", "step", "tokens/s"], crow, "lrrrrr") + [""]
+    return lines
 
 
 def charts_section(chart_files: list[Path], report_path: Path) -> list[str]:
@@ -161,9 +337,14 @@ def build_report(df, meta: dict, *, csv_path: str | Path, report_path: str | Pat
     lines = [f"# seqbench report: {name}", "",
              f"From `{Path(os.path.relpath(csv_path, report_path.parent)).as_posix()}` "
              f"({len(df)} rows, schema_version {int(df['schema_version'].iloc[0])}).", ""]
-    lines += machines.merged_note(df, meta) + key_figures(df) + environment_section(meta, df)
-    if not scaling.ok_points(df).empty:
-        lines += fits_section(df) + crossover_section(df) + results_sections(df)
+    ok = scaling.ok_points(df)
+    reps = bootstrap.replicate_medians(ok) if not ok.empty else None
+    lines += machines.merged_note(df, meta) + key_figures(df, reps) + environment_section(meta, df)
+    whole = decode.other_modes(df)  # decode rows have sections of their own (T is a context, not a sequence)
+    if not scaling.ok_points(whole).empty:
+        lines += crossover_section(whole, reps) + fits_section(whole, reps)
+    if not ok.empty:
+        lines += decode_section(df, reps) + results_sections(df)
     lines += failures_section(df) + charts_section(list(chart_files), report_path)
     return "\n".join(lines).rstrip() + "\n"
 
@@ -176,17 +357,16 @@ def write_report(csv_path, report_path: str | Path, *, charts_dir: str | Path | 
     files) get the side-by-side report of render/machines.py.
     """
     from seqbench.analysis import load
-    from seqbench.errors import ResultsError
     from seqbench.render import plot
     from seqbench.results.reader import read_metadata, split_label
     from seqbench.results.schema import sidecar_path
+    from seqbench.results.ownership import check_not_input
     from seqbench.results.writer import refuse_existing
 
     inputs = [csv_path] if isinstance(csv_path, (str, Path)) else list(csv_path)
     files = [split_label(p)[1] for p in inputs]
     report_path = Path(report_path)
-    if report_path.resolve() in {q.resolve() for f in files for q in (f, sidecar_path(f))}:
-        raise ResultsError(f"-o {report_path} is the results file itself; write the report to another file")
+    check_not_input([report_path], [q for f in files for q in (f, sidecar_path(f))], "-o")  # also through links
     df = load(inputs, baselines)
     metas = [read_metadata(f) for f in files]
     has_points = not scaling.ok_points(df).empty
@@ -216,13 +396,18 @@ def build_side_by_side(df, metas: list[dict], *, csv_paths, report_path: str | P
              f"From {', '.join(rel)} ({len(df)} rows, schema_version {int(df['schema_version'].iloc[0])}).", ""]
     for meta in metas:
         lines += machines.merged_note(df, meta)
-    lines += machines.machines_table(df, metas) + machines.key_figures_table(df)
+    ok = scaling.ok_points(df)
+    reps = bootstrap.replicate_medians(ok) if not ok.empty else None  # indexed like df: serves every part
+    lines += machines.machines_table(df, metas) + machines.key_figures_table(decode.other_modes(df), reps)
     for src, part in df.groupby("source", sort=False):
         part = part.copy()
         part.attrs.update(df.attrs)
         sections = failures_section(part)
+        whole = decode.other_modes(part)
         if not scaling.ok_points(part).empty:
-            sections = fits_section(part) + crossover_section(part) + results_sections(part) + sections
+            sections = ((crossover_section(whole, reps) + fits_section(whole, reps)
+                         if not scaling.ok_points(whole).empty else [])
+                        + decode_section(part, reps) + results_sections(part) + sections)
         lines += [f"## Machine: {src}", ""] + ["#" + ln if ln.startswith("## ") else ln for ln in sections]
     lines += charts_section(list(chart_files), report_path)
     return "\n".join(lines).rstrip() + "\n"

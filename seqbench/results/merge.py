@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from seqbench.errors import ResultsError
+from seqbench.results.ownership import check_not_input
 from seqbench.results.reader import read_header, read_metadata, read_results, run_machines, split_label
 from seqbench.results.schema import KEY_COLUMNS, SCHEMA_VERSION, sidecar_path
 from seqbench.results.writer import atomic_write, write_json_atomic
@@ -195,11 +196,12 @@ def plan_merge(inputs, *, allow_partial: bool = False, allow_mixed: bool = False
 
 
 def merge_files(inputs, out: str | Path, *, allow_partial: bool = False, allow_mixed: bool = False,
-                extra: dict | None = None) -> MergeSummary:
-    """Write the rows of all inputs to out (CSV + sidecar); returns what was merged."""
+                extra: dict | None = None, force: bool = True) -> MergeSummary:
+    """Write the rows of all inputs to out (CSV + sidecar); returns what was merged.
+    Without force, out must not exist when it is written (not only when the merge starts)."""
     out = Path(out)
-    if any(split_label(a)[1].resolve() == out.resolve() for a in inputs):
-        raise ResultsError(f"-o {out} is also an input; write the merge to a new file")
+    paths = [split_label(a)[1] for a in inputs]
+    check_not_input([out, sidecar_path(out)], [*paths, *map(sidecar_path, paths)], "-o")
     parts, summary = plan_merge(inputs, allow_partial=allow_partial, allow_mixed=allow_mixed)
     texts = [p.path.read_text().splitlines(keepends=True) for p in parts]
     bodies = [[ln for ln in lines[1:] if ln.strip()] for lines in texts]
@@ -209,7 +211,7 @@ def merge_files(inputs, out: str | Path, *, allow_partial: bool = False, allow_m
         for body in bodies:
             fh.writelines(body)
 
-    atomic_write(out, write, newline="")
+    atomic_write(out, write, newline="", replace=force)
     summary.rows = sum(map(len, bodies))
     write_json_atomic(sidecar_path(out), _sidecar(parts, summary, extra or {}))
     return summary

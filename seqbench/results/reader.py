@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from pathlib import Path
@@ -12,6 +13,10 @@ from seqbench.errors import ResultsError
 from seqbench.results.schema import (BOOL_COLUMNS, FLOAT_COLUMNS, INT_COLUMNS, KEY_COLUMNS, POSITIVE_COLUMNS,
                                      READABLE_VERSIONS, RENAMED, REQUIRED_COLUMNS, STATUSES, parse_samples,
                                      sidecar_path)
+
+# Python's csv module stops at fields over 128 KiB; a long run's samples_s cell is longer (10^6
+# samples are ~12 MB). Raising the limit is process-wide, and only ever raises it.
+csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
 
 
 def read_header(path: str | Path) -> list[str]:
@@ -26,9 +31,12 @@ def read_metadata(csv_path: str | Path) -> dict:
     if not p.exists():
         return {}
     try:
-        return json.loads(p.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        meta = json.loads(p.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ResultsError(f"{p}: not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise ResultsError(f"{p}: not a seqbench sidecar (a JSON {type(meta).__name__}, expected an object)")
+    return meta
 
 
 def read_results(path: str | Path):
@@ -44,17 +52,25 @@ def read_results(path: str | Path):
         raise ResultsError(f"{p}: cannot be read ({exc})") from None
     if not text.strip():
         raise ResultsError(f"{p}: file is empty; expected a seqbench results CSV")
-    lines = text.splitlines()
-    header = next(csv.reader([lines[0]]))
+    # Records as the csv module sees them, not str.splitlines(): that also splits on \r, \x1c, \u2028...
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader)
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
         raise ResultsError(
             f"{p}: not a seqbench results CSV (missing column{'s' if len(missing) > 1 else ''} {', '.join(missing[:4])})"
         )
     if not text.endswith("\n"):
-        raise ResultsError(f"{p}: line {len(lines)} is truncated (no line end); the run was cut off mid-write")
+        raise ResultsError(f"{p}: line {text.count(chr(10)) + 1} is truncated (no line end); the run was cut off mid-write")
     records = []
-    for lineno, fields in enumerate(csv.reader(lines[1:]), start=2):
+    while True:
+        lineno = reader.line_num + 1
+        try:
+            fields = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            raise ResultsError(f"{p}: line {lineno}: not valid CSV ({exc})") from None
         if not fields:
             continue
         if len(fields) != len(header):
@@ -130,7 +146,35 @@ def _validate_record(p: Path, lineno: int, rec: dict[str, str]) -> dict[str, Any
             raise ResultsError(f"{where}: samples_s holds a value that is not a number") from None
         if not samples or not all(math.isfinite(s) and s > 0 for s in samples):
             raise ResultsError(f"{where}: samples_s must hold positive finite seconds for an ok row")
+        _check_rounds(where, rec, len(samples), version)
     return out
+
+
+def _check_rounds(where: str, rec: dict[str, str], n_samples: int, version: int) -> None:
+    """sample_rounds (a round number per sample) and ref_s (a positive time per round), which compare
+    divides by: malformed, they are bad input here, not a crash or a wrong verdict later."""
+    text = rec.get("sample_rounds", "").strip()
+    rounds = [1] * n_samples
+    if text:
+        try:
+            rounds = [int(r) for r in text.split()]
+        except ValueError:
+            raise ResultsError(f"{where}: sample_rounds {text[:40]!r} must be round numbers (1, 2, ...), one per sample") from None
+        if len(rounds) != n_samples or min(rounds) < 1:
+            raise ResultsError(f"{where}: sample_rounds must hold one round number >= 1 per sample "
+                               f"({len(rounds)} numbers for {n_samples} samples)")
+    ref_col = next((old for old, new in RENAMED.get(version, {}).items() if new == "ref_s" and old in rec), "ref_s")
+    text = rec.get(ref_col, "").strip()
+    if not text:
+        return
+    try:
+        ref = parse_samples(text)
+    except ValueError:
+        ref = []
+    if not ref or not all(math.isfinite(r) and r > 0 for r in ref):
+        raise ResultsError(f"{where}: {ref_col} {text[:40]!r} must hold positive finite seconds, one per round")
+    if len(ref) < max(rounds):
+        raise ResultsError(f"{where}: {ref_col} has {len(ref)} times for {max(rounds)} rounds")
 
 
 

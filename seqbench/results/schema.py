@@ -58,6 +58,16 @@ class Row:
     pct_of_peak: float | None = None  # 100 * gflops_per_s / this run's `calibration` row (seqbench/sweep/matmul_peak.py)
     sample_rounds: str = ""  # round index (1..R) of each entry of samples_s, space-separated
     ref_s: str = ""  # per round: seconds per call of the reference matmul timed just before the point (--reference)
+    # --- how the call was launched (every mode) ---
+    regime: str = ""  # eager | cuda_graph (--cuda-graph: the timed call captured in a CUDA graph, samples are replays)
+    capture_s: float | None = None  # cuda_graph: wall seconds the capture took, never part of a sample
+    # --- decode mode (seq_len = context length T; see tokens_per_call) ---
+    state_bytes: int | None = None  # bytes per sequence of the state after the context: KV cache or recurrent state
+    capacity_batch: int | None = None  # --capacity: largest B whose weights + state + one step fit the budget (0: none)
+    capacity_step_s: float | None = None  # median time of one step at capacity_batch
+    capacity_tokens_per_s: float | None = None  # capacity_batch / capacity_step_s
+    capacity_peak_bytes: int | None = None  # measured bytes at capacity_batch (weights + state + token + step)
+    capacity_budget_bytes: int | None = None  # the memory budget searched against (--max-memory, or 80% of free)
 
     def as_csv(self) -> dict[str, str]:
         return {k: _fmt(v) for k, v in dataclasses.asdict(self).items()}
@@ -66,10 +76,18 @@ class Row:
 COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Row))
 REQUIRED_COLUMNS: tuple[str, ...] = COLUMNS[: COLUMNS.index("error") + 1]
 KEY_COLUMNS = ("kernel", "mode", "device", "dtype", "batch_size", "seq_len", "hidden_size", "num_heads", "causal")
-INT_COLUMNS = ("schema_version", "batch_size", "seq_len", "hidden_size", "num_heads", "threads", "repeats", "peak_mem_bytes", "number")
-FLOAT_COLUMNS = ("median_s", "iqr_s", "min_s", "mean_s", "tokens_per_s", "gflop", "gflops_per_s", "warmup_s", "pct_of_peak")
+INT_COLUMNS = ("schema_version", "batch_size", "seq_len", "hidden_size", "num_heads", "threads", "repeats", "peak_mem_bytes", "number",
+               "state_bytes", "capacity_batch", "capacity_peak_bytes", "capacity_budget_bytes")
+FLOAT_COLUMNS = ("median_s", "iqr_s", "min_s", "mean_s", "tokens_per_s", "gflop", "gflops_per_s", "warmup_s", "pct_of_peak",
+                 "capture_s", "capacity_step_s", "capacity_tokens_per_s")
 BOOL_COLUMNS = ("causal", "warmup_settled")
 POSITIVE_COLUMNS = ("batch_size", "seq_len", "hidden_size", "num_heads", "median_s")  # sizes, and a time of 0 is no measurement
+
+
+def tokens_per_call(mode: str, batch_size: int, seq_len: int) -> int:
+    """Tokens one timed call processes: B*T for a forward or train call over T tokens, B for a decode
+    step (one new token per sequence after a context of T). tokens_per_s = this / median_s."""
+    return batch_size if mode == "decode" else batch_size * seq_len
 
 
 def _fmt(v: Any) -> str:
@@ -79,7 +97,8 @@ def _fmt(v: Any) -> str:
         return "true" if v else "false"
     if isinstance(v, float):
         return f"{v:.9g}"
-    return str(v)
+    # one record per line for every reader (line-based tools too): no line breaks inside a cell
+    return " ".join(str(v).splitlines()) if isinstance(v, str) else str(v)
 
 
 def format_samples(samples: Iterable[float]) -> str:

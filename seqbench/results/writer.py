@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import os
 import tempfile
@@ -10,41 +12,93 @@ from pathlib import Path
 from typing import Any, Callable
 
 from seqbench.errors import ResultsError
+from seqbench.results.ownership import Output, make_parents, is_locked, output_error, own, owner_of
 from seqbench.results.reader import read_header
 from seqbench.results.schema import COLUMNS, Row, sidecar_path
 
 
 class CsvSink:
-    """Appends rows to a CSV, flushing each one to disk so an interrupted run leaves a valid file."""
+    """Appends rows to a CSV this process owns (ownership.own), each one on disk before the next.
 
-    def __init__(self, path: str | Path, *, append: bool = False):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        new = not (append and self.path.exists() and self.path.stat().st_size > 0)
-        if not new:
-            check_appendable(self.path)
-        self._fh = self.path.open("w" if new else "a", newline="")
-        self._writer = csv.DictWriter(self._fh, fieldnames=COLUMNS)
-        if new:
-            self._writer.writeheader()
-            self._sync()
+    Before every append it checks that the file is still the one it opened, at the size it left it
+    (deleted, replaced, truncated or written to by someone else: a ResultsError, never a silent
+    success). A write that fails (disk full, I/O error) is cut back to the last full row, so the
+    rows already written stay valid, and raises a one-line ResultsError.
+    """
+
+    def __init__(self, path: str | Path | None = None, *, append: bool = False, output: Output | None = None):
+        self._own = output is None  # release on close only the ownership taken here
+        self.output = output or own(path, "append" if append else "replace")
+        self.path = self.output.path
+        try:
+            self.size = os.fstat(self.output.fd).st_size
+            if self.size and not append:  # replacing: empty it only now that it is ours
+                os.ftruncate(self.output.fd, 0)
+                self.size = 0
+        except OSError as exc:
+            self.close()
+            raise output_error(self.path, exc) from None
+        if self.size:
+            try:
+                check_appendable(self.path)
+            except BaseException:
+                self.close()
+                raise
+        else:
+            self._append(_encode(dict(zip(COLUMNS, COLUMNS))))
 
     def write(self, row: Row) -> None:
-        self._writer.writerow(row.as_csv())
-        self._sync()
+        self._append(_encode(row.as_csv()))
 
-    def _sync(self) -> None:
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+    def verify(self) -> None:
+        """Raise if the file at self.path is no longer what this sink wrote (see the class doc)."""
+        try:
+            mine = os.fstat(self.output.fd)
+            there = os.stat(self.path)
+        except FileNotFoundError:
+            raise ResultsError(f"{self.path} was deleted while this run was writing it; stopped "
+                               "(start again, or --resume from a copy)") from None
+        except OSError as exc:
+            raise output_error(self.path, exc, "check") from None
+        if (there.st_dev, there.st_ino) != (mine.st_dev, mine.st_ino):
+            raise ResultsError(f"{self.path} was replaced by another file while this run was writing it; "
+                               "stopped: this run's rows are not in it")
+        if mine.st_size != self.size:
+            what = "truncated" if mine.st_size < self.size else "written to by something else"
+            raise ResultsError(f"{self.path} was {what} while this run was writing it ({mine.st_size} bytes, "
+                               f"this run left {self.size}); stopped; check it, then continue with --resume")
+
+    def _append(self, data: bytes) -> None:
+        self.verify()
+        fd, view, done = self.output.fd, memoryview(data), 0
+        try:
+            while done < len(data):  # pwrite at our own end: nothing lands past a truncation
+                done += os.pwrite(fd, view[done:], self.size + done)
+            os.fsync(fd)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, self.size)  # drop the partial row: shrinking needs no space
+                os.fsync(fd)
+            raise ResultsError(f"cannot write {self.path}: {exc.strerror or exc}; stopped; the rows "
+                               "before this one are intact") from None
+        self.size += len(data)
 
     def close(self) -> None:
-        self._fh.close()
+        if self._own:
+            self.output.release()
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _encode(record: dict[str, str]) -> bytes:
+    """One CSV record (the csv module's excel dialect: quoted as needed, CRLF line end) as bytes."""
+    buf = io.StringIO()
+    csv.DictWriter(buf, fieldnames=COLUMNS).writerow(record)
+    return buf.getvalue().encode("utf-8")
 
 
 def check_appendable(path: Path) -> None:
@@ -69,29 +123,72 @@ def _file_mode() -> int:
     return 0o666 & ~umask
 
 
-def atomic_write(path: str | Path, write: Callable[[Any], None], *, newline: str | None = None) -> None:
-    """Write a file via a temp file + rename, so a reader never sees half of it; write(fh) fills it."""
+def atomic_write(path: str | Path, write: Callable[[Any], None], *, newline: str | None = None,
+                 replace: bool = True) -> None:
+    """Write a file via a temp file + rename, so a reader never sees half of it; write(fh) fills it.
+
+    replace=False never clobbers: the file must not exist when it appears (a hard link, which fails
+    if something took the name meanwhile). replace=True refuses a file a live seqbench run owns.
+    An OSError (read-only, disk full, not a directory) is a one-line ResultsError.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if replace and is_locked(path):
+        raise ResultsError(f"{path} is being written by another seqbench process{owner_of(path)}; "
+                           "wait for it to finish, or choose another output")
+    make_parents(path)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "w", newline=newline) as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, _file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        if replace:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
+    except FileExistsError:
+        raise ResultsError(f"{path} already exists (created meanwhile by another process?); pass --force "
+                           "to overwrite it") from None
+    except OSError as exc:
+        raise output_error(path, exc) from None
+    finally:
+        if tmp is not None:  # after a rename it is gone; after a link (or a failure) it is a spare name
+            Path(tmp).unlink(missing_ok=True)
 
 
-def write_json_atomic(path: str | Path, obj: Any) -> None:
-    def write(fh):
-        json.dump(obj, fh, indent=2, sort_keys=False, default=str)
-        fh.write("\n")
+def _json_text(obj: Any, indent: int | None = 2) -> str:
+    return json.dumps(obj, indent=indent, sort_keys=False, default=str) + "\n"
 
-    atomic_write(path, write)
+
+def write_json_atomic(path: str | Path, obj: Any, *, replace: bool = True) -> None:
+    atomic_write(path, lambda fh: fh.write(_json_text(obj)), replace=replace)
+
+
+def write_json_last(path: str | Path, obj: Any) -> None:
+    """A sidecar's last words (how the run ended), even on a full disk.
+
+    The atomic write needs room for a second copy; when that fails, the file is rewritten in
+    place, compactly: the indented version it replaces is longer, so on an ordinary filesystem
+    this needs no new blocks. Raises ResultsError if neither works.
+    """
+    try:
+        write_json_atomic(path, obj)
+        return
+    except ResultsError as exc:
+        first = exc
+    data = _json_text(obj, indent=None).encode()
+    try:
+        with open(path, "r+b") as fh:
+            if len(data) > os.fstat(fh.fileno()).st_size:
+                raise first  # would need new blocks: leave the valid older version alone
+            fh.write(data)
+            fh.truncate()
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError:
+        raise first from None
 
 
 def refuse_existing(path: str | Path, force: bool, hint: str = "choose another --out") -> None:
@@ -108,6 +205,8 @@ def check_output(path: str | Path, *, force: bool, append: bool = False) -> Path
     p = Path(path)
     if p.suffix != ".csv":
         raise ResultsError(f"--out {str(p)!r} must end in .csv (the JSON sidecar is written beside it)")
+    if p.is_dir():
+        raise ResultsError(f"--out {p} is a directory; give a file name ending in .csv")
     if append:
         if p.exists() and p.stat().st_size > 0:
             check_appendable(p)

@@ -13,6 +13,7 @@ batch size can only be slower and bigger, so they are skipped rather than tried.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ from pathlib import Path
 from seqbench.choices import Mode, Status
 from seqbench.errors import ConfigError
 from seqbench.kernels import get_kernel
-from seqbench.measure.memory import analytic_bytes
+from seqbench.measure.memory import analytic_bytes, decode_analytic_bytes
 from seqbench.sweep.config import Point, SweepConfig
 from seqbench.units import fmt_bytes as _fmt
 
@@ -50,15 +51,33 @@ def available_bytes(device: str, meminfo: str | Path = "/proc/meminfo") -> tuple
 
 def resolve_budget(cfg: SweepConfig) -> tuple[int | None, str]:
     """The memory budget in bytes for this run and a phrase saying where it came from."""
-    if cfg.max_memory:
-        return cfg.max_memory, "--max-memory"
-    avail = available_bytes(cfg.device)
+    return budget_for(cfg.device, cfg.max_memory)
+
+
+def budget_for(device: str, max_memory: int = 0) -> tuple[int | None, str]:
+    """The budget for a command on device: max_memory bytes, or SAFE_FRACTION of the free memory."""
+    if max_memory:
+        return max_memory, "--max-memory"
+    avail = available_bytes(device)
     if avail is None:
         return None, "no budget: free memory could not be read"
     free, source = avail
     return int(free * SAFE_FRACTION), f"{SAFE_FRACTION:g} x {source} ({_fmt(free)})"
 
 
+def check_each_fits(needs: list[tuple[int, str]], device: str, max_memory: int, command: str) -> None:
+    """For commands that need every allocation they plan (gradflow, calibrate), not a sweep that
+    can skip a point: (estimated bytes, what) pairs; the largest must fit in the budget (exit 2)."""
+    budget, source = budget_for(device, max_memory)
+    if not budget or not needs:
+        return
+    need, what = max(needs)
+    if need > budget:
+        raise ConfigError(f"{command}: {what} needs about {_fmt(need)} of memory and the budget is {_fmt(budget)} "
+                          f"({source}); use smaller sizes, or raise --max-memory")
+
+
+@functools.lru_cache(maxsize=None)
 def _elem_size(dtype: str) -> int:
     import torch
 
@@ -78,9 +97,29 @@ def param_bytes(point: Point) -> int:
         return 0
 
 
+def decode_state_bytes(point: Point) -> int:
+    """Bytes of the decode state for B sequences and T + 1 tokens, from init_state on the meta device
+    (nothing is allocated); 0 for a kernel without a decode step (its points are skipped anyway)."""
+    import torch
+
+    from seqbench.kernels.decode import has_decode, state_nbytes
+
+    spec = get_kernel(point.kernel)
+    try:
+        with torch.device("meta"):
+            module = spec.build(point.shape, torch.device("meta"), getattr(torch, point.dtype))
+            if not has_decode(module):
+                return 0
+            return state_nbytes(module.init_state(point.batch_size, point.seq_len + 1))
+    except Exception:  # noqa: BLE001 - a factory or init_state that fails is reported when the point runs
+        return 0
+
+
 def estimate_bytes(point: Point, params: int | None = None) -> int:
     spec = get_kernel(point.kernel)
     params = param_bytes(point) if params is None else params
+    if point.mode == Mode.DECODE:
+        return decode_analytic_bytes(spec, point.shape, _elem_size(point.dtype), params, decode_state_bytes(point))
     return analytic_bytes(spec, point.shape, _elem_size(point.dtype), point.mode == Mode.TRAIN, params)
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from seqbench.choices import DType, Device, Mode, allowed, values
+from seqbench.choices import DType, Device, Mode, Regime, allowed, values
 from seqbench.errors import ConfigError, PluginError
 from seqbench.kernels import Shape, get_kernel
 from seqbench.units import parse_size
@@ -36,8 +36,9 @@ class Point:
     num_heads: int
     causal: bool
 
-    def key(self) -> tuple:
-        return dataclasses.astuple(self)
+    def key(self) -> tuple:  # spelt out: dataclasses.astuple deep-copies, 50 us a point
+        return (self.kernel, self.mode, self.device, self.dtype, self.batch_size, self.seq_len, self.hidden_size,
+                self.num_heads, self.causal)
 
     @property
     def shape(self) -> Shape:
@@ -56,7 +57,10 @@ class SweepConfig:
     dtype: str = "float32"
     device: str = "cpu"
     causal: bool = False
-    threads: int = 0  # 0 = leave torch's default (one per physical core)
+    # One thread unless asked: torch.utils.benchmark's default too. With torch's default (a thread
+    # per core) any neighbour on a core makes its threads wait for each other, and timings swing by
+    # 10-100x (README, "Threads"). 0 = leave torch's default.
+    threads: int = 1
     min_time: float = 0.2  # seconds of timed samples per point
     min_repeats: int = 5
     max_repeats: int = 1000
@@ -67,17 +71,26 @@ class SweepConfig:
     plugins: tuple[str, ...] = ()  # modules (or .py files) that register kernels, loaded before anything else
     kernel: tuple[dict, ...] = ()  # [[kernel]] tables: a factory "pkg.module:callable" and a FLOP formula
     baselines: tuple[str, ...] = ()  # the report's references for speed-ups and T* (default: the registry's)
+    cuda_graph: bool = False  # capture each timed call in a CUDA graph and time replays (CUDA only)
+    capacity: bool = False  # decode: also find the largest batch that fits the memory budget at each T
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def points(self) -> list[Point]:
-        """Grid in a stable order: mode, kernel (as listed), batch size, then sequence length."""
+        """Grid in a stable order: mode, kernel (as listed), batch size, then sequence length.
+
+        Decode points are causal whatever `causal` says: a token is decoded from the ones before it."""
         return [
-            Point(k, m, self.device, self.dtype, b, t, self.hidden_size, self.num_heads, self.causal)
+            Point(k, m, self.device, self.dtype, b, t, self.hidden_size, self.num_heads, self.causal or m == Mode.DECODE)
             for m in self.modes
             for k in self.kernels
             for b in self.batch_sizes
             for t in self.seq_lens
         ]
+
+    @property
+    def regime(self) -> str:
+        """How the timed calls are launched: cuda_graph with --cuda-graph, else eager (column `regime`)."""
+        return Regime.CUDA_GRAPH.value if self.cuda_graph else Regime.EAGER.value
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -220,6 +233,11 @@ def _check_field(name: str, value: Any, source: str) -> Any:
         raise ConfigError(f"{source}: unknown device {value!r}; allowed: {allowed(Device)}")
     if not isinstance(value, str) or not value:
         raise _type_error(source, name, "a non-empty string", value)
+    if name == "name" and (value.startswith(".") or len(value) > 200
+                           or any(c in "/\\" or ord(c) < 32 or c == "\x7f" for c in value)):
+        # it names results/NAME-<device>-<time>.csv: a path or a NUL byte there writes elsewhere or crashes
+        raise _type_error(source, name, "a plain file name (no '/' or '\\', no control characters, not "
+                          "starting with '.', at most 200 characters)", value)
     return value
 
 
@@ -243,6 +261,11 @@ def _check_combination(cfg: SweepConfig, source: str) -> None:
         )
     if cfg.min_repeats > cfg.max_repeats:
         raise ConfigError(f"{source}: min_repeats={cfg.min_repeats} exceeds max_repeats={cfg.max_repeats}")
+    if cfg.capacity and Mode.DECODE not in cfg.modes:
+        raise ConfigError(f"{source}: capacity is measured for decode; add 'decode' to modes (--mode decode)")
+    if cfg.cuda_graph and Mode.TRAIN in cfg.modes:
+        raise ConfigError(f"{source}: cuda_graph captures forward and decode calls, not train mode's backward; "
+                          "drop 'train' from modes or drop --cuda-graph")
     for k in cfg.kernels:
         spec = get_kernel(k)
         if cfg.causal and not spec.supports_causal:
@@ -260,6 +283,9 @@ def resolve_device(cfg: SweepConfig) -> SweepConfig:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' asked for but CUDA is not available here; use --device cpu or auto")
+    if cfg.cuda_graph and device != "cuda":
+        raise ConfigError(f"--cuda-graph needs CUDA and the device is {device}: CUDA graphs replay GPU kernel "
+                          "launches; drop --cuda-graph or use --device cuda")
     dtype = getattr(torch, cfg.dtype)
     try:
         a = torch.ones(4, 4, device=device, dtype=dtype)

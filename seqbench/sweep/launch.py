@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Callable
 
 from seqbench.choices import Cluster
-from seqbench.errors import ConfigError, SeqbenchError
+from seqbench.errors import ConfigError, ExitCode, SeqbenchError
 from seqbench.results.reader import read_metadata
 from seqbench.results.schema import sidecar_path
 
@@ -39,7 +39,7 @@ POLL_S = 0.5  # how often the launcher looks at its jobs (submitit reads result 
 class ShardsFailed(SeqbenchError):
     """Some shards failed: the others are kept, rerunning the launch reruns only the failed ones."""
 
-    exit_code = 3
+    exit_code = ExitCode.SHARDS_FAILED
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ class RunPlan:
     shard: tuple[int, int] | None = None
     reference: bool = False  # time the reference matmul before every point's round (column ref_s)
     append: bool = False
+    force: bool = False  # replace --out if it exists (once this run owns it)
     peak: bool = True  # measure the matmul peak first (a `calibration` row)
     machine: str | None = None  # label of this machine in the sidecar (None: the device's name)
     resume: Any = None  # resume.ResumeState when continuing a run
@@ -84,6 +85,9 @@ def plan_run(*, config: Path | None = None, flags: dict | None = None, out: Path
              resume: bool = False, append: bool = False, rounds: int = 1, shard: str | None = None,
              reference: bool = False, peak: bool = True, machine: str | None = None) -> RunPlan:
     """Validate a run request into a RunPlan, or raise a one-line SeqbenchError."""
+    from seqbench.kernels.plugins import is_file_spec
+    from seqbench.results.ownership import check_not_input
+    from seqbench.results.schema import sidecar_path
     from seqbench.results.writer import check_output
     from seqbench.sweep import resume as resume_mod
 
@@ -108,8 +112,10 @@ def plan_run(*, config: Path | None = None, flags: dict | None = None, out: Path
     if out is None:
         out = Path("results") / f"{cfg.name}-{cfg.device}-{datetime.now():%Y%m%d-%H%M%S}.csv"
     plan = RunPlan(cfg, Path(out), source, rounds=rounds, shard=parse_shard(shard) if shard else None,
-                   reference=reference, append=append, peak=peak and "calibration" not in cfg.kernels, notes=notes,
-                   machine=check_machine(machine))
+                   reference=reference, append=append, force=force, peak=peak and "calibration" not in cfg.kernels,
+                   notes=notes, machine=check_machine(machine))
+    plugin_files = [p for p in cfg.plugins if is_file_spec(p)]
+    check_not_input([plan.out, sidecar_path(plan.out)], [config, *plugin_files], "--out (or its sidecar)")
     if resume:
         plan.resume = state = resume_mod.load(out, cfg)
         if state.note:

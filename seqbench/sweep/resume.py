@@ -13,6 +13,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from seqbench.errors import ConfigError, ResultsError
+from seqbench.results.ownership import Output, own
 from seqbench.results.reader import read_header, read_metadata, read_results
 from seqbench.results.schema import COLUMNS, KEY_COLUMNS, sidecar_path
 from seqbench.sweep.config import SweepConfig
@@ -24,6 +25,7 @@ class ResumeState:
     done: frozenset  # Point.key() of every point that already has a row of this run
     rows: list  # those rows (kernel, mode, ..., seq_len, status), for budget.Preflight.observe
     note: str = ""  # what was repaired, for the user
+    output: Output | None = None  # the CSV, owned (locked) by this process from load() on
 
 
 def recorded_config(out: str | Path) -> dict:
@@ -44,26 +46,13 @@ def _sidecar(p: Path) -> dict:
     meta = read_metadata(p)
     if not meta:
         raise ResultsError(f"{sidecar_path(p)}: missing; --resume needs the JSON sidecar written by the interrupted run")
-    for key in ("run_id", "config"):
+    for key, kind in (("run_id", str), ("config", dict)):
         if key not in meta:
             raise ResultsError(f"{sidecar_path(p)}: has no {key!r}; it was not written by `seqbench run`")
+        if not isinstance(meta[key], kind):
+            raise ResultsError(f"{sidecar_path(p)}: {key!r} is {json.dumps(meta[key])[:40]}, not a JSON "
+                               f"{'string' if kind is str else 'object'}; it was not written by `seqbench run`")
     return meta
-
-
-def _still_running(meta: dict) -> bool:
-    """Is the process that wrote this sidecar, on this machine, still alive (two writers would mix rows)?"""
-    import os
-    import socket
-
-    if meta.get("status") != "running" or meta.get("host") != socket.gethostname() or not meta.get("pid"):
-        return False
-    try:
-        os.kill(int(meta["pid"]), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError, ValueError):
-        return True  # exists, but belongs to someone else
-    return True
 
 
 def check_same_config(meta: dict, cfg: SweepConfig, where: Path) -> None:
@@ -89,25 +78,29 @@ def _drop_partial_line(p: Path) -> str:
 
 
 def load(out: str | Path, cfg: SweepConfig) -> ResumeState:
-    """Check that `out` holds an unfinished run of cfg and find which of its points are done."""
+    """Check that `out` holds an unfinished run of cfg, take ownership of it and find which of its
+    points are done. A run still being written (its writer alive, wherever its process id lives)
+    holds the lock: refused. A dead writer's lock died with it: resumable."""
     p = Path(out)
-    meta = _sidecar(p)
-    if _still_running(meta):
-        raise ResultsError(
-            f"{p}: still being written by process {meta['pid']}; stop it (Ctrl-C) or wait for it before --resume"
-        )
-    check_same_config(meta, cfg, p)
-    note = _drop_partial_line(p)
-    if p.stat().st_size == 0:  # killed before the header reached the disk
-        return ResumeState(meta, frozenset(), [], note)
-    header = read_header(p)
-    if tuple(header) != COLUMNS:
-        raise ResultsError(f"{p}: line 1: columns differ from this seqbench's ({len(header)} vs {len(COLUMNS)}); cannot append to it")
-    df = read_results(p)
+    check_same_config(_sidecar(p), cfg, p)
+    output = own(p, "resume")
+    try:
+        meta = _sidecar(p)  # again, now that it is ours: the last writer may have finished it meanwhile
+        check_same_config(meta, cfg, p)
+        note = _drop_partial_line(p)
+        if p.stat().st_size == 0:  # killed before the header reached the disk
+            return ResumeState(meta, frozenset(), [], note, output)
+        header = read_header(p)
+        if tuple(header) != COLUMNS:
+            raise ResultsError(f"{p}: line 1: columns differ from this seqbench's ({len(header)} vs {len(COLUMNS)}); cannot append to it")
+        df = read_results(p)
+    except BaseException:
+        output.release()
+        raise
     mine = df[df["run_id"] == meta["run_id"]]
     rows = [SimpleNamespace(**rec) for rec in mine.to_dict("records")]
     done = frozenset(_key(r) for r in rows)
-    return ResumeState(meta, done, rows, note)
+    return ResumeState(meta, done, rows, note, output)
 
 
 def _key(r) -> tuple:

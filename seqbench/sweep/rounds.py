@@ -23,7 +23,9 @@ import math
 from typing import Callable, Iterator, Sequence
 
 from seqbench.measure.timer import Measurement
-from seqbench.results.schema import Row, format_samples, parse_samples
+from seqbench.results.schema import Row, format_samples, parse_samples, tokens_per_call
+
+CAPACITY_FIELDS = tuple(f.name for f in dataclasses.fields(Row) if f.name.startswith("capacity_"))
 from seqbench.sweep.config import Point, SweepConfig
 
 
@@ -51,10 +53,12 @@ def combine_rounds(parts: list[Row], ref: list[float | None]) -> Row:
     m = Measurement(samples=samples, number=parts[-1].number or 1, warmup_s=0.0, warmup_settled=True)
     row.repeats = len(samples)
     row.median_s, row.iqr_s, row.min_s, row.mean_s = m.median, m.iqr, m.min, m.mean
-    row.tokens_per_s = row.batch_size * row.seq_len / m.median
+    row.tokens_per_s = tokens_per_call(row.mode, row.batch_size, row.seq_len) / m.median
     row.gflops_per_s = row.gflop / m.median if row.gflop is not None else None
     row.peak_mem_bytes, row.peak_mem_method = parts[0].peak_mem_bytes, parts[0].peak_mem_method
     row.sdpa_backend = parts[0].sdpa_backend  # profiled in the first round only, like memory
+    for name in CAPACITY_FIELDS:  # the capacity search, too, runs in the first round only
+        setattr(row, name, getattr(parts[0], name))
     row.warmup_s = sum(p.warmup_s or 0.0 for p in parts)
     row.warmup_settled = all(bool(p.warmup_settled) for p in parts)
     row.samples_s = format_samples(samples)

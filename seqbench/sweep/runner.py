@@ -16,11 +16,14 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from seqbench.choices import Family, Mode, Status
+from seqbench.errors import ResultsError
 from seqbench.kernels import get_kernel
-from seqbench.measure.memory import analytic_bytes, measure_peak, tensor_bytes
+from seqbench.measure.memory import (analytic_bytes, decode_analytic_bytes, is_out_of_memory, measure_peak,
+                                     tensor_bytes)
+from seqbench.measure.memory import release_memory as _release_memory
 from seqbench.measure.probe import sdpa_backend
 from seqbench.measure.timer import BlockTimer, CallTooSlow, measure
-from seqbench.results.schema import SCHEMA_VERSION, Row, format_samples
+from seqbench.results.schema import SCHEMA_VERSION, Row, format_samples, tokens_per_call
 from seqbench.sweep.config import Point, SweepConfig
 from seqbench.sweep.matmul_peak import calibration_point, fill_pct
 
@@ -31,18 +34,26 @@ def new_run_id() -> str:
 
 @dataclass
 class Workload:
-    """A point built and ready to time: `step` runs one forward (or forward + backward) call."""
+    """A point built and ready to time: `step` runs one forward (or forward + backward, or decode step) call."""
 
     step: Callable[[], object]
     mode_context: Callable[[], contextlib.AbstractContextManager]
-    resident_bytes: int  # weights + inputs (+ output grad), alive for the whole measurement
+    resident_bytes: int  # weights + inputs (+ output grad, or the decode state), alive for the whole measurement
     param_bytes: int
     elem_size: int
+    state_bytes: int | None = None  # decode: the state (KV cache or recurrent state) of all B sequences
 
 
 def build_workload(point: Point, seed: int = 0) -> Workload:
     import torch
 
+    if point.mode == Mode.DECODE:
+        from seqbench.sweep.decode import build_decode
+
+        module, dec = build_decode(point, seed)
+        params = tensor_bytes(*module.parameters())
+        return Workload(dec.step, torch.inference_mode, params + dec.state_bytes + dec.token_bytes, params,
+                        torch.empty((), dtype=getattr(torch, point.dtype)).element_size(), dec.state_bytes)
     spec = get_kernel(point.kernel)
     dtype = getattr(torch, point.dtype)
     torch.manual_seed(seed)
@@ -64,30 +75,13 @@ def build_workload(point: Point, seed: int = 0) -> Workload:
 
 
 def classify_failure(exc: BaseException) -> str:
-    import torch
-
-    if isinstance(exc, (MemoryError, torch.cuda.OutOfMemoryError)):
-        return Status.OOM
-    text = str(exc).lower()
-    if "out of memory" in text or "can't allocate memory" in text or "not enough memory" in text:
-        return Status.OOM
-    return Status.ERROR
+    return Status.OOM if is_out_of_memory(exc) else Status.ERROR
 
 
 def describe(exc: BaseException) -> str:
     """One line for the error column: type and the first line of the message."""
     lines = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300]
-
-
-def _release_memory(device: str) -> None:
-    import gc
-
-    import torch
-
-    gc.collect()
-    if device == "cuda":
-        torch.cuda.empty_cache()
 
 
 def base_row(point: Point, run_id: str, threads: int, status: str) -> Row:
@@ -101,11 +95,30 @@ def base_row(point: Point, run_id: str, threads: int, status: str) -> Row:
     )
 
 
+def time_call(fn: Callable[[], object], cfg: SweepConfig, device: str, timer: BlockTimer | None = None):
+    """(Measurement, capture seconds or None): fn timed as cfg says, replayed from a CUDA graph with --cuda-graph."""
+    capture_s = None
+    if cfg.cuda_graph:
+        from seqbench.measure.cudagraph import capture
+
+        graphed = capture(fn)  # alive until this function returns, so every replay has its graph
+        fn, capture_s = graphed.replay, graphed.capture_s
+    m = measure(fn, device=device, min_time=cfg.min_time, min_repeats=cfg.min_repeats, max_repeats=cfg.max_repeats,
+                max_warmup=cfg.max_warmup, timer=timer, max_call=cfg.max_time_per_point or None)
+    return m, capture_s
+
+
 def measure_point(
-    point: Point, cfg: SweepConfig, run_id: str, *, timer: BlockTimer | None = None, profile_memory: bool = True
+    point: Point, cfg: SweepConfig, run_id: str, *, timer: BlockTimer | None = None, profile_memory: bool = True,
+    capacity: Callable[[Point], object] | None = None,
 ) -> Row:
-    """Build, time and memory-profile one point; any failure becomes a row with its status."""
+    """Build, time and memory-profile one point; any failure becomes a row with its status.
+
+    capacity(point) -> sweep.capacity.Capacity, for a decode point's capacity columns (first round only).
+    """
     import torch
+
+    from seqbench.kernels.decode import NoDecodeStep
 
     spec = get_kernel(point.kernel)
     threads = torch.get_num_threads()
@@ -113,52 +126,82 @@ def measure_point(
     try:
         work = build_workload(point, cfg.seed)
         with work.mode_context():
-            m = measure(
-                work.step,
-                device=point.device,
-                min_time=cfg.min_time,
-                min_repeats=cfg.min_repeats,
-                max_repeats=cfg.max_repeats,
-                max_warmup=cfg.max_warmup,
-                timer=timer,
-                max_call=cfg.max_time_per_point or None,
-            )
+            m, capture_s = time_call(work.step, cfg, point.device, timer)
             backend = ""
+            # memory and backend from an eager call: a graph's replay allocates nothing new, its pool
+            # was filled at capture with what the eager call needs
             if not profile_memory:  # a later round of a point: its first round profiled it
                 peak, method = None, ""
             elif timer is None:
                 peak, method, events = measure_peak(work.step, point.device, work.resident_bytes)
                 if spec.family == Family.ATTENTION:
                     backend = sdpa_backend(work.step, events)
-            else:  # an injected clock means a test: skip the real profiler
+            elif point.mode == Mode.DECODE:  # an injected clock means a test: skip the real profiler
+                peak = decode_analytic_bytes(spec, point.shape, work.elem_size, work.param_bytes, work.state_bytes)
+                method = "analytic"
+            else:
                 peak = analytic_bytes(spec, point.shape, work.elem_size, point.mode == Mode.TRAIN, work.param_bytes)
                 method = "analytic"
     except KeyboardInterrupt:
         raise
+    except NoDecodeStep as exc:  # the kernel cannot decode: not a failure of the kernel
+        failure = (Status.SKIPPED, str(exc))
     except Exception as exc:  # noqa: BLE001 - a failing point is data, not a crash
         timed_out = isinstance(exc, CallTooSlow)
         status = Status.TIMEOUT if timed_out else classify_failure(exc)
         failure = (status, str(exc) if timed_out else describe(exc))
-    if failure:
-        # Only here, outside the except block, is the exception (whose traceback pins the failed
-        # call's tensors) gone; inside it, empty_cache could not hand that memory back.
-        work = None  # noqa: F841
+    state_bytes = work.state_bytes if work is not None else None
+    # Only here, outside the except block, is an exception (whose traceback pins the failed call's
+    # tensors) gone; inside it, empty_cache could not hand that memory back. The point's own tensors
+    # go before a capacity search, which may fill the memory budget.
+    work = None  # noqa: F841
+    if failure or capacity:
         _release_memory(point.device)
+    if failure:
         row = base_row(point, run_id, threads, failure[0])
         row.error = failure[1]
         return row
-    gflop = spec.flops(point.shape, point.mode) / 1e9
+    gflop = spec.flops(point.shape, point.mode)
+    gflop = None if gflop is None else gflop / 1e9
     row = base_row(point, run_id, threads, Status.OK)
     row.repeats = len(m.samples)
     row.median_s, row.iqr_s, row.min_s, row.mean_s = m.median, m.iqr, m.min, m.mean
-    row.tokens_per_s = point.batch_size * point.seq_len / m.median
+    row.tokens_per_s = tokens_per_call(point.mode, point.batch_size, point.seq_len) / m.median
     row.gflop = gflop
-    row.gflops_per_s = gflop / m.median
+    row.gflops_per_s = None if gflop is None else gflop / m.median
     row.peak_mem_bytes, row.peak_mem_method = (int(peak) if peak is not None else None), method
     row.samples_s = format_samples(m.samples)
     row.number, row.warmup_s, row.warmup_settled = m.number, m.warmup_s, m.warmup_settled
     row.sdpa_backend = backend
+    row.capture_s = capture_s
+    if state_bytes is not None:
+        row.state_bytes = state_bytes // point.batch_size
+    if capacity and profile_memory:
+        fill_capacity(row, point, capacity)
     return row
+
+
+def fill_capacity(row: Row, point: Point, capacity: Callable[[Point], object]) -> None:
+    """The capacity columns of a decode row; a search that fails leaves them empty and says why in `error`."""
+    try:
+        cap = capacity(point)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the point's own timing stands; only the capacity is missing
+        row.error = f"capacity search failed: {describe(exc)}"
+        return
+    if cap is None:
+        return
+    row.capacity_batch, row.capacity_peak_bytes, row.capacity_budget_bytes = cap.batch_size, cap.peak_bytes, cap.budget_bytes
+    row.capacity_step_s, row.capacity_tokens_per_s = cap.step_s, cap.tokens_per_s
+
+
+def apply_threads(cfg: SweepConfig) -> None:
+    """torch's thread count for the run: cfg.threads, or torch's default when it is 0."""
+    import torch
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
 
 
 def measure_calibration(cfg: SweepConfig, run_id: str, *, timer=None) -> Row:
@@ -167,11 +210,12 @@ def measure_calibration(cfg: SweepConfig, run_id: str, *, timer=None) -> Row:
     return fill_pct(row, row.gflops_per_s)
 
 
-def check_kernels(cfg: SweepConfig) -> dict[str, str]:
-    """Kernel name -> why its points must not be timed (kernels.check), for every kernel that fails."""
-    from seqbench.kernels.check import check_kernel, check_shape
+def check_kernels(cfg: SweepConfig) -> dict:
+    """Why points must not be timed (kernels.check), for every kernel that fails: kernel name -> reason
+    (all its points), or (kernel, "decode") -> reason when only its decode step is wrong."""
+    from seqbench.kernels.check import check_decode, check_kernel, check_shape
 
-    failed = {}
+    failed: dict = {}
     shape = check_shape(cfg.hidden_size, cfg.num_heads, cfg.causal)
     for name in cfg.kernels:
         spec = get_kernel(name)
@@ -180,7 +224,30 @@ def check_kernels(cfg: SweepConfig) -> dict[str, str]:
         reason = check_kernel(spec, shape, cfg.device, cfg.dtype, cfg.seed)
         if reason:
             failed[name] = reason
+        elif Mode.DECODE in cfg.modes and spec.supports_causal:
+            reason = check_decode(spec, check_shape(cfg.hidden_size, cfg.num_heads, True), cfg.device, cfg.dtype,
+                                  cfg.seed)
+            if reason:
+                failed[name, Mode.DECODE.value] = reason
     return failed
+
+
+def capacity_finder(cfg: SweepConfig, budget: int | None, timer: BlockTimer | None = None):
+    """point -> Capacity at the point's context length, searched once per (kernel, T, ...) whatever its B."""
+    from seqbench.sweep.capacity import measure_capacity
+
+    found: dict = {}
+
+    def find(point: Point):
+        if budget is None:
+            raise RuntimeError("no memory budget: free memory could not be read; give --max-memory")
+        key = dataclasses.replace(point, batch_size=1)
+        if key not in found:
+            found[key] = measure_capacity(point, budget, seed=cfg.seed, analytic=timer is not None,
+                                          measure_step=lambda step: time_call(step, cfg, point.device, timer)[0].median)
+        return found[key]
+
+    return find
 
 
 def run_sweep(
@@ -215,14 +282,14 @@ def run_sweep(
     from seqbench.sweep.budget import Preflight
     from seqbench.sweep.plan import pending_points
     from seqbench.sweep.rounds import make_reference, measure_in_rounds, round_config
+    from seqbench.sweep.signals import checkpoint
 
     preflight = preflight or Preflight()
     points = pending_points(cfg, shard, done)
     if broken is None:
         broken = check_kernels(cfg) if points else {}
 
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    apply_threads(cfg)
     if timer is None:
         burn_in(cfg.device)
     # timing.measure collects garbage before every point; with torch imported that walks ~1M objects
@@ -232,6 +299,7 @@ def run_sweep(
     peak_gflops = known_peak
     if peak and known_peak is None and calibration_point(cfg.device, cfg.dtype).key() not in done:
         calib = measure_calibration(cfg, run_id, timer=timer)
+        calib.regime = cfg.regime
         peak_gflops = calib.gflops_per_s
         sink.write(calib)
         rows.append(calib)
@@ -239,20 +307,26 @@ def run_sweep(
             on_row(calib)
     per_round = round_config(cfg, rounds)
 
+    capacity = capacity_finder(cfg, preflight.budget_bytes, timer) if cfg.capacity else None
+
     def measure_round(point: Point, r: int) -> Row:
-        if point.kernel in broken:
+        checkpoint()  # an interrupt deferred (it came during an import) stops the run here
+        why = broken.get(point.kernel) or broken.get((point.kernel, point.mode))
+        if why:
             row = base_row(point, run_id, torch.get_num_threads(), Status.ERROR)
-            row.error = broken[point.kernel]
+            row.error = why
             return row
         reason = preflight.check(point) if r == 1 else ""
         if reason:
             row = base_row(point, run_id, torch.get_num_threads(), Status.SKIPPED)
             row.error = reason
             return row
-        return measure_point(point, per_round, run_id, timer=timer, profile_memory=r == 1)
+        return measure_point(point, per_round, run_id, timer=timer, profile_memory=r == 1,
+                             capacity=capacity if point.mode == Mode.DECODE else None)
 
     ref = make_reference(cfg, rounds, timer) if reference else None
     for row in measure_in_rounds(points, rounds, measure_round, ref):
+        row.regime = cfg.regime
         if row.status != Status.SKIPPED:
             fill_pct(row, peak_gflops)  # after the rounds are pooled: from the final GFLOP/s
         preflight.observe(row)
@@ -265,18 +339,20 @@ def run_sweep(
 
 def run_to_files(
     cfg: SweepConfig, out_path, *, command: list[str], on_row=None, timer=None, resume=None, source: str = "config",
-    peak: bool = False, append: bool = False, machine: str | None = None, **schedule
+    peak: bool = False, append: bool = False, force: bool = False, machine: str | None = None,
+    **schedule
 ) -> list[Row]:
     """Run the sweep into out_path (CSV) and its JSON sidecar; the sidecar says how the run ended.
 
-    resume: a resume.ResumeState from resume.load(out_path, cfg): append to that run, skipping
-    the points it finished. Raises ConfigError before writing anything if no point fits in memory.
-    peak: measure the matmul peak first (a `calibration` row; a resumed run reuses its own).
-    schedule: rounds / shard / reference, passed to run_sweep and recorded in the sidecar. With
-    append, rows go after the existing ones and the sidecar keeps the earlier runs' metadata under
-    "previous_runs". machine: the label of the machine in the sidecar (default: env.machine_label),
-    beside the scheduler's job ids (env.job_ids), so merged shards and runs of several machines
-    stay told apart.
+    resume: a resume.ResumeState from resume.load(out_path, cfg), which already owns the CSV: append
+    to that run, skipping the points it finished. Raises ConfigError before writing anything if no
+    point fits in memory. peak: measure the matmul peak first (a `calibration` row; a resumed run
+    reuses its own). schedule: rounds / shard / reference, passed to run_sweep and recorded in the
+    sidecar. With append, rows go after the existing ones and the sidecar keeps the earlier runs'
+    metadata under "previous_runs". The CSV is created exclusively unless force or append
+    (results.ownership) and stays locked until the sidecar's last write.
+    machine: the label of the machine in the sidecar (default: env.machine_label), beside the
+    scheduler's job ids (env.job_ids), so merged shards and runs of several machines stay told apart.
     """
     import os
     import socket
@@ -284,15 +360,17 @@ def run_to_files(
 
     from seqbench.kernels.plugins import loaded_plugins
     from seqbench.measure import env
+    from seqbench.results.ownership import own
     from seqbench.results.reader import read_metadata
     from seqbench.results.schema import sidecar_path
-    from seqbench.results.writer import CsvSink, write_json_atomic
+    from seqbench.results.writer import CsvSink, write_json_atomic, write_json_last
     from seqbench.sweep.budget import Preflight, resolve_budget
-    from seqbench.sweep.signals import CountingSink, Terminated, interrupts_as_exceptions
+    from seqbench.sweep.signals import CountingSink, Terminated, held, interrupts_as_exceptions
 
     def now() -> str:
         return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
+    apply_threads(cfg)  # before the environment is captured: the sidecar records the threads the run uses
     budget, budget_source = resolve_budget(cfg)
     preflight = Preflight(budget)
     preflight.check_anything_fits(cfg, source)
@@ -327,40 +405,58 @@ def run_to_files(
     # Where every kernel came from, so a run can be reproduced and report/plot read it without plugins.
     meta["plugins"] = [p.as_dict() for p in loaded_plugins()]
     meta["kernels"] = {k: get_kernel(k).info() for k in cfg.kernels}
-    meta.update(status="running", pid=os.getpid(), host=socket.gethostname(),  # lets --resume see a live run
+    meta.update(status="running", pid=os.getpid(), host=socket.gethostname(),  # names the owner in messages
                 memory_budget_bytes=budget, memory_budget_source=budget_source)
     for stale in ("interrupted_by", "error"):
         meta.pop(stale, None)
     wall_before = float(meta.get("wall_s") or 0.0)
-    t0 = time.perf_counter()
-    write_json_atomic(sidecar_path(out_path), meta)
     sink = CountingSink()
-    try:
-        with interrupts_as_exceptions(), CsvSink(out_path, append=resume is not None or append) as csv_sink:
-            sink.sink = csv_sink
+    with interrupts_as_exceptions():
+        with held():  # an interrupt cannot leave a CSV without its sidecar, or the reverse
+            output = resume.output if resume is not None else own(out_path, "append" if append else
+                                                                   "replace" if force else "new")
+            try:
+                write_json_atomic(sidecar_path(out_path), meta)
+                sink.sink = CsvSink(output=output, append=resume is not None or append)
+            except BaseException:
+                if output.created and os.fstat(output.fd).st_size == 0:  # ours, and nothing in it: gone again
+                    Path(out_path).unlink(missing_ok=True)
+                output.release()
+                raise
+        t0 = time.perf_counter()
+        try:
             known = None if resume is None else next(
                 (r.gflops_per_s for r in resume.rows if r.kernel == "calibration" and r.status == Status.OK), None)
             run_sweep(cfg, sink, run_id=run_id, on_row=on_row, timer=timer, preflight=preflight, done=done,
                       peak=peak, known_peak=known, broken=broken, **schedule)
-        meta["status"] = "complete"
-    except KeyboardInterrupt as exc:
-        meta["status"] = "interrupted"
-        meta["interrupted_by"] = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
-        raise
-    except BaseException as exc:
-        meta["status"] = "failed"
-        meta["error"] = describe(exc)
-        raise
-    finally:
-        meta["finished_at"] = now()
-        meta["wall_s"] = round(wall_before + time.perf_counter() - t0, 3)
-        meta["rows"] = rows_before + len(sink.rows)
-        write_json_atomic(sidecar_path(out_path), meta)
+            sink.sink.verify()  # deleted or replaced after the last row is not a success either
+            meta["status"] = "complete"
+        except KeyboardInterrupt as exc:
+            meta["status"] = "interrupted"
+            meta["interrupted_by"] = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
+            raise
+        except BaseException as exc:
+            meta["status"] = "failed"
+            meta["error"] = describe(exc)
+            raise
+        finally:
+            meta["finished_at"] = now()
+            meta["wall_s"] = round(wall_before + time.perf_counter() - t0, 3)
+            meta["rows"] = rows_before + len(sink.rows)
+            with held():  # a second Ctrl-C waits until the sidecar says how the run ended
+                try:
+                    write_json_last(sidecar_path(out_path), meta)
+                except ResultsError:
+                    if meta["status"] == "complete":  # the rows are fine, but the record of the run is not
+                        raise
+                    # otherwise the error that stopped the run is the one to report
+                finally:
+                    output.release()
     return sink.rows
 
 
 def execute(plan, *, command: list[str], on_row=None, timer=None) -> list[Row]:
     """Carry out a checked RunPlan (sweep.plan.plan_run): the sweep into plan.out and its sidecar."""
     return run_to_files(plan.cfg, plan.out, command=command, on_row=on_row, timer=timer, resume=plan.resume,
-                        source=plan.source, peak=plan.peak, append=plan.append, rounds=plan.rounds,
-                        shard=plan.shard, reference=plan.reference, machine=plan.machine)
+                        source=plan.source, peak=plan.peak, append=plan.append, force=plan.force,
+                        rounds=plan.rounds, shard=plan.shard, reference=plan.reference, machine=plan.machine)

@@ -18,6 +18,7 @@ that are causal by construction (recurrences: a loop pays Python/launch overhead
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 from typing import Sequence
 
@@ -40,6 +41,11 @@ def point_cost(point: Point, min_time: float = 0.2) -> float:
     shape, train = point.shape, point.mode == "train"
     elem = 2 if point.dtype in ("float16", "bfloat16") else 8 if point.dtype == "float64" else 4
     steps = point.seq_len * (3 if train else 1) if spec.causal == "always" else 0
+    if point.mode == "decode":  # one step a call, after a prefill of T tokens (about T steps at no context) paid once
+        call = (spec.flops(shape, "decode") or 0.0) / rate + step_s
+        prefill = point.seq_len * ((spec.flops(dataclasses.replace(shape, seq_len=1), "decode") or 0.0) / rate
+                                   + step_s * (spec.causal == "always"))
+        return PER_POINT_S + prefill + max(min_time, CALLS_PER_POINT * call)
     call = (spec.flops(shape, point.mode) / rate + spec.activation_bytes_fn(shape, elem, train) / bandwidth
             + steps * step_s)
     return PER_POINT_S + max(min_time, CALLS_PER_POINT * call)

@@ -1,7 +1,18 @@
-"""Interrupts: SIGTERM handled like Ctrl-C, and rows that an interrupt can never split.
+"""Interrupts: SIGTERM handled like Ctrl-C, at any moment, and rows that an interrupt can never split.
 
-An interrupted run must keep every row it finished: the sink writes each row (and counts it) inside
-held(), which defers SIGINT/SIGTERM to the end of the block.
+Two ways to stop, by what is at stake:
+- While a run writes its results (interrupts_as_exceptions), SIGINT raises KeyboardInterrupt and
+  SIGTERM raises Terminated, so the runner can record how the run ended. The sink writes each row
+  (and counts it) inside held(), which defers the interrupt to the end of the row. An interrupt that
+  lands inside an import is deferred to the next such safe point too (checkpoint(): each point, each
+  row): raised inside a C extension's initialisation (torch importing numpy) it was swallowed, so
+  the run went on and exited 0, or it left a module half-loaded ("cannot load module more than
+  once per process").
+- Anywhere else in the `seqbench` command (start-up, imports, reading, plotting) nothing is half
+  done that an exception could tidy up, so the handler prints one line and exits at once with 130
+  (exit_on_interrupt, installed by the first line of seqbench/__main__.py). Raising there instead
+  was not reliable: swallowed inside imports, or turned by typer into a silent exit.
+Once a command is cleaning up after an error or an interrupt, both signals are ignored.
 """
 
 from __future__ import annotations
@@ -13,51 +24,128 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, turned into the same clean stop as Ctrl-C: current point abandoned, rows kept."""
 
 
-_deferred = {"depth": 0, "pending": None}
+_state = {"depth": 0, "pending": None, "last": None, "raising": 0}
+
+
+def _name(exc) -> str:
+    return "SIGTERM" if exc is Terminated else "SIGINT"
+
+
+def _importing(frame) -> bool:
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _stop(signum, frame):
+    """SIGINT/SIGTERM -> KeyboardInterrupt/Terminated, except while a row is written or a module is
+    imported: then at the next checkpoint."""
+    import signal
+
+    exc = Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+    if _state["depth"] or _importing(frame):
+        _state["pending"] = exc
+        return
+    _state["last"] = _name(exc)
+    raise exc()
+
+
+def _exit_now(signum, frame):
+    """Outside a run: one line, exit 130, nothing to tidy (see the module doc)."""
+    import os
+    import signal
+    import sys
+
+    if _state["raising"]:  # a run that started inside this process took over
+        return _stop(signum, frame)
+    by = " by SIGTERM" if signum == signal.SIGTERM else ""
+    show_cursor = "\x1b[?25h" if sys.stderr.isatty() else ""  # a progress bar may have hidden it
+    os.write(2, f"{show_cursor}seqbench: error: interrupted{by}\n".encode())
+    os._exit(130)
+
+
+def checkpoint() -> None:
+    """A safe point: raise an interrupt that was deferred (it came during an import or a row write)."""
+    pending = _state["pending"]
+    if pending and not _state["depth"]:
+        _state["pending"] = None
+        _state["last"] = _name(pending)
+        raise pending()
+
+
+def last_interrupt(forget: bool = False) -> str | None:
+    """'SIGINT' or 'SIGTERM': the signal that last stopped something in this process (then forgotten
+    if asked, so the next command starts afresh)."""
+    last = _state["last"]
+    if forget:
+        _state["last"] = None
+    return last
+
+
+def _signal_module():
+    import signal
+    import threading
+
+    # handlers can only be set from the main thread; elsewhere (a notebook's worker) leave them be
+    return signal if threading.current_thread() is threading.main_thread() else None
+
+
+def install_handlers(exit_at_once: bool = False):
+    """From now on SIGINT and SIGTERM stop seqbench (SIGTERM's default would kill the process with
+    code 143 and no cleanup): by exiting at once with 130 (the command line, outside a run), or by
+    raising (a run; or seqbench used as a library). Returns a function restoring the previous ones."""
+    signal = _signal_module()
+    if signal is None:
+        return lambda: None
+    handler = _exit_now if exit_at_once else _stop
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore():
+        for sig, old in previous.items():
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)
+
+    return restore
+
+
+def ignore_interrupts() -> None:
+    """After the first interrupt (or once the work is done) only cleanup is left: a second Ctrl-C
+    must not cut it short or turn it into a traceback (atexit handlers included)."""
+    signal = _signal_module()
+    if signal is not None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
 
 
 @contextlib.contextmanager
 def interrupts_as_exceptions():
-    """Within: SIGINT raises KeyboardInterrupt and SIGTERM raises Terminated, except inside held().
+    """Within: SIGINT raises KeyboardInterrupt and SIGTERM raises Terminated, at once or at the next
+    checkpoint (held(): after the row).
 
     Python runs signal handlers in the main thread whichever thread the signal reached (torch and
     rich have their own threads), so deferring in the handler is reliable where masking is not.
     """
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():  # handlers can only be set here
-        yield
-        return
-
-    def handler(signum, frame):
-        exc = Terminated if signum == signal.SIGTERM else KeyboardInterrupt
-        if _deferred["depth"]:
-            _deferred["pending"] = exc
-            return
-        raise exc()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    restore = install_handlers()
+    _state["raising"] += 1
     try:
         yield
+        checkpoint()  # one that came in the last moments of the block: the command still stops
     finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-        _deferred["pending"] = None
+        _state["raising"] -= 1
+        restore()
+        _state["pending"] = None
 
 
 @contextlib.contextmanager
 def held():
     """Defer SIGINT/SIGTERM to the end of the block, so a row is never half-written or written but uncounted."""
-    _deferred["depth"] += 1
+    _state["depth"] += 1
     try:
         yield
     finally:
-        _deferred["depth"] -= 1
-        pending = _deferred["pending"]
-        if pending and not _deferred["depth"]:
-            _deferred["pending"] = None
-            raise pending()
+        _state["depth"] -= 1
+        checkpoint()
 
 
 class CountingSink:

@@ -1,0 +1,23 @@
+"""The fault-injection suite (tests/fault_cases.py, the README's Reliability table): every case ends
+with its documented exit code and at most one line on stderr, prints no traceback, loses no finished
+row and writes none twice."""
+
+from __future__ import annotations
+
+import pytest
+
+from fault_cases import CASES
+from reliability_helpers import frozen_gc  # noqa: F401
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=[pytest.mark.slow] if c.slow else [])
+                                  for c in CASES])
+def test_fault_case(case, tmp_path):
+    out = case.run(tmp_path)
+    if out.rc is None and out.note.startswith("skipped"):
+        pytest.skip(out.note)
+    assert not out.traceback, out.err
+    assert out.problems == [], f"{out.problems}\nstderr: {out.err}"
+    assert out.rc == case.rc, f"exit {out.rc}, expected {case.rc}: {out.err}"
+    assert out.lines == (0 if case.rc == 0 else 1) or case.rc == 0, out.err
+    assert out.lost == 0 and out.duplicates == 0, f"{out.rows_found} of {out.rows_expected} rows, {out.duplicates} twice"
