@@ -1,183 +1,207 @@
-"""A/A and planted-slowdown experiment for `seqbench compare` (run by `make bench-ci`).
+"""How far `seqbench ab` can be trusted: A/A false alarms, quiet and under a neighbour load, and
+planted slowdowns in a user's layer (`make bench-ci`).
 
-    python benchmarks/aa_test.py collect --reps 20 --dir /tmp/seqbench-aa
-    python benchmarks/aa_test.py analyze --dir /tmp/seqbench-aa
+    python benchmarks/aa_test.py collect --dir bench-ci-data --reps 44     # hours; resumable
+    python benchmarks/aa_test.py analyze --dir bench-ci-data --tune 4 --json results/ci/bench-ci.json
 
-collect: REPS repetitions of the CI recipe (benchmarks/ab_run.sh) where base and head are the SAME
-install (A/A): whatever compare reports there is noise. Each repetition writes rep-NN/base.csv and
-rep-NN/head.csv and its wall time.
+collect: writes the sides once (benchmarks/ci_layer.py): `base` and `copy` (the same user package
+in two checkouts), `p10` (its layer planted 10% slower at T=64 and T=128) and `small-0..2` (planted
+5%, 7% and 15%, rotated over T=32/64/128), plus the sweep config (seqbench's own ci.toml points and
+the user's layer, loaded as a plugin from each side). Then 2 x REPS repetitions, quiet and under
+load alternately. Each repetition is the `seqbench ab` schedule (seqbench.analysis.ab.run_ab, what
+the command runs) over three sides at once: base, copy and a planted head (p10 in every other pair
+of repetitions, a small-* head in the others), RUNS runs each in ABBA passes, every run its own
+`seqbench run --rounds ROUNDS` process. Repetitions run under the exclusive CPU lock
+(/tmp/seqbench-cpu.lock), --per-lock of them per acquisition (a few minutes), so other users of the
+machine run between them, never during one. Under load, a neighbour process started inside the
+lock burns one core in random on/off bursts (0.05-1 s each) of memory-heavy work. seqbench itself
+runs from a snapshot taken at the first `collect`, so editing the tree does not change a
+collection half-way. A repetition interrupted half-way is redone.
 
-analyze: for every repetition,
-  - A/A: compare base vs head; any regression is a false positive;
-  - planted slowdown: the head's recorded samples of PLANTED points are multiplied by 1+s (s = 2%,
-    3%, 5%, 7%, 10%, 15%), the reference times are left alone, and compare must flag exactly those
-    points. Scaling recorded samples is how the slowdown is planted: it happens only here, in this
-    benchmark script, never in seqbench itself, and it is equivalent to a kernel that got s slower
-    under the same noise;
-  - with and without --normalize reference, and with fewer runs per side (the first k ABBA pairs);
-  - a naive compare for contrast: one block of samples per side (the first run), ratio of medians
-    against the same 5% threshold.
+analyze: compare (seqbench.analysis.compare, as `seqbench compare` runs it) on each repetition:
+base vs copy (A/A), base vs p10, base vs small; also with only the first 2 runs a side (the first
+ABBA block: what a 2-run recipe would have measured). Variants of the statistics are scored on the
+first --tune repetitions of each condition only; the figures are reported for the others.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
+import random
+import shutil
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-SLOWDOWNS = (0.02, 0.03, 0.05, 0.07, 0.10, 0.15)
-PLANTED = (("rnn_loop", 64), ("lstm_fused", 256), ("sdpa", 64))  # (kernel, seq_len) slowed in the head
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+LOCK = "/tmp/seqbench-cpu.lock"
+CONDITIONS = ("quiet", "load")  # alternate in the main collection
+HEAVY = "heavy"  # an extra set (collect --condition heavy): two neighbours, both cores in bursts
+P10 = {64: 0.10, 128: 0.10}
+SMALL = (0.05, 0.07, 0.15)  # rotated over SEQ_LENS, one rotation per repetition
+SEQ_LENS = (32, 64, 128)
+SIDES = ("base", "copy", "p10", "small")
+
+
+def small_plant(rotation: int) -> dict[int, float]:
+    return {t: SMALL[(i + rotation) % len(SMALL)] for i, t in enumerate(SEQ_LENS)}
+
+
+def head_of(rep: int) -> tuple[str, int]:
+    """The planted head of a repetition: p10 in pairs 1, 3, 5, ...; small-0/1/2 in turn in pairs 2, 4, 6, ..."""
+    pair = (rep - 1) // 2
+    return ("p10", 0) if pair % 2 == 0 else ("small", (pair // 2) % len(SMALL))
+
+
+def setup(d: Path, *, min_time: float, max_warmup: float) -> None:
+    sys.path.insert(0, str(HERE))
+    import ci_layer
+
+    sides = d / "sides"
+    if (sides / "done").exists():
+        return
+    ci_layer.write_checkout(sides / "base")
+    ci_layer.write_checkout(sides / "copy")
+    ci_layer.write_checkout(sides / "p10", P10)
+    for r in range(len(SMALL)):
+        ci_layer.write_checkout(sides / f"small-{r}", small_plant(r))
+    ci_layer.write_config(sides / "ci-layer.toml", min_time=min_time, max_warmup=max_warmup)
+    snap = d / "snapshot"
+    if snap.exists():
+        shutil.rmtree(snap)
+    shutil.copytree(ROOT / "seqbench", snap / "seqbench", ignore=shutil.ignore_patterns("__pycache__"))
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    (sides / "done").write_text(json.dumps({"seqbench_commit": commit, "min_time": min_time, "max_warmup": max_warmup}) + "\n")
+
+
+def condition_of(i: int, condition: str | None = None) -> str:
+    return condition or CONDITIONS[(i - 1) % 2]
+
+
+def rep_dir(d: Path, i: int, condition: str | None = None) -> Path:
+    return d / f"rep-{i:03d}-{condition_of(i, condition)}"
 
 
 def collect(args) -> None:
-    exe = f"{sys.executable} -m seqbench"
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               RUNS=str(args.runs), ROUNDS=str(args.rounds), CONFIG=args.config)
-    out = Path(args.dir)
-    for rep in range(1, args.reps + 1):
-        d = out / f"rep-{rep:02d}"
-        if (d / "wall_s").exists():
-            continue  # resume an interrupted collection
-        for f in d.glob("*"):
-            f.unlink()
+    d = Path(args.dir).resolve()
+    setup(d, min_time=args.min_time, max_warmup=args.max_warmup)
+    env = dict(os.environ, PYTHONPATH=str(d / "snapshot"))
+    total = args.reps if args.condition else 2 * args.reps
+    todo = [i for i in range(1, total + 1) if not (rep_dir(d, i, args.condition) / "done.json").exists()]
+    for k in range(0, len(todo), args.per_lock):
+        chunk = todo[k:k + args.per_lock]
+        cmd = ["flock", "-x", LOCK, sys.executable, str(Path(__file__).resolve()), "rep", "--dir", str(d),
+               "--rep", ",".join(map(str, chunk)), "--runs", str(args.runs), "--rounds", str(args.rounds),
+               *(["--condition", args.condition] if args.condition else [])]
+        t0 = time.time()
+        proc = subprocess.run(cmd, env=env)
+        print(f"{time.strftime('%H:%M:%S')} reps {chunk}: exit {proc.returncode}, "
+              f"{time.time() - t0:.0f} s with the wait for the lock", flush=True)
+        if proc.returncode != 0:
+            raise SystemExit(proc.returncode)
+
+
+NEIGHBOUR = r'''
+import random, signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)  # started from a background job, SIGINT would be ignored
+import numpy as np
+rng = random.Random(int(sys.argv[1]))
+buf = np.ones(4 << 20)  # 32 MiB: every burst also sweeps the shared cache
+busy = 0.0
+t_start = time.perf_counter()
+try:
+    while True:
+        on, off = rng.uniform(0.05, 1.0), rng.uniform(0.05, 1.0)
         t0 = time.perf_counter()
-        subprocess.run([str(ROOT / "benchmarks" / "ab_run.sh"), str(d), exe, exe], env=env, check=True, cwd=ROOT)
-        wall = time.perf_counter() - t0
-        (d / "wall_s").write_text(f"{wall:.1f}\n")
-        print(f"rep {rep}: {wall:.1f} s", flush=True)
+        while time.perf_counter() - t0 < on:
+            buf.sum()
+        busy += time.perf_counter() - t0
+        time.sleep(off)
+except KeyboardInterrupt:
+    pass
+finally:
+    with open(sys.argv[2], "w") as fh:
+        fh.write(f"{busy / (time.perf_counter() - t_start):.3f}\n")
+'''
 
 
-def _first_runs(df, k: int):
-    """The rows of the first k runs (invocations) of a side, in file order."""
-    keep = list(dict.fromkeys(df["run_id"]))[:k]
-    return df[df["run_id"].isin(keep)]
+def reps(args) -> None:
+    """Some repetitions, run while holding the exclusive CPU lock."""
+    for rep in map(int, str(args.rep).split(",")):
+        one_rep(args, rep)
 
 
-def _plant(df, slowdown: float):
-    """The head with its PLANTED points' recorded samples scaled by 1 + slowdown (see module doc)."""
-    from seqbench.results.schema import format_samples, parse_samples
+def one_rep(args, rep: int) -> None:
+    from seqbench.analysis.ab import resolve_side, run_ab
 
-    df = df.copy()
-    hit = [(k, t) in PLANTED for k, t in zip(df["kernel"], df["seq_len"])]
-    df.loc[hit, "samples_s"] = [format_samples(s * (1 + slowdown) for s in parse_samples(t)) for t in df.loc[hit, "samples_s"]]
-    return df
-
-
-def _naive_regressions(base, head, threshold: float) -> int:
-    """One block per side (the first run), ratio of pooled sample medians > 1 + threshold."""
-    import statistics
-
-    from seqbench.results.schema import parse_samples
-
-    b, h = _first_runs(base, 1), _first_runs(head, 1)
-    n = 0
-    for (_, gb), (_, gh) in zip(b.groupby(["kernel", "seq_len"]), h.groupby(["kernel", "seq_len"])):
-        mb = statistics.median(s for t in gb["samples_s"] for s in parse_samples(t))
-        mh = statistics.median(s for t in gh["samples_s"] for s in parse_samples(t))
-        n += mh / mb > 1 + threshold
-    return n
-
-
-def _round_stats(df, runs: int, normalize: str, statistic: str = "median") -> dict[tuple, list[float]]:
-    """(kernel, seq_len) -> per-round statistics of the first `runs` runs, as compare computes them."""
-    from seqbench.analysis.compare import rounds_by_run
-
-    sub = _first_runs(df, runs)
-    return {(k, t): rounds_by_run(g, normalize=normalize, statistic=statistic) for (k, t), g in sub.groupby(["kernel", "seq_len"])}
-
-
-def _verdicts(base: dict, head: dict, slowdown: float, *, cut, alpha, threshold=0.05) -> dict[tuple, str]:
-    """compare's verdict per point (the same functions compare_frames calls), head planted if slowdown."""
-    from seqbench.analysis.compare import judge_point
-
-    out = {}
-    for point, b in base.items():
-        h = [(run, x * (1 + slowdown)) for run, x in head[point]] if point in PLANTED else head[point]
-        out[point] = judge_point(b, h, threshold=threshold, alpha=alpha, slow_cut=cut)["verdict"]
-    return out
-
-
-def analyze(args) -> dict:
-    import math
-    import statistics
-
-    from seqbench.analysis.compare import drop_disturbed, robust_spread
-    from seqbench.results.reader import read_results
-
-    reps = sorted(p for p in Path(args.dir).glob("rep-*") if (p / "wall_s").exists())[args.skip:]
-    if not reps:
-        raise SystemExit(f"no finished repetitions under {args.dir}; run `collect` first")
-    data = [(read_results(d / "base.csv"), read_results(d / "head.csv"), float((d / "wall_s").read_text())) for d in reps]
-    runs_max = min(df["run_id"].nunique() for b, h, _ in data for df in (b, h))
-    n = len(data)
-    walls = sorted(w for _, _, w in data)
-    out = {"reps": n, "runs_per_side": runs_max, "wall_s_median": walls[n // 2], "wall_s_max": walls[-1],
-           "naive_false_positive_reps": sum(_naive_regressions(b, h, 0.05) > 0 for b, h, _ in data), "variants": []}
-    print(f"{n} repetitions; CI recipe wall time median {walls[n // 2]:.0f} s, max {walls[-1]:.0f} s "
-          f"({runs_max} runs per side)")
-    print(f"naive (one block per side, median ratio > 5%): false regressions in {out['naive_false_positive_reps']}/{n} A/A repetitions")
-    out["round_spread"] = {}
-    for normalize in ("none", "reference"):  # how much the reference narrows the spread between rounds
-        per_point = [[x for _, x in st] for b, h, _ in data for side in (b, h) for st in _round_stats(side, runs_max, normalize).values()]
-        spreads = [robust_spread([math.log(x) for x in drop_disturbed(st, 0.15)]) for st in per_point]
-        dropped = [1 - len(drop_disturbed(st, 0.15)) / len(st) for st in per_point]
-        out["round_spread"][normalize] = {"median": statistics.median(spreads), "p90": statistics.quantiles(spreads, n=10)[-1],
-                                          "dropped_fraction": statistics.fmean(dropped)}
-        print(f"spread between kept rounds (robust CV), normalize={normalize}: median {statistics.median(spreads):.1%}, "
-              f"p90 {statistics.quantiles(spreads, n=10)[-1]:.1%}; rounds dropped as disturbed: {statistics.fmean(dropped):.0%}")
-    print("runs/side statistic normalize slow_cut alpha | A/A: reps with a false regression (or improvement); verdict counts | "
-          "planted slowdown: reps where exactly the planted points are flagged")
-    for runs, statistic, normalize in itertools.product(sorted({2, runs_max}), ("median", "min"), ("none", "reference")):
-        stats = [(_round_stats(b, runs, normalize, statistic), _round_stats(h, runs, normalize, statistic)) for b, h, _ in data]
-        for alpha, cut in itertools.product((0.01, 0.05), (None, 0.15)):
-            aa = [_verdicts(b, h, 0.0, cut=cut, alpha=alpha) for b, h in stats]
-            fp_reps = sum("regression" in v.values() for v in aa)
-            # a false improvement is a false regression with the sides swapped: count both
-            false_any = sum(bool({"regression", "improvement"} & set(v.values())) for v in aa)
-            counts = {k: sum(list(v.values()).count(k) for v in aa) for k in ("regression", "improvement", "unchanged", "inconclusive")}
-            planted, hit_rate = {}, {}
-            for s in SLOWDOWNS:
-                flagged = [{p for p, v in _verdicts(b, h, s, cut=cut, alpha=alpha).items() if v == "regression"} for b, h in stats]
-                planted[s] = sum(f == set(PLANTED) for f in flagged)
-                hit_rate[s] = sum(len(f & set(PLANTED)) for f in flagged) / (len(PLANTED) * n)
-            reliable = [s for s in SLOWDOWNS if planted[s] >= 0.95 * n]
-            row = {"runs": runs, "statistic": statistic, "normalize": normalize, "slow_cut": cut, "alpha": alpha, "aa_false_positive_reps": fp_reps, "aa_reps_with_any_false_change": false_any,
-                   "aa_verdicts": counts, "planted_exact_reps": {str(k): v for k, v in planted.items()},
-                   "planted_point_hit_rate": {str(k): v for k, v in hit_rate.items()},
-                   "smallest_reliable": min(reliable) if reliable else None}
-            out["variants"].append(row)
-            print(f"{runs} {statistic:6s} {normalize:11s} {str(cut):4s} {alpha:<4} | FP {fp_reps:2d}/{n} (either way {false_any}) "
-                  + " ".join(f"{k[:5]}={v}" for k, v in counts.items())
-                  + " | " + " ".join(f"{s:.0%}:{planted[s]}" for s in SLOWDOWNS)
-                  + f" | 10% per-point hit rate {hit_rate[0.10]:.0%} | reliable >= {row['smallest_reliable']}", flush=True)
-    if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
-    return out
+    d = Path(args.dir).resolve()
+    condition = condition_of(rep, getattr(args, "condition", None))
+    out = rep_dir(d, rep, condition)
+    head, rotation = head_of(rep)
+    sides = d / "sides"
+    chosen = [resolve_side("base", str(sides / "base")), resolve_side("copy", str(sides / "copy")),
+              resolve_side(head, str(sides / ("p10" if head == "p10" else f"small-{rotation}")))]
+    if rep % 4 in (3, 0):  # every other pair of repetitions starts the passes from the other end
+        chosen.reverse()
+    duty_file = out / "neighbour_duty"
+    out.mkdir(parents=True, exist_ok=True)
+    count = {"load": 1, HEAVY: 2}.get(condition, 0)
+    neighbours = [subprocess.Popen([sys.executable, "-c", NEIGHBOUR, str(rep if k == 0 else rep * 10 + k), f"{duty_file}{'' if k == 0 else k}"])
+                  for k in range(count)]
+    t0 = time.perf_counter()
+    try:
+        res = run_ab(sides / "ci-layer.toml", chosen, out, runs=args.runs, rounds=args.rounds, force=True)
+    finally:
+        for neighbour in neighbours:
+            neighbour.send_signal(signal.SIGINT)
+            try:
+                neighbour.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # never leave a core burning behind the experiment
+                neighbour.kill()
+                raise
+    info = {"rep": rep, "condition": condition, "head": head,
+            "small_plant": small_plant(rotation) if head == "small" else None, "runs": args.runs,
+            "rounds": args.rounds, "order": [s.name for s in chosen], "wall_s": round(time.perf_counter() - t0, 1),
+            "ab": res.to_json(), "load": os.getloadavg(),
+            "neighbour_duty": float(duty_file.read_text()) if duty_file.exists() else None}
+    (out / "done.json").write_text(json.dumps(info, indent=1) + "\n")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
-    c = sub.add_parser("collect")
-    c.add_argument("--reps", type=int, default=20)
-    c.add_argument("--runs", type=int, default=4, help="ABBA pairs of invocations per repetition")
-    c.add_argument("--rounds", type=int, default=4, help="--rounds per invocation")
-    c.add_argument("--config", default="benchmarks/ci.toml")
-    c.add_argument("--dir", default="/tmp/seqbench-aa")
+    c = sub.add_parser("collect", help="run the repetitions (resumable)")
+    c.add_argument("--dir", default="bench-ci-data")
+    c.add_argument("--reps", type=int, default=40, help="repetitions per condition (quiet, load)")
+    c.add_argument("--runs", type=int, default=4, help="runs (processes) per side")
+    c.add_argument("--rounds", type=int, default=3)
+    c.add_argument("--min-time", type=float, default=0.15)
+    c.add_argument("--max-warmup", type=float, default=0.3)
+    c.add_argument("--per-lock", type=int, default=3, help="repetitions per acquisition of the CPU lock")
+    c.add_argument("--condition", choices=[HEAVY], help="instead of quiet/load: REPS repetitions of this set")
+    r = sub.add_parser("rep", help="repetitions (collect runs them under the lock)")
+    r.add_argument("--dir", required=True)
+    r.add_argument("--rep", required=True, help="comma-separated repetition numbers")
+    r.add_argument("--condition", choices=[HEAVY])
+    r.add_argument("--runs", type=int, default=4)
+    r.add_argument("--rounds", type=int, default=3)
     a = sub.add_parser("analyze")
-    a.add_argument("--dir", default="/tmp/seqbench-aa")
+    a.add_argument("--dir", default="bench-ci-data")
+    a.add_argument("--tune", type=int, default=4, help="the first N repetitions of each condition tune; the rest are held out")
     a.add_argument("--json", help="also write the figures to this JSON file")
-    a.add_argument("--skip", type=int, default=0, help="leave out the first N repetitions (e.g. those used to pick defaults)")
     args = ap.parse_args()
     if args.cmd == "collect":
         collect(args)
+    elif args.cmd == "rep":
+        reps(args)
     else:
+        from aa_analyze import analyze
+
         analyze(args)
 
 

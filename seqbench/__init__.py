@@ -11,7 +11,7 @@ from seqbench.errors import SeqbenchError
 from seqbench.kernels.registry import KernelSpec, Shape, register_kernel
 from seqbench.version import __version__
 
-_API = ("run", "load", "compare", "merge", "calibrate", "gradflow")
+_API = ("run", "load", "compare", "ab", "merge", "calibrate", "gradflow")
 
 __all__ = ["__version__", "SeqbenchError", "KernelSpec", "Shape", "register_kernel", *_API]
 

@@ -4,6 +4,7 @@
     df = seqbench.run(kernels=["rnn_loop", "sdpa"], seq_lens=[64, 256], batch_sizes=[8], out="run.csv")
     df = seqbench.load("run.csv")                       # annotated DataFrame (what report and plot read)
     comp = seqbench.compare("base.csv", "head.csv")     # verdicts per point, comp.exit_code
+    ab, comp = seqbench.ab("bench.toml", base="../main-checkout", head=".", out="results/ab")
     seqbench.merge(["a100=a.csv", "h100=b.csv"], "both.csv")   # shards, or machines side by side
 """
 
@@ -108,3 +109,38 @@ def gradflow(out: str | Path, *, force: bool = False, command: Sequence[str] = (
     })
     plot_gradflow(norms, decay, png)
     return decay, [out, out.with_suffix(".json"), png]
+
+
+def ab(config: str | Path, base: str, head: str = ".", *, out: str | Path, runs: int = 4, rounds: int = 3,
+       append: bool = False, force: bool = False, on_run: Callable | None = None, allow_mismatch: Sequence[str] = (),
+       **compare_options):
+    """Time two versions alternately (`seqbench ab`): runs into out/base.csv and out/head.csv, then compare
+    them and write out/compare.md, out/compare.json and out/ab.json (the schedule and wall times).
+
+    base, head: a directory (a checkout of your code) or another environment's seqbench executable.
+    Returns (analysis.ab.ABResult, analysis.compare.Comparison)."""
+    import json
+
+    from seqbench.analysis.ab import resolve_side, run_ab
+    from seqbench.analysis.compare import compare_files
+    from seqbench.analysis.mismatch import check_comparable
+    from seqbench.render.compare_text import to_json_text, to_markdown
+    from seqbench.results.reader import read_results
+    from seqbench.results.writer import atomic_write
+    from seqbench.units import fmt_time
+
+    out = Path(out)
+    sides = [resolve_side("base", str(base)), resolve_side("head", str(head))]
+    b_csv, h_csv = out / "base.csv", out / "head.csv"
+
+    def check() -> None:  # refuse a mismatched pair after one pass, not after all of them
+        check_comparable(b_csv, h_csv, read_results(b_csv), read_results(h_csv), allow=allow_mismatch)
+
+    result = run_ab(Path(config), sides, out, runs=runs, rounds=rounds, append=append, force=force, on_run=on_run,
+                    after_first_pass=check)
+    comp = compare_files(b_csv, h_csv, allow_mismatch=allow_mismatch, **compare_options)
+    comp.warnings += result.notes
+    atomic_write(out / "compare.md", lambda fh: fh.write(to_markdown(comp, fmt_time)))
+    atomic_write(out / "compare.json", lambda fh: fh.write(to_json_text(comp)))
+    atomic_write(out / "ab.json", lambda fh: fh.write(json.dumps(result.to_json(), indent=2) + "\n"))
+    return result, comp

@@ -63,6 +63,23 @@ class Verdict(StrEnum):
     FAILED = "failed"
 
 
+class FailOn(StrEnum):
+    """What makes `seqbench compare` / `ab` exit 1 (--fail-on)."""
+
+    REGRESSION = "regression"
+    FAILED = "failed"  # a point that fails in the candidate, or is missing from it
+    INCONCLUSIVE = "inconclusive"  # require a conclusive answer for every point
+
+
+class Mismatch(StrEnum):
+    """What two result files may differ in only when `compare --allow-mismatch` says so."""
+
+    THREADS = "threads"
+    DEVICE = "device"  # CPU or GPU model
+    TORCH = "torch"
+    KERNELS = "kernels"  # seqbench's own kernel definitions (the source that defines them)
+
+
 class TextFormat(StrEnum):
     TABLE = "table"
     MARKDOWN = "markdown"

@@ -147,40 +147,118 @@ def run(
     console.run_summary(rows, plan.out)
 
 
+Threshold = Annotated[str, typer.Option(help="Smallest change called a regression or improvement: fraction or percentage.")]
+Alpha = Annotated[float, typer.Option(help="False-discovery rate across the points (Benjamini-Hochberg over t-tests "
+                                      "between runs); CIs at level 1-alpha.")]
+Stat = Annotated[Statistic, typer.Option(help="Each round's samples reduced to this (min resists time-slicing by "
+                                         "other processes); each run is then its fastest round.")]
+FailOnOpt = Annotated[str, typer.Option("--fail-on", help="Exit 1 on these, comma-separated: regression, failed "
+                                        "(also points missing from the candidate), inconclusive.")]
+AllowMissing = Annotated[bool, typer.Option("--allow-missing", help="Points only in the baseline are listed, "
+                                            "not counted as failed.")]
+AllowMismatch = Annotated[str, typer.Option("--allow-mismatch", help="Compare anyway when the sides differ in these "
+                                            "(comma-separated): threads, device, torch, kernels (seqbench's own kernel code).")]
+Fmt = Annotated[TextFormat, typer.Option("--format", help="How to print the verdicts.")]
+
+
+def _compare_options(threshold, alpha, statistic, fail_on, allow_missing, allow_mismatch) -> dict:
+    from seqbench.sweep.config import parse_list
+    from seqbench.units import parse_fraction
+
+    return {"threshold": parse_fraction(threshold, "--threshold"), "alpha": alpha, "statistic": statistic.value,
+            "fail_on": parse_list(fail_on, str, "fail_on"), "allow_missing": allow_missing,
+            "allow_mismatch": parse_list(allow_mismatch, str, "allow_mismatch") if allow_mismatch else ()}
+
+
 @app.command()
 def compare(
     baseline: Annotated[Path, typer.Argument(help="Results CSV of the baseline (e.g. the base commit).")],
     candidate: Annotated[Path, typer.Argument(help="Results CSV of the candidate (e.g. the pull request's head).")],
-    threshold: Annotated[str, typer.Option(help="Smallest slowdown called a regression: fraction or percentage.")] = "5%",
-    alpha: Annotated[float, typer.Option(help="Significance level of the Mann-Whitney U test over rounds (CI level 1-alpha).")] = 0.01,
-    normalize: Annotated[Normalize, typer.Option(help="reference: divide each round by the reference matmul timed before it "
-                                                 "(both runs made with `seqbench run --reference`).")] = Normalize.NONE,
-    slow_cut: Annotated[str, typer.Option(help="Drop rounds slower than (1 + cut) x their side's second-fastest round "
-                                          "as disturbed by other load (fraction, percentage, or 'off').")] = "15%",
-    statistic: Annotated[Statistic, typer.Option(help="Each round's samples reduced to this before the test "
-                                                 "(min resists time-slicing by other processes).")] = Statistic.MIN,
-    fmt: Annotated[TextFormat, typer.Option("--format", help="How to print the verdicts.")] = TextFormat.TABLE,
+    threshold: Threshold = "5%",
+    alpha: Alpha = 0.01,
+    normalize: Annotated[Normalize, typer.Option(help="reference: divide each round by the reference matmul timed "
+                                                 "before it (both sides run with `seqbench run --reference`); "
+                                                 "measured no better than none, the default.")] = Normalize.NONE,
+    statistic: Stat = Statistic.MIN,
+    fail_on: FailOnOpt = "regression,failed",
+    allow_missing: AllowMissing = False,
+    allow_mismatch: AllowMismatch = "",
+    fmt: Fmt = TextFormat.TABLE,
 ) -> None:
-    """Compare two result CSVs point by point; exit 1 if the candidate regressed.
+    """Compare two result CSVs point by point; exit 1 on what --fail-on names (default: a regression or a failure).
 
-    Points are matched on kernel, mode, device, dtype, batch_size, seq_len, hidden_size, num_heads and
-    causal. Each round of samples (see `seqbench run --rounds` and `--append`) is one observation;
-    verdicts: regression, improvement, unchanged, inconclusive (too noisy to decide), failed.
-    Exit codes: 0 no regression, 1 regression (or a point that fails only in the candidate), 2 bad input.
+    The evidence is the run (process): give each file several runs (`seqbench ab`, or `seqbench run --append`).
+
+    Each run counts as its fastest round; the runs are compared by a t-test; Benjamini-Hochberg keeps false alarms rare across points.
+
+    Verdicts: regression, improvement, unchanged, inconclusive (with the smallest change it could have caught), failed.
+
+    Files measured with other threads, device, torch or kernel code are refused unless --allow-mismatch names it.
+
+    Exit codes: 0 nothing --fail-on names, 1 something it names, 2 bad input.
 
     Examples:\n
       seqbench compare base.csv head.csv\n
       seqbench compare base.csv head.csv --format markdown >> $GITHUB_STEP_SUMMARY\n
-      seqbench compare base.csv head.csv --threshold 3% --format json > verdicts.json
+      seqbench compare base.csv head.csv --threshold 3% --fail-on regression,failed,inconclusive\n
+      seqbench compare old-torch.csv new-torch.csv --allow-mismatch torch --format json > verdicts.json
     """
     from seqbench.analysis.compare import compare_files
     from seqbench.render import console
-    from seqbench.units import parse_fraction
 
-    cut = None if slow_cut == "off" else parse_fraction(slow_cut, "--slow-cut")
-    comp = compare_files(baseline, candidate, threshold=parse_fraction(threshold, "--threshold"), alpha=alpha,
-                         normalize=normalize.value, slow_cut=cut, statistic=statistic.value)
+    options = _compare_options(threshold, alpha, statistic, fail_on, allow_missing, allow_mismatch)
+    comp = compare_files(baseline, candidate, normalize=normalize.value, **options)
     console.comparison(comp, fmt.value)
+    raise typer.Exit(comp.exit_code)
+
+
+@app.command()
+def ab(
+    config: Annotated[Path, typer.Argument(help="Sweep config (TOML) both sides run; its plugins load from each side.")],
+    base: Annotated[str, typer.Option(help="The baseline: a directory (checkout of your code) or the seqbench "
+                                      "executable of another environment.")],
+    head: Annotated[str, typer.Option(help="The candidate, likewise.")] = ".",
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for base.csv, head.csv (+ sidecars), compare.md, "
+                                      "compare.json and ab.json.")] = Path("results/ab"),
+    runs: Annotated[int, typer.Option(help="Runs (processes) per side, alternated ABBA; a verdict needs >= 2, and 4 "
+                                       "see far smaller changes than 2 (README, measured).")] = 4,
+    rounds: Annotated[int, typer.Option(help="Rounds per run (`seqbench run --rounds`).")] = 3,
+    append: Annotated[bool, typer.Option("--append", help="Add runs to the files already in --out, then compare them all.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace the files already in --out.")] = False,
+    threshold: Threshold = "5%",
+    alpha: Alpha = 0.01,
+    statistic: Stat = Statistic.MIN,
+    fail_on: FailOnOpt = "regression,failed",
+    allow_missing: AllowMissing = False,
+    allow_mismatch: AllowMismatch = "",
+    fmt: Fmt = TextFormat.TABLE,
+    quiet: Quiet = False,
+) -> None:
+    """Time a baseline and a candidate alternately on this machine, then compare them (exit as compare).
+
+    Each side runs `seqbench run CONFIG --rounds R --append` RUNS times, each run its own process, ABBA order.
+
+    A directory side (a checkout) is first on its runs' import path, so the config's plugins load from it.
+
+    An executable side (another environment's seqbench) tests a torch or seqbench upgrade.
+
+    OUT gets base.csv, head.csv (+ sidecars), compare.md, compare.json and ab.json (schedule, wall times).
+
+    Examples:\n
+      seqbench ab bench.toml --base ../main-checkout --head . -o results/ab\n
+      seqbench ab benchmarks/ci.toml --base ../base/.venv/bin/seqbench --head .venv/bin/seqbench --allow-mismatch kernels\n
+      seqbench ab bench.toml --base ../main-checkout -o results/ab --append --runs 4   (4 more runs a side)\n
+      seqbench ab bench.toml --base ../main-checkout --fail-on regression,failed,inconclusive --format markdown
+    """
+    from seqbench.api import ab as run_ab
+    from seqbench.render import console
+
+    console.set_verbosity(quiet)
+    options = _compare_options(threshold, alpha, statistic, fail_on, allow_missing, allow_mismatch)
+    _, comp = run_ab(config, base, head, out=out, runs=runs, rounds=rounds, append=append, force=force,
+                     on_run=console.ab_progress, **options)
+    console.comparison(comp, fmt.value)
+    console.info(f"wrote {out}/base.csv, head.csv, compare.md, compare.json, ab.json")
     raise typer.Exit(comp.exit_code)
 
 
@@ -207,6 +285,7 @@ def merge(
     from seqbench.results.merge import merge_files
     from seqbench.results.writer import check_output
 
+    console.set_verbosity()  # not left quiet by an earlier in-process command (`run -q`)
     check_output(out, force=force)
     summary = merge_files(inputs, out, allow_partial=allow_partial, allow_mixed=allow_mixed, force=force)
     console.merge_summary(summary, out)

@@ -34,3 +34,7 @@ class ResultsError(SeqbenchError):
 
 class CompareError(SeqbenchError):
     """Two result files cannot be compared as asked."""
+
+
+class ABError(SeqbenchError):
+    """`seqbench ab` cannot run a side as asked (not a checkout or executable, a run that fails)."""

@@ -40,9 +40,13 @@ def test_plugin_flag_times_the_users_layer_beside_sdpa_and_records_where_it_came
     (plugin,) = meta["plugins"]
     assert plugin["module"] == "mylab.bench_kernels" and plugin["kernels"] == ["my_glr"]
     assert plugin["version"] == "0.3.1" and plugin["file"].endswith("mylab/bench_kernels.py")
+    import hashlib
+
+    source_hash = hashlib.sha256((project / "mylab" / "bench_kernels.py").read_bytes()).hexdigest()[:12]
     assert meta["kernels"]["my_glr"] == {"family": "scan", "formula": "6*B*T*d^2", "quadratic": False,
                                          "baseline": False, "causal": "always", "source": "mylab.bench_kernels",
-                                         "description": "a user's gated linear recurrence", "decode_formula": ""}
+                                         "description": "a user's gated linear recurrence", "decode_formula": "",
+                                         "definition": source_hash}  # the code that ran, for compare's checks
     df = read_results(project / "a.csv")
     glr = df[(df["kernel"] == "my_glr") & (df["seq_len"] == 16)].iloc[0]
     assert glr["gflop"] == pytest.approx(6 * 2 * 16 * 16**2 / 1e9) and glr["family"] == "scan"

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Literal
 
 from seqbench.choices import Family, allowed
@@ -110,7 +111,23 @@ class KernelSpec:
         """What a results sidecar records of the kernel, so report and plot need no plugin to read it."""
         return {"family": str(self.family), "formula": self.formula, "quadratic": self.quadratic,
                 "baseline": self.baseline, "causal": self.causal, "source": self.source,
-                "description": self.description, "decode_formula": self.decode_formula}
+                "description": self.description, "decode_formula": self.decode_formula,
+                "definition": self.definition()}
+
+    def definition(self) -> str | None:
+        """A hash of the source file that defines the kernel (12 hex digits of sha256), or None.
+
+        Two runs whose kernel has the same hash ran the same kernel code: `seqbench compare` checks it
+        for seqbench's own kernels, so a comparison across seqbench versions cannot blame a change of
+        a kernel's code on the change being measured."""
+        import hashlib
+
+        module = self.source.partition("factory=")[2].partition(":")[0] if self.source.startswith("[[kernel]]") else self.source
+        file = getattr(sys.modules.get(module.strip()), "__file__", None)
+        try:
+            return hashlib.sha256(Path(file).read_bytes()).hexdigest()[:12] if file else None
+        except OSError:
+            return None
 
 
 _REGISTRY: dict[str, KernelSpec] = {}  # filled by register_kernel; read through seqbench.kernels

@@ -1,13 +1,18 @@
-"""Text renderings of a Comparison: Markdown (CI step summary, PR comment) and the shared cell texts
-that console.py's rich table uses too, so both say exactly the same thing."""
+"""Text renderings of a Comparison: Markdown (CI step summary, PR comment), JSON, and the cell and
+line texts that console.py's table uses too, so every format says exactly the same thing."""
 
 from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 
-VERDICT_MARK = {"regression": "🔴 regression", "improvement": "🟢 improvement", "unchanged": "unchanged",
-                "inconclusive": "⚪ inconclusive", "failed": "🔴 failed"}
+from seqbench.analysis.compare import MIN_RUNS, POWER
+
+MARK = {"regression": "🔴", "failed": "❌", "improvement": "🟢", "unchanged": "⚪", "inconclusive": "🟡"}
+ORDER = ("regression", "failed", "improvement", "inconclusive", "unchanged")
+KEY_FIELDS = (("mode", "{}"), ("device", "{}"), ("dtype", "{}"), ("batch_size", "B={}"), ("seq_len", "T={}"),
+              ("hidden_size", "d={}"), ("num_heads", "h={}"), ("causal", "{}"))
 
 
 def pct(x: float | None) -> str:
@@ -20,54 +25,146 @@ def pct(x: float | None) -> str:
 
 
 def ci_text(p) -> str:
+    return "-" if p.ci_low is None else f"[{pct(p.ci_low)}, {pct(p.ci_high)}]"
+
+
+def change_text(p) -> str:
+    """The change and half the width of its CI, in percentage points of the baseline: '+10.6% ±2.8'."""
+    if p.ratio is None:
+        return "-"
     if p.ci_low is None:
+        return pct(p.ratio)
+    return f"{pct(p.ratio)} ±{(p.ci_high - p.ci_low) * 50:.1f}"
+
+
+def mde_text(p) -> str:
+    return "-" if p.mde is None else ("∞" if math.isinf(p.mde) else f"{p.mde * 100:.1f}%")
+
+
+def q_text(p) -> str:
+    return "-" if p.q_value is None else f"{p.q_value:.2g}"
+
+
+def value_text(value, comp, fmt_time) -> str:
+    if value is None:
         return "-"
-    if math.isinf(p.ci_high) or p.ci_low <= 0:
-        return "unbounded"
-    return f"[{pct(p.ci_low)}, {pct(p.ci_high)}]"
+    return f"{value:.4g}×ref" if comp.normalize != "none" else fmt_time(value)
 
 
-def floor_text(p) -> str:
-    if p.noise_floor is None:
-        return "-"
-    return "∞" if math.isinf(p.noise_floor) else f"{p.noise_floor * 100:.1f}%"
+def key_text(field: str, fmt: str, value) -> str:
+    if field == "causal":
+        return "causal" if value else "non-causal"
+    return fmt.format(value)
 
 
-def p_text(p) -> str:
-    return "-" if p.p_value is None else f"{p.p_value:.3g}"
+def varying_fields(keys: list[dict]) -> list[str]:
+    """The key fields (besides the kernel) that differ between points: the columns a table needs."""
+    return [f for f, _ in KEY_FIELDS if len({k[f] for k in keys}) > 1]
+
+
+def common_text(keys: list[dict]) -> str:
+    """The key fields every point shares, once, instead of in every row: 'forward cpu float32 B=4 d=128 h=4'."""
+    vary = set(varying_fields(keys))
+    return " ".join(key_text(f, fmt, keys[0][f]) for f, fmt in KEY_FIELDS if f not in vary) if keys else ""
+
+
+def point_label(key: dict, fields) -> str:
+    return " ".join([key["kernel"], *(key_text(f, fmt, key[f]) for f, fmt in KEY_FIELDS if f in fields)])
 
 
 def headline(comp) -> str:
     c = comp.counts()
-    parts = [f"{c[v]} {v}" for v in ("regression", "failed", "improvement", "unchanged", "inconclusive") if c[v]]
-    return ", ".join(parts) or "no points"
+    parts = [f"{c[v]} {v}" for v in ORDER if c[v]]
+    if comp.missing:
+        parts.append(f"{len(comp.missing)} missing")
+    code = comp.exit_code
+    verdict = f"exit 1 (fails on {', '.join(comp.failing())})" if code else "exit 0"
+    return f"{', '.join(parts) or 'no points'} — {verdict}"
 
 
-def settings(comp) -> str:
-    return (f"threshold {comp.threshold * 100:g}%, alpha {comp.alpha:g} (CI {100 * (1 - comp.alpha):g}%), "
-            f"normalize: {comp.normalize}, slow rounds cut: {'off' if comp.slow_cut is None else f'{comp.slow_cut:.0%}'}; "
-            f"ratio = head/base of per-round {comp.statistic}s (Hodges-Lehmann), p = Mann-Whitney U over rounds")
+def _count(values: set[int], noun: str) -> str:
+    text = "/".join(map(str, sorted(values))) or "0"
+    return f"{text} {noun}{'' if values == {1} else 's'}"
 
 
-def point_label(key: dict) -> str:
-    causal = " causal" if key.get("causal") else ""
-    return (f"{key['kernel']} {key['mode']} {key['device']} {key['dtype']} "
-            f"B={key['batch_size']} T={key['seq_len']} d={key['hidden_size']} h={key['num_heads']}{causal}")
+def runs_text(comp) -> str:
+    """'4 runs a side, 3 rounds each' (or '4 runs base, 2 head, ...' when the sides differ)."""
+    rb, rh = comp.runs_per_side()
+    rounds = {p.base_rounds // max(p.base_runs, 1) for p in comp.points if p.base_runs} | \
+             {p.head_rounds // max(p.head_runs, 1) for p in comp.points if p.head_runs}
+    runs = f"{_count(rb, 'run')} a side" if rb == rh else f"{_count(rb, 'run')} base, {_count(rh, 'run')} head"
+    return runs + (f", {_count(rounds, 'round')} each" if rounds else "")
+
+
+def method_lines(comp) -> list[str]:
+    stat = comp.statistic + (" / reference" if comp.normalize != "none" else "")
+    tested = sum(p.q_value is not None for p in comp.points)
+    return [
+        f"base/head {comp.statistic}: each run's fastest round, a round being the {stat} of its samples; "
+        f"geometric mean over runs ({runs_text(comp)}).",
+        f"change = head/base ± half its {100 * (1 - comp.alpha):g}% CI (t-test over runs); q = Benjamini-Hochberg "
+        f"over {tested} points; MDE = the slowdown caught {POWER:.0%} of the time. Threshold {comp.threshold:.0%}, "
+        f"alpha {comp.alpha:g}.",
+    ]
+
+
+def one_sided_lines(comp, fields) -> list[str]:
+    """Points on one side only, summarised per kernel in one line each (the JSON lists every one)."""
+    out = []
+    for title, keys, counted in (("only in the baseline", comp.only_base, not comp.allow_missing),
+                                 ("only in the candidate", comp.only_head, False)):
+        if not keys:
+            continue
+        per_kernel = Counter(k["kernel"] for k in keys)
+        kinds = ", ".join(f"{k} ×{n}" for k, n in per_kernel.most_common())
+        how = ("counted as failed: the candidate lost them (--allow-missing accepts that)" if counted
+               else "not compared")
+        out.append(f"{len(keys)} point(s) {title}, {how}: {kinds} (every point in --format json)")
+    return out
+
+
+def advice_lines(comp) -> list[str]:
+    """What to do next, in one or two sentences."""
+    c = comp.counts()
+    out = []
+    inconclusive = [p for p in comp.points if p.verdict == "inconclusive"]
+    if inconclusive:
+        few = sum(min(p.base_runs, p.head_runs) < MIN_RUNS for p in inconclusive)
+        mdes = sorted(p.mde for p in inconclusive if p.mde is not None and math.isfinite(p.mde))
+        span = f"{mdes[0]:.0%}" if mdes and f"{mdes[0]:.0%}" == f"{mdes[-1]:.0%}" else \
+            (f"{mdes[0]:.0%}-{mdes[-1]:.0%}" if mdes else "")
+        blind = (f"the smallest change they could catch is {span}" if mdes else "they have too few runs to tell")
+        single = f", {few} with a single run on a side" if few else ""
+        out.append(f"{len(inconclusive)} point(s) inconclusive{single}: {blind}, against a threshold of "
+                   f"{comp.threshold:.0%}. Add runs (`seqbench ab ... --append` adds runs to the same -o folder) "
+                   "or raise --threshold"
+                   + ("; `--fail-on inconclusive` makes this fail" if "inconclusive" not in comp.fail_on else ""))
+    if c["regression"] or c["failed"] or comp.missing:
+        names = [f"{p.key['kernel']} T={p.key['seq_len']} {pct(p.ratio) if p.verdict == 'regression' else 'failed'}"
+                 for p in comp.points if p.verdict in ("regression", "failed")][:5]
+        if names:
+            out.append("look at: " + "; ".join(names))
+    return out
 
 
 def to_markdown(comp, fmt_time) -> str:
-    lines = [f"### seqbench compare: {headline(comp)}", "", settings(comp), "",
-             "| point | base | head | change | CI | p | noise floor | rounds (base/head) | verdict |",
-             "|---|---:|---:|---:|---|---:|---:|---:|---|"]
+    keys = [p.key for p in comp.points]
+    fields = varying_fields(keys + comp.only_base + comp.only_head)
+    lines = [f"### seqbench compare: {headline(comp)}", ""]
+    lines += [f"> ⚠️ {w}" for w in comp.warnings] + ([""] if comp.warnings else [])
+    lines += [f"All points: {common_text(keys)}. " + " ".join(method_lines(comp)), "",
+              f"| point | base {comp.statistic} | head {comp.statistic} | change | {100 * (1 - comp.alpha):g}% CI | q "
+              "| MDE | runs | verdict |",
+              "|---|---:|---:|---:|---|---:|---:|---:|---|"]
     for p in comp.points:
         lines.append(
-            f"| {point_label(p.key)} | {fmt_time(p.base_median_s)} | {fmt_time(p.head_median_s)} | {pct(p.ratio)} "
-            f"| {ci_text(p)} | {p_text(p)} | {floor_text(p)} | {p.base_rounds}/{p.head_rounds} "
-            f"| {VERDICT_MARK[p.verdict]}{' — ' + p.note if p.note else ''} |"
-        )
-    for title, keys in (("Only in the baseline", comp.only_base), ("Only in the candidate", comp.only_head)):
-        if keys:
-            lines += ["", f"**{title}** (not compared): " + "; ".join(point_label(k) for k in keys)]
+            f"| {point_label(p.key, fields)} | {value_text(p.base_value, comp, fmt_time)} "
+            f"| {value_text(p.head_value, comp, fmt_time)} | {pct(p.ratio)} | {ci_text(p)} | {q_text(p)} "
+            f"| {mde_text(p)} | {p.base_runs}/{p.head_runs} | {MARK[p.verdict]} {p.verdict}"
+            f"{' — ' + p.note if p.note else ''} |")
+    extra = one_sided_lines(comp, fields) + advice_lines(comp)
+    if extra:
+        lines += [""] + [f"- {x}" for x in extra]
     return "\n".join(lines) + "\n"
 
 

@@ -200,25 +200,42 @@ def raw(text: str) -> None:
 
 
 def comparison_table(comp) -> None:
-    """compare's verdict per point as a rich table, then the points found on one side only."""
-    from seqbench.render.compare_text import VERDICT_MARK, ci_text, floor_text, headline, p_text, pct, settings
+    """compare's verdict per point as a table that stays readable at 80 columns: the key fields all
+    points share go in one line above it, kernel names are never cut, notes go below it."""
+    from rich import box
+    from rich.markup import escape
+
+    from seqbench.render import compare_text as ct
 
     colour = {"regression": "red", "failed": "red", "improvement": "green", "unchanged": "", "inconclusive": "yellow"}
-    table = Table(title=f"seqbench compare: {headline(comp)}", caption=settings(comp))
-    for col in ("kernel", "mode", "B", "T", "base", "head", "change", "CI", "p", "noise", "rounds", "verdict"):
-        table.add_column(col, justify="left" if col in ("kernel", "mode", "CI", "verdict") else "right")
+    keys = [p.key for p in comp.points]
+    fields = [f for f in ct.varying_fields(keys) if f != "seq_len"]
+    out.print(f"[bold]seqbench compare:[/] {escape(ct.headline(comp))}")
+    for w in comp.warnings:  # messages quote paths and errors: never markup
+        out.print(f"[bold yellow]warning:[/] {escape(w)}")
+    out.print(f"all points: {ct.common_text(keys)}", markup=False)
+    for line in ct.method_lines(comp):
+        out.print(line, style="dim", markup=False)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True, show_edge=False)
+    table.add_column("kernel", no_wrap=True, min_width=max(len(k["kernel"]) for k in keys))
+    for f in fields:
+        table.add_column({"batch_size": "B", "hidden_size": "d", "num_heads": "h"}.get(f, f), justify="right")
+    table.add_column("T", justify="right")
+    for col in (f"base {comp.statistic}", f"head {comp.statistic}", "change", "MDE"):
+        table.add_column(col, justify="right")
+    table.add_column("verdict", no_wrap=True)
+    notes = []
     for p in comp.points:
-        k = p.key
-        verdict = VERDICT_MARK[p.verdict] + (f" ({p.note})" if p.note else "")
+        verdict = p.verdict + (f" [{len(notes) + 1}]" if p.note else "")
+        if p.note:
+            notes.append(f"[{len(notes) + 1}] {ct.point_label(p.key, fields + ['seq_len'])}: {p.note}")
         style = colour[p.verdict]
-        table.add_row(k["kernel"], k["mode"], str(k["batch_size"]), str(k["seq_len"]), fmt_time(p.base_median_s),
-                      fmt_time(p.head_median_s), pct(p.ratio), ci_text(p), p_text(p), floor_text(p),
-                      f"{p.base_rounds}/{p.head_rounds}", f"[{style}]{verdict}[/]" if style else verdict)
+        table.add_row(p.key["kernel"], *(ct.key_text(f, "{}", p.key[f]) for f in fields), str(p.key["seq_len"]),
+                      ct.value_text(p.base_value, comp, fmt_time), ct.value_text(p.head_value, comp, fmt_time),
+                      ct.change_text(p), ct.mde_text(p), f"[{style}]{verdict}[/]" if style else verdict)
     out.print(table)
-    for title, keys in (("only in the baseline (not compared)", comp.only_base), ("only in the candidate (not compared)", comp.only_head)):
-        for key in keys:
-            out.print(f"  {title}: {key['kernel']} {key['mode']} B={key['batch_size']} T={key['seq_len']} "
-                      f"d={key['hidden_size']} {key['device']} {key['dtype']}")
+    for line in notes + ct.one_sided_lines(comp, fields) + ct.advice_lines(comp):
+        out.print(line, markup=False)
 
 
 def comparison(comp, fmt: str = "table") -> None:
@@ -231,6 +248,11 @@ def comparison(comp, fmt: str = "table") -> None:
         raw(to_json_text(comp))
     else:
         comparison_table(comp)
+    if fmt != "table":  # the data went to a file or a pipe: the warnings also go where people look
+        from rich.markup import escape
+
+        for w in comp.warnings:
+            err.print(f"[bold yellow]warning:[/] {escape(w)}")
 
 
 def run_summary(rows, out_path) -> None:
@@ -240,6 +262,11 @@ def run_summary(rows, out_path) -> None:
     info(f"wrote {len(rows)} rows ({failed} failed) to {out_path} and {out_path.with_suffix('.json')}")
     if VERBOSITY["level"] == 0:
         raw(f"{out_path}\n")
+
+
+def ab_progress(rec, i: int, total: int) -> None:
+    """`seqbench ab`: one line per finished run (stderr)."""
+    info(f"run {i}/{total}: {rec.side} #{rec.index} in {rec.wall_s:.1f} s")
 
 
 def merge_summary(summary, out_path) -> None:
