@@ -271,9 +271,11 @@ def merge(
     allow_mixed: Annotated[bool, typer.Option("--allow-mixed", help="Merge shards measured on different machines; each row keeps its machine's label.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
 ) -> None:
-    """Join result CSVs into one. Shards must be all N of one sweep (same config, seqbench version,
-    schema) from one kind of machine; each keeps its own calibration row and pct_of_peak. Runs of
-    different machines keep their machine labels: report and plot show them side by side.
+    """Join result CSVs into one: the shards of one sweep, or runs of several machines.
+
+    Shards must be all N of one sweep (same config, seqbench version, schema) from one kind of
+    machine; each keeps its own calibration row and pct_of_peak. Runs of different machines keep
+    their machine labels: report and plot show them side by side.
 
     Examples:\n
       seqbench merge results/big.shards/shard-*-of-4.csv -o results/big.csv\n
