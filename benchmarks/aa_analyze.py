@@ -188,7 +188,7 @@ def analyze(args) -> dict:
     for c, rs in by_cond.items():
         spread = run_spread(rs)
         if spread:
-            out.setdefault("run_to_run_sd", {})[c] = spread
+            out.setdefault("run_to_run_sd", {})[c] = {f"{k} T={t}": v for (k, t), v in spread.items()}
             print(f"{c}: run-to-run spread of each run's fastest round (sd of logs, median over sides and repetitions): "
                   + ", ".join(f"{k} T={t} {v:.1%}" for (k, t), v in spread.items()))
     print("-- variants (round statistic, run rule, alpha), tuning repetitions only --")
@@ -210,9 +210,20 @@ def analyze(args) -> dict:
                 out["held_out"][f"{c} runs={runs}"] = s
                 print(line(f"held-out {c} runs={runs}", s))
                 print(f"{'':34s} realized slowdowns (pooled): {s['realized']}")
+    if args.fresh_from:  # repetitions collected after the last change to compare's rules: never seen when choosing them
+        print(f"-- default {DEFAULT}: repetitions {args.fresh_from} and later only --")
+        for runs in (4, 2):
+            for c in present:
+                fresh = [r for r in by_cond[c] if r["rep"] >= args.fresh_from]
+                if fresh:
+                    s = summarize([score_rep(r, runs, DEFAULT) for r in fresh])
+                    out.setdefault("fresh", {})[f"{c} runs={runs}"] = s
+                    print(line(f"fresh {c} runs={runs}", s))
+    print(f"-- default {DEFAULT}: every repetition (tuning ones included) --")
     for runs in (4, 2):
         for c in present:
-            out["all"][f"{c} runs={runs}"] = summarize([score_rep(r, runs, DEFAULT) for r in by_cond[c]])
+            out["all"][f"{c} runs={runs}"] = s = summarize([score_rep(r, runs, DEFAULT) for r in by_cond[c]])
+            print(line(f"all {c} runs={runs}", s))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(out, indent=1, default=str) + "\n")

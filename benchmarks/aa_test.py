@@ -193,6 +193,8 @@ def main() -> None:
     a = sub.add_parser("analyze")
     a.add_argument("--dir", default="bench-ci-data")
     a.add_argument("--tune", type=int, default=4, help="the first N repetitions of each condition tune; the rest are held out")
+    a.add_argument("--fresh-from", type=int, help="also score repetitions numbered this or higher on their own "
+                   "(those collected after the last change to compare's rules)")
     a.add_argument("--json", help="also write the figures to this JSON file")
     args = ap.parse_args()
     if args.cmd == "collect":

@@ -254,3 +254,29 @@ def test_bad_input_is_one_line_and_exit_2(pair, tmp_path, capsys, args, needle):
     assert main(["compare", same, *args]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and needle in err and "Traceback" not in err
+
+
+# --- disturbed runs ------------------------------------------------------------------------------------
+
+def test_a_disturbed_run_is_left_out_alike_on_either_side():
+    # bench-ci saw whole runs 30-50% slow (fastest round included): with it the pooled variance
+    # hid a clear 10% regression. Left out, the regression is found, and the note says what was dropped.
+    base, head = [1.000, 1.004, 0.997, 1.002], [1.100, 1.45, 1.104, 1.098]
+    res = _judge(base, head)
+    assert res.verdict == "regression" and (res.base_dropped, res.head_dropped) == (0, 1)
+    assert res.head_runs == 4 and "left out 1 candidate run" in res.note
+    assert res.head_value == pytest.approx((1.100 * 1.104 * 1.098) ** (1 / 3))
+    # the same rule for the base: a slow base run cannot turn an A/A into an improvement, either way round
+    same = [1.001, 0.998, 1.003, 1.000]
+    for a, b in ((base[:3] + [1.4], same), (same, base[:3] + [1.4])):
+        r = _judge(a, b)
+        assert r.verdict == "unchanged" and r.base_dropped + r.head_dropped == 1
+
+
+def test_slow_runs_are_kept_when_too_few_would_remain_or_none_is_slow():
+    from seqbench.analysis.compare import drop_slow_runs
+
+    assert drop_slow_runs([1.0, 1.5]) == ([1.0, 1.5], 0)  # 2 runs: no median to trust
+    assert drop_slow_runs([1.0, 1.5, 1.6]) == ([1.0, 1.5, 1.6], 0)  # median 1.5: nothing 10% above it
+    assert drop_slow_runs([1.0, 1.05, 1.09, 1.3]) == ([1.0, 1.05, 1.09], 1)
+    assert drop_slow_runs([0.7, 1.0, 1.0, 1.0]) == ([0.7, 1.0, 1.0, 1.0], 0)  # fast runs are never dropped

@@ -12,6 +12,8 @@ what varies from one process to the next can only be learnt from several process
    down, so the fastest round is the one least disturbed. The rule is applied to every run alike,
    whatever its side and whatever the other runs did: nothing is cut relative to a side's own
    reference, so one lucky (or unlucky) run cannot make one side look faster (issue 13, item 1);
+   a side of 3 or more runs leaves out a run more than SLOW_RUN (10%) slower than its median run
+   (a disturbed process; drop_slow_runs), the same rule for both sides, and says so per point;
 3. the runs' statistics, in logs, are compared with a two-sample t-test with pooled variance (the
    test of a nested design: rounds within runs within sides). The change is the ratio of the
    geometric means (head / base), with its 1-alpha confidence interval. With one run on a side,
@@ -50,6 +52,7 @@ VERDICTS = values(Verdict)
 STATISTIC = "min"  # of each round's samples: the minimum resists time-slicing by other processes
 POWER = 0.8  # of the minimum detectable change
 MIN_RUNS = 2  # a side needs this many runs for a verdict: one run says nothing of run-to-run noise
+SLOW_RUN = 0.10  # a run this much slower than its side's median run was a disturbed process (drop_slow_runs)
 DEFAULT_FAIL_ON = (FailOn.REGRESSION, FailOn.FAILED)
 
 
@@ -69,6 +72,8 @@ class PointResult:
     head_runs: int = 0
     base_rounds: int = 0
     head_rounds: int = 0
+    base_dropped: int = 0  # runs left out as disturbed (drop_slow_runs); base_runs counts them
+    head_dropped: int = 0
     note: str = ""
 
     def name(self) -> str:
@@ -181,6 +186,20 @@ def run_value(rounds: list[float]) -> float:
     return min(rounds)
 
 
+def drop_slow_runs(values: list[float]) -> tuple[list[float], int]:
+    """The runs to test and how many were left out. With 3 or more runs, a run more than SLOW_RUN
+    slower than its side's median run was a disturbed process (in `make bench-ci` whole runs came out
+    30-50% slow, their fastest round included, a few times in a hundred, and turned clear 10%
+    regressions into "inconclusive"); it is left out if MIN_RUNS runs remain. The same rule for both
+    sides, each against its own median run, which one lucky fast run barely moves (the trap of a cut
+    relative to a side's fastest round). Only slow runs are dropped: load never makes code faster."""
+    if len(values) < 3:
+        return list(values), 0
+    mid = statistics.median(values)
+    kept = [v for v in values if v <= mid * (1 + SLOW_RUN)]
+    return (kept, len(values) - len(kept)) if len(kept) >= MIN_RUNS else (list(values), 0)
+
+
 def t_test_runs(base: list[float], head: list[float], *, alpha: float) -> dict:
     """Two-sample t-test (pooled variance) on log run statistics: ratio, CI, p, standard error, df."""
     a, b = [math.log(x) for x in base], [math.log(x) for x in head]
@@ -282,6 +301,12 @@ def judge_runs(res: PointResult, base: list[float], head: list[float], *, alpha:
                names: tuple[str, str] = ("baseline", "candidate")) -> dict:
     """Fill res from the run statistics of both sides; returns the test's se/df (empty if untested)."""
     res.base_runs, res.head_runs = len(base), len(head)
+    (base, res.base_dropped), (head, res.head_dropped) = drop_slow_runs(base), drop_slow_runs(head)
+    if res.base_dropped or res.head_dropped:
+        left = " and ".join(f"{n} {side} run{'s' if n > 1 else ''}" for n, side in
+                            ((res.base_dropped, "baseline"), (res.head_dropped, "candidate")) if n)
+        res.note = "; ".join(filter(None, [res.note, f"left out {left} over {SLOW_RUN:.0%} slower than its side's "
+                                                      "median run (a disturbed process)"]))
     res.base_value = math.exp(statistics.fmean(math.log(x) for x in base))
     res.head_value = math.exp(statistics.fmean(math.log(x) for x in head))
     test = t_test_runs(base, head, alpha=alpha)
