@@ -280,3 +280,13 @@ def test_slow_runs_are_kept_when_too_few_would_remain_or_none_is_slow():
     assert drop_slow_runs([1.0, 1.5, 1.6]) == ([1.0, 1.5, 1.6], 0)  # median 1.5: nothing 10% above it
     assert drop_slow_runs([1.0, 1.05, 1.09, 1.3]) == ([1.0, 1.05, 1.09], 1)
     assert drop_slow_runs([0.7, 1.0, 1.0, 1.0]) == ([0.7, 1.0, 1.0, 1.0], 0)  # fast runs are never dropped
+
+
+def test_the_method_line_counts_the_runs_left_out():
+    from seqbench.analysis.compare import Comparison
+    from seqbench.render.compare_text import method_lines
+
+    base, head = [1.000, 1.004, 0.997, 1.002], [1.100, 1.45, 1.104, 1.098]
+    res = _judge(base, head)
+    assert "1 disturbed run(s) left out (over 10% slower" in method_lines(Comparison([res]))[0]
+    assert "left out" not in method_lines(Comparison([_judge(base, base)]))[0]

@@ -99,11 +99,11 @@ def runs_text(comp) -> str:
 def method_lines(comp) -> list[str]:
     stat = comp.statistic + (" / reference" if comp.normalize != "none" else "")
     tested = sum(p.q_value is not None for p in comp.points)
+    dropped = sum(p.base_dropped + p.head_dropped for p in comp.points)
+    left_out = f"; {dropped} disturbed run(s) left out (over {SLOW_RUN:.0%} slower than their side's median run)"
     return [
         f"base/head {comp.statistic}: each run's fastest round, a round being the {stat} of its samples; "
-        f"geometric mean over runs ({runs_text(comp)})"
-        + (f"; {dropped} disturbed run(s) left out (over {SLOW_RUN:.0%} slower than their side's median run)."
-           if (dropped := sum(p.base_dropped + p.head_dropped for p in comp.points)) else "."),
+        f"geometric mean over runs ({runs_text(comp)}){left_out if dropped else ''}.",
         f"change = head/base ± half its {100 * (1 - comp.alpha):g}% CI (t-test over runs); q = Benjamini-Hochberg "
         f"over {tested} points; MDE = the slowdown caught {POWER:.0%} of the time. Threshold {comp.threshold:.0%}, "
         f"alpha {comp.alpha:g}.",
