@@ -15,6 +15,7 @@ from seqbench.sweep.config import Point, build_config
 from seqbench.sweep.runner import run_sweep
 
 from conftest import FakeTimer
+from reliability_helpers import ListSink
 
 DECODING = sorted(k for k, s in KERNELS.items() if s.family != "calibration")
 F64 = torch.float64
@@ -23,14 +24,6 @@ F64 = torch.float64
 def build(name, shape, dtype=F64, seed=0):
     torch.manual_seed(seed)
     return get_kernel(name).build(shape, torch.device("cpu"), dtype).eval()
-
-
-class ListSink:
-    def __init__(self):
-        self.rows = []
-
-    def write(self, row):
-        self.rows.append(row)
 
 
 @pytest.mark.parametrize("name", DECODING)

@@ -14,18 +14,12 @@ from seqbench.sweep.capacity import measure_capacity
 from seqbench.sweep.config import Point, build_config
 from seqbench.sweep.runner import run_sweep
 
+from reliability_helpers import ListSink
+
 pytestmark = pytest.mark.gpu
 
 BUILTIN = sorted(k for k, s in KERNELS.items() if s.family != "calibration")
 CUDA = torch.device("cuda")
-
-
-class ListSink:
-    def __init__(self):
-        self.rows = []
-
-    def write(self, row):
-        self.rows.append(row)
 
 
 @pytest.mark.parametrize("name", BUILTIN)

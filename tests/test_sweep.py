@@ -9,14 +9,7 @@ from seqbench.results.schema import REQUIRED_COLUMNS
 from seqbench.results.reader import read_results
 from seqbench.sweep.runner import classify_failure, run_sweep, run_to_files
 from conftest import FakeTimer
-
-
-class ListSink:
-    def __init__(self):
-        self.rows = []
-
-    def write(self, row):
-        self.rows.append(row)
+from reliability_helpers import ListSink
 
 
 @pytest.fixture
