@@ -32,6 +32,7 @@ def add(
                                                 "the run's start in its sidecar.")] = None,
     machine: Annotated[Optional[str], typer.Option(help="Machine label. Default: the sidecar's.")] = None,
     store: StoreOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
 ) -> None:
     """Add runs to the store: every point's rows and samples, keyed by machine, commit, time and point.
 
@@ -45,6 +46,7 @@ def add(
     from seqbench.results.history_entry import entry_from_file
     from seqbench.results.store import Store
 
+    console.set_verbosity(quiet)
     if len(results) > 1 and (commit or time):
         from seqbench.errors import ConfigError
 
@@ -153,6 +155,7 @@ def accept(
         from seqbench.errors import ConfigError
 
         raise ConfigError(f"commit {commit!r}: give at least 4 characters of it")
+    console.set_verbosity()  # not left quiet by an earlier in-process command
     st = Store(store)
     try:
         st.accept(commit, point=point, machine=machine, note=note)
