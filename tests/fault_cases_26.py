@@ -309,3 +309,123 @@ def shard_count_too_large(d: Path) -> Outcome:
     _expect(out, "allowed: N from 1 to 2" in out.err, f"stderr: {out.first_line()}")
     _expect(out, not (d / "s.csv").exists(), "a file was written")
     return out
+
+
+# --- 26.6, 26.7, 27.12: injection into reports, terminals and file names --------------------------
+
+_EVIL = ["<script>alert(1)</script>", "[click](javascript:alert(1))", "![x](http://evil.example/x.png)",
+         "<img src=x onerror=alert(1)>", "<details open>", "```", "a|b|c"]
+
+
+def _no_markup(text: str) -> list[str]:
+    """What must never appear raw in Markdown that a browser or CI renders."""
+    import re
+
+    found = [s for s in ("<script", "<img", "<details", "\x1b") if s in text]
+    found += [m.group() for m in re.finditer(r"(?<!\\)\]\((javascript|http)", text)]
+    if "```" in text.replace("\\`\\`\\`", ""):
+        found.append("```")
+    return found
+
+
+@case("26.6", "labels with HTML, links, images, `<details open>` and fences: `--machine`, LABEL=PATH, a "
+      "sidecar's machine; then report", "written as literal text: no raw tag, link or image in the report", 0)
+def report_escapes_labels(d: Path) -> Outcome:
+    from synthetic_results import row, write_csv
+
+    write_csv(d / "a.csv", [row("sdpa", 8, 1)])
+    meta = json.loads((d / "a.json").read_text())
+    out = Outcome(0)
+    for i, label in enumerate(_EVIL):
+        (d / "a.json").write_text(json.dumps({**meta, "machine": label}))
+        o = cli("report", "a.csv", "--no-charts", "-o", f"r{i}.md", cwd=d)
+        out.merge(o, label)
+        text = (d / f"r{i}.md").read_text() if (d / f"r{i}.md").exists() else ""
+        _expect(out, o.rc == 0 and not _no_markup(text), f"{label!r}: exit {o.rc}, raw {_no_markup(text)}")
+    return out
+
+
+@case("26.6", "a sidecar machine label with newlines (a heading and a remote image), a 500-character label, "
+      "an ANSI escape in a LABEL=; `--machine` with a newline", "refused on read, exit 2, one line each naming "
+      "the sidecar or the label and what is allowed; nothing printed raw to the terminal", 2)
+def bad_labels_refused(d: Path) -> Outcome:
+    from synthetic_results import row, write_csv
+
+    write_csv(d / "a.csv", [row("sdpa", 8, 1)])
+    meta = json.loads((d / "a.json").read_text())
+    (d / "a.json").write_text(json.dumps({**meta, "machine": "x\n# pwned\n![i](http://evil.example/i.png)"}))
+    outs = {"newline in sidecar": cli("report", "a.csv", "--no-charts", "-o", "r.md", cwd=d)}
+    (d / "a.json").write_text(json.dumps({**meta, "machine": "m" * 500}))
+    outs["500 characters"] = cli("report", "a.csv", "--no-charts", "-o", "r.md", cwd=d)
+    (d / "a.json").write_text(json.dumps(meta))
+    outs["ANSI in LABEL="] = cli("report", "\x1b[2Jx=a.csv", "--no-charts", "-o", "s.md", cwd=d)
+    outs["--machine newline"] = cli("run", write_config(d), "--machine", "a\nb", "-o", "m.csv", cwd=d)
+    out = _all_exit(outs, 2)
+    _expect(out, not any("\x1b" in o.err for o in outs.values()), "an escape sequence reached stderr raw")
+    _expect(out, not (d / "r.md").exists() and not (d / "s.md").exists(), "a report was written")
+    return out
+
+
+@case("26.6", "identity columns that are not identities: a kernel name with a newline (a quoted CSV field), "
+      "with an ANSI escape, with markup; a run_id with spaces", "refused on read, exit 2, one line naming "
+      "file, line and column and what is allowed", 2)
+def identity_columns_validated(d: Path) -> Outcome:
+    from seqbench.results.schema import SCHEMA_VERSION  # noqa: F401
+
+    from fault_cases import _edited
+
+    outs = {}
+    for label, cells in {"kernel newline": {"kernel": "sdpa\n### pwned"}, "kernel ANSI": {"kernel": "\x1b[31msdpa"},
+                         "kernel markup": {"kernel": "<b>sdpa</b>"}, "run_id": {"run_id": "a b"}}.items():
+        bad = _edited(d, **cells)
+        outs[label] = cli("compare", bad, bad, "--format", "markdown", cwd=d)
+    out = _all_exit(outs, 2)
+    _expect(out, all(": line 2:" in o.err and "allowed" in o.err for o in outs.values()), "a message does not name line and rule")
+    _expect(out, not any("\x1b" in o.err for o in outs.values()), "an escape sequence reached stderr raw")
+    return out
+
+
+@case("27.12", "error text with `|`, `![..](http://..)`, `<img>`, `<details open>`, ``` and an ANSI escape in "
+      "`compare --format markdown` (what CI posts)", "each written as literal text in its one cell: the table "
+      "keeps its columns, no raw tag, image or fence", 0)
+def compare_markdown_escapes_errors(d: Path) -> Outcome:
+    from synthetic_results import row, write_csv
+
+    from fault_lab import captured, isolated
+
+    import os
+
+    evil = " ".join(_EVIL) + " \x1b[31mred"
+    write_csv(d / "a.csv", [row("sdpa", 8, 1), row("sdpa", 16, 1)])
+    write_csv(d / "b.csv", [row("sdpa", 8, 1), row("sdpa", 16, 1, status="error", error=evil)])
+    from seqbench.cli import main
+
+    here = Path.cwd()
+    os.chdir(d)
+    try:
+        with isolated(), captured() as got:
+            rc = main(["compare", "a.csv", "b.csv", "--format", "markdown", "--fail-on", "regression"])
+    finally:
+        os.chdir(here)
+    out = Outcome(rc, got["err"])
+    text = got["out"]
+    _expect(out, not _no_markup(text), f"raw in compare.md: {_no_markup(text)}")
+    rows = [ln for ln in text.splitlines() if ln.startswith("| sdpa")]
+    cells = {len([c for c in __import__("re").split(r"(?<!\\)\|", ln)]) for ln in rows}
+    _expect(out, len(rows) == 2 and len(cells) == 1, f"table rows {len(rows)}, cell counts {cells}")
+    return out
+
+
+@case("26.7", "a CSV whose mode is `x/../../../escaped` (and an unknown mode); plot -d into a folder",
+      "refused on read, exit 2, one line naming the column and the allowed modes; nothing written outside "
+      "(or inside) the folder", 2)
+def mode_path_traversal(d: Path) -> Outcome:
+    from fault_cases import _edited
+
+    (d / "w").mkdir()
+    outs = {"traversal": cli("plot", _edited(d, mode="x/../../../escaped"), "-d", "w/pl", cwd=d),
+            "unknown": cli("plot", _edited(d, mode="sideways"), "-d", "w/pl2", cwd=d)}
+    out = _all_exit(outs, 2)
+    _expect(out, "allowed: forward, train, decode" in out.err, f"stderr: {out.first_line()}")
+    _expect(out, not list(d.rglob("*escaped*")) and not list((d / "w").rglob("*.png")), "a chart was written")
+    return out

@@ -8,6 +8,7 @@ import math
 from collections import Counter
 
 from seqbench.analysis.compare import MIN_RUNS, POWER, SLOW_RUN
+from seqbench.render.escape import md, term
 
 MARK = {"regression": "🔴", "failed": "❌", "improvement": "🟢", "unchanged": "⚪", "inconclusive": "🟡"}
 ORDER = ("regression", "failed", "improvement", "inconclusive", "unchanged")
@@ -153,20 +154,20 @@ def to_markdown(comp, fmt_time) -> str:
     keys = [p.key for p in comp.points]
     fields = varying_fields(keys + comp.only_base + comp.only_head)
     lines = [f"### seqbench compare: {headline(comp)}", ""]
-    lines += [f"> ⚠️ {w}" for w in comp.warnings] + ([""] if comp.warnings else [])
+    lines += [f"> ⚠️ {md(w)}" for w in comp.warnings] + ([""] if comp.warnings else [])
     lines += [f"All points: {common_text(keys)}. " + " ".join(method_lines(comp)), "",
               f"| point | base {comp.statistic} | head {comp.statistic} | change | {100 * (1 - comp.alpha):g}% CI | q "
               "| MDE | runs | verdict |",
               "|---|---:|---:|---:|---|---:|---:|---:|---|"]
     for p in comp.points:
         lines.append(
-            f"| {point_label(p.key, fields)} | {value_text(p.base_value, comp, fmt_time)} "
+            f"| {md(point_label(p.key, fields), cell=True)} | {value_text(p.base_value, comp, fmt_time)} "
             f"| {value_text(p.head_value, comp, fmt_time)} | {pct(p.ratio)} | {ci_text(p)} | {q_text(p)} "
             f"| {mde_text(p)} | {p.base_runs}/{p.head_runs} | {MARK[p.verdict]} {p.verdict}"
-            f"{' — ' + p.note if p.note else ''} |")
+            f"{' — ' + md(p.note, cell=True) if p.note else ''} |")
     extra = one_sided_lines(comp, fields) + advice_lines(comp)
-    if extra:
-        lines += [""] + [f"- {x}" for x in extra]
+    if extra:  # seqbench's own sentences (with `code`); the kernel names in them are validated identifiers
+        lines += [""] + [f"- {term(x)}" for x in extra]
     return "\n".join(lines) + "\n"
 
 

@@ -41,7 +41,9 @@ def set_verbosity(quiet: bool = False, verbose: bool = False) -> None:
 
 def error(message: str) -> None:
     """One plain line on stderr (no markup, no wrapping): what is wrong and what is allowed."""
-    sys.stderr.write(f"seqbench: error: {' '.join(str(message).split())}\n")
+    from seqbench.render.escape import term
+
+    sys.stderr.write(f"seqbench: error: {term(' '.join(str(message).split()))}\n")
     sys.stderr.flush()
 
 

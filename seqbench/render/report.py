@@ -377,12 +377,26 @@ def write_report(csv_path, report_path: str | Path, *, charts_dir: str | Path | 
     # Embed one raster format per chart: Markdown viewers show PNG everywhere.
     embed = [p for p in charts if p.suffix == (".png" if "png" in formats else f".{formats[0]}")]
     report_path.parent.mkdir(parents=True, exist_ok=True)
+    df, metas = escaped_for_markdown(df, metas)  # labels, errors, commands: literal text, never markup
     if df["source"].nunique() > 1:
         text = build_side_by_side(df, metas, csv_paths=files, report_path=report_path, chart_files=embed)
     else:
         text = build_report(df, metas[0], csv_path=files[0], report_path=report_path, chart_files=embed)
     report_path.write_text(text)
     return report_path, charts
+
+
+def escaped_for_markdown(df, metas: list[dict]):
+    """The free text of the results (error messages, machine labels, file names) and of the sidecars
+    (commands, CPU names, labels) as literal Markdown (render.escape.md): a label such as
+    `[click](javascript:..)`, `<script>` or one with newlines cannot become a link, HTML or a heading."""
+    from seqbench.render.escape import md, md_deep
+
+    df = df.copy()
+    for col in ("error", "machine", "source"):
+        if col in df and df[col].dtype == object:
+            df[col] = df[col].map(lambda v: md(v) if isinstance(v, str) else v)
+    return df, [md_deep(m) for m in metas]
 
 
 def build_side_by_side(df, metas: list[dict], *, csv_paths, report_path: str | Path, chart_files=()) -> str:
