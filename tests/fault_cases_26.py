@@ -429,3 +429,64 @@ def mode_path_traversal(d: Path) -> Outcome:
     _expect(out, "allowed: forward, train, decode" in out.err, f"stderr: {out.first_line()}")
     _expect(out, not list(d.rglob("*escaped*")) and not list((d / "w").rglob("*.png")), "a chart was written")
     return out
+
+
+# --- 26.4, 27.3, 26.9: ab's output folder and its runs ---------------------------------------------
+
+def _hold_ab_folder(out: Path) -> int:
+    """Hold OUT's ab lock as a live `seqbench ab` would (another open file description: flock conflicts)."""
+    import fcntl
+    import os
+
+    out.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out / ".ab.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.pwrite(fd, b"4242", 0)
+    return fd
+
+
+@case("26.4", "`ab -o OUT --force` and (27.3) `ab -o OUT --append` while another ab writes OUT",
+      "each refused with one line naming the owner's pid; OUT's files untouched", 2)
+def ab_folder_owned(d: Path) -> Outcome:
+    import os
+
+    cfg = write_config(d)
+    out_dir = d / "OUT"
+    fd = _hold_ab_folder(out_dir)
+    (out_dir / "base.csv").write_text("theirs\n")
+    (out_dir / "base.json").write_text("{}\n")
+    try:
+        outs = {"--force": cli("ab", cfg, "--base", d, "--head", d, "-o", out_dir, "--force", cwd=d),
+                "--append": cli("ab", cfg, "--base", d, "--head", d, "-o", out_dir, "--append", cwd=d)}
+    finally:
+        os.close(fd)
+    out = _all_exit(outs, 2)
+    _expect(out, all("another seqbench ab (pid 4242)" in o.err for o in outs.values()), f"stderr: {out.first_line()}")
+    _expect(out, (out_dir / "base.csv").read_text() == "theirs\n", "the other ab's file changed")
+    return out
+
+
+@case("26.4", "`ab OUT/base.json -o OUT --force`: the config is named like a file ab writes in OUT",
+      "refused before anything is deleted, exit 2, one line; the config intact", 2)
+def ab_config_inside_out(d: Path) -> Outcome:
+    out_dir = d / "OUT"
+    out_dir.mkdir()
+    cfg = write_config(out_dir)
+    (out_dir / "base.json").write_text(cfg.read_text())
+    before = (out_dir / "base.json").read_text()
+    out = cli("ab", out_dir / "base.json", "--base", d, "--head", d, "-o", out_dir, "--force", cwd=d)
+    _expect(out, (out_dir / "base.json").exists() and (out_dir / "base.json").read_text() == before, "the config was deleted")
+    _expect(out, "is also an input" in out.err, f"stderr: {out.first_line()}")
+    return out
+
+
+@case("26.9", "an ab side whose run exits 0 without writing a row (a head that stops early; `true`)",
+      "exit 2 at that run, one line naming the side and run and saying it added no rows; never counted", 2)
+def ab_run_writes_nothing(d: Path) -> Outcome:
+    fake = d / "fakebase.sh"  # appends a header and a row to the file after -o, as a run would
+    fake.write_text('for a; do [ "$prev" = "-o" ] && printf "h\\nr\\n" >> "$a"; prev="$a"; done\n')
+    cfg = write_config(d)
+    out = cli("ab", cfg, "--base", f"sh {fake}", "--head", "true", "-o", d / "OUT", "--runs", "2", "-q", cwd=d)
+    _expect(out, "head: executable true: run 1 exited 0 but added no rows" in out.err, f"stderr: {out.first_line()}")
+    _expect(out, not (d / "OUT" / "compare.md").exists(), "a comparison was written")
+    return out
