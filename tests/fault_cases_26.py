@@ -490,3 +490,45 @@ def ab_run_writes_nothing(d: Path) -> Outcome:
     _expect(out, "head: executable true: run 1 exited 0 but added no rows" in out.err, f"stderr: {out.first_line()}")
     _expect(out, not (d / "OUT" / "compare.md").exists(), "a comparison was written")
     return out
+
+
+# --- 26.3: merge takes only what belongs ----------------------------------------------------------------
+
+@case("26.3", "merge of shards where one holds a point twice; a row outside the sweep (T=999, a kernel not in "
+      "the config); rows pasted from another run", "each refused, exit 2, one line naming the file and the row; "
+      "the unedited shards merge (every point once)", 2)
+def merge_takes_only_its_rows(d: Path) -> Outcome:
+    from dataclasses import replace
+
+    from synthetic_results import row, write_csv
+
+    config = {"name": "s", "kernels": ["rnn_loop", "sdpa"], "seq_lens": [32, 64], "batch_sizes": [1],
+              "modes": ["forward"], "hidden_size": 64, "num_heads": 2, "dtype": "float32"}
+    env = {"device": "cpu", "cpu": "Test CPU", "torch": "0.0-test", "python": "3", "seqbench": "x"}
+
+    def shard(sub: Path, k: int, rows, run: str) -> None:
+        sub.mkdir(exist_ok=True)
+        write_csv(sub / f"s{k}.csv", [replace(r, run_id=run) for r in rows], sidecar=False)
+        (sub / f"s{k}.json").write_text(json.dumps({
+            "schema_version": 2, "run_id": run, "config": config, "environment": env, "status": "complete",
+            "schedule": {"shard": [k, 2]}, "machine": "box"}))
+
+    def pair(name: str, extra=(), swap=None) -> str:
+        sub = d / name
+        one = [row("rnn_loop", 32, 1), row("rnn_loop", 64, 1)]
+        if swap:
+            one = [replace(one[0], **swap)] + one[1:]
+        shard(sub, 1, one + list(extra), "run-1")
+        shard(sub, 2, [row("sdpa", 32, 1), row("sdpa", 64, 1)], "run-2")
+        return name
+
+    cases = {"twice": pair("twice", extra=[row("rnn_loop", 32, 1)]),
+             "T=999": pair("t999", swap={"seq_len": 999}),
+             "kernel": pair("kern", swap={"kernel": "lstm_loop"}),
+             "pasted": pair("paste", extra=[replace(row("rnn_loop", 128, 1), run_id="run-elsewhere")])}
+    good = cli("merge", "ok/s1.csv", "ok/s2.csv", "-o", "m.csv", cwd=d) if pair("ok") else None
+    outs = {k: cli("merge", f"{sub}/s1.csv", f"{sub}/s2.csv", "-o", f"{sub}/m.csv", cwd=d) for k, sub in cases.items()}
+    out = _all_exit(outs, 2)
+    _expect(out, good.rc == 0, f"the good shards did not merge: {good.first_line()}")
+    _expect(out, not any((d / sub / "m.csv").exists() for sub in cases.values()), "a refused merge wrote a file")
+    return count(out, d / "m.csv", 4)
