@@ -98,7 +98,7 @@ def gradflow(out: str | Path, *, force: bool = False, command: Sequence[str] = (
     out = Path(out)
     check_output(out, force=force)
     png = out.with_suffix(".png")
-    refuse_existing(png, force)
+    refuse_existing(png, force, kind="a chart")
     norms = run_gradflow(**settings, max_memory=parse_size(max_memory, "--max-memory"))
     decay = decay_fits(norms)
     atomic_write(out, lambda fh: norms.to_csv(fh, index=False), newline="", replace=force)

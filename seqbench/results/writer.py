@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from seqbench.errors import ResultsError
-from seqbench.results.ownership import Output, make_parents, is_locked, output_error, own, owner_of
+from seqbench.results.ownership import Output, is_locked, make_parents, output_error, own, owner_of, refuse_owned
 from seqbench.results.reader import read_header
 from seqbench.results.schema import COLUMNS, Row, sidecar_path
 
@@ -191,10 +191,30 @@ def write_json_last(path: str | Path, obj: Any) -> None:
         raise first from None
 
 
-def refuse_existing(path: str | Path, force: bool, hint: str = "choose another --out") -> None:
-    """The one refusal to overwrite a user's file: exit 2 unless --force."""
-    if Path(path).exists() and not force:
+def is_results_csv(path: str | Path) -> bool:
+    """Does the file start with a seqbench results header (whatever its name)?"""
+    from seqbench.results.schema import REQUIRED_COLUMNS
+
+    try:
+        head = read_header(path)
+    except (OSError, ValueError):
+        return False
+    return tuple(head[:2]) == REQUIRED_COLUMNS[:2] and set(REQUIRED_COLUMNS) <= set(head)
+
+
+def refuse_existing(path: str | Path, force: bool, hint: str = "choose another --out", *, kind: str = "") -> None:
+    """The one refusal to overwrite a user's file: exit 2 unless --force. Never, even with --force,
+    a file a live run owns (or its sidecar), nor a results CSV overwritten by something else (kind:
+    what would be written instead, e.g. "a Markdown report")."""
+    p = Path(path)
+    if not p.exists():
+        return
+    refuse_owned(p, f"overwriting {p.name}")
+    if not force:
         raise ResultsError(f"{path} already exists; pass --force to overwrite it, or {hint}")
+    if kind and p.is_file() and is_results_csv(p):
+        raise ResultsError(f"{path} is a seqbench results CSV; writing {kind} over it would destroy its rows "
+                           f"(--force does not cover that); {hint}")
 
 
 def check_output(path: str | Path, *, force: bool, append: bool = False) -> Path:
