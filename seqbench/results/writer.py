@@ -14,7 +14,7 @@ from typing import Any, Callable
 from seqbench.errors import ResultsError
 from seqbench.results.ownership import Output, is_locked, make_parents, output_error, own, owner_of, refuse_owned
 from seqbench.results.reader import read_header
-from seqbench.results.schema import COLUMNS, Row, sidecar_path
+from seqbench.results.schema import COLUMNS, SCHEMA_VERSION, Row, sidecar_path
 
 
 class CsvSink:
@@ -114,6 +114,27 @@ def check_appendable(path: Path) -> None:
         )
     if not ends_clean:
         raise ResultsError(f"cannot append to {path}: its last line is truncated")
+
+
+def check_same_version(path: Path) -> None:
+    """--append adds a run of this seqbench to a file of this seqbench: runs of another version (an
+    older schema, other kernels, other rules) are compared or merged as separate files. The file
+    itself must read back (rows valid, its sidecar its own) before anything is added to it."""
+    from seqbench.results.reader import read_metadata, read_results
+    from seqbench.version import __version__
+
+    read_results(path)
+    meta = read_metadata(path)
+    runs = [*(meta.get("previous_runs") or []), meta] if meta else []
+    for run in runs:
+        env = run.get("environment") if isinstance(run, dict) else None
+        version = env.get("seqbench") if isinstance(env, dict) else None
+        if version and str(version) != __version__:
+            raise ResultsError(f"cannot append to {path}: run {run.get('run_id', '?')} in it was written by seqbench "
+                               f"{version}, this is {__version__}; write to a new file and compare (or merge) the two")
+        if isinstance(run, dict) and run.get("schema_version") not in (None, SCHEMA_VERSION):
+            raise ResultsError(f"cannot append to {path}: its sidecar is of schema {run.get('schema_version')}, this "
+                               f"seqbench writes {SCHEMA_VERSION}; write to a new file")
 
 
 def _file_mode() -> int:
@@ -230,6 +251,7 @@ def check_output(path: str | Path, *, force: bool, append: bool = False) -> Path
     if append:
         if p.exists() and p.stat().st_size > 0:
             check_appendable(p)
+            check_same_version(p)
         return p
     for existing in (p, sidecar_path(p)):
         refuse_existing(existing, force)
