@@ -532,3 +532,91 @@ def merge_takes_only_its_rows(d: Path) -> Outcome:
     _expect(out, good.rc == 0, f"the good shards did not merge: {good.first_line()}")
     _expect(out, not any((d / sub / "m.csv").exists() for sub in cases.values()), "a refused merge wrote a file")
     return count(out, d / "m.csv", 4)
+
+
+# --- 26.10: signals reach the whole process tree ------------------------------------------------------
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (ended, not yet reaped by its parent) is not running
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _descendants(pid: int) -> list[int]:
+    import subprocess
+
+    r = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    kids = [int(p) for p in r.stdout.split()]
+    return kids + [g for k in kids for g in _descendants(k)]
+
+
+@__import__("functools").lru_cache(maxsize=None)
+def _tree_signals() -> dict:
+    """`seqbench ab` and `seqbench launch --cluster local`, each sent SIGTERM to its own pid only once its
+    child run has written a row; and a launch sent SIGINT to its whole process group (a terminal's Ctrl-C)."""
+    import signal
+    import time
+
+    from fault_lab import finish, scratch, spawn, wait_for
+
+    d = scratch("seqbench-tree-")
+    cfg = write_config(d, "tree", seq_lens=list(range(4, 204, 4)), min_time=0.05, max_warmup=0.05)
+    procs = {"ab": spawn("ab", cfg, "--base", d, "--head", d, "-o", d / "ab", "--runs", "2", "--rounds", "1", cwd=d),
+             "launch-term": spawn("launch", cfg, "--shards", "2", "--cluster", "local", "-o", d / "lt.csv", "-q", cwd=d),
+             "launch-int": spawn("launch", cfg, "--shards", "2", "--cluster", "local", "-o", d / "li.csv", "-q", cwd=d)}
+    csvs = {"ab": d / "ab" / "base.csv", "launch-term": d / "lt.shards" / "shard-1-of-2.csv",
+            "launch-int": d / "li.shards" / "shard-1-of-2.csv"}
+    seen, ends = {}, {}
+    for k, p in procs.items():
+        wait_for(lambda: csvs[k].exists() and len(csvs[k].read_bytes().splitlines()) >= 2, p, timeout=90,
+                 what=f"{k}'s first row")
+        seen[k] = _descendants(p.pid)
+        if k == "launch-int":
+            import os
+
+            os.killpg(p.pid, signal.SIGINT)  # spawn() starts a session: its group is the terminal's job
+        else:
+            p.send_signal(signal.SIGTERM)
+    for k, p in procs.items():
+        ends[k] = finish(p, timeout=90)
+        ends[k].note = f"children alive after exit: {[c for c in seen[k] if _alive(c)]}"
+        time.sleep(0)
+    return {"dir": d, "ends": ends, "seen": seen, "csvs": csvs}
+
+
+def _tree_case(key: str) -> Outcome:
+    r = _tree_signals()
+    out = r["ends"][key]
+    alive = [c for c in r["seen"][key] if _alive(c)]
+    _expect(out, r["seen"][key], "no child process was seen")
+    _expect(out, not alive, f"children still running after exit: {alive}")
+    meta = sidecar(r["csvs"][key])
+    _expect(out, meta.get("status") == "interrupted", f"the child run's sidecar says {meta.get('status')}")
+    out.note = ""
+    return count(out, r["csvs"][key], int(meta.get("rows", -1)))
+
+
+@case("26.10", "SIGTERM to `seqbench ab`'s own pid (as `timeout` sends) while its child run measures",
+      "exit 130, one line; the child run is stopped before ab exits (its sidecar 'interrupted', rows kept): "
+      "no orphan measuring beside a relaunch", 130, slow=True)
+def sigterm_ab_tree(d: Path) -> Outcome:
+    return _tree_case("ab")
+
+
+@case("26.10", "SIGTERM to `seqbench launch --cluster local`'s own pid while a shard measures",
+      "exit 130, one line; the shard job stopped before launch exits (its sidecar 'interrupted')", 130, slow=True)
+def sigterm_launch_tree(d: Path) -> Outcome:
+    return _tree_case("launch-term")
+
+
+@case("26.10", "Ctrl-C (SIGINT to the process group) on `seqbench launch --cluster local`",
+      "exit 130, one line on stderr: no traceback from submitit's controller; the shard stopped", 130, slow=True)
+def ctrl_c_launch(d: Path) -> Outcome:
+    return _tree_case("launch-int")

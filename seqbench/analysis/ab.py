@@ -205,7 +205,7 @@ def plugin_notes(side: Side, sidecar: Path) -> list[str]:
 def run_ab(config: Path, sides: Sequence[Side], out_dir: Path, *, runs: int, rounds: int, append: bool = False,
            force: bool = False, on_run: Callable[[RunRecord, int, int], None] | None = None,
            after_first_pass: Callable[[], None] | None = None,
-           runner: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> ABResult:
+           runner: Callable[..., subprocess.CompletedProcess] | None = None) -> ABResult:
     """Run `runs` runs of every side in ABBA order into out_dir/<side>.csv; returns what ran.
 
     A run that fails stops everything (ABError, exit 2) with that side's own message: a config or
@@ -225,9 +225,22 @@ def run_ab(config: Path, sides: Sequence[Side], out_dir: Path, *, runs: int, rou
     if not config.is_file():
         raise ABError(f"config {config} not found")
     out_dir = Path(out_dir).resolve()
+    runner = runner or run_child
     with own_folder(out_dir):
         return _run_ab(config, sides, out_dir, names, runs=runs, rounds=rounds, append=append, force=force,
                        on_run=on_run, after_first_pass=after_first_pass, runner=runner)
+
+
+def run_child(argv, *, cwd, env, capture_output=True, text=True) -> subprocess.CompletedProcess:
+    """subprocess.run for one side's run, whose process stops with ab's: a SIGTERM or SIGINT to ab is
+    passed on and waited for (the run records "interrupted" and keeps its rows), never an orphan that
+    goes on measuring beside the next ab."""
+    from seqbench.sweep.signals import children_stopped, stop_process
+
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=text)
+    with children_stopped(lambda signum: stop_process(proc, signum)):
+        out, err = proc.communicate()
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
 def _lines(csv: Path) -> int:

@@ -60,10 +60,61 @@ def _exit_now(signum, frame):
 
     if _state["raising"]:  # a run that started inside this process took over
         return _stop(signum, frame)
+    stop_children(signum)  # ab's run, launch's shard jobs: never left measuring beside a relaunch
     by = " by SIGTERM" if signum == signal.SIGTERM else ""
     show_cursor = "\x1b[?25h" if sys.stderr.isatty() else ""  # a progress bar may have hidden it
     os.write(2, f"{show_cursor}seqbench: error: interrupted{by}\n".encode())
     os._exit(130)
+
+
+_CHILDREN: list = []  # stop(signum) of each process tree this process started and still waits for
+
+
+def stop_children(signum: int) -> None:
+    """Pass a SIGINT/SIGTERM on to what this process started (each stop waits for its child to end, so
+    the child's own cleanup, e.g. its sidecar saying "interrupted", is done before this process exits)."""
+    for stop in list(reversed(_CHILDREN)):
+        try:
+            stop(signum)
+        except Exception:  # noqa: BLE001 - stopping the others matters more than one failure
+            pass
+    _CHILDREN.clear()
+
+
+@contextlib.contextmanager
+def children_stopped(stop):
+    """Within: stop(signum) is called if this process is interrupted (a signal that exits at once, or a
+    KeyboardInterrupt leaving the block), so a SIGTERM sent to `seqbench ab` or `launch` alone (as
+    `timeout` and CI cancels do) reaches its children too."""
+    import signal
+
+    _CHILDREN.append(stop)
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        if stop in _CHILDREN:
+            _CHILDREN.remove(stop)
+            stop(signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+        raise
+    finally:
+        if stop in _CHILDREN:
+            _CHILDREN.remove(stop)
+
+
+def stop_process(proc, signum: int, grace_s: float = 30.0) -> None:
+    """Send signum to a child process and wait for it to end (SIGKILL after grace_s)."""
+    import subprocess
+
+    if proc.poll() is not None:
+        return
+    try:
+        proc.send_signal(signum)
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    except OSError:
+        pass
 
 
 def checkpoint() -> None:
