@@ -344,7 +344,7 @@ def launch(
 def plot(
     results: Annotated[list[str], typer.Argument(help="One or more results CSVs; several overlay with the file name (or, "
                                                  "for several machines, the machine) in the legend. LABEL=PATH names a file's machine.")],
-    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", "-d", help="Folder for the charts (created if missing). Default: charts/ beside the first CSV.")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", "-d", help="Folder for the charts (created if missing). Default: NAME-charts/ beside the first CSV (NAME.csv).")] = None,
     image_format: ImageFormats = "png",
     batch: Annotated[Optional[str], typer.Option(help="Only these batch sizes in the per-B charts, e.g. 8 or 1,8.")] = None,
     baseline: Baselines = None,
@@ -354,7 +354,8 @@ def plot(
 ) -> None:
     """Draw the scaling charts (latency, throughput, speedup, GFLOP/s, memory vs T and B).
 
-    Files are named CHART-MODE.FORMAT, e.g. latency_vs_T-forward.png.
+    Files are named CHART-MODE.FORMAT, e.g. latency_vs_T-forward.png, in a folder of this input's own
+    (a report's charts are in another: neither changes what the other shows).
 
     Examples:\n
       seqbench plot results/cpu/examples-cpu.csv --out-dir results/cpu/charts --image-format png,svg\n
@@ -371,7 +372,7 @@ def plot(
     _load_plugins(plugin)
     formats = plot_mod.parse_formats(image_format)
     batch_sizes = parse_list(batch, int, "batch") if batch is not None else None
-    out_dir = out_dir or split_label(results[0])[1].parent / "charts"
+    out_dir = out_dir or plot_mod.default_plot_dir(split_label(results[0])[1])
     written = plot_mod.plot_files(results, out_dir, formats, batch_sizes=batch_sizes, force=force, baselines=baseline)
     console.info(f"wrote {len(written)} chart files to {out_dir}")
     for p in written:
@@ -383,7 +384,7 @@ def report(
     results: Annotated[list[str], typer.Argument(help="One or more results CSVs (their JSON sidecars give the environment); "
                                                  "several machines are reported side by side. LABEL=PATH names a file's machine.")],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Markdown file. Default: the (first) CSV's name with .md.")] = None,
-    charts_dir: Annotated[Optional[Path], typer.Option(help="Where the embedded charts go. Default: charts/ beside the report.")] = None,
+    charts_dir: Annotated[Optional[Path], typer.Option(help="Where the embedded charts go (a folder of this report's own). Default: NAME-report-charts/ beside the report (NAME.md).")] = None,
     charts: Annotated[bool, typer.Option("--charts/--no-charts", help="Render and embed the charts.")] = True,
     image_format: ImageFormats = "png",
     baseline: Baselines = None,
@@ -408,7 +409,7 @@ def report(
     _load_plugins(plugin)
     formats = plot_mod.parse_formats(image_format)
     out = out or split_label(results[0])[1].with_suffix(".md")
-    cdir = (charts_dir or out.parent / "charts") if charts else None
+    cdir = (charts_dir or plot_mod.default_report_charts_dir(out)) if charts else None
     path, written = report_mod.write_report(results, out, charts_dir=cdir, formats=formats, force=force,
                                             baselines=baseline)
     console.info(f"wrote {path}" + (f" and {len(written)} chart files in {cdir}" if written else ""))

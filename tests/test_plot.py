@@ -130,7 +130,7 @@ def test_cli_plot_writes_charts_and_refuses_to_overwrite(tmp_path, capsys):
     small = write_csv(tmp_path / "small.csv", [row(k, t, b) for k in ("rnn_loop", "sdpa") for t in (128, 256) for b in (1, 4)])
     out = tmp_path / "charts"
     assert main(["plot", str(small), "--out-dir", str(out), "--image-format", "png", "--batch", "4", "-q"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == sorted(f"{c}-forward.png" for c in plot.CHART_NAMES)
+    assert sorted(p.name for p in out.iterdir()) == sorted([plot.OWNER_FILE] + [f"{c}-forward.png" for c in plot.CHART_NAMES])
     before = (out / "latency_vs_T-forward.png").read_bytes()
     assert before.startswith(PNG_MAGIC)
     assert main(["plot", str(small), "--out-dir", str(out)]) == 2

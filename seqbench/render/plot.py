@@ -19,6 +19,7 @@ from seqbench.analysis import decode, fits, matchup, scaling
 from seqbench.choices import ImageFormat, Mode, allowed, values
 from seqbench.errors import SeqbenchError
 from seqbench.results.ownership import check_not_input
+from seqbench.results.reader import split_label
 from seqbench.results.schema import sidecar_path
 from seqbench.results.writer import refuse_existing
 from seqbench.units import fmt_bytes
@@ -462,6 +463,56 @@ def parse_formats(text: str) -> tuple[str, ...]:
     return fmts
 
 
+# Each chart folder belongs to one output: a report embeds its charts by path, so a later command that
+# wrote other charts into the same folder would change what that report shows (issue 25). The folder's
+# owner is recorded in this file; another owner is refused even with --force.
+OWNER_FILE = ".seqbench-charts.json"
+
+
+def default_plot_dir(csv_path: str | Path) -> Path:
+    """`seqbench plot`'s folder: CSTEM-charts/ beside the (first) CSV, one per input."""
+    p = Path(csv_path)
+    return p.parent / f"{p.stem}-charts"
+
+
+def default_report_charts_dir(report_path: str | Path) -> Path:
+    """`seqbench report`'s chart folder: RSTEM-report-charts/ beside the report (never plot's folder)."""
+    p = Path(report_path)
+    return p.parent / f"{p.stem}-report-charts"
+
+
+def claim_chart_dir(out_dir: str | Path, owner: str, targets, force: bool, hint: str) -> None:
+    """Refuse to write charts into a folder another output owns, or over existing charts without force;
+    then record `owner` ("report results/mine.md", "plot results/mine.csv") as the folder's owner.
+
+    A folder that predates the owner file is judged by its files alone (refuse_existing)."""
+    import json
+
+    from seqbench.results.writer import write_json_atomic
+
+    out_dir = Path(out_dir)
+    marker = out_dir / OWNER_FILE
+    if marker.exists():
+        try:
+            holder = json.loads(marker.read_text()).get("owner")
+        except (OSError, ValueError, AttributeError):
+            holder = None
+        if holder and holder != owner:
+            raise PlotError(f"{out_dir} holds the charts of {holder}; writing {owner}'s there would change what "
+                            f"that shows, even with --force; {hint}")
+    for target in targets:
+        refuse_existing(target, force, hint)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(marker, {"owner": owner, "written_by": "seqbench"})
+
+
+def owner_of(kind: str, path: str | Path) -> str:
+    """The owner name recorded for a chart folder: the command and its output (or first input)."""
+    import os
+
+    return f"{kind} {Path(os.path.abspath(path)).as_posix()}"
+
+
 def plot_files(paths, out_dir: str | Path, formats=("png",), *, batch_sizes=None, force: bool = False,
                baselines=None) -> list[Path]:
     """What `seqbench plot` does: read and check the CSVs, refuse to clobber, render every chart."""
@@ -479,9 +530,10 @@ def plot_files(paths, out_dir: str | Path, formats=("png",), *, batch_sizes=None
             raise PlotError(f"--batch {missing[0]} has no successful points; measured batch sizes: "
                             f"{', '.join(map(str, measured))}")
     targets = [p for *_, p in chart_paths(df, out_dir, formats)]
-    check_not_input(targets, [*paths, *map(sidecar_path, paths)], "chart")
-    for target in targets:
-        refuse_existing(target, force, "choose another --out-dir")
+    files = [split_label(p)[1] for p in paths]
+    check_not_input(targets, [*files, *map(sidecar_path, files)], "chart")
+    owner = owner_of("plot", files[0]) + (f" (+{len(files) - 1} more)" if len(files) > 1 else "")
+    claim_chart_dir(out_dir, owner, targets, force, "choose another --out-dir")
     return render_all(df, out_dir, formats, batch_sizes=batch_sizes)
 
 

@@ -371,8 +371,10 @@ def write_report(csv_path, report_path: str | Path, *, charts_dir: str | Path | 
     metas = [read_metadata(f) for f in files]
     has_points = not scaling.ok_points(df).empty
     planned = [p for *_, p in plot.chart_paths(df, charts_dir, formats)] if charts_dir is not None and has_points else []
-    for p in [report_path, *planned]:
-        refuse_existing(p, force, "choose another -o / --charts-dir")
+    refuse_existing(report_path, force, "choose another -o")
+    if planned:
+        plot.claim_chart_dir(charts_dir, plot.owner_of("report", report_path), planned, force,
+                             "choose another -o / --charts-dir")
     charts = plot.render_all(df, charts_dir, formats) if planned else []
     # Embed one raster format per chart: Markdown viewers show PNG everywhere.
     embed = [p for p in charts if p.suffix == (".png" if "png" in formats else f".{formats[0]}")]
