@@ -565,14 +565,24 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes it
         code = ExitCode.BROKEN_PIPE
     except OSError as exc:  # the environment: a file or device that cannot be used
-        where = f"{exc.filename}: " if exc.filename else ""
-        code = _fail(ExitCode.BAD_INPUT, f"{where}{exc.strerror or exc}")
+        from seqbench.errors import resource_error
+
+        if (short := resource_error(exc)) is not None:  # out of threads/processes/files: its own code
+            code = _fail(ExitCode.RESOURCES, str(short))
+        else:
+            code = _fail(ExitCode.BAD_INPUT, f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}")
     except MemoryError:
         code = _fail(ExitCode.BAD_INPUT, "out of memory; try smaller sizes or a lower --max-memory")
     except Exception as exc:  # noqa: BLE001 - a bug: its own exit code, never 1 (a regression to CI)
+        from seqbench.errors import resource_error
+
         show = bool(os.environ.get("SEQBENCH_TRACEBACK")) or bool({"-v", "--verbose"} & set(_INVOCATION))
-        code = _fail(ExitCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc} (a bug in seqbench; please "
-                     "report it" + ("" if show else "; SEQBENCH_TRACEBACK=1 shows the traceback") + ")", exc if show else None)
+        if (short := resource_error(exc)) is not None:  # RuntimeError("can't start new thread")
+            code = _fail(ExitCode.RESOURCES, str(short))
+        else:
+            code = _fail(ExitCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc} (a bug in seqbench; please "
+                         "report it" + ("" if show else "; SEQBENCH_TRACEBACK=1 shows the traceback") + ")",
+                         exc if show else None)
     if code == ExitCode.INTERRUPTED:
         by = " by SIGTERM" if signals.last_interrupt(forget=True) == "SIGTERM" else ""
         _fail(code, "; ".join([f"interrupted{by}", *_INTERRUPT_HINT]))

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from seqbench.choices import Family, Mode, Status
-from seqbench.errors import ResultsError
+from seqbench.errors import ResourceError, ResultsError
 from seqbench.kernels import get_kernel
 from seqbench.measure.memory import (analytic_bytes, decode_analytic_bytes, is_out_of_memory, measure_peak,
                                      tensor_bytes)
@@ -142,7 +142,7 @@ def measure_point(
             else:
                 peak = analytic_bytes(spec, point.shape, work.elem_size, point.mode == Mode.TRAIN, work.param_bytes)
                 method = "analytic"
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ResourceError):  # a stop, or the machine out of threads: not the point's fault
         raise
     except NoDecodeStep as exc:  # the kernel cannot decode: not a failure of the kernel
         failure = (Status.SKIPPED, str(exc))
@@ -185,7 +185,7 @@ def fill_capacity(row: Row, point: Point, capacity: Callable[[Point], object]) -
     """The capacity columns of a decode row; a search that fails leaves them empty and says why in `error`."""
     try:
         cap = capacity(point)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ResourceError):  # a stop, or the machine out of threads: not the point's fault
         raise
     except Exception as exc:  # noqa: BLE001 - the point's own timing stands; only the capacity is missing
         row.error = f"capacity search failed: {describe(exc)}"
