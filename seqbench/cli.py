@@ -144,7 +144,9 @@ def run(
             _INTERRUPT_HINT[:] = [f"the finished points are in {plan.out}; continue with: "
                                   f"seqbench run --resume -o {plan.out}"]
             raise
-    console.run_summary(rows, plan.out)
+    from seqbench.results.reader import read_metadata
+
+    console.run_summary(rows, plan.out, read_metadata(plan.out))
 
 
 Threshold = Annotated[str, typer.Option(help="Smallest change called a regression or improvement: fraction or percentage.")]

@@ -255,9 +255,25 @@ def comparison(comp, fmt: str = "table") -> None:
             err.print(f"[bold yellow]warning:[/] {escape(w)}")
 
 
-def run_summary(rows, out_path) -> None:
-    """After a run: the summary tables and where the rows went (stderr); under -q only the path (stdout)."""
+def noise_lines(rows, meta: dict | None) -> list[str]:
+    """analysis.noise's warnings for a run's rows (Row objects) and its sidecar."""
+    import dataclasses
+
+    import pandas as pd
+
+    from seqbench.analysis.noise import warnings
+
+    if not rows:
+        return []
+    return warnings(pd.DataFrame([dataclasses.asdict(r) for r in rows]), meta)
+
+
+def run_summary(rows, out_path, meta: dict | None = None) -> None:
+    """After a run: the summary tables, warnings when the run was disturbed, and where the rows went
+    (stderr); under -q only the path (stdout) and the warnings."""
     summary_table(rows)
+    for line in noise_lines(rows, meta):
+        err.print(f"[bold yellow]warning:[/] {escape(line)}")
     failed = sum(r.status != "ok" for r in rows)
     info(f"wrote {len(rows)} rows ({failed} failed) to {out_path} and {out_path.with_suffix('.json')}")
     if VERBOSITY["level"] == 0:
