@@ -501,7 +501,7 @@ def claim_chart_dir(out_dir: str | Path, owner: str, targets, force: bool, hint:
             raise PlotError(f"{out_dir} holds the charts of {holder}; writing {owner}'s there would change what "
                             f"that shows, even with --force; {hint}")
     for target in targets:
-        refuse_existing(target, force, hint)
+        refuse_existing(target, force, hint, kind="a chart")
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(marker, {"owner": owner, "written_by": "seqbench"})
 
