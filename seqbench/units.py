@@ -47,6 +47,17 @@ def fmt_spread(median, iqr) -> str:
     return f"{text} {unit} ± {iqr / scale:.{decimals}f} {unit}"
 
 
+def fmt_faster(ratio, left: str, right: str) -> str:
+    """A time ratio said as who is faster and by how much. ratio = time(left) / time(right):
+    0.128 -> "LEFT 7.81× faster", 6.89 -> "RIGHT 6.89× faster"."""
+    if ratio is None or ratio != ratio or ratio <= 0:
+        return "-"
+    if ratio == 1:
+        return "equal"
+    who, factor = (right, ratio) if ratio > 1 else (left, 1 / ratio)
+    return f"{who} {_sig3(factor)}× faster"
+
+
 def fmt_num(x, unit: str = "") -> str:
     if x is None or x != x:
         return "-"

@@ -287,3 +287,34 @@ def test_bytes_never_in_exponent_notation(n, text):
     from seqbench.units import fmt_bytes
 
     assert fmt_bytes(n) == text
+
+
+# --- item 4: speed-ups point the right way ---------------------------------------------------------
+
+def test_who_is_faster_is_said_in_words():
+    from seqbench.units import fmt_faster
+
+    # the newcomer's case: a recurrence 7.8x faster than attention read "0.128x" under "speed-up > 1: attention faster"
+    assert fmt_faster(0.128, "recurrence", "attention") == "recurrence 7.81× faster"
+    assert fmt_faster(6.89, "recurrence", "attention") == "attention 6.89× faster"
+    assert fmt_faster(float("nan"), "a", "b") == "-"
+
+
+def test_the_run_summary_names_the_winner_and_each_column(capsys):
+    from seqbench.render import console
+
+    # rnn_loop 2e-6 T, rnn_fused 5e-7 T, sdpa 1e-8 T²: at T=32 sdpa takes 10.2 µs against rnn_fused's 16 µs
+    # (attention 1.56x faster) and the loop's 64 µs (6.25x); at T=512 rnn_fused 256 µs beats sdpa's 2.62 ms
+    # 10.2x, and the loop (1.02 ms) 2.56x
+    rows = [row(k, T, 1) for k in ("rnn_loop", "rnn_fused", "sdpa") for T in (32, 512)]
+    console.set_verbosity()
+    console.fight_summary(rows)
+    err = capsys.readouterr().err
+    assert "who is faster, by how much" in " ".join(err.split()) and "speed-up" not in err
+    lines = err.splitlines()
+    assert max(map(len, lines)) <= 80
+    assert any(ln.split() == ["1", "32", "rnn_fused", "16", "µs", "sdpa", "10.2", "µs", "attention", "1.56×", "64",
+                              "µs", "attention", "6.25×"] for ln in lines), err
+    assert any(ln.split() == ["1", "512", "rnn_fused", "256", "µs", "sdpa", "2.62", "ms", "recurrence", "10.2×", "1.02",
+                              "ms", "rnn_loop", "2.56×"] for ln in lines), err
+    assert "(best vs best)" in err and "(rnn_loop vs best)" in err

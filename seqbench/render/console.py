@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from seqbench.units import fmt_bytes, fmt_num, fmt_pct, fmt_time
+from seqbench.units import fmt_bytes, fmt_faster, fmt_num, fmt_pct, fmt_time
 
 
 def _width(stream) -> int | None:
@@ -129,16 +129,25 @@ def fight_summary(rows) -> None:
     textbook = [s.kernel for s in challengers(df)[1:]]
     linear = bool(table_df["linear_s"].notna().any())
     threads = "/".join(str(t) for t in sorted(set(df["threads"])))
-    t2 = Table(title=f"best recurrence vs best softmax attention (speed-up > 1: attention faster; {threads} thread(s))")
-    cols = ["mode", "B", "T", "best recurrence", "best attention", "speed-up"]
-    cols += [c for k in textbook for c in (k, "speed-up")] + (["best linear attention"] if linear else [])
+    from rich import box
+
+    modes = list(dict.fromkeys(table_df["mode"]))
+    t2 = Table(title=f"best recurrence vs best softmax attention, {'/'.join(modes)}, {threads} thread(s): "
+               "who is faster, by how much", box=box.SIMPLE_HEAD, pad_edge=False, padding=0,
+               show_edge=False)
+    # Headers broken by hand and cells never wrapped: a kernel and its time stay on one line (80 columns)
+    cols = (["mode"] if len(modes) > 1 else []) + ["B", "T", "best\nrecurrence", "best\nattention",
+                                                   "faster\n(best vs best)"]
+    cols += [c for k in textbook for c in (k, f"faster\n({k} vs best)")]
+    cols += ["best linear\nattention"] if linear else []
     for col in cols:
-        t2.add_column(col, justify="left" if col == "mode" or col.startswith("best") else "right")
-    ratio = lambda x: f"{x:.3g}×" if x == x else "-"  # noqa: E731 - NaN where a kernel has no point
+        t2.add_column(col, justify="right" if col in ("B", "T") or col in textbook else "left", no_wrap=True)
+    faster = lambda ratio, left: fmt_faster(ratio, left, "attention").removesuffix(" faster")  # noqa: E731
     for r in table_df.to_dict("records"):
-        cells = [r["mode"], str(r["batch_size"]), str(r["seq_len"]), f"{r['recurrence_kernel']} {fmt_time(r['recurrence_s'])}",
-                 f"{r['attention_kernel']} {fmt_time(r['attention_s'])}", ratio(r["speedup"])]
-        cells += [c for k in textbook for c in (fmt_time(r[f"{k}_s"]), ratio(r[f"{k}_speedup"]))]
+        cells = ([r["mode"]] if len(modes) > 1 else []) + [
+            str(r["batch_size"]), str(r["seq_len"]), f"{r['recurrence_kernel']} {fmt_time(r['recurrence_s'])}",
+            f"{r['attention_kernel']} {fmt_time(r['attention_s'])}", faster(r["speedup"], "recurrence")]
+        cells += [c for k in textbook for c in (fmt_time(r[f"{k}_s"]), faster(r[f"{k}_speedup"], k))]
         if linear:
             cells.append(f"{r['linear_kernel']} {fmt_time(r['linear_s'])}" if r["linear_s"] == r["linear_s"] else "-")
         t2.add_row(*cells)
@@ -216,7 +225,7 @@ def comparison_table(comp) -> None:
     out.print(f"all points: {ct.common_text(keys)}", markup=False)
     for line in ct.method_lines(comp):
         out.print(line, style="dim", markup=False)
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True, show_edge=False)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0), show_edge=False)
     table.add_column("kernel", no_wrap=True, min_width=max(len(k["kernel"]) for k in keys))
     for f in fields:
         table.add_column({"batch_size": "B", "hidden_size": "d", "num_heads": "h"}.get(f, f), justify="right")

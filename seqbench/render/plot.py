@@ -22,7 +22,7 @@ from seqbench.results.ownership import check_not_input
 from seqbench.results.reader import split_label
 from seqbench.results.schema import sidecar_path
 from seqbench.results.writer import refuse_existing
-from seqbench.units import fmt_bytes
+from seqbench.units import fmt_bytes, fmt_faster
 
 # Fixed styles, so a kernel looks the same in every chart and every run.
 KERNEL_ORDER = scaling.KERNEL_ORDER
@@ -269,7 +269,7 @@ def speedup_heatmap(df, *, mode: str | None = None, baselines=None):
             s = matchup.versus(part, side)
             panels.append((src, side, s[s["mode"] == mode]))
     n_t = max([s["seq_len"].nunique() for *_, s in panels] + [1])  # wide enough for kernel names in every cell
-    fig, axes = _figure(max(len(panels), 1), "Speed-up of the best softmax attention (>1×: attention faster)",
+    fig, axes = _figure(max(len(panels), 1), "Who is faster, by how much: recurrent side vs best softmax attention",
                         df, mode, panel_w=max(5.2, 1.0 * n_t), panel_h=3.9)
     span = max([float(np.nanmax(np.abs(np.log2(s["speedup"])))) for *_, s in panels if len(s)] + [1.0])
     image = None
@@ -285,13 +285,15 @@ def speedup_heatmap(df, *, mode: str | None = None, baselines=None):
         names = {}
         for r in s.itertuples():
             i, j = bs.index(int(r.batch_size)), ts.index(int(r.seq_len))
-            grid[i, j] = r.speedup
-            names[i, j] = r.right_kernel if side.kernel else f"{r.left_kernel}\n{r.right_kernel}"
+            grid[i, j] = r.speedup  # recurrent-side time / attention time: > 1, attention is faster
+            winner, loser = (r.right_kernel, r.left_kernel) if r.speedup > 1 else (r.left_kernel, r.right_kernel)
+            names[i, j] = (winner, "" if side.kernel else f"\nvs {loser}")
         image = ax.imshow(np.log2(grid), cmap="RdBu", vmin=-span, vmax=span, origin="lower", aspect="auto")
         for (i, j), name in names.items():
             v = grid[i, j]
             dark = abs(np.log2(v)) > 0.6 * span
-            ax.text(j, i, f"{v:.3g}×\n{name}", ha="center", va="center", fontsize=5.5 if "\n" in name else 6.5,
+            ax.text(j, i, f"{name[0]}\n{fmt_faster(v, '', '').strip()}{name[1]}", ha="center", va="center",
+                    fontsize=5.5 if name[1] else 6.5,
                     color="white" if dark else "black")
         ax.set_xticks(range(len(ts)), [str(t) for t in ts], fontsize=8)
         ax.set_yticks(range(len(bs)), [str(b) for b in bs], fontsize=8)
@@ -299,8 +301,9 @@ def speedup_heatmap(df, *, mode: str | None = None, baselines=None):
         ax.set_ylabel("batch size B")
     if image is not None:
         cb = fig.colorbar(image, ax=list(axes), shrink=0.9)
-        cb.set_label("speed-up (recurrence-side time / best softmax-attention time)")
-        cb.formatter = FuncFormatter(lambda v, _: f"{2 ** v:.2g}×")
+        cb.set_label("who is faster (blue: attention, red: the recurrent side)")
+        cb.formatter = FuncFormatter(lambda v, _: "equal" if abs(v) < 1e-9 else
+                                     f"{'attention' if v > 0 else 'recurrent'} {2 ** abs(v):.2g}×")
         cb.update_ticks()
     _footnote(fig, df, mode)
     return fig
