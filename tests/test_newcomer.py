@@ -318,3 +318,30 @@ def test_the_run_summary_names_the_winner_and_each_column(capsys):
     assert any(ln.split() == ["1", "512", "rnn_fused", "256", "µs", "sdpa", "2.62", "ms", "recurrence", "10.2×", "1.02",
                               "ms", "rnn_loop", "2.56×"] for ln in lines), err
     assert "(best vs best)" in err and "(rnn_loop vs best)" in err
+
+
+# --- item 6: a shard's summary names no "best" from a partial view ---------------------------------
+
+def test_a_shard_summary_says_it_is_partial_and_names_no_best(tmp_path, capsys):
+    from reliability_helpers import FakeClock, tiny_config
+    from seqbench.render import console
+    from seqbench.results.reader import read_metadata
+    from seqbench.sweep.runner import run_to_files
+
+    cfg = tiny_config(kernels=["rnn_loop", "attention_naive", "sdpa"], seq_lens=[8, 16], batch_sizes=[1, 2])
+    out = tmp_path / "part1.csv"
+    rows = run_to_files(cfg, out, command=["test"], timer=FakeClock(), shard=(1, 2))
+    assert 0 < len(rows) < 12  # part of the 12 points
+    console.set_verbosity()
+    console.run_summary(rows, out, read_metadata(out))
+    err = capsys.readouterr().err
+    assert "shard 1/2: these rows cover part of the sweep" in " ".join(err.split())
+    assert "best recurrence vs best softmax attention" not in err and "who is faster" not in err
+    assert main(["report", str(out), "--no-charts", "-q"]) == 0
+    assert "> **Part of a sweep: shard 1/2.**" in out.with_suffix(".md").read_text()
+    # a whole run still gets its comparison
+    whole = tmp_path / "whole.csv"
+    rows = run_to_files(cfg, whole, command=["test"], timer=FakeClock())
+    console.set_verbosity()  # report -q left it quiet
+    console.run_summary(rows, whole, read_metadata(whole))
+    assert "best recurrence vs best softmax attention" in capsys.readouterr().err

@@ -93,8 +93,20 @@ def _point_name(row) -> str:
     return f"{row.kernel} {row.mode} B={row.batch_size} T={row.seq_len}"
 
 
-def summary_table(rows) -> None:
-    """Kernel x T x B medians, throughput, GFLOP/s, then best recurrence vs best attention (fight_summary)."""
+def shard_note(meta: dict | None) -> str | None:
+    """For a shard's rows (`run --shard K/N`): they are part of a sweep, so no "best" is named from them."""
+    shard = ((meta or {}).get("schedule") or {}).get("shard")
+    if not shard:
+        return None
+    k, n = shard
+    return (f"shard {k}/{n}: these rows cover part of the sweep (whole curves dealt to this shard), so no best "
+            "recurrence or best attention is named from them (the best at a point may have run in another shard); "
+            f"join all {n} shards with `seqbench merge` and read the merged run's report")
+
+
+def summary_table(rows, partial: str | None = None) -> None:
+    """Kernel x T x B medians, throughput, GFLOP/s, then best recurrence vs best attention (fight_summary),
+    unless the rows are `partial` (a shard): then that note instead of the comparison."""
     if VERBOSITY["level"] == 0 or not rows:
         return
     table = Table(title="seqbench results", show_lines=False)
@@ -107,7 +119,10 @@ def summary_table(rows) -> None:
                       fmt_bytes(r.peak_mem_bytes),
                       r.status if r.status == "ok" else f"[red]{r.status}[/]")
     err.print(table)
-    fight_summary(rows)
+    if partial:
+        err.print(f"[bold]part of a sweep:[/] {escape(partial)}")
+    else:
+        fight_summary(rows)
 
 
 def fight_summary(rows) -> None:
@@ -280,7 +295,7 @@ def noise_lines(rows, meta: dict | None) -> list[str]:
 def run_summary(rows, out_path, meta: dict | None = None) -> None:
     """After a run: the summary tables, warnings when the run was disturbed, and where the rows went
     (stderr); under -q only the path (stdout) and the warnings."""
-    summary_table(rows)
+    summary_table(rows, partial=shard_note(meta))
     for line in noise_lines(rows, meta):
         err.print(f"[bold yellow]warning:[/] {escape(line)}")
     failed = sum(r.status != "ok" for r in rows)

@@ -232,6 +232,17 @@ def _md_text(text: str) -> str:
     return re.sub(r"([\\`*_\[\]<>|])", r"\\\1", text)
 
 
+def shard_section(meta: dict | None) -> list[str]:
+    """A shard's report says first that it shows part of a sweep: its "best" kernels are this shard's best."""
+    shard = ((meta or {}).get("schedule") or {}).get("shard")
+    if not shard:
+        return []
+    k, n = shard
+    return [f"> **Part of a sweep: shard {k}/{n}.** These rows are the curves dealt to this shard, so every *best "
+            "recurrence* and *best attention* below is the best among this shard's kernels only (the best at a point "
+            f"may have run in another shard). Join all {n} shards with `seqbench merge` for the sweep's figures.", ""]
+
+
 def noise_section(df, meta: dict | None) -> list[str]:
     """A warning block when the run was disturbed (analysis.noise): before any figure, so nobody reads
     a number without it."""
@@ -361,7 +372,7 @@ def build_report(df, meta: dict, *, csv_path: str | Path, report_path: str | Pat
              f"({len(df)} rows, schema_version {int(df['schema_version'].iloc[0])}).", ""]
     ok = scaling.ok_points(df)
     reps = bootstrap.replicate_medians(ok) if not ok.empty else None
-    lines += machines.merged_note(df, meta) + noise_section(df, meta) + key_figures(df, reps) + environment_section(meta, df)
+    lines += machines.merged_note(df, meta) + shard_section(meta) + noise_section(df, meta) + key_figures(df, reps) + environment_section(meta, df)
     whole = decode.other_modes(df)  # decode rows have sections of their own (T is a context, not a sequence)
     if not scaling.ok_points(whole).empty:
         lines += crossover_section(whole, reps) + fits_section(whole, reps)
