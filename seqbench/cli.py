@@ -420,13 +420,15 @@ def report(
 @app.command("list")
 def list_kernels(
     plugin: Plugins = None,
-    fmt: Annotated[TextFormat, typer.Option("--format", help="table or json.")] = TextFormat.TABLE,
+    fmt: Annotated[TextFormat, typer.Option("--format", help="table (in a pipe: one whole line per kernel), markdown "
+                                            "or json.")] = TextFormat.TABLE,
 ) -> None:
     """List the kernels: family, forward FLOP formula, causality, role in the analysis, origin.
 
     Examples:\n
       seqbench list\n
-      seqbench list --plugin mylab.bench_kernels --format json
+      seqbench list --plugin mylab.bench_kernels --format json\n
+      seqbench list --format markdown >> docs/kernels.md
     """
     from seqbench.kernels import kernels
     from seqbench.render import console

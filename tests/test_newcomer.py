@@ -345,3 +345,28 @@ def test_a_shard_summary_says_it_is_partial_and_names_no_best(tmp_path, capsys):
     console.set_verbosity()  # report -q left it quiet
     console.run_summary(rows, whole, read_metadata(whole))
     assert "best recurrence vs best softmax attention" in capsys.readouterr().err
+
+
+# --- item 8: seqbench list -------------------------------------------------------------------------
+
+def test_list_in_a_pipe_prints_whole_names_one_line_per_kernel(capsys, monkeypatch):
+    from seqbench.kernels import kernels
+
+    monkeypatch.setenv("COLUMNS", "80")  # the newcomer's terminal width: names were cut to "rnn_l…"
+    assert main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    names = list(kernels())
+    assert lines[0].split()[:2] == ["name", "family"] and len(lines) == 1 + len(names)
+    assert [ln.split()[0] for ln in lines[1:]] == names  # every name whole, one line each
+    assert "…" not in "".join(lines)
+    loop = next(ln for ln in lines if ln.startswith("rnn_loop "))
+    assert loop.endswith(kernels()["rnn_loop"].description)  # grep returns the whole description
+
+
+def test_list_format_markdown_is_markdown(capsys):
+    assert main(["list", "--format", "markdown"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("| name | family | forward FLOPs |") and lines[1].startswith("| --- |")
+    assert all(ln.startswith("| ") and ln.endswith(" |") for ln in lines)
+    assert "┃" not in "".join(lines) and "│" not in "".join(lines)
+    assert any(ln.startswith("| `rnn_loop` | recurrent | `4*B*T*d^2` |") for ln in lines)

@@ -174,14 +174,29 @@ def kernel_table(specs, fmt: str = "table") -> None:
     specs = list(specs)
     if fmt == "json":
         return raw(json.dumps({s.name: {**s.info(), "train": s.supports_train} for s in specs}, indent=2) + "\n")
-    table = Table(title="kernels")
-    for col in ("name", "family", "forward FLOPs", "decode FLOPs (T: context)", "train", "causal", "role", "from",
-                "description"):
-        table.add_column(col)
+    head = ["name", "family", "forward FLOPs", "decode FLOPs (T: context)", "train", "causal", "role", "from",
+            "description"]
+    rows = []
     for s in specs:
         role = ", ".join(r for r, on in (("O(T²)", s.quadratic), ("baseline", s.baseline)) if on) or "-"
-        table.add_row(s.name, s.family, s.formula, s.decode_formula or "-", "3× forward" if s.supports_train else "-",
-                      s.causal, role, "built-in" if s.builtin else s.source, s.description)
+        rows.append([s.name, s.family, s.formula, s.decode_formula or "-", "3× forward" if s.supports_train else "-",
+                     str(s.causal), role, "built-in" if s.builtin else str(s.source), " ".join(str(s.description).split())])
+    if fmt == "markdown":
+        from seqbench.render.markdown import code, plain, table as md_table
+
+        cells = [[code(r[0]), r[1], code(r[2]), code(r[3]), *r[4:7], plain(r[7]), plain(r[8])] for r in rows]
+        return raw("\n".join(md_table(head, cells)) + "\n")
+    if not out.is_terminal:
+        # A pipe or a file: one line per kernel, nothing cut or wrapped, so `grep` and `cut` see whole fields.
+        widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head) - 1)]
+        lines = ["  ".join([c.ljust(w) for c, w in zip(r, widths)] + [r[-1]]).rstrip() for r in [head, *rows]]
+        return raw("\n".join(lines) + "\n")
+    table = Table(title="kernels")
+    for col in head:  # a name is never cut; the other columns fold at a narrow terminal
+        table.add_column(col, no_wrap=col == "name", min_width=max(len(r[0]) for r in rows) if col == "name" else None,
+                         overflow="fold")
+    for r in rows:
+        table.add_row(*(escape(c) for c in r))
     out.print(table)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from seqbench.analysis import bootstrap, decode, fits, matchup, scaling
 from seqbench.render import machines
-from seqbench.render.markdown import table as _table
+from seqbench.render.markdown import plain, table as _table
 from seqbench.units import fmt_bytes, fmt_num, fmt_spread, fmt_time
 
 POOR_FIT_R2 = 0.9  # below this a single exponent misdescribes the series: not a key figure, whatever its interval
@@ -225,13 +225,6 @@ def key_table(df, reps=None) -> list[str]:
     return _table(head, rows) + [""] if rows else []
 
 
-def _md_text(text: str) -> str:
-    """Plain text inside Markdown: the characters that would start emphasis, links or HTML escaped."""
-    import re
-
-    return re.sub(r"([\\`*_\[\]<>|])", r"\\\1", text)
-
-
 def shard_section(meta: dict | None) -> list[str]:
     """A shard's report says first that it shows part of a sweep: its "best" kernels are this shard's best."""
     shard = ((meta or {}).get("schedule") or {}).get("shard")
@@ -251,7 +244,7 @@ def noise_section(df, meta: dict | None) -> list[str]:
     found = warnings(df, meta)
     if not found:
         return []
-    return ["> **Warning: this run was disturbed.**", ">"] + [f"> - {_md_text(w)}" for w in found] + [""]
+    return ["> **Warning: this run was disturbed.**", ">"] + [f"> - {plain(w)}" for w in found] + [""]
 
 
 def key_figures(df, reps=None) -> list[str]:
