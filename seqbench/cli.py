@@ -24,6 +24,7 @@ app = typer.Typer(
     "Example: seqbench run benchmarks/configs/quick.toml",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,  # click's own help: wraps at the terminal's width, never cuts an option's name
     pretty_exceptions_enable=False,
 )
 
@@ -48,7 +49,7 @@ def _root(
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors and the output path.")]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Print every point as it finishes.")]
 Plugins = Annotated[Optional[list[str]], typer.Option(
-    "--plugin", help="A module (mylab.bench_kernels) or .py file that registers kernels; repeatable.")]
+    "--plugin", metavar="<module|file.py>", help="A module (mylab.bench_kernels) or .py file that registers kernels; repeatable.")]
 Baselines = Annotated[Optional[list[str]], typer.Option(
     "--baseline", help="Reference kernel for speed-ups and crossover T* (repeatable; default: the run's config, "
     "else the kernels registered as baselines).")]

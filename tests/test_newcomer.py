@@ -370,3 +370,21 @@ def test_list_format_markdown_is_markdown(capsys):
     assert all(ln.startswith("| ") and ln.endswith(" |") for ln in lines)
     assert "┃" not in "".join(lines) and "│" not in "".join(lines)
     assert any(ln.startswith("| `rnn_loop` | recurrent | `4*B*T*d^2` |") for ln in lines)
+
+
+@pytest.mark.parametrize("command", ["run", "report", "compare", "launch"])
+def test_help_at_80_columns_names_every_option_whole(command, capsys, monkeypatch):
+    import typer
+
+    from seqbench.cli import app
+
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main([command, "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "<bool>" not in text and "…" not in text  # was "--max-time-per-p…" and "<bool>"
+    assert max(map(len, text.splitlines())) <= 80
+    cmd = typer.main.get_command(app).commands[command]
+    for param in cmd.params:
+        for name in param.opts + param.secondary_opts:
+            if name.startswith("--"):
+                assert name in text, name
