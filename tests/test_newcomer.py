@@ -388,3 +388,18 @@ def test_help_at_80_columns_names_every_option_whole(command, capsys, monkeypatc
         for name in param.opts + param.secondary_opts:
             if name.startswith("--"):
                 assert name in text, name
+
+
+def test_compare_of_single_runs_says_its_note_once_within_80_columns(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    base = write_csv(tmp_path / "base.csv", [row(k, T, B) for k in KERNELS for T in (32, 64, 128) for B in (1, 4)])
+    head = write_csv(tmp_path / "head.csv", [row(k, T, B, median=1.02 * (2e-6 * T if k == "rnn_loop" else 1e-8 * T * T))
+                                             for k in KERNELS for T in (32, 64, 128) for B in (1, 4)])
+    main(["compare", str(base), str(head)])
+    text = capsys.readouterr().out
+    lines = [ln.rstrip() for ln in text.splitlines()]
+    assert max(map(len, lines)) <= 80
+    footnotes = [ln for ln in lines if ln.startswith("[")]
+    assert len(footnotes) == 1 and footnotes[0].startswith("[1] 12 points: 1 run in"), text
+    assert text.count("how much one process differs") == 1  # was once per point
+    assert sum(ln.rstrip().endswith("inconclusive [1]") for ln in lines) == 12

@@ -263,11 +263,17 @@ def comparison_table(comp) -> None:
     for col in (f"base {comp.statistic}", f"head {comp.statistic}", "change", "MDE"):
         table.add_column(col, justify="right")
     table.add_column("verdict", no_wrap=True)
-    notes = []
+    # One footnote per distinct note: single runs gave 40 copies of the same sentence, one per point
+    numbers: dict[str, int] = {}
+    labelled: dict[str, list[str]] = {}
     for p in comp.points:
-        verdict = p.verdict + (f" [{len(notes) + 1}]" if p.note else "")
         if p.note:
-            notes.append(f"[{len(notes) + 1}] {ct.point_label(p.key, fields + ['seq_len'])}: {p.note}")
+            numbers.setdefault(p.note, len(numbers) + 1)
+            labelled.setdefault(p.note, []).append(ct.point_label(p.key, fields + ['seq_len']))
+    notes = [f"[{n}] {labelled[note][0] if len(labelled[note]) == 1 else f'{len(labelled[note])} points'}: {note}"
+             for note, n in numbers.items()]
+    for p in comp.points:
+        verdict = p.verdict + (f" [{numbers[p.note]}]" if p.note else "")
         style = colour[p.verdict]
         table.add_row(p.key["kernel"], *(ct.key_text(f, "{}", p.key[f]) for f in fields), str(p.key["seq_len"]),
                       ct.value_text(p.base_value, comp, fmt_time), ct.value_text(p.head_value, comp, fmt_time),
