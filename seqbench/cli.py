@@ -23,7 +23,7 @@ app = typer.Typer(
     "with sequence length and batch size, on CPU or CUDA.\n\n"
     "Example: seqbench run benchmarks/configs/quick.toml",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
     rich_markup_mode=None,  # click's own help: wraps at the terminal's width, never cuts an option's name
     pretty_exceptions_enable=False,
 )
@@ -118,6 +118,7 @@ def run(
     from seqbench.sweep.config import parse_list
     from seqbench.sweep.plan import plan_run
     from seqbench.sweep.runner import execute
+    from seqbench.sweep.shards import estimate_seconds
     from seqbench.sweep.signals import ignore_interrupts
 
     console.set_verbosity(quiet, verbose)
@@ -137,6 +138,7 @@ def run(
         console.info(note)
     if plan.cfg.device != "cpu" or device == Device.AUTO:
         console.info(f"device: {plan.cfg.device}")
+    console.run_estimate(len(plan.points), plan.rounds, estimate_seconds(plan.points, plan.cfg.min_time, plan.rounds))
     with console.sweep_progress(len(plan.points), f"{plan.cfg.name} ({plan.cfg.device}, {plan.cfg.dtype})") as on_row:
         try:
             rows = execute(plan, command=["seqbench", *_INVOCATION], on_row=on_row)
@@ -441,6 +443,8 @@ def list_kernels(
 @app.command()
 def env(
     device: Annotated[Device, typer.Option(help="Which device's details to include.")] = Device.AUTO,
+    threads: Annotated[int, typer.Option(help="torch threads to show, as `run --threads` sets them (default 1, "
+                                         "what runs use; 0: torch's default, a thread per core).")] = 1,
     fmt: Annotated[TextFormat, typer.Option("--format", help="table or json.")] = TextFormat.TABLE,
 ) -> None:
     """Print the environment recorded in every run's JSON sidecar.
@@ -454,6 +458,10 @@ def env(
     from seqbench.measure import env as env_mod
     from seqbench.render import console
 
+    if threads < 0:
+        raise SeqbenchError(f"--threads must be 0 (torch's default) or a positive count, got {threads}")
+    if threads:
+        torch.set_num_threads(threads)  # as a run does (sweep.runner.apply_threads): env shows what runs use
     name = device.value
     if device == Device.AUTO:
         name = "cuda" if torch.cuda.is_available() else "cpu"

@@ -403,3 +403,80 @@ def test_compare_of_single_runs_says_its_note_once_within_80_columns(tmp_path, c
     assert len(footnotes) == 1 and footnotes[0].startswith("[1] 12 points: 1 run in"), text
     assert " ".join(text.split()).count("how much one process differs") == 1  # was once per point
     assert sum(ln.rstrip().endswith("inconclusive [1]") for ln in lines) == 12
+
+
+# --- item 9: the README path ------------------------------------------------------------------------
+
+from pathlib import Path  # noqa: E402
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def _block_after(marker: str, lang: str) -> str:
+    text = README.read_text()
+    start = text.index(f"```{lang}\n", text.index(marker)) + len(lang) + 4
+    return text[start:text.index("```", start)]
+
+
+def test_env_shows_the_threads_runs_use(capsys):
+    import json
+
+    assert main(["env", "--device", "cpu", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["torch_threads"] == 1  # was torch's default (2 here) while runs use 1
+
+
+def test_the_readmes_layer_toml_is_a_complete_config(tmp_path):
+    import tomllib
+
+    from seqbench.sweep.config import build_config
+
+    data = tomllib.loads(_block_after("`bench/layer.toml` is an ordinary sweep config", "toml"))
+    assert data["plugins"] == ["mylab.bench_kernels"] and "my_glr" in data["kernels"]
+    # every field is one seqbench knows, with a valid value (the plugin itself is the user's)
+    cfg = build_config({**data, "plugins": [], "kernels": ["rnn_loop", "sdpa"]}, "bench/layer.toml")
+    assert list(cfg.seq_lens) == data["seq_lens"] and cfg.min_time == data["min_time"]
+
+
+def test_the_readmes_python_example_names_files_that_exist_and_compare():
+    import re
+
+    import seqbench
+
+    block = _block_after("In a notebook the same charts are plain matplotlib Figures", "python")
+    paths = re.findall(r'"(results/[^"]+\.csv)"', block)
+    assert len(paths) == 3 and all((README.parent / p).is_file() for p in paths), paths
+    compare_line = next(ln for ln in block.splitlines() if "seqbench.compare(" in ln)
+    base, head = re.findall(r'"([^"]+)"', compare_line)
+    comp = seqbench.compare(README.parent / base, README.parent / head)  # was compare("base.csv", ...): a traceback
+    assert comp.exit_code in (0, 1) and comp.points
+
+
+def test_setup_says_where_seqbench_is_and_what_the_seed_is():
+    setup = README.read_text().split("## What it measured")[0]
+    assert ".venv/bin/seqbench" in setup and "source .venv/bin/activate" in setup
+    assert "*the seed*" in setup and "--install-completion" in setup
+    ci = _block_after("## Comparing runs in CI", "bash")
+    # `git worktree add ../main-checkout origin/main` failed in a fresh repo (no remote): the local branch works
+    assert "git worktree add ../main-checkout origin/main" not in ci
+    assert "git worktree add --detach ../main-checkout main" in ci
+
+
+def test_shell_completion_is_offered(capsys):
+    assert main(["--help"]) == 0
+    assert "--install-completion" in capsys.readouterr().out
+
+
+def test_a_long_run_is_estimated_up_front(capsys):
+    from seqbench.render import console
+    from seqbench.sweep.config import Point
+    from seqbench.sweep.shards import estimate_seconds
+
+    point = Point(kernel="rnn_loop", mode="forward", device="cpu", dtype="float32", batch_size=1, seq_len=64,
+                  hidden_size=32, num_heads=2, causal=False)
+    one = estimate_seconds([point], 0.2)
+    assert 0.5 < one < 2 and estimate_seconds([point] * 10, 0.2, rounds=3) == pytest.approx(30 * one)
+    console.set_verbosity()
+    console.run_estimate(200, 3, 600.0)
+    console.run_estimate(10, 1, 20.0)  # short: nothing to plan around
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.startswith("200 points x 3 round(s): roughly 10 min") and err.count("roughly") == 1
