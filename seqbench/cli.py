@@ -55,6 +55,12 @@ Baselines = Annotated[Optional[list[str]], typer.Option(
 ImageFormats = Annotated[str, typer.Option("--image-format", "-f", help=f"Comma-separated: {allowed(ImageFormat)}.")]
 
 
+def _quote(arg: str) -> str:
+    import shlex
+
+    return shlex.quote(str(arg))
+
+
 def _load_plugins(plugins: list[str] | None) -> None:
     from seqbench.kernels import load_plugins
 
@@ -74,7 +80,7 @@ def run(
     dtype: Annotated[Optional[DType], typer.Option(help="Floating-point type of weights and inputs.")] = None,
     device: Annotated[Optional[Device], typer.Option(help="auto: CUDA if present.")] = None,
     causal: Annotated[Optional[bool], typer.Option("--causal/--no-causal", help="Causal attention mask.")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="CPU threads for torch (default 1; 0: torch's default, a thread per core). See the README's \"Threads\" before raising it.")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads for torch (default 1; 0: torch's default, a thread per core; at most the cores this process may use, SEQBENCH_MAX_THREADS=N allows more). See the README's \"Threads\" before raising it.")] = None,
     min_time: Annotated[Optional[float], typer.Option(help="Seconds of timed samples per point.")] = None,
     max_memory: Annotated[Optional[str], typer.Option(help="Skip points whose estimated peak memory exceeds this, e.g. 8GiB (0 or unset: 80% of the memory free at the start).")] = None,
     max_time_per_point: Annotated[Optional[float], typer.Option(help="Seconds one call may take; a slower point is recorded as timeout and larger T for its kernel and B are skipped (0: no limit).")] = None,
@@ -255,8 +261,12 @@ def ab(
 
     console.set_verbosity(quiet)
     options = _compare_options(threshold, alpha, statistic, fail_on, allow_missing, allow_mismatch)
+    again = [a for a in _INVOCATION if a not in ("--force", "--append")]
+    _INTERRUPT_HINT[:] = [f"the runs that finished are in {out}; add runs to them with: seqbench "
+                          f"{' '.join(map(_quote, again))} --append"]
     _, comp = run_ab(config, base, head, out=out, runs=runs, rounds=rounds, append=append, force=force,
                      on_run=console.ab_progress, **options)
+    _INTERRUPT_HINT.clear()
     console.comparison(comp, fmt.value)
     console.info(f"wrote {out}/base.csv, head.csv, compare.md, compare.json, ab.json")
     raise typer.Exit(comp.exit_code)
@@ -333,7 +343,10 @@ def launch(
                       peak=peak, rounds=rounds, machine=machine, parallel=parallel, timeout_min=timeout_min,
                       slurm={"partition": partition, "gpus_per_node": gpus_per_node, "cpus_per_task": cpus_per_task},
                       force=force, allow_partial=allow_partial, allow_mixed=allow_mixed)
+    _INTERRUPT_HINT[:] = ["finished shards are kept; run the same command again to resume or rerun the others: "
+                          f"seqbench {' '.join(map(_quote, _INVOCATION))}"]
     result = launch_sweep(spec, on_event=console.launch_event)
+    _INTERRUPT_HINT.clear()
     console.launch_summary(result, ["seqbench", *_INVOCATION])
     if result.failed:
         raise ShardsFailed(f"{len(result.failed)} of {shards} shards failed; launch the same command again to rerun "
@@ -458,7 +471,7 @@ def env(
 def calibrate(
     device: Annotated[Device, typer.Option(help="auto: CUDA if present.")] = Device.AUTO,
     dtype: Annotated[DType, typer.Option(help="Floating-point type of the matmul.")] = DType.FLOAT32,
-    threads: Annotated[int, typer.Option(help="CPU threads for torch (default 1; 0: torch's default).")] = 1,
+    threads: Annotated[int, typer.Option(help="CPU threads for torch (default 1; 0: torch's default; at most the cores this process may use).")] = 1,
     min_time: Annotated[float, typer.Option(help="Seconds of timed samples.")] = 0.5,
     max_memory: Annotated[str, typer.Option(help="Refuse to run if the matmul needs more than this, e.g. 8GiB (0: 80% of the free memory).")] = "0",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the GFLOP/s figure.")] = False,

@@ -493,3 +493,57 @@ def broken_entry_point(d: Path) -> Outcome:
     for k in ("run skip", "report skip"):
         _expect(out, outs[k].rc == 0, f"{k}: exit {outs[k].rc}: {outs[k].first_line()}")
     return out
+
+
+@case("27.15", "SIGINT (KeyboardInterrupt) during `ab` and during `launch`", "exit 130, one line: ab's says "
+      "how to add runs (--append), launch's to run the same command again", 130)
+def interrupt_hints(d: Path) -> Outcome:
+    from seqbench.analysis import ab as ab_mod
+    from seqbench.sweep import launch as launch_mod
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    cfg = write_config(d, seq_lens=[4])
+    real = ab_mod.run_ab, launch_mod.launch
+    ab_mod.run_ab = launch_mod.launch = interrupted
+    try:
+        outs = {"ab": cli("ab", cfg, "--base", d, "-o", "out", "--force", cwd=d),
+                "launch": cli("launch", cfg, "-n", "1", "-o", "l.csv", "--cluster", "local", cwd=d)}
+    finally:
+        ab_mod.run_ab, launch_mod.launch = real
+    out = _all_exit(outs, 130)
+    _expect(out, "--append" in outs["ab"].err and "--force" not in outs["ab"].err, f"ab: {outs['ab'].first_line()!r}")
+    _expect(out, "run the same command again" in outs["launch"].err and "seqbench launch" in outs["launch"].err,
+            f"launch: {outs['launch'].first_line()!r}")
+    return out
+
+
+@case("27.15", "merge of two shards, one without its sidecar; `plot -d r.csv` (a file); `report --charts-dir` "
+      "a file", "exit 2, one line each: the missing sidecar named (not 'shard 2 of 2 missing'); 'is a file, not "
+      "a folder' (not 'File exists')", 2)
+def message_fixes(d: Path) -> Outcome:
+    _shard(d, 1, "aaaa", "h1")
+    _shard(d, 2, "aaaa", "h1")
+    (d / "shard-2.json").unlink()
+    outs = {"merge": cli("merge", "shard-1.csv", "shard-2.csv", "-o", "m.csv", cwd=d),
+            "plot": cli("plot", "shard-1.csv", "-d", "shard-1.csv", cwd=d),
+            "report": cli("report", "shard-1.csv", "-o", "r.md", "--charts-dir", "shard-1.csv", cwd=d)}
+    out = _all_exit(outs, 2)
+    _expect(out, "shard-2.json is missing" in outs["merge"].err, f"merge: {outs['merge'].first_line()!r}")
+    for k in ("plot", "report"):
+        _expect(out, "is a file, not a folder" in outs[k].err, f"{k}: {outs[k].first_line()!r}")
+    return out
+
+
+@case("27.15", "a 5,000-character kernel name: report with charts", "exit 0, nothing on stderr but the "
+      "summary line (no matplotlib warnings); legends cut to a readable length", 0)
+def long_kernel_name(d: Path) -> Outcome:
+    from synthetic_results import row, write_csv
+
+    long = "k" * 5000
+    write_csv(d / "a.csv", [replace(row("rnn_loop", T, 1), kernel=long) for T in (32, 64, 128)]
+              + [row("sdpa", T, 1) for T in (32, 64, 128)])
+    out = cli("report", "a.csv", "-o", "a.md", cwd=d)
+    _expect(out, out.lines == 1 and "Warning" not in out.err, f"stderr: {out.err[:300]!r}")
+    return out
