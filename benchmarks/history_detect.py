@@ -38,7 +38,7 @@ GATE = 0.05
 def real_runs(folder: Path) -> dict[str, list[np.ndarray]]:
     """point -> [samples of that point in one run] over every run (process) in the folder's CSVs."""
     out: dict[str, list[np.ndarray]] = {}
-    for csv in sorted(folder.glob("*.csv")):
+    for csv in sorted(folder.glob("*.csv")) if folder.is_dir() else [folder]:
         df = read_results(csv)
         for rec in df[df["status"] == "ok"].to_dict("records"):
             if rec["family"] == "calibration":

@@ -31,7 +31,7 @@ def templates(folder: Path):
     """Real rows (as CSV dicts) per point and the header and one sidecar."""
     rows: dict[tuple, list[dict]] = {}
     header, meta = None, None
-    for p in sorted(folder.glob("*.csv")):
+    for p in sorted(folder.glob("*.csv")) if folder.is_dir() else [folder]:
         with p.open(newline="") as fh:
             r = csv.DictReader(fh)
             header = r.fieldnames
