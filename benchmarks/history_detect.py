@@ -90,7 +90,7 @@ def latest_vs_median_2(v):
     return latest_vs_median(v, threshold=0.02)
 
 
-DETECTORS = {"E-divisive, t-test (seqbench)": edivisive_t, "E-divisive, permutation": edivisive_perm,
+DETECTORS = {"E-divisive, t-test (Hunter)": edivisive_t, "E-divisive, permutation (seqbench)": edivisive_perm,
              "asv step detection": asv_steps, "ruptures PELT (l2, BIC)": ruptures_pelt,
              "latest vs median of 10, 5%": latest_vs_median, "latest vs median of 10, 2%": latest_vs_median_2}
 
@@ -99,7 +99,7 @@ def gate_e(v):
     """What `history check` fails on at the 5% threshold: E-divisive regressions of >= 5%."""
     from seqbench.analysis.changepoints import step_size
 
-    cps = [i for i, _ in e_divisive(v)]
+    cps = [i for i, _ in e_divisive(v, test="permutation")]
     idx = [0, *cps, len(v)]
     return [i for k, i in enumerate(cps, 1) if step_size(v[idx[k - 1]:i], v[i:idx[k + 1]]).size >= GATE]
 
@@ -111,11 +111,11 @@ def gate_asv(v):
     return [j for _, j, *_ in (regs or [])]
 
 
-GATES = {"history check (E-divisive, >= 5%)": gate_e, "asv regressions (>= 5%)": gate_asv,
+GATES = {"history check (E-divisive permutation, >= 5%)": gate_e, "asv regressions (>= 5%)": gate_asv,
          "latest vs median of 10, 5%": latest_vs_median}
 
 
-def evaluate(runs, reps: int, seed: int) -> dict:
+def evaluate(runs, reps: int, seed: int, only: str | None = None, old: dict | None = None) -> dict:
     rng = np.random.default_rng(seed)
     points = sorted(runs)
     res: dict = {"points": points, "runs_per_point": {p: len(runs[p]) for p in points}, "reps": reps,
@@ -129,6 +129,11 @@ def evaluate(runs, reps: int, seed: int) -> dict:
                 plan.append(("step", p, size, pos, at, history(rng, runs[p], N_STEP, at, size)))
             plan.append(("flat", p, 0.0, "", None, history(rng, runs[p], N_FLAT, None, 0.0)))
     for name, fn in {**DETECTORS, **{f"gate: {k}": g for k, g in GATES.items()}}.items():
+        key = "gates" if name.startswith("gate: ") else "detectors"
+        if only and only not in name:
+            res[key][name.removeprefix("gate: ")] = old[key][name.removeprefix("gate: ")]
+            res["seconds"][name] = old["seconds"][name]
+            continue
         t0 = time.perf_counter()
         found = {(size, pos): [] for size, pos in cases}
         extra, flat_cps, flat_commits, step_commits = 0, 0, 0, 0
@@ -148,7 +153,6 @@ def evaluate(runs, reps: int, seed: int) -> dict:
             "n": len(ds)} for (size, pos), ds in found.items()}
         out["false_per_100_flat"] = 100 * flat_cps / flat_commits
         out["false_per_100_in_step_histories"] = 100 * extra / step_commits
-        key = "gates" if name.startswith("gate: ") else "detectors"
         res[key][name.removeprefix("gate: ")] = out
         res["seconds"][name] = time.perf_counter() - t0
         print(f"{name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
@@ -205,9 +209,11 @@ def main(argv=None) -> int:
     ap.add_argument("-o", "--out", type=Path, default=Path("results/history"))
     ap.add_argument("--reps", type=int, default=25)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--only", help="rerun only the methods whose name holds this; the rest from OUT/detection.json")
     args = ap.parse_args(argv)
     runs = real_runs(args.runs_dir)
-    res = evaluate(runs, args.reps, args.seed)
+    old = json.loads((args.out / "detection.json").read_text()) if args.only else None
+    res = evaluate(runs, args.reps, args.seed, args.only, old)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "detection.json").write_text(json.dumps(res, indent=1))
     (args.out / "detection.md").write_text(markdown(res))
