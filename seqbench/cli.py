@@ -56,6 +56,12 @@ Baselines = Annotated[Optional[list[str]], typer.Option(
 ImageFormats = Annotated[str, typer.Option("--image-format", "-f", help=f"Comma-separated: {allowed(ImageFormat)}.")]
 
 
+def _quote(arg: str) -> str:
+    import shlex
+
+    return shlex.quote(str(arg))
+
+
 def _load_plugins(plugins: list[str] | None) -> None:
     from seqbench.kernels import load_plugins
 
@@ -75,7 +81,7 @@ def run(
     dtype: Annotated[Optional[DType], typer.Option(help="Floating-point type of weights and inputs.")] = None,
     device: Annotated[Optional[Device], typer.Option(help="auto: CUDA if present.")] = None,
     causal: Annotated[Optional[bool], typer.Option("--causal/--no-causal", help="Causal attention mask.")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="CPU threads for torch (default 1; 0: torch's default, a thread per core). See the README's \"Threads\" before raising it.")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads for torch (default 1; 0: torch's default, a thread per core; at most the cores this process may use, SEQBENCH_MAX_THREADS=N allows more). See the README's \"Threads\" before raising it.")] = None,
     min_time: Annotated[Optional[float], typer.Option(help="Seconds of timed samples per point.")] = None,
     max_memory: Annotated[Optional[str], typer.Option(help="Skip points whose estimated peak memory exceeds this, e.g. 8GiB (0 or unset: 80% of the memory free at the start).")] = None,
     max_time_per_point: Annotated[Optional[float], typer.Option(help="Seconds one call may take; a slower point is recorded as timeout and larger T for its kernel and B are skipped (0: no limit).")] = None,
@@ -260,8 +266,12 @@ def ab(
 
     console.set_verbosity(quiet)
     options = _compare_options(threshold, alpha, statistic, fail_on, allow_missing, allow_mismatch)
+    again = [a for a in _INVOCATION if a not in ("--force", "--append")]
+    _INTERRUPT_HINT[:] = [f"the runs that finished are in {out}; add runs to them with: seqbench "
+                          f"{' '.join(map(_quote, again))} --append"]
     _, comp = run_ab(config, base, head, out=out, runs=runs, rounds=rounds, append=append, force=force,
                      on_run=console.ab_progress, **options)
+    _INTERRUPT_HINT.clear()
     console.comparison(comp, fmt.value)
     console.info(f"wrote {out}/base.csv, head.csv, compare.md, compare.json, ab.json")
     raise typer.Exit(comp.exit_code)
@@ -338,7 +348,10 @@ def launch(
                       peak=peak, rounds=rounds, machine=machine, parallel=parallel, timeout_min=timeout_min,
                       slurm={"partition": partition, "gpus_per_node": gpus_per_node, "cpus_per_task": cpus_per_task},
                       force=force, allow_partial=allow_partial, allow_mixed=allow_mixed)
+    _INTERRUPT_HINT[:] = ["finished shards are kept; run the same command again to resume or rerun the others: "
+                          f"seqbench {' '.join(map(_quote, _INVOCATION))}"]
     result = launch_sweep(spec, on_event=console.launch_event)
+    _INTERRUPT_HINT.clear()
     console.launch_summary(result, ["seqbench", *_INVOCATION])
     if result.failed:
         raise ShardsFailed(f"{len(result.failed)} of {shards} shards failed; launch the same command again to rerun "
@@ -395,13 +408,16 @@ def report(
     baseline: Baselines = None,
     plugin: Plugins = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite the report and its charts.")] = False,
+    as_html: Annotated[bool, typer.Option("--html", help="One self-contained HTML page instead, its scaling charts "
+                                          "interactive (kernels toggled in the legend). Default -o: the CSV's name with .html.")] = False,
     quiet: Quiet = False,
 ) -> None:
-    """Write a Markdown report: environment, tables per batch size, scaling exponents, crossover T*, failures, charts.
+    """Write a Markdown report (or, with --html, an HTML page): environment, tables per batch size, scaling exponents, crossover T*, failures, charts.
 
     Examples:\n
       seqbench report results/cpu/examples-cpu.csv -o results/cpu/report.md\n
       seqbench report run.csv -o run.md --no-charts\n
+      seqbench report run.csv --html -o run.html   (interactive charts, one file)\n
       seqbench report mine.csv --baseline my_glr --plugin mylab.bench_kernels\n
       seqbench report a100=runs/a100.csv h100=runs/h100.csv -o runs/machines.md
     """
@@ -412,6 +428,13 @@ def report(
 
     console.set_verbosity(quiet)
     _load_plugins(plugin)
+    if as_html:
+        from seqbench.render.report_html import write_html_report
+
+        path = write_html_report(results, out or split_label(results[0])[1].with_suffix(".html"), force=force,
+                                 baselines=baseline)
+        console.info(f"wrote {path}")
+        return
     formats = plot_mod.parse_formats(image_format)
     out = out or split_label(results[0])[1].with_suffix(".md")
     cdir = (charts_dir or plot_mod.default_report_charts_dir(out)) if charts else None
@@ -472,7 +495,7 @@ def env(
 def calibrate(
     device: Annotated[Device, typer.Option(help="auto: CUDA if present.")] = Device.AUTO,
     dtype: Annotated[DType, typer.Option(help="Floating-point type of the matmul.")] = DType.FLOAT32,
-    threads: Annotated[int, typer.Option(help="CPU threads for torch (default 1; 0: torch's default).")] = 1,
+    threads: Annotated[int, typer.Option(help="CPU threads for torch (default 1; 0: torch's default; at most the cores this process may use).")] = 1,
     min_time: Annotated[float, typer.Option(help="Seconds of timed samples.")] = 0.5,
     max_memory: Annotated[str, typer.Option(help="Refuse to run if the matmul needs more than this, e.g. 8GiB (0: 80% of the free memory).")] = "0",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the GFLOP/s figure.")] = False,

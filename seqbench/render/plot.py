@@ -436,6 +436,43 @@ def chart_paths(df, out_dir: str | Path, formats=("png",)) -> list[tuple[str, st
             for fmt in formats]
 
 
+# longer names (a 5,000-character kernel name) would squeeze the axes to nothing: legend entries,
+# labels inside a panel (a heatmap's cells), any other line (titles, notes)
+LEGEND_CHARS, CELL_CHARS, TEXT_CHARS = 32, 24, 100
+
+
+def _shorten(text: str, limit: int) -> str:
+    """text cut to `limit` characters per line, ending in '…' and a short hash (two long names that
+    share a beginning stay told apart)."""
+    import hashlib
+
+    def cut(line: str) -> str:
+        if len(line) <= limit:
+            return line
+        head, sep, tail = line.rpartition(", ")  # "NAME, k=1.00": keep what is said of the name
+        if sep and len(tail) <= 20 and len(head) > limit - len(tail) - 2:
+            line, limit_, tail = head, limit - len(tail) - 2, sep + tail
+        else:
+            limit_, tail = limit, ""
+        return f"{line[:limit_ - 8]}…{hashlib.sha1(line.encode()).hexdigest()[:6]}{tail}"
+
+    return "\n".join(cut(line) for line in text.split("\n"))
+
+
+def fit_texts(fig) -> None:
+    """Every text of a chart at a readable length: legend entries shorter, titles and notes per line."""
+    from matplotlib.text import Text
+
+    legends = [lg for lg in [*fig.legends, *(ax.get_legend() for ax in fig.axes)] if lg is not None]
+    in_legend = {id(t) for lg in legends for t in lg.get_texts()}
+    in_cell = {id(t) for ax in fig.axes for t in ax.texts}
+    for t in fig.findobj(Text):
+        text = t.get_text()
+        short = _shorten(text, LEGEND_CHARS if id(t) in in_legend else CELL_CHARS if id(t) in in_cell else TEXT_CHARS)
+        if short != text:
+            t.set_text(short)
+
+
 def render_all(df, out_dir: str | Path, formats=("png",), *, batch_sizes=None, dpi: int = 150) -> list[Path]:
     """Render every chart for every mode into out_dir; returns the written paths in a fixed order."""
     Path(out_dir).mkdir(parents=True, exist_ok=True)
@@ -443,6 +480,7 @@ def render_all(df, out_dir: str | Path, formats=("png",), *, batch_sizes=None, d
     for name, mode, path in chart_paths(df, out_dir, formats):
         if (name, mode) not in figs:
             figs[name, mode] = charts_for(df, mode)[name](df, mode, batch_sizes)
+            fit_texts(figs[name, mode])
         # svg: no date and a fixed id salt, so re-rendering the same CSV gives the same bytes.
         with rc_context({"svg.hashsalt": "seqbench"}):
             figs[name, mode].savefig(path, dpi=dpi, metadata={"Date": None} if path.suffix == ".svg" else None)
@@ -516,6 +554,17 @@ def owner_of(kind: str, path: str | Path) -> str:
     return f"{kind} {Path(os.path.abspath(path)).as_posix()}"
 
 
+def check_chart_dir(out_dir: str | Path, flag: str = "--out-dir") -> None:
+    """The charts' folder is a folder (or can become one): one line, not "File exists" from mkdir."""
+    d = Path(out_dir)
+    for part in (d, *d.parents):
+        if part.exists():
+            if not part.is_dir():
+                raise PlotError(f"{flag} {d}: {'it' if part == d else part} is a file, not a folder; give a folder "
+                                "for the charts")
+            return
+
+
 def plot_files(paths, out_dir: str | Path, formats=("png",), *, batch_sizes=None, force: bool = False,
                baselines=None) -> list[Path]:
     """What `seqbench plot` does: read and check the CSVs, refuse to clobber, render every chart."""
@@ -532,6 +581,7 @@ def plot_files(paths, out_dir: str | Path, formats=("png",), *, batch_sizes=None
         if missing:
             raise PlotError(f"--batch {missing[0]} has no successful points; measured batch sizes: "
                             f"{', '.join(map(str, measured))}")
+    check_chart_dir(out_dir)
     targets = [p for *_, p in chart_paths(df, out_dir, formats)]
     files = [split_label(p)[1] for p in paths]
     check_not_input(targets, [*files, *map(sidecar_path, files)], "chart")

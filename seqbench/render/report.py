@@ -396,6 +396,8 @@ def write_report(csv_path, report_path: str | Path, *, charts_dir: str | Path | 
     if report_path.suffix.lower() == ".csv":  # a results file's name: Markdown there destroys (or poses as) results
         raise ResultsError(f"-o {report_path}: a report is Markdown; give a name ending in .md, not .csv")
     check_not_input([report_path], [q for f in files for q in (f, sidecar_path(f))], "-o")  # also through links
+    if charts_dir is not None:
+        plot.check_chart_dir(charts_dir, "--charts-dir")
     df = load(inputs, baselines)
     metas = [read_metadata(f) for f in files]
     has_points = not scaling.ok_points(df).empty
