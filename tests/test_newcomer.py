@@ -391,7 +391,9 @@ def test_help_at_80_columns_names_every_option_whole(command, capsys, monkeypatc
 
 
 def test_compare_of_single_runs_says_its_note_once_within_80_columns(tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("COLUMNS", "80")
+    from seqbench.render import console
+
+    monkeypatch.setattr(console.out, "width", 80)  # a terminal of 80 columns (the width is fixed at import)
     base = write_csv(tmp_path / "base.csv", [row(k, T, B) for k in KERNELS for T in (32, 64, 128) for B in (1, 4)])
     head = write_csv(tmp_path / "head.csv", [row(k, T, B, median=1.02 * (2e-6 * T if k == "rnn_loop" else 1e-8 * T * T))
                                              for k in KERNELS for T in (32, 64, 128) for B in (1, 4)])
