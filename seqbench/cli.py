@@ -144,10 +144,11 @@ def run(
         console.info(note)
     if plan.cfg.device != "cpu" or device == Device.AUTO:
         console.info(f"device: {plan.cfg.device}")
-    console.run_estimate(len(plan.points), plan.rounds, estimate_seconds(plan.points, plan.cfg.min_time, plan.rounds))
     with console.sweep_progress(len(plan.points), f"{plan.cfg.name} ({plan.cfg.device}, {plan.cfg.dtype})") as on_row:
         try:
-            rows = execute(plan, command=["seqbench", *_INVOCATION], on_row=on_row)
+            estimate = estimate_seconds(plan.points, plan.cfg.min_time, plan.rounds)
+            rows = execute(plan, command=["seqbench", *_INVOCATION], on_row=on_row,
+                           on_start=lambda: console.run_estimate(len(plan.points), plan.rounds, estimate))
         except KeyboardInterrupt:
             ignore_interrupts()  # cleanup from here on: a second Ctrl-C must not cut it short
             _INTERRUPT_HINT[:] = [f"the finished points are in {plan.out}; continue with: "

@@ -313,9 +313,9 @@ def noise_lines(rows, meta: dict | None) -> list[str]:
     return warnings(pd.DataFrame([dataclasses.asdict(r) for r in rows]), meta)
 
 
-def run_estimate(points: int, rounds: int, seconds: float) -> None:
+def run_estimate(points: int, rounds: int, seconds: float | None) -> None:
     """Before a run: how long it may take, when that is long enough to plan around (a minute or more)."""
-    if seconds < 60:
+    if seconds is None or seconds < 60:
         return
     info(f"{points} points x {rounds} round(s): roughly {fmt_time(seconds) if seconds < 120 else f'{seconds / 60:.0f} min'} "
          "(a cost model at nominal speeds; real runs took 0.6-2x it here; Ctrl-C keeps the finished points, "
