@@ -67,10 +67,12 @@ def calibrate(device: str = "auto", dtype: str = "float32", threads: int = 1, mi
     from seqbench.sweep.budget import check_each_fits, estimate_bytes
     from seqbench.sweep.config import resolve_device
     from seqbench.sweep.matmul_peak import calibrate_config
+    from seqbench.sweep.plan import bounded_threads
     from seqbench.sweep.runner import measure_calibration, new_run_id
     from seqbench.units import parse_size
 
     cfg = resolve_device(calibrate_config(device, dtype, threads, min_time))
+    bounded_threads(cfg.threads, "flags", "--threads")
     point = cfg.points()[0]
     check_each_fits([(estimate_bytes(point), f"the {point.seq_len}x{point.seq_len} {cfg.dtype} matmul")], cfg.device,
                     parse_size(max_memory, "--max-memory"), "calibrate")

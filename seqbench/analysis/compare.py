@@ -348,6 +348,18 @@ def compare_frames(base, head, *, threshold: float = 0.05, alpha: float = 0.01, 
     finish(results, tests, threshold=threshold, alpha=alpha)
     comp = Comparison(results, [_key_dict(k) for k in gb if k not in gh], [_key_dict(k) for k in gh if k not in gb],
                       threshold, alpha, normalize, statistic, fail, allow_missing)
+    shared = sorted(set(base["run_id"]) & set(head["run_id"])) if "run_id" in base and "run_id" in head else []
+    if shared:  # one measurement on both sides: any verdict is an artefact (a file compared with itself?)
+        same = set(base["run_id"]) == set(head["run_id"])
+        comp.warnings.append(
+            (f"both sides are the same runs ({len(shared)}: {', '.join(map(str, shared[:2]))}"
+             f"{', ...' if len(shared) > 2 else ''}): a file compared with itself (or a copy) says nothing about a change"
+             if same else f"{len(shared)} run(s) appear on both sides ({', '.join(map(str, shared[:2]))}): the sides "
+             "are not independent measurements") + "; compare the baseline's runs with the candidate's")
+    unmeasured = [p for p in results if not p.base_rounds or not p.head_rounds]
+    if unmeasured and len(unmeasured) == len(results):
+        comp.warnings.append(f"every point in common ({len(results)}) failed on at least one side, so nothing was "
+                             "timed on both sides and nothing is compared; their errors are listed per point")
     few = [p for p in results if p.base_runs and p.head_runs and min(p.base_runs, p.head_runs) < MIN_RUNS]
     if few:
         comp.warnings.append(

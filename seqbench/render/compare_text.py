@@ -131,6 +131,13 @@ def advice_lines(comp) -> list[str]:
     c = comp.counts()
     out = []
     inconclusive = [p for p in comp.points if p.verdict == "inconclusive"]
+    unmeasured = [p for p in inconclusive if not p.base_rounds or not p.head_rounds]  # failed on a side
+    if unmeasured:  # more runs of a point that fails cannot help
+        both = sum(not p.base_rounds and not p.head_rounds for p in unmeasured)
+        out.append(f"{len(unmeasured)} point(s) not compared because they failed"
+                   + (f" ({both} on both sides)" if both else "") + ": fix what their errors say; adding runs will "
+                   "not help")
+        inconclusive = [p for p in inconclusive if p not in unmeasured]
     if inconclusive:
         few = sum(min(p.base_runs, p.head_runs) < MIN_RUNS for p in inconclusive)
         mdes = sorted(p.mde for p in inconclusive if p.mde is not None and math.isfinite(p.mde))

@@ -237,6 +237,10 @@ def plan_merge(inputs, *, allow_partial: bool = False, allow_mixed: bool = False
     _check_overlap(parts)
     summary = MergeSummary(rows=0, files=len(parts))
     shards = [p for p in parts if p.shard]
+    bare = [p for p in parts if not p.meta]
+    if shards and bare:  # its shard number is in the sidecar: without it the file is not "shard k of N"
+        raise ResultsError(f"{bare[0].path} has no sidecar ({sidecar_path(bare[0].path).name} is missing), so its shard "
+                           "and run are unknown; put the sidecar written with it back beside it")
     if shards:
         summary.shards, summary.missing, summary.incomplete = _check_sweep(shards, allow_partial, allow_mixed)
         diffs = _environment_differences(shards)

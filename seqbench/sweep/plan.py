@@ -69,6 +69,17 @@ def check_machine(label: str | None) -> str | None:
     return text
 
 
+def bounded_threads(threads: int, source: str, where: str = "threads") -> str:
+    """Threads no more than the cores this process may use (measure.env.check_threads): a ConfigError
+    otherwise; a note when SEQBENCH_MAX_THREADS allowed more."""
+    from seqbench.measure.env import check_threads
+
+    try:
+        return check_threads(threads, where)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}" if source != "flags" else str(exc)) from None
+
+
 def merge_flags(data: dict, flags: dict) -> dict:
     """Flags over config fields; plugins given both ways are all loaded (config's first)."""
     out = dict(data)
@@ -109,6 +120,7 @@ def plan_run(*, config: Path | None = None, flags: dict | None = None, out: Path
         data.update(load_toml(config))
     source = str(config) if config else "flags"
     cfg = resolve_device(build_config(merge_flags(data, flags or {}), source=source))
+    notes.append(bounded_threads(cfg.threads, source))
     if out is None:
         out = Path("results") / f"{cfg.name}-{cfg.device}-{datetime.now():%Y%m%d-%H%M%S}.csv"
     if shard:  # as launch does: N above the number of points is refused before any work (a heap entry per shard)
@@ -119,6 +131,7 @@ def plan_run(*, config: Path | None = None, flags: dict | None = None, out: Path
     plan = RunPlan(cfg, Path(out), source, rounds=rounds, shard=parse_shard(shard) if shard else None,
                    reference=reference, append=append, force=force, peak=peak and "calibration" not in cfg.kernels,
                    notes=notes, machine=check_machine(machine))
+    plan.notes = [n for n in plan.notes if n]
     plugin_files = [p for p in cfg.plugins if is_file_spec(p)]
     check_not_input([plan.out, sidecar_path(plan.out)], [config, *plugin_files], "--out (or its sidecar)")
     if resume:
