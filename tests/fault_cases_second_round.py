@@ -46,8 +46,11 @@ def force_over_owned(d: Path) -> Outcome:
     shards.mkdir()
     (shards / "launch.json").write_text(json.dumps({"sweep": {"another": "sweep"}, "jobs": []}))
     _results(shards, "shard-1-of-2", run_id="shard-run")
-    before = {p: p.read_bytes() for p in [*d.iterdir(), *shards.iterdir()] if p.is_file()}
-    with own(d / "w.csv", "append"), own(shards / "shard-1-of-2.csv", "append"):  # as live runs would
+    (d / "ab").mkdir()
+    _results(d / "ab", "base", run_id="base-run")
+    files = lambda: [p for p in [*d.iterdir(), *shards.iterdir(), *(d / "ab").iterdir()] if p.is_file()]  # noqa: E731
+    before = {p: p.read_bytes() for p in files()}
+    with own(d / "w.csv", "append"), own(shards / "shard-1-of-2.csv", "append"), own(d / "ab" / "base.csv", "append"):
         outs = {
             "report -o w.csv": cli("report", "full.csv", "--no-charts", "-o", "w.csv", "--force", cwd=d),
             "report -o w.json": cli("report", "full.csv", "--no-charts", "-o", "w.json", "--force", cwd=d),
@@ -57,12 +60,13 @@ def force_over_owned(d: Path) -> Outcome:
             "merge": cli("merge", "full.csv", "other.csv", "-o", "w.csv", "--force", cwd=d),
             "launch --force": cli("launch", cfg, "-n", "2", "-o", "l.csv", "--dir", shards, "--force",
                                   "--cluster", "local", cwd=d),
+            "ab --force": cli("ab", cfg, "--base", d, "-o", "ab", "--force", "--runs", "1", cwd=d),
         }
     out = _all_exit(outs, 2)
     why = {"report -o w.csv": "a report is Markdown", "report -o x.md": "is a seqbench results CSV"}
     for label, o in outs.items():
         _expect(out, why.get(label, "seqbench run still writing") in o.err, f"{label}: {o.first_line()!r}")
-    after = {p: p.read_bytes() for p in [*d.iterdir(), *shards.iterdir()] if p.is_file() and p in before}
+    after = {p: p.read_bytes() for p in files() if p in before}
     _expect(out, after == before and len(after) == len(before), "a file changed or went")
     return out
 
