@@ -31,7 +31,8 @@ def _results(d: Path, name: str = "a", run_id: str = "test-run", kernels=("sdpa"
 
 @case("27.1", "while a run owns w.csv (holds its lock): `report -o w.csv --force`, `report -o w.json --force` "
       "(its sidecar), `gradflow -o w.csv --force`, `merge -o w.csv --force`, `launch --force` clearing a folder "
-      "whose shard is being written; `report -o x.md --force` where x.md is a results CSV",
+      "whose shard is being written, `ab --force` while its base.csv is being written; `report -o x.md --force` "
+      "where x.md is a results CSV",
       "each refused with one line (the owner named, or 'a results CSV'); every file byte for byte unchanged", 2)
 def force_over_owned(d: Path) -> Outcome:
     from seqbench.results.ownership import own
