@@ -19,9 +19,10 @@ from seqbench.analysis import decode, fits, matchup, scaling
 from seqbench.choices import ImageFormat, Mode, allowed, values
 from seqbench.errors import SeqbenchError
 from seqbench.results.ownership import check_not_input
+from seqbench.results.reader import split_label
 from seqbench.results.schema import sidecar_path
 from seqbench.results.writer import refuse_existing
-from seqbench.units import fmt_bytes
+from seqbench.units import fmt_bytes, fmt_faster
 
 # Fixed styles, so a kernel looks the same in every chart and every run.
 KERNEL_ORDER = scaling.KERNEL_ORDER
@@ -268,7 +269,7 @@ def speedup_heatmap(df, *, mode: str | None = None, baselines=None):
             s = matchup.versus(part, side)
             panels.append((src, side, s[s["mode"] == mode]))
     n_t = max([s["seq_len"].nunique() for *_, s in panels] + [1])  # wide enough for kernel names in every cell
-    fig, axes = _figure(max(len(panels), 1), "Speed-up of the best softmax attention (>1×: attention faster)",
+    fig, axes = _figure(max(len(panels), 1), "Who is faster, by how much: recurrent side vs best softmax attention",
                         df, mode, panel_w=max(5.2, 1.0 * n_t), panel_h=3.9)
     span = max([float(np.nanmax(np.abs(np.log2(s["speedup"])))) for *_, s in panels if len(s)] + [1.0])
     image = None
@@ -284,13 +285,15 @@ def speedup_heatmap(df, *, mode: str | None = None, baselines=None):
         names = {}
         for r in s.itertuples():
             i, j = bs.index(int(r.batch_size)), ts.index(int(r.seq_len))
-            grid[i, j] = r.speedup
-            names[i, j] = r.right_kernel if side.kernel else f"{r.left_kernel}\n{r.right_kernel}"
+            grid[i, j] = r.speedup  # recurrent-side time / attention time: > 1, attention is faster
+            winner, loser = (r.right_kernel, r.left_kernel) if r.speedup > 1 else (r.left_kernel, r.right_kernel)
+            names[i, j] = (winner, "" if side.kernel else f"\nvs {loser}")
         image = ax.imshow(np.log2(grid), cmap="RdBu", vmin=-span, vmax=span, origin="lower", aspect="auto")
         for (i, j), name in names.items():
             v = grid[i, j]
             dark = abs(np.log2(v)) > 0.6 * span
-            ax.text(j, i, f"{v:.3g}×\n{name}", ha="center", va="center", fontsize=5.5 if "\n" in name else 6.5,
+            ax.text(j, i, f"{name[0]}\n{fmt_faster(v, '', '').strip()}{name[1]}", ha="center", va="center",
+                    fontsize=5.5 if name[1] else 6.5,
                     color="white" if dark else "black")
         ax.set_xticks(range(len(ts)), [str(t) for t in ts], fontsize=8)
         ax.set_yticks(range(len(bs)), [str(b) for b in bs], fontsize=8)
@@ -298,8 +301,9 @@ def speedup_heatmap(df, *, mode: str | None = None, baselines=None):
         ax.set_ylabel("batch size B")
     if image is not None:
         cb = fig.colorbar(image, ax=list(axes), shrink=0.9)
-        cb.set_label("speed-up (recurrence-side time / best softmax-attention time)")
-        cb.formatter = FuncFormatter(lambda v, _: f"{2 ** v:.2g}×")
+        cb.set_label("who is faster (blue: attention, red: the recurrent side)")
+        cb.formatter = FuncFormatter(lambda v, _: "equal" if abs(v) < 1e-9 else
+                                     f"{'attention' if v > 0 else 'recurrent'} {2 ** abs(v):.2g}×")
         cb.update_ticks()
     _footnote(fig, df, mode)
     return fig
@@ -500,6 +504,56 @@ def parse_formats(text: str) -> tuple[str, ...]:
     return fmts
 
 
+# Each chart folder belongs to one output: a report embeds its charts by path, so a later command that
+# wrote other charts into the same folder would change what that report shows (issue 25). The folder's
+# owner is recorded in this file; another owner is refused even with --force.
+OWNER_FILE = ".seqbench-charts.json"
+
+
+def default_plot_dir(csv_path: str | Path) -> Path:
+    """`seqbench plot`'s folder: CSTEM-charts/ beside the (first) CSV, one per input."""
+    p = Path(csv_path)
+    return p.parent / f"{p.stem}-charts"
+
+
+def default_report_charts_dir(report_path: str | Path) -> Path:
+    """`seqbench report`'s chart folder: RSTEM-report-charts/ beside the report (never plot's folder)."""
+    p = Path(report_path)
+    return p.parent / f"{p.stem}-report-charts"
+
+
+def claim_chart_dir(out_dir: str | Path, owner: str, targets, force: bool, hint: str) -> None:
+    """Refuse to write charts into a folder another output owns, or over existing charts without force;
+    then record `owner` ("report results/mine.md", "plot results/mine.csv") as the folder's owner.
+
+    A folder that predates the owner file is judged by its files alone (refuse_existing)."""
+    import json
+
+    from seqbench.results.writer import write_json_atomic
+
+    out_dir = Path(out_dir)
+    marker = out_dir / OWNER_FILE
+    if marker.exists():
+        try:
+            holder = json.loads(marker.read_text()).get("owner")
+        except (OSError, ValueError, AttributeError):
+            holder = None
+        if holder and holder != owner:
+            raise PlotError(f"{out_dir} holds the charts of {holder}; writing {owner}'s there would change what "
+                            f"that shows, even with --force; {hint}")
+    for target in targets:
+        refuse_existing(target, force, hint, kind="a chart")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(marker, {"owner": owner, "written_by": "seqbench"})
+
+
+def owner_of(kind: str, path: str | Path) -> str:
+    """The owner name recorded for a chart folder: the command and its output (or first input)."""
+    import os
+
+    return f"{kind} {Path(os.path.abspath(path)).as_posix()}"
+
+
 def check_chart_dir(out_dir: str | Path, flag: str = "--out-dir") -> None:
     """The charts' folder is a folder (or can become one): one line, not "File exists" from mkdir."""
     d = Path(out_dir)
@@ -529,9 +583,10 @@ def plot_files(paths, out_dir: str | Path, formats=("png",), *, batch_sizes=None
                             f"{', '.join(map(str, measured))}")
     check_chart_dir(out_dir)
     targets = [p for *_, p in chart_paths(df, out_dir, formats)]
-    check_not_input(targets, [*paths, *map(sidecar_path, paths)], "chart")
-    for target in targets:
-        refuse_existing(target, force, "choose another --out-dir", kind="a chart")
+    files = [split_label(p)[1] for p in paths]
+    check_not_input(targets, [*files, *map(sidecar_path, files)], "chart")
+    owner = owner_of("plot", files[0]) + (f" (+{len(files) - 1} more)" if len(files) > 1 else "")
+    claim_chart_dir(out_dir, owner, targets, force, "choose another --out-dir")
     return render_all(df, out_dir, formats, batch_sizes=batch_sizes)
 
 

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from seqbench.choices import Family, Mode, Status
-from seqbench.errors import ResultsError
+from seqbench.errors import ResourceError, ResultsError
 from seqbench.kernels import get_kernel
 from seqbench.measure.memory import (analytic_bytes, decode_analytic_bytes, is_out_of_memory, measure_peak,
                                      tensor_bytes)
@@ -179,6 +179,8 @@ def measure_point(
             else:
                 peak = analytic_bytes(spec, point.shape, work.elem_size, point.mode == Mode.TRAIN, work.param_bytes)
                 method = "analytic"
+    except ResourceError:  # the machine out of threads (signals._stop): not the point's fault
+        raise
     except NoDecodeStep as exc:  # the kernel cannot decode: not a failure of the kernel
         failure = (Status.SKIPPED, str(exc))
     except BadOutput as exc:
@@ -229,7 +231,7 @@ def fill_capacity(row: Row, point: Point, capacity: Callable[[Point], object]) -
     """The capacity columns of a decode row; a search that fails leaves them empty and says why in `error`."""
     try:
         cap = capacity(point)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ResourceError):  # a stop, or the machine out of threads: not the point's fault
         raise
     except Exception as exc:  # noqa: BLE001 - the point's own timing stands; only the capacity is missing
         row.error = f"capacity search failed: {describe(exc)}"
@@ -438,7 +440,7 @@ def run_to_files(cfg: SweepConfig, out_path, **kwargs) -> list[Row]:
 
 def _run_to_files(
     cfg: SweepConfig, out_path, *, command: list[str], on_row=None, timer=None, resume=None, source: str = "config",
-    peak: bool = False, append: bool = False, force: bool = False, machine: str | None = None,
+    peak: bool = False, append: bool = False, force: bool = False, machine: str | None = None, on_start=None,
     **schedule
 ) -> list[Row]:
     """Run the sweep into out_path (CSV) and its JSON sidecar; the sidecar says how the run ended.
@@ -534,6 +536,8 @@ def _run_to_files(
                 raise
         t0 = time.perf_counter()
         try:
+            if on_start:  # every check passed and the files exist: the run really starts (e.g. say how long)
+                on_start()
             known = None if resume is None else next(
                 (r.gflops_per_s for r in resume.rows if r.kernel == "calibration" and r.status == Status.OK), None)
             run_sweep(cfg, sink, run_id=run_id, on_row=on_row, timer=timer, preflight=preflight, done=done,
@@ -567,8 +571,9 @@ def _run_to_files(
     return sink.rows
 
 
-def execute(plan, *, command: list[str], on_row=None, timer=None) -> list[Row]:
+def execute(plan, *, command: list[str], on_row=None, timer=None, on_start=None) -> list[Row]:
     """Carry out a checked RunPlan (sweep.plan.plan_run): the sweep into plan.out and its sidecar."""
     return run_to_files(plan.cfg, plan.out, command=command, on_row=on_row, timer=timer, resume=plan.resume,
                         source=plan.source, peak=plan.peak, append=plan.append, force=plan.force,
-                        rounds=plan.rounds, shard=plan.shard, reference=plan.reference, machine=plan.machine)
+                        rounds=plan.rounds, shard=plan.shard, reference=plan.reference, machine=plan.machine,
+                        on_start=on_start)

@@ -13,6 +13,11 @@ Two ways to stop, by what is at stake:
   (exit_on_interrupt, installed by the first line of seqbench/__main__.py). Raising there instead
   was not reliable: swallowed inside imports, or turned by typer into a silent exit.
 Once a command is cleaning up after an error or an interrupt, both signals are ignored.
+
+A SIGINT is not always a person: OpenBLAS raises SIGINT in its own process when it cannot start its
+threads ("blas_thread_init: pthread_create failed ... Resource temporarily unavailable", on a machine
+at its process/thread limit). So before a SIGINT is called an interrupt, one thread is started as a
+probe; if that fails too, the cause is the machine's limit: exit code 5 (errors.ResourceError).
 """
 
 from __future__ import annotations
@@ -39,16 +44,44 @@ def _importing(frame) -> bool:
     return False
 
 
+def _out_of_threads() -> str | None:
+    """Why no thread can be started now (the probe failed), or None: the test that tells OpenBLAS's
+    self-raised SIGINT from a person's Ctrl-C."""
+    import threading
+
+    try:
+        probe = threading.Thread(target=lambda: None, daemon=True)
+        probe.start()
+        probe.join()
+    except RuntimeError as exc:  # "can't start new thread"
+        return str(exc)
+    return None
+
+
+def _resource_message(why: str) -> str:
+    return (f"a SIGINT came while no thread could be started ({why}): the machine is out of threads or "
+            "processes (OpenBLAS raises SIGINT when it cannot start its threads), not an interrupt; retry "
+            "when fewer processes run, or raise the limit (ulimit -u, a container's pids limit)")
+
+
 def _stop(signum, frame):
     """SIGINT/SIGTERM -> KeyboardInterrupt/Terminated, except while a row is written or a module is
-    imported: then at the next checkpoint."""
+    imported: then at the next checkpoint. A SIGINT while no thread can start is a ResourceError."""
     import signal
 
     exc = Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+    why = _out_of_threads() if signum == signal.SIGINT else None
+    if why:
+        import functools
+
+        from seqbench.errors import ResourceError
+
+        exc = functools.partial(ResourceError, _resource_message(why))
     if _state["depth"] or _importing(frame):
         _state["pending"] = exc
         return
-    _state["last"] = _name(exc)
+    if not why:
+        _state["last"] = _name(exc)
     raise exc()
 
 
@@ -60,6 +93,10 @@ def _exit_now(signum, frame):
 
     if _state["raising"]:  # a run that started inside this process took over
         return _stop(signum, frame)
+    why = _out_of_threads() if signum == signal.SIGINT else None
+    if why:
+        os.write(2, f"seqbench: error: {_resource_message(why)}\n".encode())
+        os._exit(5)  # errors.ExitCode.RESOURCES (not imported here: this runs before anything else is loaded)
     by = " by SIGTERM" if signum == signal.SIGTERM else ""
     show_cursor = "\x1b[?25h" if sys.stderr.isatty() else ""  # a progress bar may have hidden it
     os.write(2, f"{show_cursor}seqbench: error: interrupted{by}\n".encode())
@@ -71,7 +108,8 @@ def checkpoint() -> None:
     pending = _state["pending"]
     if pending and not _state["depth"]:
         _state["pending"] = None
-        _state["last"] = _name(pending)
+        if pending in (KeyboardInterrupt, Terminated):  # not a ResourceError (see _stop)
+            _state["last"] = _name(pending)
         raise pending()
 
 
