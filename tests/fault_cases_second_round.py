@@ -45,7 +45,8 @@ def _results(d: Path, name: str = "a", run_id: str = "test-run", kernels=("sdpa"
 @case("27.1", "while a run owns w.csv (holds its lock): `report -o w.csv --force`, `report -o w.json --force` "
       "(its sidecar), `gradflow -o w.csv --force`, `merge -o w.csv --force`, `launch --force` clearing a folder "
       "whose shard is being written, `ab --force` while its base.csv is being written; `report [--html] -o x.md --force` "
-      "where x.md is a results CSV; `report --html -o w.csv`",
+      "where x.md is a results CSV; `report --html -o w.csv`; `report -o other.json --force` (a finished run's "
+      "sidecar)",
       "each refused with one line (the owner named, or 'a results CSV'); every file byte for byte unchanged", 2)
 def force_over_owned(d: Path) -> Outcome:
     from seqbench.results.ownership import own
@@ -71,6 +72,7 @@ def force_over_owned(d: Path) -> Outcome:
             "report -o x.md": cli("report", "full.csv", "--no-charts", "-o", "x.md", "--force", cwd=d),
             "report --html -o w.csv": cli("report", "full.csv", "--html", "-o", "w.csv", "--force", cwd=d),
             "report --html -o x.md": cli("report", "full.csv", "--html", "-o", "x.md", "--force", cwd=d),
+            "report -o other.json": cli("report", "full.csv", "--no-charts", "-o", "other.json", "--force", cwd=d),
             "gradflow": cli("gradflow", "-o", "w.csv", "--force", "--seeds", "1", "--seq-len", "8", "--hidden-size",
                             "8", "--heads", "2", "--layers", "rnn_loop", "--spectral-radius", "1", cwd=d),
             "merge": cli("merge", "full.csv", "other.csv", "-o", "w.csv", "--force", cwd=d),
@@ -81,7 +83,8 @@ def force_over_owned(d: Path) -> Outcome:
     out = _all_exit(outs, 2)
     why = {"report -o w.csv": "a report is Markdown", "report -o x.md": "is a seqbench results CSV",
            "report --html -o w.csv": "an HTML report; give a name ending in .html",
-           "report --html -o x.md": "is a seqbench results CSV"}
+           "report --html -o x.md": "is a seqbench results CSV",
+           "report -o other.json": "is the sidecar of the results CSV other.csv"}
     for label, o in outs.items():
         _expect(out, why.get(label, "seqbench run still writing") in o.err, f"{label}: {o.first_line()!r}")
     after = {p: p.read_bytes() for p in files() if p in before}
