@@ -31,7 +31,8 @@ def _results(d: Path, name: str = "a", run_id: str = "test-run", kernels=("sdpa"
 
 @case("27.1", "while a run owns w.csv (holds its lock): `report -o w.csv --force`, `report -o w.json --force` "
       "(its sidecar), `gradflow -o w.csv --force`, `merge -o w.csv --force`, `launch --force` clearing a folder "
-      "whose shard is being written; `report -o x.md --force` where x.md is a results CSV",
+      "whose shard is being written, `ab --force` while its base.csv is being written; `report [--html] -o x.md --force` "
+      "where x.md is a results CSV; `report --html -o w.csv`",
       "each refused with one line (the owner named, or 'a results CSV'); every file byte for byte unchanged", 2)
 def force_over_owned(d: Path) -> Outcome:
     from seqbench.results.ownership import own
@@ -46,23 +47,31 @@ def force_over_owned(d: Path) -> Outcome:
     shards.mkdir()
     (shards / "launch.json").write_text(json.dumps({"sweep": {"another": "sweep"}, "jobs": []}))
     _results(shards, "shard-1-of-2", run_id="shard-run")
-    before = {p: p.read_bytes() for p in [*d.iterdir(), *shards.iterdir()] if p.is_file()}
-    with own(d / "w.csv", "append"), own(shards / "shard-1-of-2.csv", "append"):  # as live runs would
+    (d / "ab").mkdir()
+    _results(d / "ab", "base", run_id="base-run")
+    files = lambda: [p for p in [*d.iterdir(), *shards.iterdir(), *(d / "ab").iterdir()] if p.is_file()]  # noqa: E731
+    before = {p: p.read_bytes() for p in files()}
+    with own(d / "w.csv", "append"), own(shards / "shard-1-of-2.csv", "append"), own(d / "ab" / "base.csv", "append"):
         outs = {
             "report -o w.csv": cli("report", "full.csv", "--no-charts", "-o", "w.csv", "--force", cwd=d),
             "report -o w.json": cli("report", "full.csv", "--no-charts", "-o", "w.json", "--force", cwd=d),
             "report -o x.md": cli("report", "full.csv", "--no-charts", "-o", "x.md", "--force", cwd=d),
+            "report --html -o w.csv": cli("report", "full.csv", "--html", "-o", "w.csv", "--force", cwd=d),
+            "report --html -o x.md": cli("report", "full.csv", "--html", "-o", "x.md", "--force", cwd=d),
             "gradflow": cli("gradflow", "-o", "w.csv", "--force", "--seeds", "1", "--seq-len", "8", "--hidden-size",
                             "8", "--heads", "2", "--layers", "rnn_loop", "--spectral-radius", "1", cwd=d),
             "merge": cli("merge", "full.csv", "other.csv", "-o", "w.csv", "--force", cwd=d),
             "launch --force": cli("launch", cfg, "-n", "2", "-o", "l.csv", "--dir", shards, "--force",
                                   "--cluster", "local", cwd=d),
+            "ab --force": cli("ab", cfg, "--base", d, "-o", "ab", "--force", "--runs", "1", cwd=d),
         }
     out = _all_exit(outs, 2)
-    why = {"report -o w.csv": "a report is Markdown", "report -o x.md": "is a seqbench results CSV"}
+    why = {"report -o w.csv": "a report is Markdown", "report -o x.md": "is a seqbench results CSV",
+           "report --html -o w.csv": "an HTML report; give a name ending in .html",
+           "report --html -o x.md": "is a seqbench results CSV"}
     for label, o in outs.items():
         _expect(out, why.get(label, "seqbench run still writing") in o.err, f"{label}: {o.first_line()!r}")
-    after = {p: p.read_bytes() for p in [*d.iterdir(), *shards.iterdir()] if p.is_file() and p in before}
+    after = {p: p.read_bytes() for p in files() if p in before}
     _expect(out, after == before and len(after) == len(before), "a file changed or went")
     return out
 
