@@ -8,7 +8,7 @@ CONFIG ?= benchmarks/configs/quick.toml
 # multi-GB CUDA build, so the workflows set TORCH_INDEX=https://download.pytorch.org/whl/cpu.
 TORCH_INDEX ?=
 
-.PHONY: install run test test-min bench bench-ci bench-peak bench-scan examples examples-decode clean
+.PHONY: install browser run test test-min bench bench-ci bench-peak bench-scan examples examples-decode clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,16 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/seqbench run $(CONFIG)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+# Debian's chromium + chromedriver for the dashboard's browser tests (tests/test_history_site.py, which
+# skip, saying why, where neither is installed). Installs only as root (CI); elsewhere it says so.
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	else echo "make browser: no /usr/bin/chromium and not root with apt-get; the browser tests will be skipped" >&2; fi
 
 # The declared lower bounds (pyproject.toml), installed from constraints-min.txt in their own venv.
 MIN_VENV := .venv-min

@@ -519,6 +519,11 @@ def gradflow(
     console.info(f"wrote {', '.join(map(str, written))}")
 
 
+from seqbench.cli_history import history_app  # noqa: E402  (after the app's own commands: `history` lists last)
+
+app.add_typer(history_app, name="history")
+
+
 def _dispatch(argv: list[str] | None) -> int:
     """Run the command; usage errors (a bad flag, a missing argument) are one line and exit code 2."""
     from seqbench.render import console
