@@ -25,6 +25,7 @@ LAYERS = (
     ("orchestration",),
     ("render",),
     ("api",),
+    ("cli_history",),  # the `history` commands, which cli.py mounts
     ("cli",),
     ("__init__", "__main__"),
 )
