@@ -13,13 +13,22 @@ from pathlib import Path
 from seqbench.choices import Status
 from seqbench.errors import ResultsError
 from seqbench.kernels import get_kernel
-from seqbench.orchestration.signals import CountingSink, Terminated, checkpoint, held, interrupts_as_exceptions
+from seqbench.orchestration import signals
+from seqbench.orchestration.signals import CountingSink, Terminated, held, interrupts_as_exceptions
 from seqbench.results.schema import SCHEMA_VERSION, Row
 from seqbench.sweep.config import SweepConfig
-from seqbench.sweep.runner import apply_threads, check_kernels, describe, new_run_id, run_sweep
+from seqbench.sweep.runner import apply_threads, check_kernels, check_values_everywhere, describe, new_run_id, run_sweep
 
 
-def run_to_files(
+def run_to_files(cfg: SweepConfig, out_path, **kwargs) -> list[Row]:
+    """_run_to_files with users' code (factories, forward calls) printing to stderr, never to stdout."""
+    from seqbench.kernels.plugins import users_stdout_to_stderr
+
+    with users_stdout_to_stderr():
+        return _run_to_files(cfg, out_path, **kwargs)
+
+
+def _run_to_files(
     cfg: SweepConfig, out_path, *, command: list[str], on_row=None, timer=None, resume=None, source: str = "config",
     peak: bool = False, append: bool = False, force: bool = False, machine: str | None = None,
     **schedule
@@ -53,17 +62,18 @@ def run_to_files(
         return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
     apply_threads(cfg)  # before the environment is captured: the sidecar records the threads the run uses
+    check_values_everywhere(cfg, source)  # a formula that fails at one point fails before anything is timed
     budget, budget_source = resolve_budget(cfg)
     preflight = Preflight(budget)
     preflight.check_anything_fits(cfg, source)
-    broken = check_kernels(cfg)  # before any file is written: a factory that raises is exit 2
+    broken = check_kernels(cfg, signals)  # before any file is written: a factory that raises is exit 2
     if resume is not None:
         meta, done = resume.meta, resume.done
         for old in resume.rows:
             preflight.observe(old)
         meta.setdefault("resumed", []).append(
             {"at": now(), "command": command, "rows_before": len(resume.rows), "host": socket.gethostname(),
-             "job": env.job_ids()}
+             "job": env.job_ids(), **({"kernels_changed": resume.changed} if resume.changed else {})}
         )
         run_id, rows_before = meta["run_id"], len(resume.rows)
     else:
@@ -118,7 +128,7 @@ def run_to_files(
             known = None if resume is None else next(
                 (r.gflops_per_s for r in resume.rows if r.kernel == "calibration" and r.status == Status.OK), None)
             run_sweep(cfg, sink, run_id=run_id, on_row=on_row, timer=timer, preflight=preflight, done=done,
-                      peak=peak, known_peak=known, broken=broken, checkpoint=checkpoint, **schedule)
+                      peak=peak, known_peak=known, broken=broken, interrupts=signals, **schedule)
             sink.sink.verify()  # deleted or replaced after the last row is not a success either
             meta["status"] = "complete"
         except KeyboardInterrupt as exc:

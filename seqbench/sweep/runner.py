@@ -27,6 +27,25 @@ from seqbench.sweep.config import Point, SweepConfig
 from seqbench.sweep.matmul_peak import calibration_point, fill_pct
 
 
+class NoSignalHandling:
+    """The sweep's seam to the process's signal handling, as it is when nobody installed any (seqbench
+    used as a library; Python's own SIGINT handler): every KeyboardInterrupt is a real interrupt, and
+    none is ever deferred. orchestration.signals has the same two functions for a run that owns the
+    process: checkpoint() raises an interrupt deferred to this safe point, and is_signal(exc) tells a
+    real SIGINT/SIGTERM from a kernel's code raising KeyboardInterrupt itself."""
+
+    @staticmethod
+    def checkpoint() -> None:
+        return None
+
+    @staticmethod
+    def is_signal(exc: BaseException) -> bool:
+        return isinstance(exc, KeyboardInterrupt)
+
+
+NO_SIGNAL_HANDLING = NoSignalHandling()
+
+
 def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
@@ -41,6 +60,7 @@ class Workload:
     param_bytes: int
     elem_size: int
     state_bytes: int | None = None  # decode: the state (KV cache or recurrent state) of all B sequences
+    first: Callable[[], object] | None = None  # one untimed call whose output is checked (check_output)
 
 
 def build_workload(point: Point, seed: int = 0) -> Workload:
@@ -52,7 +72,8 @@ def build_workload(point: Point, seed: int = 0) -> Workload:
         module, dec = build_decode(point, seed)
         params = tensor_bytes(*module.parameters())
         return Workload(dec.step, torch.inference_mode, params + dec.state_bytes + dec.token_bytes, params,
-                        torch.empty((), dtype=getattr(torch, point.dtype)).element_size(), dec.state_bytes)
+                        torch.empty((), dtype=getattr(torch, point.dtype)).element_size(), dec.state_bytes,
+                        first=lambda: check_output(dec.step(), point))
     spec = get_kernel(point.kernel)
     dtype = getattr(torch, point.dtype)
     torch.manual_seed(seed)
@@ -68,9 +89,39 @@ def build_workload(point: Point, seed: int = 0) -> Workload:
             module.zero_grad(set_to_none=True)
             module(x).backward(grad_out)
 
-        return Workload(step, torch.enable_grad, param_bytes + tensor_bytes(x, grad_out), param_bytes, x.element_size())
+        def first():
+            module.zero_grad(set_to_none=True)
+            y = module(x)
+            check_output(y, point)
+            y.backward(grad_out)
+
+        return Workload(step, torch.enable_grad, param_bytes + tensor_bytes(x, grad_out), param_bytes, x.element_size(),
+                        first=first)
     module.eval()
-    return Workload(lambda: module(x), torch.inference_mode, param_bytes + tensor_bytes(x), param_bytes, x.element_size())
+    return Workload(lambda: module(x), torch.inference_mode, param_bytes + tensor_bytes(x), param_bytes, x.element_size(),
+                    first=lambda: check_output(module(x), point))
+
+
+class BadOutput(Exception):
+    """A point's output is not what every kernel must return at that size: an error row, never timings."""
+
+
+def check_output(y, point: Point) -> None:
+    """A point's first output at its real size (the kernel check runs at B=2, T=8 only): one tensor of
+    shape (B, T, d) (decode: (B, 1, d)), in the run's dtype, finite. Untimed."""
+    import torch
+
+    want = (point.batch_size, 1 if point.mode == Mode.DECODE else point.seq_len, point.hidden_size)
+    at = f"B={point.batch_size} T={point.seq_len}"
+    if not isinstance(y, torch.Tensor):
+        raise BadOutput(f"output check at {at}: returned {type(y).__name__}, expected one tensor of shape {want}")
+    if tuple(y.shape) != want:
+        raise BadOutput(f"output check at {at}: output shape {tuple(y.shape)}, expected {want}")
+    if y.dtype != getattr(torch, point.dtype):
+        raise BadOutput(f"output check at {at}: output dtype {str(y.dtype).replace('torch.', '')}, the run's is "
+                        f"{point.dtype} (the kernel computes in another precision than the one measured)")
+    if not bool(torch.isfinite(y).all()):
+        raise BadOutput(f"output check at {at}: output has non-finite values (NaN or inf)")
 
 
 def classify_failure(exc: BaseException) -> str:
@@ -109,22 +160,26 @@ def time_call(fn: Callable[[], object], cfg: SweepConfig, device: str, timer: Bl
 
 def measure_point(
     point: Point, cfg: SweepConfig, run_id: str, *, timer: BlockTimer | None = None, profile_memory: bool = True,
-    capacity: Callable[[Point], object] | None = None,
+    capacity: Callable[[Point], object] | None = None, interrupts=NO_SIGNAL_HANDLING,
 ) -> Row:
     """Build, time and memory-profile one point; any failure becomes a row with its status.
 
     capacity(point) -> sweep.capacity.Capacity, for a decode point's capacity columns (first round only).
+    interrupts: the process's signal handling (see NoSignalHandling).
     """
     import torch
 
     from seqbench.kernels.decode import NoDecodeStep
 
     spec = get_kernel(point.kernel)
-    threads = torch.get_num_threads()
+    threads = pin_threads(cfg)
     work = failure = None
     try:
         work = build_workload(point, cfg.seed)
+        threads = pin_threads(cfg)  # after the build: a factory may have changed torch's thread count
         with work.mode_context():
+            if work.first is not None:
+                work.first()  # shape, dtype, finite at the real size, outside the timed region
             m, capture_s = time_call(work.step, cfg, point.device, timer)
             backend = ""
             # memory and backend from an eager call: a graph's replay allocates nothing new, its pool
@@ -141,11 +196,13 @@ def measure_point(
             else:
                 peak = analytic_bytes(spec, point.shape, work.elem_size, point.mode == Mode.TRAIN, work.param_bytes)
                 method = "analytic"
-    except KeyboardInterrupt:
-        raise
     except NoDecodeStep as exc:  # the kernel cannot decode: not a failure of the kernel
         failure = (Status.SKIPPED, str(exc))
-    except Exception as exc:  # noqa: BLE001 - a failing point is data, not a crash
+    except BadOutput as exc:
+        failure = (Status.ERROR, str(exc))
+    except (Exception, SystemExit, GeneratorExit, KeyboardInterrupt) as exc:  # noqa: BLE001 - a failing point is data
+        if interrupts.is_signal(exc):  # a real Ctrl-C / SIGTERM stops the run; a kernel raising KeyboardInterrupt does not
+            raise
         timed_out = isinstance(exc, CallTooSlow)
         status = Status.TIMEOUT if timed_out else classify_failure(exc)
         failure = (status, str(exc) if timed_out else describe(exc))
@@ -160,7 +217,12 @@ def measure_point(
         row = base_row(point, run_id, threads, failure[0])
         row.error = failure[1]
         return row
-    gflop = spec.flops(point.shape, point.mode)
+    try:
+        gflop = spec.flops(point.shape, point.mode)
+    except Exception as exc:  # noqa: BLE001 - checked before the sweep; a function that changed its mind since
+        row = base_row(point, run_id, threads, Status.ERROR)
+        row.error = f"FLOP count failed: {describe(exc)}"
+        return row
     gflop = None if gflop is None else gflop / 1e9
     row = base_row(point, run_id, threads, Status.OK)
     row.repeats = len(m.samples)
@@ -195,21 +257,36 @@ def fill_capacity(row: Row, point: Point, capacity: Callable[[Point], object]) -
     row.capacity_step_s, row.capacity_tokens_per_s = cap.step_s, cap.tokens_per_s
 
 
+_RUN_THREADS: dict[str, int] = {}  # the thread count the run applied (torch's default when threads = 0)
+
+
 def apply_threads(cfg: SweepConfig) -> None:
     """torch's thread count for the run: cfg.threads, or torch's default when it is 0."""
     import torch
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    _RUN_THREADS["n"] = torch.get_num_threads()
 
 
-def measure_calibration(cfg: SweepConfig, run_id: str, *, timer=None) -> Row:
+def pin_threads(cfg: SweepConfig) -> int:
+    """Set the run's thread count again (a user's factory may have called torch.set_num_threads) and
+    return it, for the row: what a point records is what it ran on."""
+    import torch
+
+    want = cfg.threads or _RUN_THREADS.get("n") or torch.get_num_threads()
+    if torch.get_num_threads() != want:
+        torch.set_num_threads(want)
+    return torch.get_num_threads()
+
+
+def measure_calibration(cfg: SweepConfig, run_id: str, *, timer=None, interrupts=NO_SIGNAL_HANDLING) -> Row:
     """One `calibration` row (the matmul peak) for cfg's device and dtype: ok, or a failure as for any point."""
-    row = measure_point(calibration_point(cfg.device, cfg.dtype), cfg, run_id, timer=timer)
+    row = measure_point(calibration_point(cfg.device, cfg.dtype), cfg, run_id, timer=timer, interrupts=interrupts)
     return fill_pct(row, row.gflops_per_s)
 
 
-def check_kernels(cfg: SweepConfig) -> dict:
+def check_kernels(cfg: SweepConfig, interrupts=NO_SIGNAL_HANDLING) -> dict:
     """Why points must not be timed (kernels.check), for every kernel that fails: kernel name -> reason
     (all its points), or (kernel, "decode") -> reason when only its decode step is wrong."""
     from seqbench.kernels.check import check_decode, check_kernel, check_shape
@@ -220,7 +297,13 @@ def check_kernels(cfg: SweepConfig) -> dict:
         spec = get_kernel(name)
         if spec.family == Family.CALIBRATION:
             continue
-        reason = check_kernel(spec, shape, cfg.device, cfg.dtype, cfg.seed)
+        try:
+            reason = check_kernel(spec, shape, cfg.device, cfg.dtype, cfg.seed)
+        except KeyboardInterrupt as exc:  # raised by the kernel's own code, not by a signal: its points fail
+            if interrupts.is_signal(exc):
+                raise
+            failed[name] = "correctness check: forward raised KeyboardInterrupt (not a signal: the kernel's code raised it)"
+            continue
         if reason:
             failed[name] = reason
         elif Mode.DECODE in cfg.modes and spec.supports_causal:
@@ -229,6 +312,27 @@ def check_kernels(cfg: SweepConfig) -> dict:
             if reason:
                 failed[name, Mode.DECODE.value] = reason
     return failed
+
+
+def check_values_everywhere(cfg: SweepConfig, source: str = "config") -> None:
+    """Every kernel's FLOP count and memory estimate at every point of the sweep (kernels.check_values),
+    before any point is timed: a formula like B*d/(T-32) fails here, naming the kernel and the config,
+    not after an hour of timing."""
+    import torch
+
+    from seqbench.errors import PluginError
+    from seqbench.kernels.check import check_values
+
+    elem = {dt: torch.empty((), dtype=getattr(torch, dt)).element_size() for dt in {cfg.dtype}}
+    seen = set()
+    for p in cfg.points():
+        key = (p.kernel, p.mode, p.shape)
+        if key not in seen:
+            seen.add(key)
+            try:
+                check_values(get_kernel(p.kernel), p.shape, p.mode, elem[p.dtype])
+            except PluginError as exc:
+                raise PluginError(f"{source}: {exc}") from None
 
 
 def capacity_finder(cfg: SweepConfig, budget: int | None, timer: BlockTimer | None = None):
@@ -264,7 +368,7 @@ def run_sweep(
     shard: tuple[int, int] | None = None,
     reference: bool = False,
     broken: dict[str, str] | None = None,
-    checkpoint: Callable[[], None] | None = None,
+    interrupts=NO_SIGNAL_HANDLING,
 ) -> list[Row]:
     """Measure every point of cfg (or of its shard) in rounds; write each row to sink once it is done.
 
@@ -275,12 +379,12 @@ def run_sweep(
     pct_of_peak; known_peak (GFLOP/s, a resumed run's calibration) is used instead of measuring
     again. See rounds.py for rounds and --reference and plan.py for shards: a point's row comes when
     its last round ends, or when a round fails. broken: the check's result if it already ran.
-    checkpoint(): called before each point's round, where an interrupt deferred by the process's
-    signal handling may stop the run (orchestration.run passes signals.checkpoint).
+    interrupts: the process's signal handling (NoSignalHandling; orchestration.run passes its own).
     """
     import torch
 
     from seqbench.measure.timer import burn_in
+    from seqbench.results.writer import vetted
     from seqbench.sweep.budget import Preflight
     from seqbench.sweep.plan import pending_points
     from seqbench.sweep.rounds import make_reference, measure_in_rounds, round_config
@@ -288,7 +392,7 @@ def run_sweep(
     preflight = preflight or Preflight()
     points = pending_points(cfg, shard, done)
     if broken is None:
-        broken = check_kernels(cfg) if points else {}
+        broken = check_kernels(cfg, interrupts) if points else {}
 
     apply_threads(cfg)
     if timer is None:
@@ -299,8 +403,9 @@ def run_sweep(
     rows = []
     peak_gflops = known_peak
     if peak and known_peak is None and calibration_point(cfg.device, cfg.dtype).key() not in done:
-        calib = measure_calibration(cfg, run_id, timer=timer)
+        calib = measure_calibration(cfg, run_id, timer=timer, interrupts=interrupts)
         calib.regime = cfg.regime
+        calib = vetted(calib)
         peak_gflops = calib.gflops_per_s
         sink.write(calib)
         rows.append(calib)
@@ -311,8 +416,7 @@ def run_sweep(
     capacity = capacity_finder(cfg, preflight.budget_bytes, timer) if cfg.capacity else None
 
     def measure_round(point: Point, r: int) -> Row:
-        if checkpoint:
-            checkpoint()  # an interrupt deferred (it came during an import) stops the run here
+        interrupts.checkpoint()  # an interrupt deferred (it came during an import) stops the run here
         why = broken.get(point.kernel) or broken.get((point.kernel, point.mode))
         if why:
             row = base_row(point, run_id, torch.get_num_threads(), Status.ERROR)
@@ -324,13 +428,14 @@ def run_sweep(
             row.error = reason
             return row
         return measure_point(point, per_round, run_id, timer=timer, profile_memory=r == 1,
-                             capacity=capacity if point.mode == Mode.DECODE else None)
+                             capacity=capacity if point.mode == Mode.DECODE else None, interrupts=interrupts)
 
     ref = make_reference(cfg, rounds, timer) if reference else None
     for row in measure_in_rounds(points, rounds, measure_round, ref):
         row.regime = cfg.regime
         if row.status != Status.SKIPPED:
             fill_pct(row, peak_gflops)  # after the rounds are pooled: from the final GFLOP/s
+        row = vetted(row)  # a value the reader would refuse costs this point, never the file
         preflight.observe(row)
         sink.write(row)
         rows.append(row)
