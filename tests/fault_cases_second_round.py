@@ -508,7 +508,7 @@ def broken_entry_point(d: Path) -> Outcome:
       "how to add runs (--append), launch's to run the same command again", 130)
 def interrupt_hints(d: Path) -> Outcome:
     from seqbench.analysis import ab as ab_mod
-    from seqbench.sweep import launch as launch_mod
+    from seqbench.orchestration import launch as launch_mod
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt

@@ -100,7 +100,7 @@ def test_cannot_start_a_thread_is_exit_5_not_an_internal_error(monkeypatch, caps
 
 OPENBLAS_LIKE = """
 import os, signal, sys, threading, time
-from seqbench.sweep import signals
+from seqbench.orchestration import signals
 
 def boom(self):
     raise RuntimeError("can't start new thread")
