@@ -224,7 +224,7 @@ def ab_append_keeps_runs(d: Path) -> Outcome:
     import functools
     import subprocess
 
-    from seqbench.analysis import ab as ab_mod
+    from seqbench.orchestration import ab as ab_mod
 
     def in_process(argv, cwd=None, env=None, **_):  # each side's `seqbench run` here: no interpreter start
         i = argv.index("run")
@@ -507,7 +507,7 @@ def broken_entry_point(d: Path) -> Outcome:
 @case("27.15", "SIGINT (KeyboardInterrupt) during `ab` and during `launch`", "exit 130, one line: ab's says "
       "how to add runs (--append), launch's to run the same command again", 130)
 def interrupt_hints(d: Path) -> Outcome:
-    from seqbench.analysis import ab as ab_mod
+    from seqbench.orchestration import ab as ab_mod
     from seqbench.orchestration import launch as launch_mod
 
     def interrupted(*a, **k):

@@ -138,7 +138,7 @@ def test_a_run_that_hits_the_thread_limit_says_so_in_its_sidecar(tmp_path, monke
     from reliability_helpers import FakeClock, tiny_config
     from seqbench.errors import ResourceError
     from seqbench.results.reader import read_metadata
-    from seqbench.sweep.runner import run_to_files
+    from seqbench.orchestration.run import run_to_files
 
     calls = []
 
@@ -238,7 +238,7 @@ def test_a_run_beside_a_busy_neighbour_warns_and_records_the_load(tmp_path, neig
     from reliability_helpers import FakeClock, tiny_config
     from seqbench.render import console
     from seqbench.results.reader import read_metadata
-    from seqbench.sweep.runner import run_to_files
+    from seqbench.orchestration.run import run_to_files
 
     out = tmp_path / "busy.csv"
     rows = run_to_files(tiny_config(kernels=["rnn_loop"], seq_lens=[8]), out, command=["test"], timer=FakeClock())
@@ -326,7 +326,7 @@ def test_a_shard_summary_says_it_is_partial_and_names_no_best(tmp_path, capsys):
     from reliability_helpers import FakeClock, tiny_config
     from seqbench.render import console
     from seqbench.results.reader import read_metadata
-    from seqbench.sweep.runner import run_to_files
+    from seqbench.orchestration.run import run_to_files
 
     cfg = tiny_config(kernels=["rnn_loop", "attention_naive", "sdpa"], seq_lens=[8, 16], batch_sizes=[1, 2])
     out = tmp_path / "part1.csv"
