@@ -17,6 +17,19 @@ from fault_cases import _all_exit, _expect, case
 from fault_lab import Outcome, cli, count, sidecar, write_config
 
 
+def _module(name: str):
+    """seqbench's `ab` or `launch` module, wherever the layout keeps it (an orchestration package, or
+    analysis/ and sweep/ before it)."""
+    import importlib
+
+    for where in (f"seqbench.orchestration.{name}", f"seqbench.analysis.{name}", f"seqbench.sweep.{name}"):
+        try:
+            return importlib.import_module(where)
+        except ImportError:
+            continue
+    raise ImportError(f"no seqbench module {name!r}")
+
+
 def _results(d: Path, name: str = "a", run_id: str = "test-run", kernels=("sdpa",), Ts=(8, 16)) -> Path:
     """A small valid results CSV + sidecar (synthetic), every row of run `run_id`."""
     from synthetic_results import row, write_csv
@@ -224,7 +237,7 @@ def ab_append_keeps_runs(d: Path) -> Outcome:
     import functools
     import subprocess
 
-    from seqbench.orchestration import ab as ab_mod
+    ab_mod = _module("ab")
 
     def in_process(argv, cwd=None, env=None, **_):  # each side's `seqbench run` here: no interpreter start
         i = argv.index("run")
@@ -507,8 +520,7 @@ def broken_entry_point(d: Path) -> Outcome:
 @case("27.15", "SIGINT (KeyboardInterrupt) during `ab` and during `launch`", "exit 130, one line: ab's says "
       "how to add runs (--append), launch's to run the same command again", 130)
 def interrupt_hints(d: Path) -> Outcome:
-    from seqbench.orchestration import ab as ab_mod
-    from seqbench.orchestration import launch as launch_mod
+    ab_mod, launch_mod = _module("ab"), _module("launch")
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
