@@ -125,6 +125,10 @@ def prepare_out(out_dir: Path, names: Sequence[str], *, append: bool, force: boo
         raise ABError(f"{existing[0]} already exists; pass --append to add runs to it (and compare them all), "
                       "or --force to start again, or choose another -o")
     if force:
+        from seqbench.results.ownership import refuse_owned
+
+        for p in existing:  # a run still writing a side's CSV (another ab): --force must not pull it away
+            refuse_owned(p, "--force (starting again)")
         for p in existing:
             p.unlink()
     out_dir.mkdir(parents=True, exist_ok=True)
