@@ -482,3 +482,18 @@ def test_a_long_run_is_estimated_up_front(capsys):
     console.run_estimate(10, 1, 20.0)  # short: nothing to plan around
     err = " ".join(capsys.readouterr().err.split())
     assert err.startswith("200 points x 3 round(s): roughly 10 min") and err.count("roughly") == 1
+
+
+def test_the_gflops_chart_says_when_the_peak_was_measured_low():
+    import dataclasses
+
+    import pandas as pd
+
+    from seqbench.analysis.roles import annotate
+
+    rows = _noisy_rows()
+    rows = [dataclasses.replace(r, gflops_per_s=50.0) if (r.kernel, r.seq_len) == ("sdpa", 256) else r for r in rows]
+    df = annotate(pd.DataFrame([dataclasses.asdict(r) for r in rows]).assign(source="noisy"))
+    fig = plot.gflops_vs_seq_len(df)
+    labels = [ln.get_label() for ax in fig.axes for ln in ax.get_lines()]
+    assert "matmul peak 23.7 GFLOP/s; measured low: 1 point(s) above it" in labels
