@@ -84,7 +84,7 @@ class LaunchResult:
 def run_shard(task: ShardTask) -> dict:
     """The job: run (or resume) one shard into its CSV. Raises on failure, which submitit records."""
     from seqbench.sweep.plan import plan_run
-    from seqbench.sweep.runner import execute
+    from seqbench.orchestration.run import execute
 
     os.environ["SEQBENCH_SHARD"] = f"{task.k}/{task.n}"  # for plugins and logs: which shard this process is
     if task.resume:
