@@ -24,7 +24,7 @@ def run(config: str | Path | None = None, *, out: str | Path | None = None, forc
 
     from seqbench.results.schema import COLUMNS
     from seqbench.sweep.plan import plan_run
-    from seqbench.sweep.runner import execute
+    from seqbench.orchestration.run import execute
 
     plan = plan_run(config=Path(config) if config else None, flags=fields, out=Path(out) if out else None, force=force,
                     resume=resume, append=append, rounds=rounds, shard=shard, reference=reference, peak=peak,
@@ -64,7 +64,7 @@ def calibrate(device: str = "auto", dtype: str = "float32", threads: int = 1, mi
 
     from seqbench.errors import SeqbenchError
     from seqbench.measure.timer import burn_in
-    from seqbench.sweep.budget import check_each_fits, estimate_bytes
+    from seqbench.measure.memory import check_each_fits, estimate_bytes
     from seqbench.sweep.config import resolve_device
     from seqbench.sweep.matmul_peak import calibrate_config
     from seqbench.sweep.plan import bounded_threads
@@ -74,7 +74,7 @@ def calibrate(device: str = "auto", dtype: str = "float32", threads: int = 1, mi
     cfg = resolve_device(calibrate_config(device, dtype, threads, min_time))
     bounded_threads(cfg.threads, "flags", "--threads")
     point = cfg.points()[0]
-    check_each_fits([(estimate_bytes(point), f"the {point.seq_len}x{point.seq_len} {cfg.dtype} matmul")], cfg.device,
+    check_each_fits([(estimate_bytes(point.kernel, point.shape, point.mode, point.dtype), f"the {point.seq_len}x{point.seq_len} {cfg.dtype} matmul")], cfg.device,
                     parse_size(max_memory, "--max-memory"), "calibrate")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -120,10 +120,10 @@ def ab(config: str | Path, base: str, head: str = ".", *, out: str | Path, runs:
     them and write out/compare.md, out/compare.json and out/ab.json (the schedule and wall times).
 
     base, head: a directory (a checkout of your code) or another environment's seqbench executable.
-    Returns (analysis.ab.ABResult, analysis.compare.Comparison)."""
+    Returns (orchestration.ab.ABResult, analysis.compare.Comparison)."""
     import json
 
-    from seqbench.analysis.ab import earlier_record, own_folder, resolve_side, run_ab
+    from seqbench.orchestration.ab import earlier_record, own_folder, resolve_side, run_ab
     from seqbench.analysis.compare import compare_files
     from seqbench.analysis.mismatch import check_comparable
     from seqbench.render.compare_text import to_json_text, to_markdown

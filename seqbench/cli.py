@@ -123,9 +123,9 @@ def run(
     from seqbench.render import console
     from seqbench.sweep.config import parse_list
     from seqbench.sweep.plan import plan_run
-    from seqbench.sweep.runner import execute
+    from seqbench.orchestration.run import execute
+    from seqbench.orchestration.signals import ignore_interrupts
     from seqbench.sweep.shards import estimate_seconds
-    from seqbench.sweep.signals import ignore_interrupts
 
     console.set_verbosity(quiet, verbose)
     flags = {
@@ -342,7 +342,7 @@ def launch(
       seqbench launch benchmarks/configs/quick.toml --shards 2 --cluster local -o results/quick.csv   (again: reruns failed shards only)
     """
     from seqbench.render import console
-    from seqbench.sweep.launch import LaunchSpec, ShardsFailed, launch as launch_sweep
+    from seqbench.orchestration.launch import LaunchSpec, ShardsFailed, launch as launch_sweep
 
     console.set_verbosity(quiet)
     spec = LaunchSpec(config, shards, out, folder=folder, cluster=cluster.value, flags={"plugins": plugin or None},
@@ -591,7 +591,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: every outcome is an exit code (errors.ExitCode) and at most one line on stderr."""
     import os
 
-    from seqbench.sweep import signals
+    from seqbench.orchestration import signals
 
     global _INVOCATION
     _INVOCATION = list(sys.argv[1:] if argv is None else argv)
@@ -640,7 +640,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _fail(code: ExitCode, message: str, exc: BaseException | None = None) -> ExitCode:
     from seqbench.render import console
-    from seqbench.sweep.signals import ignore_interrupts
+    from seqbench.orchestration.signals import ignore_interrupts
 
     ignore_interrupts()  # only this line and the exit are left: nothing for a late Ctrl-C to cut short
     if exc is not None:

@@ -17,6 +17,19 @@ from fault_cases import _all_exit, _expect, case
 from fault_lab import Outcome, cli, count, sidecar, write_config
 
 
+def _module(name: str):
+    """seqbench's `ab` or `launch` module, wherever the layout keeps it (an orchestration package, or
+    analysis/ and sweep/ before it)."""
+    import importlib
+
+    for where in (f"seqbench.orchestration.{name}", f"seqbench.analysis.{name}", f"seqbench.sweep.{name}"):
+        try:
+            return importlib.import_module(where)
+        except ImportError:
+            continue
+    raise ImportError(f"no seqbench module {name!r}")
+
+
 def _results(d: Path, name: str = "a", run_id: str = "test-run", kernels=("sdpa",), Ts=(8, 16)) -> Path:
     """A small valid results CSV + sidecar (synthetic), every row of run `run_id`."""
     from synthetic_results import row, write_csv
@@ -31,7 +44,9 @@ def _results(d: Path, name: str = "a", run_id: str = "test-run", kernels=("sdpa"
 
 @case("27.1", "while a run owns w.csv (holds its lock): `report -o w.csv --force`, `report -o w.json --force` "
       "(its sidecar), `gradflow -o w.csv --force`, `merge -o w.csv --force`, `launch --force` clearing a folder "
-      "whose shard is being written; `report -o x.md --force` where x.md is a results CSV",
+      "whose shard is being written, `ab --force` while its base.csv is being written; `report [--html] -o x.md --force` "
+      "where x.md is a results CSV; `report --html -o w.csv`; `report -o other.json --force` (a finished run's "
+      "sidecar)",
       "each refused with one line (the owner named, or 'a results CSV'); every file byte for byte unchanged", 2)
 def force_over_owned(d: Path) -> Outcome:
     from seqbench.results.ownership import own
@@ -46,23 +61,33 @@ def force_over_owned(d: Path) -> Outcome:
     shards.mkdir()
     (shards / "launch.json").write_text(json.dumps({"sweep": {"another": "sweep"}, "jobs": []}))
     _results(shards, "shard-1-of-2", run_id="shard-run")
-    before = {p: p.read_bytes() for p in [*d.iterdir(), *shards.iterdir()] if p.is_file()}
-    with own(d / "w.csv", "append"), own(shards / "shard-1-of-2.csv", "append"):  # as live runs would
+    (d / "ab").mkdir()
+    _results(d / "ab", "base", run_id="base-run")
+    files = lambda: [p for p in [*d.iterdir(), *shards.iterdir(), *(d / "ab").iterdir()] if p.is_file()]  # noqa: E731
+    before = {p: p.read_bytes() for p in files()}
+    with own(d / "w.csv", "append"), own(shards / "shard-1-of-2.csv", "append"), own(d / "ab" / "base.csv", "append"):
         outs = {
             "report -o w.csv": cli("report", "full.csv", "--no-charts", "-o", "w.csv", "--force", cwd=d),
             "report -o w.json": cli("report", "full.csv", "--no-charts", "-o", "w.json", "--force", cwd=d),
             "report -o x.md": cli("report", "full.csv", "--no-charts", "-o", "x.md", "--force", cwd=d),
+            "report --html -o w.csv": cli("report", "full.csv", "--html", "-o", "w.csv", "--force", cwd=d),
+            "report --html -o x.md": cli("report", "full.csv", "--html", "-o", "x.md", "--force", cwd=d),
+            "report -o other.json": cli("report", "full.csv", "--no-charts", "-o", "other.json", "--force", cwd=d),
             "gradflow": cli("gradflow", "-o", "w.csv", "--force", "--seeds", "1", "--seq-len", "8", "--hidden-size",
                             "8", "--heads", "2", "--layers", "rnn_loop", "--spectral-radius", "1", cwd=d),
             "merge": cli("merge", "full.csv", "other.csv", "-o", "w.csv", "--force", cwd=d),
             "launch --force": cli("launch", cfg, "-n", "2", "-o", "l.csv", "--dir", shards, "--force",
                                   "--cluster", "local", cwd=d),
+            "ab --force": cli("ab", cfg, "--base", d, "-o", "ab", "--force", "--runs", "1", cwd=d),
         }
     out = _all_exit(outs, 2)
-    why = {"report -o w.csv": "a report is Markdown", "report -o x.md": "is a seqbench results CSV"}
+    why = {"report -o w.csv": "a report is Markdown", "report -o x.md": "is a seqbench results CSV",
+           "report --html -o w.csv": "an HTML report; give a name ending in .html",
+           "report --html -o x.md": "is a seqbench results CSV",
+           "report -o other.json": "is the sidecar of the results CSV other.csv"}
     for label, o in outs.items():
         _expect(out, why.get(label, "seqbench run still writing") in o.err, f"{label}: {o.first_line()!r}")
-    after = {p: p.read_bytes() for p in [*d.iterdir(), *shards.iterdir()] if p.is_file() and p in before}
+    after = {p: p.read_bytes() for p in files() if p in before}
     _expect(out, after == before and len(after) == len(before), "a file changed or went")
     return out
 
@@ -215,7 +240,7 @@ def ab_append_keeps_runs(d: Path) -> Outcome:
     import functools
     import subprocess
 
-    from seqbench.analysis import ab as ab_mod
+    ab_mod = _module("ab")
 
     def in_process(argv, cwd=None, env=None, **_):  # each side's `seqbench run` here: no interpreter start
         i = argv.index("run")
@@ -498,8 +523,7 @@ def broken_entry_point(d: Path) -> Outcome:
 @case("27.15", "SIGINT (KeyboardInterrupt) during `ab` and during `launch`", "exit 130, one line: ab's says "
       "how to add runs (--append), launch's to run the same command again", 130)
 def interrupt_hints(d: Path) -> Outcome:
-    from seqbench.analysis import ab as ab_mod
-    from seqbench.sweep import launch as launch_mod
+    ab_mod, launch_mod = _module("ab"), _module("launch")
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from compare_helpers import make_row, make_runs, make_table
 from plugin_helpers import seqbench_cmd, write_package
-from seqbench.analysis.ab import resolve_side, run_ab, schedule
+from seqbench.orchestration.ab import resolve_side, run_ab, schedule
 from seqbench.analysis.compare import compare_frames
 from seqbench.cli import main
 from seqbench.errors import ABError

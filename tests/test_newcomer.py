@@ -100,7 +100,7 @@ def test_cannot_start_a_thread_is_exit_5_not_an_internal_error(monkeypatch, caps
 
 OPENBLAS_LIKE = """
 import os, signal, sys, threading, time
-from seqbench.sweep import signals
+from seqbench.orchestration import signals
 
 def boom(self):
     raise RuntimeError("can't start new thread")
@@ -138,7 +138,7 @@ def test_a_run_that_hits_the_thread_limit_says_so_in_its_sidecar(tmp_path, monke
     from reliability_helpers import FakeClock, tiny_config
     from seqbench.errors import ResourceError
     from seqbench.results.reader import read_metadata
-    from seqbench.sweep.runner import run_to_files
+    from seqbench.orchestration.run import run_to_files
 
     calls = []
 
@@ -238,7 +238,7 @@ def test_a_run_beside_a_busy_neighbour_warns_and_records_the_load(tmp_path, neig
     from reliability_helpers import FakeClock, tiny_config
     from seqbench.render import console
     from seqbench.results.reader import read_metadata
-    from seqbench.sweep.runner import run_to_files
+    from seqbench.orchestration.run import run_to_files
 
     out = tmp_path / "busy.csv"
     rows = run_to_files(tiny_config(kernels=["rnn_loop"], seq_lens=[8]), out, command=["test"], timer=FakeClock())
@@ -326,7 +326,7 @@ def test_a_shard_summary_says_it_is_partial_and_names_no_best(tmp_path, capsys):
     from reliability_helpers import FakeClock, tiny_config
     from seqbench.render import console
     from seqbench.results.reader import read_metadata
-    from seqbench.sweep.runner import run_to_files
+    from seqbench.orchestration.run import run_to_files
 
     cfg = tiny_config(kernels=["rnn_loop", "attention_naive", "sdpa"], seq_lens=[8, 16], batch_sizes=[1, 2])
     out = tmp_path / "part1.csv"
@@ -482,3 +482,18 @@ def test_a_long_run_is_estimated_up_front(capsys):
     console.run_estimate(10, 1, 20.0)  # short: nothing to plan around
     err = " ".join(capsys.readouterr().err.split())
     assert err.startswith("200 points x 3 round(s): roughly 10 min") and err.count("roughly") == 1
+
+
+def test_the_gflops_chart_says_when_the_peak_was_measured_low():
+    import dataclasses
+
+    import pandas as pd
+
+    from seqbench.analysis.roles import annotate
+
+    rows = _noisy_rows()
+    rows = [dataclasses.replace(r, gflops_per_s=50.0) if (r.kernel, r.seq_len) == ("sdpa", 256) else r for r in rows]
+    df = annotate(pd.DataFrame([dataclasses.asdict(r) for r in rows]).assign(source="noisy"))
+    fig = plot.gflops_vs_seq_len(df)
+    labels = [ln.get_label() for ax in fig.axes for ln in ax.get_lines()]
+    assert "matmul peak 23.7 GFLOP/s; measured low: 1 point(s) above it" in labels

@@ -232,10 +232,14 @@ def gflops_vs_seq_len(df, *, mode: str | None = None, batch_sizes=None):
 
     def draw(ax, part, x):
         lines(ax, part, x)
+        kernels = scaling.ok_points(part)
         for i, (key, peak) in enumerate(sorted(peaks.items())):
             src = f" [{key[0]}]" if len(_sources(df)) > 1 else ""
+            mine = kernels[kernels["source"] == key[0]] if "source" in kernels and len(peaks) > 1 else kernels
+            above = int((mine["gflops_per_s"] > peak).sum())
+            low = f"; measured low: {above} point(s) above it" if above else ""  # a busy machine (analysis.noise)
             ax.axhline(peak, color="0.2", linestyle=(0, (1, 1 + i)), linewidth=1.2,
-                       label=f"matmul peak {peak:.3g} GFLOP/s{src}")
+                       label=f"matmul peak {peak:.3g} GFLOP/s{src}{low}")
 
     return _panels(df, mode, "batch_size", batch_sizes, "Achieved throughput in FLOP terms",
                    "GFLOP/s (multiply-add = 2 FLOPs)", draw)

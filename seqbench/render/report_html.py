@@ -16,13 +16,16 @@ def write_html_report(inputs, out: str | Path, *, force: bool = False, baselines
     from seqbench.results.ownership import check_not_input
     from seqbench.results.reader import read_metadata, split_label
     from seqbench.results.schema import sidecar_path
-    from seqbench.results.writer import refuse_existing
+    from seqbench.errors import ResultsError
+    from seqbench.results.writer import atomic_write, refuse_existing
 
     inputs = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
     files = [split_label(p)[1] for p in inputs]
     out = Path(out)
     check_not_input([out], [q for f in files for q in (f, sidecar_path(f))], "-o")
-    refuse_existing(out, force, "choose another -o")
+    if out.suffix.lower() == ".csv":  # a results file's name: HTML there destroys (or poses as) results
+        raise ResultsError(f"-o {out}: an HTML report; give a name ending in .html, not .csv")
+    refuse_existing(out, force, "choose another -o", kind="an HTML report")
     df = load(inputs, baselines)
     metas = [read_metadata(f) for f in files]
     if df["source"].nunique() > 1:
@@ -33,7 +36,7 @@ def write_html_report(inputs, out: str | Path, *, force: bool = False, baselines
     body = MarkdownIt("commonmark").enable("table").render(text)
     body += "<h2>Interactive scaling charts</h2>\n<p class=note>Click a kernel in a legend to hide it, double-click " \
             "to show it alone; hover for values.</p>\n" + "\n".join(interactive.chart_div(f) for f in figures)
-    out.parent.mkdir(parents=True, exist_ok=True)
     title = text.splitlines()[0].lstrip("# ").strip() if text else "seqbench report"
-    out.write_text(interactive.page(title, body, figures))
+    page = interactive.page(title, body, figures)
+    atomic_write(out, lambda fh: fh.write(page))  # refuses a file a live run owns, even now
     return out

@@ -119,6 +119,17 @@ def sidecar_runs(meta: dict) -> set[str]:
     return runs
 
 
+def check_run_ids(path: Path, run_ids, meta: dict) -> None:
+    """Refuse a CSV holding a run its sidecar does not know (a sidecar copied from another run)."""
+    known = sidecar_runs(meta)
+    strangers = [str(r) for r in dict.fromkeys(run_ids) if str(r) not in known] if known else []
+    if strangers:
+        raise ResultsError(
+            f"{sidecar_path(path)} does not describe {path}: the CSV holds run {strangers[0]}, the sidecar "
+            f"{'runs ' if len(known) > 1 else 'run '}{', '.join(sorted(known)[:3])} (copied from another run?); "
+            f"put back the sidecar written with {path.name}, or move this one away")
+
+
 def check_sidecar_runs(path: Path, df, meta: dict, linenos: Sequence[int] = ()) -> None:
     """A sidecar describes the runs in its CSV: one copied from another run (whose command, config and
     status would be shown as this file's) is refused, and so is a CSV one of whose runs it does not know.
@@ -126,15 +137,8 @@ def check_sidecar_runs(path: Path, df, meta: dict, linenos: Sequence[int] = ()) 
     row is a copy (a file concatenated with itself), not a second round."""
     from seqbench.results.schema import KEY_COLUMNS
 
-    known = sidecar_runs(meta)
-    if known and not df.empty:
-        strangers = [str(r) for r in dict.fromkeys(df["run_id"]) if str(r) not in known]
-        if strangers:
-            raise ResultsError(
-                f"{sidecar_path(path)} does not describe {path}: the CSV holds run {strangers[0]}, the sidecar "
-                f"{'runs ' if len(known) > 1 else 'run '}{', '.join(sorted(known)[:3])} (copied from another run?); "
-                f"put back the sidecar written with {path.name}, or move this one away")
     if not df.empty:
+        check_run_ids(path, df["run_id"], meta)
         dup = df.duplicated(subset=["run_id", *KEY_COLUMNS], keep=False)
         if dup.any():
             lines = [linenos[i] if i < len(linenos) else i + 2 for i in df.index[dup]]

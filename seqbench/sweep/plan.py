@@ -42,7 +42,7 @@ def pending_points(cfg: SweepConfig, shard: tuple[int, int] | None = None, done=
 
 @dataclass
 class RunPlan:
-    """Everything `seqbench run` was asked to do, checked: execute it with runner.execute."""
+    """Everything `seqbench run` was asked to do, checked: carry it out with orchestration.run.execute."""
 
     cfg: SweepConfig
     out: Path

@@ -32,7 +32,7 @@ from seqbench.choices import Cluster
 from seqbench.errors import ConfigError, ExitCode, SeqbenchError
 from seqbench.results.reader import read_metadata
 from seqbench.results.schema import sidecar_path
-from seqbench.sweep.signals import children_stopped, stop_process
+from seqbench.orchestration.signals import children_stopped, stop_process
 
 LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # submitit's local default (2 min) would kill any real sweep
 SLURM_TIMEOUT_MIN = 4 * 60  # submitit's Slurm default is 5 min; a partition may allow less: --timeout-min
@@ -87,7 +87,7 @@ class LaunchResult:
 def run_shard(task: ShardTask) -> dict:
     """The job: run (or resume) one shard into its CSV. Raises on failure, which submitit records."""
     from seqbench.sweep.plan import plan_run
-    from seqbench.sweep.runner import execute
+    from seqbench.orchestration.run import execute
 
     os.environ["SEQBENCH_SHARD"] = f"{task.k}/{task.n}"  # for plugins and logs: which shard this process is
     if task.resume:

@@ -173,6 +173,10 @@ def prepare_out(out_dir: Path, names: Sequence[str], *, append: bool, force: boo
         raise ABError(f"{existing[0]} already exists; pass --append to add runs to it (and compare them all), "
                       "or --force to start again, or choose another -o")
     if force:
+        from seqbench.results.ownership import refuse_owned
+
+        for p in existing:  # a run still writing a side's CSV (another ab): --force must not pull it away
+            refuse_owned(p, "--force (starting again)")
         for p in existing:
             p.unlink()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -235,7 +239,7 @@ def run_child(argv, *, cwd, env, capture_output=True, text=True) -> subprocess.C
     """subprocess.run for one side's run, whose process stops with ab's: a SIGTERM or SIGINT to ab is
     passed on and waited for (the run records "interrupted" and keeps its rows), never an orphan that
     goes on measuring beside the next ab."""
-    from seqbench.sweep.signals import children_stopped, stop_process
+    from seqbench.orchestration.signals import children_stopped, stop_process
 
     proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=text)
     with children_stopped(lambda signum: stop_process(proc, signum)):
