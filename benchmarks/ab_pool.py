@@ -11,7 +11,7 @@ pool, labelled with an ABBA schedule, is a real A/A sequence; a planted change i
 head's samples (benchmarks/ab_replay.py). Runs are appended in time order, so a replay that takes
 consecutive runs keeps the machine's drift and busy stretches as they happened.
 
-The load condition starts aa_test.py's neighbour (one core in random on/off bursts of memory-heavy
+The load condition starts aa_collect.py's neighbour (one core in random on/off bursts of memory-heavy
 work) for the whole chunk. Run under the shared CPU lock: `flock /work/.cpu.lock python ...`.
 """
 
@@ -54,13 +54,13 @@ def busy_seconds() -> float:
 
 
 def load_now() -> dict:
-    from seqbench.measure import load
+    from lab import load
 
     return load.sample(0.2).as_dict()
 
 
 def collect(args) -> None:
-    import aa_test
+    import aa_collect
 
     d = Path(args.dir).resolve()
     setup(d)
@@ -70,7 +70,7 @@ def collect(args) -> None:
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"condition": args.condition, "runs": []}
     neighbour = None
     if args.condition == "load":
-        neighbour = subprocess.Popen([sys.executable, "-c", aa_test.NEIGHBOUR, str(len(meta["runs"])),
+        neighbour = subprocess.Popen([sys.executable, "-c", aa_collect.NEIGHBOUR, str(len(meta["runs"])),
                                       str(out / f"duty-{len(meta['runs']):03d}")])
     try:
         for _ in range(args.runs):

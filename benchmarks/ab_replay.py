@@ -23,20 +23,15 @@ import json
 import math
 import random
 import statistics
-import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
 
 PLANTED = "cilab_glr"
 OVERHEAD = 5.0  # s: a run of one point (process start, imports, env); measured in the end-to-end reps
 
 
 def load_pool(d: Path) -> list[dict]:
-    from seqbench.analysis.compare import run_statistics
-    from seqbench.measure import load
-    from seqbench.results.reader import read_results
+    from lab import load, read_results, run_statistics
 
     meta = json.loads((d / "pool.json").read_text())
     runs = []
@@ -54,9 +49,8 @@ def load_pool(d: Path) -> list[dict]:
 def replay(pool: list[dict], order: list[int], *, factor: float = 1.0, auto: bool = True, fixed_runs: int = 4,
            max_runs: int = 12, alpha: float = 0.01, beta: float | None = None) -> dict:
     """One comparison on pool runs taken in `order` (ABBA labels), the head's planted points x factor."""
-    from seqbench.analysis import sequential as seq
-    from seqbench.analysis.autostop import judge_point
-    from seqbench.analysis.compare import PointResult, finish, judge_runs, run_value, split_by_load
+    from lab import PointResult, finish, judge_point, judge_runs, run_value, split_by_load
+    from lab import sequential as seq
 
     points = sorted(pool[0]["values"])
     design = seq.Design(alpha=alpha, points=len(points), max_runs=max_runs,

@@ -136,27 +136,30 @@ def run_command(side: Side, config: Path, out_csv: Path, rounds: int, points: di
 class LoadMeter:
     """How busy the machine was with OTHER work while one child run ran: the CPU time /proc/stat counts
     as busy (steal included: a VM's neighbours) minus the child's own (os.times' children), over the
-    run's wall time, in cores; with measure.load's sample at the end (load average, busiest processes).
-    A run that competed for its cores is `loaded` (measure.load.loaded): compare does not take a side
-    measured under load the other side did not see as evidence (compare.split_by_load)."""
+    run's wall time, in cores (short-lived processes count too, unlike a scan of live pids); with
+    measure.load's sample at the end (load average, busiest processes). A run that competed for its
+    cores is `loaded` (measure.load.loaded): compare does not take a side measured under a load the
+    other side did not see as evidence (compare.split_by_load). SEQBENCH_LOAD_WINDOW=off records none."""
 
     def __init__(self) -> None:
+        from seqbench.measure import load
+
+        self.window = load.window_from_env(0.1)
         self.t0, self.busy0, self.own0 = time.perf_counter(), _busy_seconds(), _children_cpu()
 
-    def stop(self, threads: int) -> tuple[dict, str | None]:
+    def stop(self, threads: int) -> tuple[dict | None, str | None]:
+        from seqbench.measure import load
+
+        if self.window is None:
+            return None, None
         wall = max(time.perf_counter() - self.t0, 1e-9)
         busy1, own1 = _busy_seconds(), _children_cpu()
-        try:
-            from seqbench.measure import load
-        except ImportError:  # pragma: no cover - until measure/load.py lands
-            load = None
-        snap = load.sample(0.1).as_dict() if load else {"cores": os.cpu_count() or 1}
+        snap = load.sample(self.window).as_dict()
+        snap["end_busy_cores"] = snap.pop("busy_cores")
         if busy1 is not None and self.busy0 is not None:
-            others = max(0.0, (busy1 - self.busy0) - (own1 - self.own0)) / wall
-            snap["busy_cores"] = round(others, 2)  # over the whole run, not the 0.1 s window
-            snap["busy_over"] = "run"
-        reason = load.loaded(snap, threads) if load else None
-        return snap, reason
+            snap["busy_cores"] = round(max(0.0, (busy1 - self.busy0) - (own1 - self.own0)) / wall, 2)
+        snap["run_s"] = round(wall, 2)
+        return snap, load.loaded(snap, threads)
 
 
 def _busy_seconds() -> float | None:
