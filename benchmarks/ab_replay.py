@@ -41,7 +41,10 @@ def load_pool(d: Path) -> list[dict]:
         values = {}
         for (kernel, t), g in df.groupby(["kernel", "seq_len"]):
             values[(kernel, int(t))] = next(iter(run_statistics(g).values()))
-        loaded = any(load.loaded(rec.get(k), 1) for k in ("load_before", "load_after"))
+        if "others_cores" in rec:  # other processes' CPU over the whole run, as ab's LoadMeter measures it
+            loaded = bool(load.loaded({"busy_cores": rec["others_cores"], "cores": rec["load_before"]["cores"]}, 1))
+        else:  # the first pool: 0.2 s samples before and after the run only
+            loaded = any(load.loaded(rec.get(k), 1) for k in ("load_before", "load_after"))
         runs.append({"values": values, "wall_s": rec["wall_s"], "loaded": loaded})
     return runs
 

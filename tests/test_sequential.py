@@ -77,14 +77,14 @@ def test_runs_needed_and_hopeless_points():
 def test_variance_components_split_rounds_from_runs():
     rng = random.Random(5)
     runs = []
-    for _ in range(40):
+    for _ in range(80):
         offset = rng.gauss(0, 0.02)
         runs.append([1e-3 * math.exp(offset + rng.gauss(0, 0.005)) for _ in range(4)])
     runs[3][1] *= 1.4  # a disturbed round: left out, not counted as within-run noise
     c = seq.components(runs)
     assert c.sd_between == pytest.approx(0.02, rel=0.3) and c.sd_within == pytest.approx(0.005, rel=0.2)
     assert c.dropped_rounds == 1 and c.rounds == 4 and "more runs" in c.advice()
-    flat = [[1e-3 * math.exp(rng.gauss(0, 0.01)) for _ in range(3)] for _ in range(40)]
+    flat = [[1e-3 * math.exp(rng.gauss(0, 0.01)) for _ in range(3)] for _ in range(80)]
     assert "more rounds" in seq.components(flat).advice()
 
 

@@ -211,25 +211,28 @@ class Components:
                 "advice": self.advice()}
 
 
-SLOW_ROUND = 0.10  # a round this much slower than its run's median round was disturbed (left out of sd_within)
+SLOW_ROUND = 0.10  # a round this much slower than its run's median round was disturbed (counted, not used)
 
 
 def components(runs: list[list[float]]) -> Components | None:
-    """One-way random-effects ANOVA on the log round statistics of one point's runs (one side, or both
-    sides' runs when they time the same code); disturbed rounds are left out first."""
-    kept, dropped = [], 0
+    """The two levels of one point's noise from the log round statistics of its runs (one side, or
+    both sides' runs when they time the same code), robustly: load makes some rounds 10-50% slow, and
+    a variance would be all theirs. sd_within from the median absolute difference between two rounds
+    of one run (|x - y| of two normal rounds has median 0.954 sd); sd_between from the median absolute
+    deviation of the runs' median rounds (1.4826 MAD), less what sd_within / sqrt(rounds) explains."""
+    diffs, centers, dropped, sizes = [], [], 0, []
     for rounds in runs:
-        mid = statistics.median(rounds)
-        ok = [math.log(r) for r in rounds if r <= mid * (1 + SLOW_ROUND)]
-        dropped += len(rounds) - len(ok)
-        kept.append(ok)
-    multi = [r for r in kept if len(r) >= 2]
-    if len(kept) < 2 or not multi:
+        logs = [math.log(r) for r in rounds]
+        mid = statistics.median(logs)
+        dropped += sum(x > mid + math.log1p(SLOW_ROUND) for x in logs)
+        diffs += [abs(x - y) for i, x in enumerate(logs) for y in logs[i + 1:]]
+        centers.append(mid)
+        sizes.append(len(logs))
+    if len(centers) < 3 or not diffs:
         return None
-    ss_w = sum((x - statistics.fmean(r)) ** 2 for r in multi for x in r)
-    df_w = sum(len(r) - 1 for r in multi)
-    var_w = ss_w / df_w if df_w else 0.0
-    m = statistics.median(len(r) for r in kept)
-    var_means = statistics.variance([statistics.fmean(r) for r in kept])
-    var_b = max(0.0, var_means - var_w / m)
-    return Components(math.sqrt(var_w), math.sqrt(var_b), int(m), len(kept), dropped)
+    sd_w = statistics.median(diffs) / 0.954
+    m = statistics.median(sizes)
+    c = statistics.median(centers)
+    sd_runs = 1.4826 * statistics.median(abs(x - c) for x in centers)
+    sd_b = math.sqrt(max(0.0, sd_runs ** 2 - sd_w ** 2 / m))
+    return Components(sd_w, sd_b, int(m), len(centers), dropped)
