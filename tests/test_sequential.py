@@ -275,3 +275,25 @@ def test_seqbench_ab_runs_auto_stops_early_on_a_layer_made_twice_slower(tmp_path
     ab = json.loads((tmp_path / "out" / "ab.json").read_text())
     assert [r["side"] for r in ab["runs"]].count("base") <= 4 and ab["stopped"] == "every point decided", ab["sequential"]
     assert all(r["load"] is not None for r in ab["runs"])
+
+
+def test_compare_reads_each_runs_load_from_the_sidecars(tmp_path):
+    # `seqbench run` records its load in the sidecar ("load": start/during/end; earlier runs under
+    # "previous_runs"): plain `seqbench compare` leaves out, or withholds a call on, loaded runs too.
+    import json
+
+    from seqbench.analysis.compare import compare_files
+
+    busy = {"during": {"busy_cores": 1.9, "cores": 2, "busiest": ["make (7) 1.90 cores"]}}
+    quiet = {"during": {"busy_cores": 0.1, "cores": 2}}
+    paths = {}
+    for side, values, loads in (("base", (2.92, 2.90, 3.02), (quiet,) * 3), ("head", (3.75, 4.04, 4.39), (busy,) * 3)):
+        rows = [make_row("rnn_loop", 128, [[v * 1e-3, v * 1.01e-3]] * 3, run_id=f"{side}{i}") for i, v in enumerate(values)]
+        path = tmp_path / f"{side}.csv"
+        pd.DataFrame([r.as_csv() for r in rows], columns=COLUMNS).to_csv(path, index=False)
+        runs = [{"run_id": f"{side}{i}", "load": ld, "config": {"threads": 1},
+                 "environment": {"cpu": "Test CPU", "torch": "2.13.0", "seqbench": "0.5.0"}} for i, ld in enumerate(loads)]
+        path.with_suffix(".json").write_text(json.dumps({**runs[-1], "previous_runs": runs[:-1]}))
+        paths[side] = path
+    comp = compare_files(paths["base"], paths["head"])
+    assert comp.points[0].verdict == "inconclusive" and "load mismatch: 0 of 3 base and 3 of 3 head" in comp.points[0].note

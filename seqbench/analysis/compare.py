@@ -45,7 +45,7 @@ from pathlib import Path
 
 from seqbench.analysis.stats import benjamini_hochberg, t_ppf, t_two_sided_p
 from seqbench.choices import FailOn, Normalize, Statistic, Verdict, allowed, values
-from seqbench.errors import CompareError
+from seqbench.errors import CompareError, ResultsError
 from seqbench.results.schema import KEY_COLUMNS, parse_samples
 
 VERDICTS = values(Verdict)
@@ -248,7 +248,7 @@ def split_by_load(runs_b: dict, runs_h: dict, loaded) -> tuple[dict, dict, bool,
     if abs(len(lb) - len(lh)) <= 1:
         return runs_b, runs_h, True, ""
     return runs_b, runs_h, False, (f"load mismatch: {len(lb)} of {len(runs_b)} base and {len(lh)} of {len(runs_h)} "
-                                   "head runs ran under load (ab.json): no change is called; add runs")
+                                   "head runs ran under load (their load records): no change is called; add runs")
 
 
 def decide(p: PointResult, *, threshold: float, alpha: float) -> str:
@@ -387,13 +387,31 @@ def compare_frames(base, head, *, threshold: float = 0.05, alpha: float = 0.01, 
     return comp
 
 
-def compare_files(base_path: str | Path, head_path: str | Path, *, allow_mismatch=(), **kw) -> Comparison:
-    """compare_frames on two results CSVs, after checking that they were measured alike (mismatch)."""
+def loaded_in_sidecar(csv_path: str | Path) -> set[str]:
+    """run_ids of the runs whose own load record (the sidecar's "load", one per run appended: `seqbench
+    run` watches the machine while it runs) says they shared their cores with other work."""
+    from seqbench.measure.load import disturbances
+    from seqbench.results.reader import read_metadata
+
+    try:
+        meta = read_metadata(csv_path)
+    except ResultsError:  # an unreadable sidecar: no load record, nothing to leave out
+        return set()
+    runs = [*meta.get("previous_runs", []), meta]
+    return {str(r["run_id"]) for r in runs if r.get("run_id") and r.get("load")
+            and disturbances(r["load"], int((r.get("config") or {}).get("threads") or 1))}
+
+
+def compare_files(base_path: str | Path, head_path: str | Path, *, allow_mismatch=(), loaded=(), **kw) -> Comparison:
+    """compare_frames on two results CSVs, after checking that they were measured alike (mismatch).
+    Runs measured under load (their sidecars' load records, and `loaded`: run_ids from ab's own record)
+    are compared only with runs measured alike (split_by_load)."""
     from seqbench.analysis.mismatch import check_comparable
     from seqbench.results.reader import read_results
 
     base, head = read_results(base_path), read_results(head_path)
     accepted = check_comparable(base_path, head_path, base, head, allow=allow_mismatch)
-    comp = compare_frames(base, head, base_name=str(base_path), head_name=str(head_path), **kw)
+    loaded = set(loaded) | loaded_in_sidecar(base_path) | loaded_in_sidecar(head_path)
+    comp = compare_frames(base, head, base_name=str(base_path), head_name=str(head_path), loaded=loaded, **kw)
     comp.warnings[:0] = accepted
     return comp
