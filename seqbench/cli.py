@@ -220,10 +220,10 @@ def ab(
     head: Annotated[str, typer.Option(help="The candidate, likewise.")] = ".",
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for base.csv, head.csv (+ sidecars), compare.md, "
                                       "compare.json and ab.json.")] = Path("results/ab"),
-    runs: Annotated[str, typer.Option(help="Runs (processes) per side, alternated ABBA (a verdict needs >= 2), or "
+    runs: Annotated[str, typer.Option(metavar="N|auto", help="Runs (processes) per side, alternated ABBA (a verdict needs >= 2), or "
                                        "auto: add a run a side at a time until every point is decided (docs/ci.md).")] = "4",
-    max_runs: Annotated[Optional[int], typer.Option(help="--runs auto: at most this many runs a side (default 12).")] = None,
-    budget: Annotated[Optional[str], typer.Option(help="--runs auto: stop adding runs before this wall time, e.g. 5m "
+    max_runs: Annotated[Optional[int], typer.Option(metavar="N", help="--runs auto: at most this many runs a side (default 12).")] = None,
+    budget: Annotated[Optional[str], typer.Option(metavar="DURATION", help="--runs auto: stop adding runs before this wall time, e.g. 5m "
                                                   "or 300s; open points are then inconclusive.")] = None,
     rounds: Annotated[int, typer.Option(help="Rounds per run (`seqbench run --rounds`).")] = 3,
     append: Annotated[bool, typer.Option("--append", help="Add runs to the files already in --out, then compare them all.")] = False,

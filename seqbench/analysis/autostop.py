@@ -127,6 +127,8 @@ def judge_point(res: PointResult, runs_b: dict, runs_h: dict, loaded, design: se
     res.head_value = math.exp(statistics.fmean(math.log(x) for _, x in vh))
     lk = seq.look(vb, vh, design, can_call=can_call)
     res.ratio, res.ci_low, res.ci_high = lk.ratio, lk.ci_low, lk.ci_high
+    if lk.verdict == "unchanged":  # show the interval that decided it
+        res.ci_low, res.ci_high = lk.eq_low, lk.eq_high
     notes = [why] if why else []
     if res.base_dropped or res.head_dropped:
         notes.append(f"left out {res.base_dropped + res.head_dropped} disturbed run(s) (over 10% slower than "
@@ -150,9 +152,10 @@ def method_lines(comp: Comparison, design: seq.Design) -> list[str]:
         f"base/head {comp.statistic}: each run's fastest round, geometric mean over runs; runs added a pass at a "
         f"time (--runs auto) until every point was decided or --max-runs {design.max_runs} / --budget; each ABBA "
         "block of 4 runs is a block of the test (log run value = block + side), so drift between blocks cancels.",
-        f"change = head/base ± half its {1 - design.alpha_look:.4%} interval (alpha {design.alpha:g} shared by "
-        f"{design.points} points x {design.calling_looks} looks: no more than alpha false alarms in all, whenever "
-        f"it stops); unchanged when the {1 - 2 * design.beta:.0%} interval lies within ±{design.threshold:.0%}.",
+        f"change = head/base ± half the interval that decided it: a change when its {1 - design.alpha_look:.3%} "
+        f"interval excludes 0 (alpha {design.alpha:g} shared by {design.points} points x {design.calling_looks} looks: "
+        f"at most alpha false alarms in all, whenever it stops), unchanged when its {1 - 2 * design.beta:.0%} "
+        f"interval lies within ±{design.threshold:.0%}; open points show the former.",
     ]
 
 
