@@ -297,3 +297,21 @@ def test_compare_reads_each_runs_load_from_the_sidecars(tmp_path):
         paths[side] = path
     comp = compare_files(paths["base"], paths["head"])
     assert comp.points[0].verdict == "inconclusive" and "load mismatch: 0 of 3 base and 3 of 3 head" in comp.points[0].note
+
+
+def test_issue21_false_regression_at_8_runs_a_side_was_a_busy_stretch():
+    # Issue 21: an unchanged layer called a regression (+19.1% ±15.8) at 8 runs a side (--append).
+    # Reconstructed (the raw runs were not kept): a busy stretch slowed 6 of the head's 8 runs by ~25%.
+    rng = random.Random(21)
+    base = {f"b{i}": [1e-3 * math.exp(rng.gauss(0, 0.015))] * 3 for i in range(8)}
+    head = {f"h{i}": [1e-3 * math.exp(rng.gauss(0, 0.015)) * (1.25 if i >= 2 else 1.0)] * 3 for i in range(8)}
+    verdicts = []
+    for loaded in (set(), {f"h{i}" for i in range(2, 8)}):
+        rb, rh, ok, why = split_by_load(base, head, loaded)
+        r = PointResult(key={}, verdict="inconclusive", note=why)
+        r.load_mismatch = not ok
+        t = judge_runs(r, [run_value(x) for x in rb.values()], [run_value(x) for x in rh.values()], alpha=0.01)
+        finish([r], [t], threshold=0.05, alpha=0.01)
+        verdicts.append(r)
+    assert verdicts[0].verdict == "regression" and 1.12 < verdicts[0].ratio < 1.25  # what it said
+    assert verdicts[1].verdict != "regression" and "left out 6 run(s) measured under load" in verdicts[1].note
