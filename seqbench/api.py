@@ -98,7 +98,7 @@ def gradflow(out: str | Path, *, force: bool = False, command: Sequence[str] = (
     out = Path(out)
     check_output(out, force=force)
     png = out.with_suffix(".png")
-    refuse_existing(png, force)
+    refuse_existing(png, force, kind="a chart")
     norms = run_gradflow(**settings, max_memory=parse_size(max_memory, "--max-memory"))
     decay = decay_fits(norms)
     atomic_write(out, lambda fh: norms.to_csv(fh, index=False), newline="", replace=force)
@@ -124,7 +124,7 @@ def ab(config: str | Path, base: str, head: str = ".", *, out: str | Path, runs:
     import json
     import subprocess
 
-    from seqbench.analysis.ab import resolve_side, run_ab, run_ab_auto
+    from seqbench.analysis.ab import earlier_record, resolve_side, run_ab, run_ab_auto
     from seqbench.analysis.autostop import AutoJudge, loaded_runs
     from seqbench.analysis.compare import compare_files
     from seqbench.analysis.mismatch import check_comparable
@@ -143,6 +143,7 @@ def ab(config: str | Path, base: str, head: str = ".", *, out: str | Path, runs:
     def check() -> None:  # refuse a mismatched pair after one pass, not after all of them
         accepted[:] = check_comparable(b_csv, h_csv, read_results(b_csv), read_results(h_csv), allow=allow_mismatch)
 
+    earlier = earlier_record(out) if append else {}  # ab.json keeps the runs of every --append
     kw = dict(append=append, force=force, on_run=on_run, after_first_pass=check, runner=runner or subprocess.run)
     if runs == "auto":
         judge = AutoJudge(b_csv, h_csv, max_runs=max_runs or DEFAULT_MAX_RUNS, **compare_options)
@@ -160,7 +161,7 @@ def ab(config: str | Path, base: str, head: str = ".", *, out: str | Path, runs:
     comp.warnings += result.notes + load_notes(result)
     atomic_write(out / "compare.md", lambda fh: fh.write(to_markdown(comp, fmt_time)))
     atomic_write(out / "compare.json", lambda fh: fh.write(to_json_text(comp)))
-    atomic_write(out / "ab.json", lambda fh: fh.write(json.dumps(result.to_json(), indent=2) + "\n"))
+    atomic_write(out / "ab.json", lambda fh: fh.write(json.dumps(result.to_json(earlier), indent=2) + "\n"))
     return result, comp
 
 

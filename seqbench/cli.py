@@ -282,7 +282,7 @@ def merge(
                                                 "machines; LABEL=PATH names the machine of a file's rows.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Merged CSV (JSON sidecar beside it).")],
     allow_partial: Annotated[bool, typer.Option("--allow-partial", help="Merge fewer than all N shards (or unfinished ones); the sidecar records which are missing.")] = False,
-    allow_mixed: Annotated[bool, typer.Option("--allow-mixed", help="Merge shards measured on different machines; each row keeps its machine's label.")] = False,
+    allow_mixed: Annotated[bool, typer.Option("--allow-mixed", help="Merge shards measured on different machines, or with different seqbench commits or kernel code; each row keeps its machine's label.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
 ) -> None:
     """Join result CSVs into one: the shards of one sweep, or runs of several machines.

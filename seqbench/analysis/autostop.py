@@ -12,7 +12,8 @@ import statistics
 
 from seqbench.analysis import sequential as seq
 from seqbench.analysis.compare import (DEFAULT_FAIL_ON, STATISTIC, Comparison, PointResult, _groups, _key_dict,
-                                       check_options, drop_slow_runs, run_statistics, run_value, split_by_load)
+                                       check_options, drop_slow_runs, loaded_in_sidecar, run_statistics, run_value,
+                                       split_by_load)
 from seqbench.choices import Verdict
 
 
@@ -50,6 +51,8 @@ class AutoJudge:
         if self.design is None:  # fixed at the first look: every point of the sweep counts in alpha's share
             self.design = seq.Design(self.threshold, self.alpha, self.beta, self.max_runs, points=len(common))
         loaded = loaded_runs(result, {"base": base, "head": head})
+        if self._read is None:  # and what each run's own sidecar record says (earlier --append runs too)
+            loaded |= loaded_in_sidecar(self.paths[0]) | loaded_in_sidecar(self.paths[1])
         for key in common:
             if key not in self.final:
                 self._look(key, gb[key], gh[key], loaded)
