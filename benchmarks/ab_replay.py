@@ -121,6 +121,9 @@ def main() -> None:
     ap.add_argument("--json")
     args = ap.parse_args()
     figures = {}
+    print(f"# REPLAYS of real runs in {args.dir} (benchmarks/ab_replay.py): real runs, replayed schedules and planted "
+          "factors; 'quiet' = no controlled neighbour (the machine was shared all the same), 'load' = aa_collect.py's "
+          "neighbour; ordered = every start offset of the pool in run order; shuffled = random draws", flush=True)
     for cond in ("quiet", "load"):
         d = Path(args.dir) / cond
         if not (d / "pool.json").exists():
