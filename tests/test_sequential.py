@@ -27,16 +27,16 @@ def _binomial_bound(n: int, p: float, z: float = 3.0) -> float:
 def test_false_alarms_under_the_null_stay_within_alpha_whenever_it_stops():
     # 2,000 A/A sequences on a drifting machine with disturbed runs, each stopped by the rule itself.
     # A threshold of 0.1% leaves "unchanged" nearly out of reach, so alpha alone must hold false alarms.
-    design = seq.Design(threshold=0.001, alpha=0.1, points=2, max_runs=12)
+    design = seq.Design(threshold=0.001, alpha=0.1, points=2, max_runs=10)
     rng = random.Random(21)
     alarms = sum(any(v in ("regression", "improvement") for v in simulate(rng, design)[0].values())
                  for _ in range(2000))
     assert alarms <= _binomial_bound(2000, 0.1), alarms
     # The same check catches the mistake it guards against: testing every look at the fixed-sample level
-    peek = Peeking(threshold=0.001, alpha=0.1, points=2, max_runs=12)
+    peek = Peeking(threshold=0.001, alpha=0.1, points=2, max_runs=10)
     rng = random.Random(21)
-    peeked = sum(any(v in ("regression", "improvement") for v in simulate(rng, peek)[0].values()) for _ in range(500))
-    assert peeked > _binomial_bound(500, 0.1), peeked
+    peeked = sum(any(v in ("regression", "improvement") for v in simulate(rng, peek)[0].values()) for _ in range(300))
+    assert peeked > _binomial_bound(300, 0.1), peeked
 
 
 def test_alpha_is_shared_by_every_point_and_look():

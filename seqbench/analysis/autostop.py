@@ -8,7 +8,6 @@ the sequential test differs from `seqbench compare` only in how it turns them in
 from __future__ import annotations
 
 import math
-import statistics
 
 from seqbench.analysis import sequential as seq
 from seqbench.analysis.compare import (DEFAULT_FAIL_ON, STATISTIC, Comparison, PointResult, _groups, _key_dict,
@@ -126,8 +125,8 @@ def judge_point(res: PointResult, runs_b: dict, runs_h: dict, loaded, design: se
     res.load_mismatch = not can_call
     (vb, res.base_dropped), (vh, res.head_dropped) = _drop_slow(runs_b, block), _drop_slow(runs_h, block)
     res.base_runs, res.head_runs = len(runs_b), len(runs_h)
-    res.base_value = math.exp(statistics.fmean(math.log(x) for _, x in vb))
-    res.head_value = math.exp(statistics.fmean(math.log(x) for _, x in vh))
+    res.base_value = math.exp(sum(math.log(x) for _, x in vb) / len(vb))
+    res.head_value = math.exp(sum(math.log(x) for _, x in vh) / len(vh))
     lk = seq.look(vb, vh, design, can_call=can_call)
     res.ratio, res.ci_low, res.ci_high = lk.ratio, lk.ci_low, lk.ci_high
     if lk.verdict == "unchanged":  # show the interval that decided it
