@@ -15,6 +15,10 @@ from seqbench.analysis.compare import PointResult, compare_frames, finish, judge
 from seqbench.kernels import Shape, get_kernel  # noqa: F401
 from seqbench.measure.timer import burn_in, measure  # noqa: F401
 from seqbench.orchestration.ab import resolve_side, run_ab  # noqa: F401
+from seqbench.analysis import sequential  # noqa: F401  (ab_replay.py: the --runs auto design)
+from seqbench.analysis.autostop import judge_point  # noqa: F401
+from seqbench.analysis.compare import run_value, split_by_load  # noqa: F401
+from seqbench.measure import load  # noqa: F401
 from seqbench.results.reader import read_results  # noqa: F401
 from seqbench.sweep.config import Point  # noqa: F401
 from seqbench.sweep.matmul_peak import calibration_point  # noqa: F401

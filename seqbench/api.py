@@ -113,19 +113,24 @@ def gradflow(out: str | Path, *, force: bool = False, command: Sequence[str] = (
     return decay, [out, out.with_suffix(".json"), png]
 
 
-def ab(config: str | Path, base: str, head: str = ".", *, out: str | Path, runs: int = 4, rounds: int = 3,
+def ab(config: str | Path, base: str, head: str = ".", *, out: str | Path, runs: int | str = 4, rounds: int = 3,
        append: bool = False, force: bool = False, on_run: Callable | None = None, allow_mismatch: Sequence[str] = (),
-       **compare_options):
+       max_runs: int | None = None, budget_s: float | None = None, runner=None, **compare_options):
     """Time two versions alternately (`seqbench ab`): runs into out/base.csv and out/head.csv, then compare
-    them and write out/compare.md, out/compare.json and out/ab.json (the schedule and wall times).
+    them and write out/compare.md, out/compare.json and out/ab.json (the schedule, wall times, load).
 
     base, head: a directory (a checkout of your code) or another environment's seqbench executable.
+    runs: a number of runs a side, or "auto": add runs a pass at a time until every point is decided
+    (analysis.sequential), at most max_runs a side (default 12) and within budget_s seconds.
     Returns (orchestration.ab.ABResult, analysis.compare.Comparison)."""
     import json
 
-    from seqbench.orchestration.ab import earlier_record, own_folder, resolve_side, run_ab
+    from seqbench.orchestration.ab import earlier_record, own_folder, resolve_side, run_ab, run_ab_auto
+    from seqbench.analysis.autostop import AutoJudge, loaded_runs
     from seqbench.analysis.compare import compare_files
     from seqbench.analysis.mismatch import check_comparable
+    from seqbench.analysis.sequential import DEFAULT_MAX_RUNS
+    from seqbench.errors import ABError
     from seqbench.render.compare_text import to_json_text, to_markdown
     from seqbench.results.reader import read_results
     from seqbench.results.writer import atomic_write
@@ -134,17 +139,41 @@ def ab(config: str | Path, base: str, head: str = ".", *, out: str | Path, runs:
     out = Path(out)
     sides = [resolve_side("base", str(base)), resolve_side("head", str(head))]
     b_csv, h_csv = out / "base.csv", out / "head.csv"
+    accepted: list[str] = []
 
     def check() -> None:  # refuse a mismatched pair after one pass, not after all of them
-        check_comparable(b_csv, h_csv, read_results(b_csv), read_results(h_csv), allow=allow_mismatch)
+        accepted[:] = check_comparable(b_csv, h_csv, read_results(b_csv), read_results(h_csv), allow=allow_mismatch)
 
     with own_folder(out):  # from the first deletion to the last file: one ab per folder
         earlier = earlier_record(out) if append else {}  # ab.json keeps the runs of every --append
-        result = run_ab(Path(config), sides, out, runs=runs, rounds=rounds, append=append, force=force,
-                        on_run=on_run, after_first_pass=check)
-        comp = compare_files(b_csv, h_csv, allow_mismatch=allow_mismatch, **compare_options)
-        comp.warnings += result.notes
+        kw = dict(append=append, force=force, on_run=on_run, after_first_pass=check, runner=runner)
+        if runs == "auto":
+            judge = AutoJudge(b_csv, h_csv, max_runs=max_runs or DEFAULT_MAX_RUNS, **compare_options)
+            result = run_ab_auto(Path(config), sides, out, max_runs=max_runs or DEFAULT_MAX_RUNS, rounds=rounds,
+                                 decide=judge, budget_s=budget_s, **kw)
+            comp = judge.comparison()
+            comp.warnings[:0] = accepted
+            result.sequential = comp.sequential
+        elif max_runs is not None or budget_s is not None:
+            raise ABError("--max-runs and --budget go with --runs auto (a fixed --runs N takes N runs a side)")
+        else:
+            result = run_ab(Path(config), sides, out, runs=int(runs), rounds=rounds, **kw)
+            loaded = loaded_runs(result, {"base": read_results(b_csv), "head": read_results(h_csv)})
+            comp = compare_files(b_csv, h_csv, allow_mismatch=allow_mismatch, loaded=loaded, **compare_options)
+        comp.warnings += result.notes + load_notes(result)
         atomic_write(out / "compare.md", lambda fh: fh.write(to_markdown(comp, fmt_time)))
         atomic_write(out / "compare.json", lambda fh: fh.write(to_json_text(comp)))
         atomic_write(out / "ab.json", lambda fh: fh.write(json.dumps(result.to_json(earlier), indent=2) + "\n"))
     return result, comp
+
+
+def load_notes(result) -> list[str]:
+    """One line when the sides' runs met different loads: a mismatch, not evidence of a change."""
+    per = {s.name: [r for r in result.runs if r.side == s.name] for s in result.sides}
+    loaded = {n: sum(bool(r.loaded) for r in rs) for n, rs in per.items()}
+    if not any(loaded.values()):
+        return []
+    text = ", ".join(f"{n} {loaded[n]} of {len(per[n])}" for n in per)
+    first = next(r.loaded for r in result.runs if r.loaded)
+    return [f"runs measured under load ({text}; e.g. {first}): runs are compared only with runs measured "
+            "alike (per point, below)"]

@@ -232,8 +232,11 @@ def ab(
     head: Annotated[str, typer.Option(help="The candidate, likewise.")] = ".",
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for base.csv, head.csv (+ sidecars), compare.md, "
                                       "compare.json and ab.json.")] = Path("results/ab"),
-    runs: Annotated[int, typer.Option(help="Runs (processes) per side, alternated ABBA; a verdict needs >= 2, and 4 "
-                                       "see far smaller changes than 2 (README, measured).")] = 4,
+    runs: Annotated[str, typer.Option(metavar="N|auto", help="Runs (processes) per side, alternated ABBA (a verdict needs >= 2), or "
+                                       "auto: add a run a side at a time until every point is decided (docs/ci.md).")] = "4",
+    max_runs: Annotated[Optional[int], typer.Option(metavar="N", help="--runs auto: at most this many runs a side (default 12).")] = None,
+    budget: Annotated[Optional[str], typer.Option(metavar="DURATION", help="--runs auto: stop adding runs before this wall time, e.g. 5m "
+                                                  "or 300s; open points are then inconclusive.")] = None,
     rounds: Annotated[int, typer.Option(help="Rounds per run (`seqbench run --rounds`).")] = 3,
     append: Annotated[bool, typer.Option("--append", help="Add runs to the files already in --out, then compare them all.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace the files already in --out.")] = False,
@@ -260,18 +263,29 @@ def ab(
       seqbench ab bench.toml --base ../main-checkout --head . -o results/ab\n
       seqbench ab benchmarks/configs/ci.toml --base ../base/.venv/bin/seqbench --head .venv/bin/seqbench --allow-mismatch kernels\n
       seqbench ab bench.toml --base ../main-checkout -o results/ab --append --runs 4   (4 more runs a side)\n
-      seqbench ab bench.toml --base ../main-checkout --fail-on regression,failed,inconclusive --format markdown
+      seqbench ab bench.toml --base ../main-checkout --fail-on regression,failed,inconclusive --format markdown\n
+      seqbench ab bench.toml --base ../main-checkout --runs auto --max-runs 12 --budget 5m   (until decided)
     """
     from seqbench.api import ab as run_ab
     from seqbench.render import console
 
     console.set_verbosity(quiet)
+    from seqbench.errors import ABError
+    from seqbench.units import parse_duration
+
     options = _compare_options(threshold, alpha, statistic, fail_on, allow_missing, allow_mismatch)
+    if runs.strip().lower() == "auto":
+        runs_n: int | str = "auto"
+    elif runs.strip().isdigit():
+        runs_n = int(runs)
+    else:
+        raise ABError(f"--runs {runs!r}: allowed a number of runs a side (1 to 100) or auto")
+    budget_s = parse_duration(budget, "--budget") if budget is not None else None
     again = [a for a in _INVOCATION if a not in ("--force", "--append")]
     _INTERRUPT_HINT[:] = [f"the runs that finished are in {out}; add runs to them with: seqbench "
                           f"{' '.join(map(_quote, again))} --append"]
-    _, comp = run_ab(config, base, head, out=out, runs=runs, rounds=rounds, append=append, force=force,
-                     on_run=console.ab_progress, **options)
+    _, comp = run_ab(config, base, head, out=out, runs=runs_n, rounds=rounds, append=append, force=force,
+                     on_run=console.ab_progress, max_runs=max_runs, budget_s=budget_s, **options)
     _INTERRUPT_HINT.clear()
     console.comparison(comp, fmt.value)
     console.info(f"wrote {out}/base.csv, head.csv, compare.md, compare.json, ab.json")

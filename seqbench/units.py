@@ -117,3 +117,15 @@ def parse_fraction(text: str, flag: str) -> float:
     if not math.isfinite(value):
         raise ConfigError(f"{flag} {text!r} is not a finite number")
     return value
+
+
+_DURATION_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str, flag: str) -> float:
+    """'5m', '90s', '1.5h' or '300' (seconds) -> seconds, positive."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-z]*)\s*", str(text).lower())
+    if not m or m.group(2) not in _DURATION_UNITS or float(m.group(1)) <= 0:
+        raise ConfigError(f"{flag} {text!r} is not a duration; give a positive number of seconds (300), "
+                          "minutes (5m) or hours (1h)")
+    return float(m.group(1)) * _DURATION_UNITS[m.group(2)]

@@ -45,7 +45,7 @@ from pathlib import Path
 
 from seqbench.analysis.stats import benjamini_hochberg, t_ppf, t_two_sided_p
 from seqbench.choices import FailOn, Normalize, Statistic, Verdict, allowed, values
-from seqbench.errors import CompareError
+from seqbench.errors import CompareError, ResultsError
 from seqbench.results.schema import KEY_COLUMNS, parse_samples
 
 VERDICTS = values(Verdict)
@@ -74,6 +74,7 @@ class PointResult:
     head_rounds: int = 0
     base_dropped: int = 0  # runs left out as disturbed (drop_slow_runs); base_runs counts them
     head_dropped: int = 0
+    load_mismatch: bool = False  # one side ran under a load the other did not see: no change is called
     note: str = ""
 
     def name(self) -> str:
@@ -100,6 +101,8 @@ class Comparison:
     fail_on: tuple[str, ...] = DEFAULT_FAIL_ON
     allow_missing: bool = False  # points only in the baseline are listed, not failed
     warnings: list[str] = field(default_factory=list)  # accepted mismatches, runs too few for a verdict
+    method: list[str] = field(default_factory=list)  # how it decided, when not the fixed-runs test (--runs auto)
+    sequential: dict = field(default_factory=dict)  # --runs auto: design, each point's looks, variance components
 
     def counts(self) -> dict[str, int]:
         return {v: sum(p.verdict == v for p in self.points) for v in VERDICTS}
@@ -128,7 +131,7 @@ class Comparison:
 
     def to_json(self) -> dict:
         return {
-            "method": {"round": f"{self.statistic} of the round's samples" + (", / reference" if self.normalize != "none" else ""),
+            "method": {"sequential": self.method} if self.method else {"round": f"{self.statistic} of the round's samples" + (", / reference" if self.normalize != "none" else ""),
                        "run": "fastest round of the run", "across runs": "geometric mean; two-sample t-test "
                        "(pooled variance) on log run statistics", "multiplicity": "Benjamini-Hochberg q-values",
                        "mde_power": POWER},
@@ -145,6 +148,7 @@ class Comparison:
             "only_in_baseline": self.only_base,
             "only_in_candidate": self.only_head,
             "missing_counts_as_failed": not self.allow_missing,
+            **({"sequential": self.sequential} if self.sequential else {}),
         }
 
 
@@ -226,8 +230,31 @@ def min_detectable(se: float, df: int, *, threshold: float, alpha: float, tested
     return math.expm1(max(math.log1p(threshold), crit) + t_ppf(power, df) * se)
 
 
+def split_by_load(runs_b: dict, runs_h: dict, loaded) -> tuple[dict, dict, bool, str]:
+    """Runs measured under load (`ab` records each run's: orchestration.ab.LoadMeter) are compared only with
+    runs measured alike. Load slows a whole run down, every point of it, so a side whose runs saw a
+    load the other side did not is not evidence of a change (issue 25: +37% "regression" on identical
+    code whose head runs landed in a busier stretch). When both sides have MIN_RUNS runs that ran
+    quiet, the loaded runs are left out (the load is measured apart from the timings, so leaving them
+    out biases neither side); else, when the sides' loaded runs differ by more than one, no change may
+    be called (load mismatch). Returns (base runs, head runs, a change may be called, note)."""
+    lb, lh = [r for r in runs_b if r in loaded], [r for r in runs_h if r in loaded]
+    if not lb and not lh or len(lb) == len(runs_b) and len(lh) == len(runs_h):
+        return runs_b, runs_h, True, ""  # measured alike: all quiet or all loaded
+    qb = {r: v for r, v in runs_b.items() if r not in loaded}
+    qh = {r: v for r, v in runs_h.items() if r not in loaded}
+    if len(qb) >= MIN_RUNS and len(qh) >= MIN_RUNS:
+        return qb, qh, True, f"left out {len(lb) + len(lh)} run(s) measured under load ({len(lb)} base, {len(lh)} head)"
+    if abs(len(lb) - len(lh)) <= 1:
+        return runs_b, runs_h, True, ""
+    return runs_b, runs_h, False, (f"load mismatch: {len(lb)} of {len(runs_b)} base and {len(lh)} of {len(runs_h)} "
+                                   "head runs ran under load (their load records): no change is called; add runs")
+
+
 def decide(p: PointResult, *, threshold: float, alpha: float) -> str:
     if p.q_value is None:
+        return Verdict.INCONCLUSIVE
+    if p.load_mismatch and not (p.ci_low >= 1 / (1 + threshold) and p.ci_high <= 1 + threshold):
         return Verdict.INCONCLUSIVE
     if p.q_value <= alpha and p.ratio > 1 + threshold:
         return Verdict.REGRESSION
@@ -286,7 +313,7 @@ def check_options(*, threshold: float, alpha: float, statistic: str, normalize: 
 
 
 def judge(base_rows, head_rows, res: PointResult, *, normalize: str, statistic: str, alpha: float,
-          names: tuple[str, str]) -> dict:
+          names: tuple[str, str], loaded=frozenset()) -> dict:
     """Fill res from one point's rows of both sides; returns the test's se/df (empty if untested)."""
     base_rows, head_rows = _records(base_rows), _records(head_rows)
     b_ok, h_ok = [r for r in base_rows if r["status"] == "ok"], [r for r in head_rows if r["status"] == "ok"]
@@ -305,6 +332,9 @@ def judge(base_rows, head_rows, res: PointResult, *, normalize: str, statistic: 
     res.base_rounds, res.head_rounds = sum(map(len, runs_b.values())), sum(map(len, runs_h.values()))
     if len(b_bad) or len(h_bad):
         res.note = f"failed in {len(b_bad)} baseline and {len(h_bad)} candidate runs (left out): {_first_error(b_bad)}"
+    runs_b, runs_h, callable_, why = split_by_load(runs_b, runs_h, loaded)
+    res.load_mismatch = not callable_
+    res.note = "; ".join(filter(None, [res.note, why]))
     return judge_runs(res, [run_value(r) for r in runs_b.values()], [run_value(r) for r in runs_h.values()],
                       alpha=alpha, names=names)
 
@@ -344,8 +374,9 @@ def finish(results: list[PointResult], tests: list[dict], *, threshold: float, a
 
 def compare_frames(base, head, *, threshold: float = 0.05, alpha: float = 0.01, normalize: str = "none",
                    statistic: str = STATISTIC, fail_on=DEFAULT_FAIL_ON, allow_missing: bool = False,
-                   base_name: str = "baseline", head_name: str = "candidate") -> Comparison:
-    """Match points on KEY_COLUMNS, test each over runs, adjust across points, decide."""
+                   base_name: str = "baseline", head_name: str = "candidate", loaded=frozenset()) -> Comparison:
+    """Match points on KEY_COLUMNS, test each over runs, adjust across points, decide. loaded: the
+    run_ids measured under load (split_by_load)."""
     fail = check_options(threshold=threshold, alpha=alpha, statistic=statistic, normalize=normalize, fail_on=fail_on)
     gb, gh = _groups(base), _groups(head)
     common = [k for k in gb if k in gh]
@@ -355,7 +386,7 @@ def compare_frames(base, head, *, threshold: float = 0.05, alpha: float = 0.01, 
     for key in common:
         res = PointResult(key=_key_dict(key), verdict=Verdict.INCONCLUSIVE)
         tests.append(judge(gb[key], gh[key], res, normalize=normalize, statistic=statistic, alpha=alpha,
-                           names=(base_name, head_name)))
+                           names=(base_name, head_name), loaded=loaded))
         results.append(res)
     finish(results, tests, threshold=threshold, alpha=alpha)
     comp = Comparison(results, [_key_dict(k) for k in gb if k not in gh], [_key_dict(k) for k in gh if k not in gb],
@@ -380,13 +411,31 @@ def compare_frames(base, head, *, threshold: float = 0.05, alpha: float = 0.01, 
     return comp
 
 
-def compare_files(base_path: str | Path, head_path: str | Path, *, allow_mismatch=(), **kw) -> Comparison:
-    """compare_frames on two results CSVs, after checking that they were measured alike (mismatch)."""
+def loaded_in_sidecar(csv_path: str | Path) -> set[str]:
+    """run_ids of the runs whose own load record (the sidecar's "load", one per run appended: `seqbench
+    run` watches the machine while it runs) says they shared their cores with other work."""
+    from seqbench.measure.load import disturbances
+    from seqbench.results.reader import read_metadata
+
+    try:
+        meta = read_metadata(csv_path)
+    except ResultsError:  # an unreadable sidecar: no load record, nothing to leave out
+        return set()
+    runs = [*meta.get("previous_runs", []), meta]
+    return {str(r["run_id"]) for r in runs if r.get("run_id") and r.get("load")
+            and disturbances(r["load"], int((r.get("config") or {}).get("threads") or 1))}
+
+
+def compare_files(base_path: str | Path, head_path: str | Path, *, allow_mismatch=(), loaded=(), **kw) -> Comparison:
+    """compare_frames on two results CSVs, after checking that they were measured alike (mismatch).
+    Runs measured under load (their sidecars' load records, and `loaded`: run_ids from ab's own record)
+    are compared only with runs measured alike (split_by_load)."""
     from seqbench.analysis.mismatch import check_comparable
     from seqbench.results.reader import read_results
 
     base, head = read_results(base_path), read_results(head_path)
     accepted = check_comparable(base_path, head_path, base, head, allow=allow_mismatch)
-    comp = compare_frames(base, head, base_name=str(base_path), head_name=str(head_path), **kw)
+    loaded = set(loaded) | loaded_in_sidecar(base_path) | loaded_in_sidecar(head_path)
+    comp = compare_frames(base, head, base_name=str(base_path), head_name=str(head_path), loaded=loaded, **kw)
     comp.warnings[:0] = accepted
     return comp

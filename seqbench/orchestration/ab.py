@@ -88,6 +88,9 @@ class RunRecord:
     index: int  # 1.. within its side, counting runs already in OUT when appending
     wall_s: float
     returncode: int
+    load: dict | None = None  # the machine while it ran (machine_load): others' CPU, load average, busiest
+    loaded: str | None = None  # why it competed with other work (None: it did not, or unknown)
+    points: dict | None = None  # --runs auto: the kernels/seq_lens/batch_sizes it was limited to (None: all)
 
 
 @dataclass
@@ -97,15 +100,20 @@ class ABResult:
     runs: list[RunRecord] = field(default_factory=list)
     wall_s: float = 0.0
     notes: list[str] = field(default_factory=list)
+    stopped: str = ""  # --runs auto: why it stopped adding runs
+    sequential: dict = field(default_factory=dict)  # --runs auto: the design and each point's look history
 
     def to_json(self, earlier: dict | None = None) -> dict:
         """ab.json; earlier: the ab.json this --append continues, whose runs (and wall time) it keeps."""
         old = earlier if isinstance(earlier, dict) else {}
         old_runs = [r for r in old.get("runs") or [] if isinstance(r, dict)]
         wall = self.wall_s + (float(old.get("wall_s") or 0) if isinstance(old.get("wall_s"), (int, float)) else 0)
-        return {"sides": [asdict(s) for s in self.sides], "wall_s": round(wall, 3),
-                "runs": old_runs + [asdict(r) for r in self.runs],
-                "notes": list(dict.fromkeys([*(n for n in old.get("notes") or [] if isinstance(n, str)), *self.notes]))}
+        out = {"sides": [asdict(s) for s in self.sides], "wall_s": round(wall, 3),
+               "runs": old_runs + [asdict(r) for r in self.runs],
+               "notes": list(dict.fromkeys([*(n for n in old.get("notes") or [] if isinstance(n, str)), *self.notes]))}
+        if self.stopped:
+            out.update(stopped=self.stopped, sequential=self.sequential)
+        return out
 
 
 def earlier_record(out_dir: Path) -> dict:
@@ -182,9 +190,58 @@ def prepare_out(out_dir: Path, names: Sequence[str], *, append: bool, force: boo
     out_dir.mkdir(parents=True, exist_ok=True)
 
 
-def run_command(side: Side, config: Path, out_csv: Path, rounds: int) -> list[str]:
+def run_command(side: Side, config: Path, out_csv: Path, rounds: int, points: dict | None = None) -> list[str]:
+    """points: {"kernels": [...], "seq_lens": [...], "batch_sizes": [...]} limits the run to those
+    (--runs auto stops measuring decided points); None runs the whole config."""
+    limit = [] if not points else [x for flag, vals in points.items()
+                                   for x in (f"--{flag.replace('_', '-')}", ",".join(map(str, vals)))]
     return [*side.command, "run", str(config), "--rounds", str(rounds), "--append", "--no-peak", "-q",
-            "-o", str(out_csv)]
+            *limit, "-o", str(out_csv)]
+
+
+class LoadMeter:
+    """How busy the machine was with OTHER work while one child run ran: the CPU time /proc/stat counts
+    as busy (steal included: a VM's neighbours) minus the child's own (os.times' children), over the
+    run's wall time, in cores (short-lived processes count too, unlike a scan of live pids); with
+    measure.load's sample at the end (load average, busiest processes). A run that competed for its
+    cores is `loaded` (measure.load.loaded): compare does not take a side measured under a load the
+    other side did not see as evidence (compare.split_by_load). SEQBENCH_LOAD_WINDOW=off records none."""
+
+    def __init__(self) -> None:
+        from seqbench.measure import load
+
+        self.window = load.window_from_env(0.1)
+        self.t0, self.busy0, self.own0 = time.perf_counter(), _busy_seconds(), _children_cpu()
+
+    def stop(self, threads: int) -> tuple[dict | None, str | None]:
+        from seqbench.measure import load
+
+        if self.window is None:
+            return None, None
+        wall = max(time.perf_counter() - self.t0, 1e-9)
+        busy1, own1 = _busy_seconds(), _children_cpu()
+        snap = load.sample(self.window).as_dict()
+        snap["end_busy_cores"] = snap.pop("busy_cores")
+        if busy1 is not None and self.busy0 is not None:
+            snap["busy_cores"] = round(max(0.0, (busy1 - self.busy0) - (own1 - self.own0)) / wall, 2)
+        snap["run_s"] = round(wall, 2)
+        return snap, load.loaded(snap, threads)
+
+
+def _busy_seconds() -> float | None:
+    """Non-idle CPU seconds of the whole machine since boot (/proc/stat), None where unreadable."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        tick = os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, AttributeError):
+        return None
+    user, nice, system, idle, iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return (user + nice + system + irq + softirq + steal) / tick
+
+
+def _children_cpu() -> float:
+    t = os.times()
+    return t.children_user + t.children_system
 
 
 def _last_line(text: str) -> str:
@@ -206,33 +263,54 @@ def plugin_notes(side: Side, sidecar: Path) -> list[str]:
     return notes
 
 
-def run_ab(config: Path, sides: Sequence[Side], out_dir: Path, *, runs: int, rounds: int, append: bool = False,
-           force: bool = False, on_run: Callable[[RunRecord, int, int], None] | None = None,
-           after_first_pass: Callable[[], None] | None = None,
-           runner: Callable[..., subprocess.CompletedProcess] | None = None) -> ABResult:
-    """Run `runs` runs of every side in ABBA order into out_dir/<side>.csv; returns what ran.
-
-    A run that fails stops everything (ABError, exit 2) with that side's own message: a config or
-    plugin the side cannot load is bad input, not a regression. after_first_pass() is called once
-    every side has a run, so a comparison that would be refused (compare's mismatch checks) stops
-    after one pass instead of after all of them.
-    """
-    if not 1 <= runs <= MAX_RUNS:
-        raise ABError(f"--runs {runs} out of range; allowed: 1 to {MAX_RUNS} runs a side (a verdict needs >= 2; "
-                      "4 is the default)")
+def _check(config: Path, sides: Sequence[Side], out_dir: Path, rounds: int, append: bool, force: bool) -> ABResult:
     if not 1 <= rounds <= 100:
         raise ABError(f"--rounds {rounds} out of range; allowed: 1 to 100")
     names = [s.name for s in sides]
     if len(set(names)) != len(names):
         raise ABError(f"side names must differ, got {names}")
-    config = Path(config).resolve()
     if not config.is_file():
         raise ABError(f"config {config} not found")
-    out_dir = Path(out_dir).resolve()
-    runner = runner or run_child
-    with own_folder(out_dir):
-        return _run_ab(config, sides, out_dir, names, runs=runs, rounds=rounds, append=append, force=force,
-                       on_run=on_run, after_first_pass=after_first_pass, runner=runner)
+    prepare_out(out_dir, names, append=append, force=force, inputs=[config])
+    result = ABResult(out_dir, list(sides))
+    if len({(s.command, s.cwd, s.pythonpath) for s in sides}) < len(sides):
+        result.notes.append("two sides run the same code: an A/A run, so any change it reports is noise")
+    return result
+
+
+class _Runner:
+    """Starts one side's runs, one process each, and keeps the record (wall time, load) of each."""
+
+    def __init__(self, config: Path, result: ABResult, rounds: int, runner, threads: int) -> None:
+        self.config, self.result, self.rounds, self.runner, self.threads = config, result, rounds, runner, threads
+        self.done = {s.name: _runs_in(result.out_dir / f"{s.name}.json") for s in result.sides}
+        self.checked: set[str] = set()
+
+    def run(self, side: Side, points: dict | None = None) -> RunRecord:
+        out_csv = self.result.out_dir / f"{side.name}.csv"
+        meter = LoadMeter()
+        before = _lines(out_csv)
+        t0 = time.perf_counter()
+        proc = self.runner(run_command(side, self.config, out_csv, self.rounds, points), cwd=side.cwd,
+                           env=side.env(), capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        self.done[side.name] += 1
+        load, loaded = meter.stop(self.threads)
+        rec = RunRecord(side.name, self.done[side.name], wall, proc.returncode, load, loaded, points)
+        self.result.runs.append(rec)
+        if proc.returncode == 130:
+            raise KeyboardInterrupt
+        if proc.returncode != 0:
+            raise ABError(f"{side.describe()}: run {rec.index} exited with {proc.returncode}: "
+                          f"{_last_line(proc.stderr or proc.stdout)}")
+        if _lines(out_csv) <= max(before, 1):  # exit 0 but no rows: it did not run the sweep; never a run to count
+            raise ABError(f"{side.describe()}: run {rec.index} exited 0 but added no rows to {out_csv} "
+                          f"(is it a seqbench that runs `run CONFIG --append -o FILE`?); last output: "
+                          f"{_last_line(proc.stderr or proc.stdout)}")
+        if side.name not in self.checked:  # once per side: where its plugins really came from
+            self.checked.add(side.name)
+            self.result.notes += plugin_notes(side, out_csv.with_suffix(".json"))
+        return rec
 
 
 def run_child(argv, *, cwd, env, capture_output=True, text=True) -> subprocess.CompletedProcess:
@@ -255,42 +333,91 @@ def _lines(csv: Path) -> int:
         return 0
 
 
-def _run_ab(config, sides, out_dir, names, *, runs, rounds, append, force, on_run, after_first_pass, runner):
-    prepare_out(out_dir, names, append=append, force=force, inputs=[config])
-    result = ABResult(out_dir, list(sides))
-    if len({(s.command, s.cwd, s.pythonpath) for s in sides}) < len(sides):
-        result.notes.append("two sides run the same code: an A/A run, so any change it reports is noise")
+def _threads(config: Path) -> int:
+    """The config's thread count (what a run needs of the cores), 1 when it does not say."""
+    import tomllib
+
+    try:
+        return int(tomllib.loads(config.read_text()).get("threads", 1)) or (os.cpu_count() or 1)
+    except (OSError, ValueError, TypeError):
+        return 1
+
+
+def _run_ab(config: Path, sides: Sequence[Side], out_dir: Path, *, runs: int, rounds: int, append: bool = False,
+           force: bool = False, on_run: Callable[[RunRecord, int, int], None] | None = None,
+           after_first_pass: Callable[[], None] | None = None,
+           runner: Callable[..., subprocess.CompletedProcess] | None = None) -> ABResult:
+    """Run `runs` runs of every side in ABBA order into out_dir/<side>.csv; returns what ran.
+
+    A run that fails stops everything (ABError, exit 2) with that side's own message: a config or
+    plugin the side cannot load is bad input, not a regression. after_first_pass() is called once
+    every side has a run, so a comparison that would be refused (compare's mismatch checks) stops
+    after one pass instead of after all of them.
+    """
+    if not 1 <= runs <= MAX_RUNS:
+        raise ABError(f"--runs {runs} out of range; allowed: 1 to {MAX_RUNS} runs a side (a verdict needs >= 2; "
+                      "4 is the default), or auto")
+    config, out_dir = Path(config).resolve(), Path(out_dir).resolve()
+    result = _check(config, sides, out_dir, rounds, append, force)
     by_name = {s.name: s for s in sides}
-    done = {n: _runs_in(out_dir / f"{n}.json") for n in names}
-    order = schedule(names, runs)
-    checked: set[str] = set()
+    order = schedule([s.name for s in sides], runs)
+    starter = _Runner(config, result, rounds, runner or run_child, _threads(config))
     t_all = time.perf_counter()
     for i, name in enumerate(order, 1):
-        side = by_name[name]
-        out_csv = out_dir / f"{name}.csv"
-        t0 = time.perf_counter()
-        before = _lines(out_csv)
-        proc = runner(run_command(side, config, out_csv, rounds), cwd=side.cwd, env=side.env(),
-                      capture_output=True, text=True)
-        done[name] += 1
-        rec = RunRecord(name, done[name], time.perf_counter() - t0, proc.returncode)
-        result.runs.append(rec)
-        if proc.returncode == 130:
-            raise KeyboardInterrupt
-        if proc.returncode != 0:
-            raise ABError(f"{side.describe()}: run {rec.index} exited with {proc.returncode}: "
-                          f"{_last_line(proc.stderr or proc.stdout)}")
-        if _lines(out_csv) <= max(before, 1):  # exit 0 but no rows: it did not run the sweep; never a run to count
-            raise ABError(f"{side.describe()}: run {rec.index} exited 0 but added no rows to {out_csv} "
-                          f"(is it a seqbench that runs `run CONFIG --append -o FILE`?); last output: "
-                          f"{_last_line(proc.stderr or proc.stdout)}")
-        if name not in checked:  # once per side: where its plugins really came from
-            checked.add(name)
-            result.notes += plugin_notes(side, out_csv.with_suffix(".json"))
+        rec = starter.run(by_name[name])
         if on_run:
             on_run(rec, i, len(order))
-        if i == len(names) and after_first_pass:
+        if i == len(sides) and after_first_pass:
             after_first_pass()
+    result.wall_s = time.perf_counter() - t_all
+    return result
+
+
+def _run_ab_auto(config: Path, sides: Sequence[Side], out_dir: Path, *, max_runs: int, rounds: int,
+                decide: Callable[[ABResult], dict | None], budget_s: float | None = None, append: bool = False,
+                force: bool = False, on_run: Callable[[RunRecord, int, int], None] | None = None,
+                after_first_pass: Callable[[], None] | None = None,
+                runner: Callable[..., subprocess.CompletedProcess] | None = None) -> ABResult:
+    """`--runs auto`: passes over the sides (ABBA: forward, backward, ...) until decide() says stop, a
+    side has max_runs runs, or the next pass would end past budget_s.
+
+    decide(result) is called after every pass; it returns None (every point decided: stop) or the
+    points still open, {"kernels": [...], "seq_lens": [...], "batch_sizes": [...]} ({} = all), which
+    the next pass's runs are limited to (`seqbench run --kernels ... --seq-lens ...`): decided points
+    are not measured again (a product of lists can hold a decided point; decide ignores its new runs).
+    """
+    if not 2 <= max_runs <= MAX_RUNS:
+        raise ABError(f"--max-runs {max_runs} out of range; allowed: 2 to {MAX_RUNS} runs a side")
+    if budget_s is not None and budget_s <= 0:
+        raise ABError(f"--budget {budget_s:g} s out of range; allowed: a positive duration such as 5m or 300s")
+    config, out_dir = Path(config).resolve(), Path(out_dir).resolve()
+    result = _check(config, sides, out_dir, rounds, append, force)
+    starter = _Runner(config, result, rounds, runner or run_child, _threads(config))
+    names = [s.name for s in sides]
+    points: dict | None = None
+    t_all = time.perf_counter()
+    i = 0
+    for p in range(max_runs):
+        passing = list(sides) if p % 2 == 0 else list(reversed(sides))
+        t_pass = time.perf_counter()
+        for side in passing:
+            i += 1
+            rec = starter.run(side, points or None)
+            if on_run:
+                on_run(rec, i, 0)
+        if p == 0 and after_first_pass:
+            after_first_pass()
+        points = decide(result)
+        if points is None:
+            result.stopped = "every point decided"
+            break
+        spent, last = time.perf_counter() - t_all, time.perf_counter() - t_pass
+        if budget_s is not None and spent + last > budget_s:
+            result.stopped = f"budget: another pass (~{last:.0f} s) would end past {budget_s:g} s"
+            break
+        if min(starter.done[n] for n in names) >= max_runs:
+            result.stopped = f"--max-runs {max_runs} reached"
+            break
     result.wall_s = time.perf_counter() - t_all
     return result
 
@@ -304,3 +431,15 @@ def _runs_in(sidecar: Path) -> int:
     except (OSError, ValueError):
         return 0
     return 1 + len(meta.get("previous_runs", []))
+
+
+def run_ab(config: Path, sides: Sequence[Side], out_dir: Path, **kwargs) -> ABResult:
+    """_run_ab while this process owns out_dir (own_folder: one ab per folder, from the first deletion on)."""
+    with own_folder(Path(out_dir)):
+        return _run_ab(config, sides, out_dir, **kwargs)
+
+
+def run_ab_auto(config: Path, sides: Sequence[Side], out_dir: Path, **kwargs) -> ABResult:
+    """_run_ab_auto while this process owns out_dir (own_folder)."""
+    with own_folder(Path(out_dir)):
+        return _run_ab_auto(config, sides, out_dir, **kwargs)

@@ -98,6 +98,8 @@ def runs_text(comp) -> str:
 
 
 def method_lines(comp) -> list[str]:
+    if comp.method:  # --runs auto says its own (analysis.autostop)
+        return list(comp.method)
     stat = comp.statistic + (" / reference" if comp.normalize != "none" else "")
     tested = sum(p.q_value is not None for p in comp.points)
     dropped = sum(p.base_dropped + p.head_dropped for p in comp.points)
@@ -163,7 +165,8 @@ def to_markdown(comp, fmt_time) -> str:
     lines = [f"### seqbench compare: {headline(comp)}", ""]
     lines += [f"> ⚠️ {md(w)}" for w in comp.warnings] + ([""] if comp.warnings else [])
     lines += [f"All points: {common_text(keys)}. " + " ".join(method_lines(comp)), "",
-              f"| point | base {comp.statistic} | head {comp.statistic} | change | {100 * (1 - comp.alpha):g}% CI | q "
+              f"| point | base {comp.statistic} | head {comp.statistic} | change | "
+              f"{'interval' if comp.method else f'{100 * (1 - comp.alpha):g}% CI'} | q "
               "| MDE | runs | verdict |",
               "|---|---:|---:|---:|---|---:|---:|---:|---|"]
     for p in comp.points:

@@ -338,7 +338,8 @@ def run_summary(rows, out_path, meta: dict | None = None) -> None:
 
 def ab_progress(rec, i: int, total: int) -> None:
     """`seqbench ab`: one line per finished run (stderr)."""
-    info(f"run {i}/{total}: {rec.side} #{rec.index} in {rec.wall_s:.1f} s")
+    load = f" (under load: {rec.loaded})" if rec.loaded else ""
+    info(f"run {i}/{total or '?'}: {rec.side} #{rec.index} in {rec.wall_s:.1f} s{load}")
 
 
 def merge_summary(summary, out_path) -> None:

@@ -1,0 +1,78 @@
+"""Real end-to-end repetitions of `seqbench ab --runs auto` on the bench-ci sweep, with the neighbour.
+
+    flock /work/.cpu.lock python benchmarks/ab_auto_reps.py --dir POOL --minutes 9 [--neighbour]
+
+Uses the checkouts ab_pool.py wrote (POOL/sides: base, copy) plus planted heads written here (p10: the
+user's layer 10% slower at T=64 and 128, as in make bench-ci; p5: 5% slower at T=32/64/128). Repetition
+k compares base with copy (A/A), p10 and p5 in turn, each a full `seqbench ab --runs auto` (the API the
+command runs: seqbench.api.ab), and records its verdicts, runs a side and wall time in
+POOL/auto-reps/rep-NNN.json. It starts repetitions only while --minutes allows another of ~3 min, so a
+chunk stays under the lock's 10-minute etiquette; run it again to add more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import ci_layer
+
+HEADS = {"copy": None, "p10": {64: 0.10, 128: 0.10}, "p5": {32: 0.05, 64: 0.05, 128: 0.05}}
+EXPECT_S = 200  # a repetition's wall time to plan a chunk by
+
+
+def main() -> None:
+    import aa_collect
+    import seqbench
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dir", required=True)
+    ap.add_argument("--minutes", type=float, default=9.0)
+    ap.add_argument("--neighbour", action="store_true", help="run aa_collect.py's neighbour during the chunk")
+    ap.add_argument("--max-runs", type=int, default=12)
+    args = ap.parse_args()
+    d = Path(args.dir).resolve()
+    sides = d / "sides"
+    for name, plant in HEADS.items():
+        if plant and not (sides / name).exists():
+            ci_layer.write_checkout(sides / name, plant)
+    out = d / "auto-reps"
+    out.mkdir(exist_ok=True)
+    t_chunk = time.time()
+    neighbour = None
+    if args.neighbour:
+        neighbour = subprocess.Popen([sys.executable, "-c", aa_collect.NEIGHBOUR, str(int(t_chunk)),
+                                      str(out / f"duty-{int(t_chunk)}")])
+    try:
+        while time.time() - t_chunk + EXPECT_S < args.minutes * 60:
+            k = len(list(out.glob("rep-*.json"))) + 1
+            head = list(HEADS)[(k - 1) % len(HEADS)]
+            t0 = time.time()
+            result, comp = seqbench.ab(sides / "ci-layer.toml", str(sides / "base"), str(sides / head),
+                                           out=out / f"rep-{k:03d}", runs="auto", max_runs=args.max_runs,
+                                           rounds=3, force=True)
+            rec = {"rep": k, "head": head, "plant": HEADS[head], "neighbour": args.neighbour,
+                   "wall_s": round(time.time() - t0, 1), "stopped": result.stopped,
+                   "runs_a_side": sum(r.side == "base" for r in result.runs),
+                   "loaded_runs": sum(bool(r.loaded) for r in result.runs),
+                   "verdicts": {f"{p.key['kernel']} {p.key['seq_len']}": str(p.verdict) for p in comp.points},
+                   "ratios": {f"{p.key['kernel']} {p.key['seq_len']}": p.ratio for p in comp.points}}
+            (out / f"rep-{k:03d}.json").write_text(json.dumps(rec, indent=1) + "\n")
+            print(f"{time.strftime('%H:%M:%S')} rep {k} {head}: {rec['wall_s']} s, {rec['runs_a_side']} runs a side, "
+                  f"{rec['stopped']}; {sorted(rec['verdicts'].items())}", flush=True)
+    finally:
+        if neighbour is not None:
+            neighbour.send_signal(signal.SIGINT)
+            try:
+                neighbour.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                neighbour.kill()
+
+
+if __name__ == "__main__":
+    main()
