@@ -65,12 +65,13 @@ class AutoJudge:
     def _look(self, key, b_rows, h_rows, loaded) -> None:
         res = PointResult(key=_key_dict(key), verdict=Verdict.INCONCLUSIVE)
         self.latest[key] = res
-        b_ok, h_ok = b_rows[b_rows["status"] == "ok"], h_rows[h_rows["status"] == "ok"]
-        if len(h_rows) > len(h_ok) and len(b_rows) == len(b_ok) or h_ok.empty and not b_ok.empty:
+        # the point's rows as plain dicts (compare._groups)
+        b_ok, h_ok = [r for r in b_rows if r["status"] == "ok"], [r for r in h_rows if r["status"] == "ok"]
+        if len(h_rows) > len(h_ok) and len(b_rows) == len(b_ok) or not h_ok and b_ok:
             res.verdict, res.note = Verdict.FAILED, "fails in the candidate"
             self.final[key] = res
             return
-        if b_ok.empty:
+        if not b_ok:
             res.note = "fails in the baseline"
             self.final[key] = res
             return
