@@ -51,7 +51,7 @@ def merge(inputs: Sequence[str | Path], out: str | Path, *, allow_partial: bool 
 
 def compare(baseline: str | Path, candidate: str | Path, **options):
     """Verdicts per point between two results CSVs (see `seqbench compare --help` for the options)."""
-    from seqbench.analysis.compare import compare_files
+    from seqbench.analysis.verdicts import compare_files
 
     return compare_files(baseline, candidate, **options)
 
@@ -111,18 +111,20 @@ def gradflow(out: str | Path, *, force: bool = False, command: Sequence[str] = (
     return decay, [out, out.with_suffix(".json"), png]
 
 
-def ab(config: str | Path, base: str, head: str = ".", *, out: str | Path, runs: int = 4, rounds: int = 3,
+def ab(config: str | Path, base: str, head: str = ".", *, out: str | Path, runs: int | None = None, rounds: int = 3,
        append: bool = False, force: bool = False, on_run: Callable | None = None, allow_mismatch: Sequence[str] = (),
-       **compare_options):
+       metric: str | None = None, **compare_options):
     """Time two versions alternately (`seqbench ab`): runs into out/base.csv and out/head.csv, then compare
     them and write out/compare.md, out/compare.json and out/ab.json (the schedule and wall times).
 
     base, head: a directory (a checkout of your code) or another environment's seqbench executable.
+    metric: time, or instructions (each run counted under Callgrind: runs default to 2 a side, one round each;
+    docs/instructions.md); None: the config's `metric` field, else time. runs None: 4 a side for time.
     Returns (analysis.ab.ABResult, analysis.compare.Comparison)."""
     import json
 
     from seqbench.analysis.ab import resolve_side, run_ab
-    from seqbench.analysis.compare import compare_files
+    from seqbench.analysis.verdicts import compare_files
     from seqbench.analysis.mismatch import check_comparable
     from seqbench.render.compare_text import to_json_text, to_markdown
     from seqbench.results.reader import read_results
@@ -136,8 +138,14 @@ def ab(config: str | Path, base: str, head: str = ".", *, out: str | Path, runs:
     def check() -> None:  # refuse a mismatched pair after one pass, not after all of them
         check_comparable(b_csv, h_csv, read_results(b_csv), read_results(h_csv), allow=allow_mismatch)
 
-    result = run_ab(Path(config), sides, out, runs=runs, rounds=rounds, append=append, force=force, on_run=on_run,
-                    after_first_pass=check)
+    if metric is None:
+        from seqbench.sweep.config import load_toml
+
+        metric = str(load_toml(config).get("metric", "time"))
+    if metric == "instructions":  # a count needs no rounds, and 2 runs a side show its spread
+        runs, rounds = runs or 2, 1
+    result = run_ab(Path(config), sides, out, runs=runs or 4, rounds=rounds, append=append, force=force, on_run=on_run,
+                    after_first_pass=check, metric=metric)
     comp = compare_files(b_csv, h_csv, allow_mismatch=allow_mismatch, **compare_options)
     comp.warnings += result.notes
     atomic_write(out / "compare.md", lambda fh: fh.write(to_markdown(comp, fmt_time)))

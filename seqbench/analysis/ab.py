@@ -116,8 +116,9 @@ def prepare_out(out_dir: Path, names: Sequence[str], *, append: bool, force: boo
     out_dir.mkdir(parents=True, exist_ok=True)
 
 
-def run_command(side: Side, config: Path, out_csv: Path, rounds: int) -> list[str]:
-    return [*side.command, "run", str(config), "--rounds", str(rounds), "--append", "--no-peak", "-q",
+def run_command(side: Side, config: Path, out_csv: Path, rounds: int, metric: str = "time") -> list[str]:
+    counted = ["--metric", metric] if metric != "time" else []  # instructions: one Valgrind process a run
+    return [*side.command, "run", str(config), "--rounds", str(rounds), "--append", "--no-peak", "-q", *counted,
             "-o", str(out_csv)]
 
 
@@ -143,7 +144,7 @@ def plugin_notes(side: Side, sidecar: Path) -> list[str]:
 def run_ab(config: Path, sides: Sequence[Side], out_dir: Path, *, runs: int, rounds: int, append: bool = False,
            force: bool = False, on_run: Callable[[RunRecord, int, int], None] | None = None,
            after_first_pass: Callable[[], None] | None = None,
-           runner: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> ABResult:
+           runner: Callable[..., subprocess.CompletedProcess] = subprocess.run, metric: str = "time") -> ABResult:
     """Run `runs` runs of every side in ABBA order into out_dir/<side>.csv; returns what ran.
 
     A run that fails stops everything (ABError, exit 2) with that side's own message: a config or
@@ -176,7 +177,7 @@ def run_ab(config: Path, sides: Sequence[Side], out_dir: Path, *, runs: int, rou
         side = by_name[name]
         out_csv = out_dir / f"{name}.csv"
         t0 = time.perf_counter()
-        proc = runner(run_command(side, config, out_csv, rounds), cwd=side.cwd, env=side.env(),
+        proc = runner(run_command(side, config, out_csv, rounds, metric), cwd=side.cwd, env=side.env(),
                       capture_output=True, text=True)
         done[name] += 1
         rec = RunRecord(name, done[name], time.perf_counter() - t0, proc.returncode)

@@ -75,6 +75,8 @@ class PointResult:
     base_dropped: int = 0  # runs left out as disturbed (drop_slow_runs); base_runs counts them
     head_dropped: int = 0
     note: str = ""
+    base_spread: float | None = None  # instructions (analysis/instructions.py): (max - min) / median over runs
+    head_spread: float | None = None
 
     def name(self) -> str:
         k = self.key
@@ -100,6 +102,8 @@ class Comparison:
     fail_on: tuple[str, ...] = DEFAULT_FAIL_ON
     allow_missing: bool = False  # points only in the baseline are listed, not failed
     warnings: list[str] = field(default_factory=list)  # accepted mismatches, runs too few for a verdict
+    metric: str = "time"  # time (this module) | instructions (analysis/instructions.py)
+    method: dict = field(default_factory=dict)  # how another metric's verdicts were reached (JSON "method")
 
     def counts(self) -> dict[str, int]:
         return {v: sum(p.verdict == v for p in self.points) for v in VERDICTS}
@@ -128,7 +132,8 @@ class Comparison:
 
     def to_json(self) -> dict:
         return {
-            "method": {"round": f"{self.statistic} of the round's samples" + (", / reference" if self.normalize != "none" else ""),
+            "metric": self.metric,
+            "method": self.method or {"round": f"{self.statistic} of the round's samples" + (", / reference" if self.normalize != "none" else ""),
                        "run": "fastest round of the run", "across runs": "geometric mean; two-sample t-test "
                        "(pooled variance) on log run statistics", "multiplicity": "Benjamini-Hochberg q-values",
                        "mde_power": POWER},
