@@ -118,6 +118,8 @@ def run(
       seqbench run benchmarks/configs/ci.toml --rounds 5 -o base.csv\n
       seqbench run benchmarks/configs/ci.toml --append -o head.csv   (one more run into head.csv)\n
       seqbench run benchmarks/configs/full.toml --shard 2/4 -o part2.csv
+
+      seqbench run benchmarks/configs/ci.toml --metric instructions -o counts.csv   (needs Valgrind; docs/instructions.md)
     """
     from seqbench.render import console
     from seqbench.sweep.config import parse_list
@@ -209,6 +211,8 @@ def compare(
 
     Files measured with other threads, device, torch or kernel code are refused unless --allow-mismatch names it.
 
+    Instruction counts (`run --metric instructions`): a change of at least --threshold (default 1%) whose whole range over the runs lies beyond it; counts do not see memory-bound effects, caches, threads or CUDA (docs/instructions.md).
+
     Exit codes: 0 nothing --fail-on names, 1 something it names, 2 bad input.
 
     Examples:\n
@@ -268,6 +272,8 @@ def ab(
       seqbench ab benchmarks/configs/ci.toml --base ../base/.venv/bin/seqbench --head .venv/bin/seqbench --allow-mismatch kernels\n
       seqbench ab bench.toml --base ../main-checkout -o results/ab --append --runs 4   (4 more runs a side)\n
       seqbench ab bench.toml --base ../main-checkout --fail-on regression,failed,inconclusive --format markdown
+
+      seqbench ab benchmarks/configs/ci.toml --base ../main-checkout --metric instructions   (Valgrind; 2 runs a side)
     """
     from seqbench.api import ab as run_ab
     from seqbench.render import console

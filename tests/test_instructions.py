@@ -139,3 +139,29 @@ def test_refused_without_valgrind(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert code == 2 and "apt-get install valgrind" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_a_counted_sweep_writes_counts_and_no_times(tmp_path, monkeypatch, tiny_cfg_data):
+    """The runner's instructions path end to end, with the Callgrind counter replaced (no Valgrind here)."""
+    from seqbench.measure import callgrind
+    from seqbench.sweep.config import build_config
+    from seqbench.sweep.runner import run_to_files
+
+    calls = []
+
+    class FakeCounter:
+        def count(self, fn, *, number, repeats):
+            fn()
+            calls.append(repeats)
+            return callgrind.Counts([1000.0 + len(calls)] * repeats, number, 40)
+
+    monkeypatch.setattr(callgrind, "Counter", FakeCounter)
+    cfg = build_config({**tiny_cfg_data, "metric": "instructions"})
+    out = tmp_path / "c.csv"
+    rows = run_to_files(cfg, out, command=["test"])
+    df = read_results(out)
+    assert len(rows) == len(df) == 4 and calls == [3] * 4  # min_repeats blocks a point
+    assert set(df["metric"]) == {"instructions"} and list(df["instructions"]) == [1001.0, 1002.0, 1003.0, 1004.0]
+    assert df["median_s"].isna().all() and df["tokens_per_s"].isna().all() and df["gflops_per_s"].isna().all()
+    assert (df["samples_s"] == "").all() and (df["peak_mem_method"] == "analytic").all()
+    assert json.loads(out.with_suffix(".json").read_text())["config"]["metric"] == "instructions"
