@@ -165,3 +165,10 @@ def test_a_counted_sweep_writes_counts_and_no_times(tmp_path, monkeypatch, tiny_
     assert df["median_s"].isna().all() and df["tokens_per_s"].isna().all() and df["gflops_per_s"].isna().all()
     assert (df["samples_s"] == "").all() and (df["peak_mem_method"] == "analytic").all()
     assert json.loads(out.with_suffix(".json").read_text())["config"]["metric"] == "instructions"
+
+
+def test_report_and_plot_refuse_counts(tmp_path, capsys):
+    path = write_csv(tmp_path / "c.csv", [count_row("r", [M, M, M], seq_len=t) for t in (16, 32)])
+    for argv in (["report", str(path), "-o", str(tmp_path / "r.md")], ["plot", str(path), "--out-dir", str(tmp_path)]):
+        assert main(argv) == 2
+        assert "holds instruction counts" in capsys.readouterr().err
