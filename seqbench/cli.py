@@ -293,7 +293,7 @@ def merge(
                                                 "machines; LABEL=PATH names the machine of a file's rows.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Merged CSV (JSON sidecar beside it).")],
     allow_partial: Annotated[bool, typer.Option("--allow-partial", help="Merge fewer than all N shards (or unfinished ones); the sidecar records which are missing.")] = False,
-    allow_mixed: Annotated[bool, typer.Option("--allow-mixed", help="Merge shards measured on different machines; each row keeps its machine's label.")] = False,
+    allow_mixed: Annotated[bool, typer.Option("--allow-mixed", help="Merge shards measured on different machines, or with different seqbench commits or kernel code; each row keeps its machine's label.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
 ) -> None:
     """Join result CSVs into one: the shards of one sweep, or runs of several machines.
@@ -562,7 +562,10 @@ def _dispatch(argv: list[str] | None) -> int:
     except SystemExit as exc:  # typer exits 1 on a broken stdout pipe: 1 is CI's "regression"
         if isinstance(exc.__context__, BrokenPipeError):
             raise exc.__context__ from None
-        raise
+        # nothing of seqbench's calls sys.exit inside a command: a user's plugin or kernel did, and its
+        # code (0: "success" with no rows; 1: CI's "regression") must not become seqbench's
+        raise SeqbenchError(f"a plugin or kernel called sys.exit({exc.code!r}) (SystemExit raised by user code); "
+                            "seqbench stopped; remove the call") from None
     except UsageBase as exc:  # bad flag, missing argument, wrong type
         if type(exc).__name__ == "NoArgsIsHelpError":  # bare `seqbench`: show help, as --help would
             print(exc.ctx.get_help())

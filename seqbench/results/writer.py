@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from seqbench.errors import ResultsError
-from seqbench.results.ownership import Output, make_parents, is_locked, output_error, own, owner_of
-from seqbench.results.reader import read_header
-from seqbench.results.schema import COLUMNS, Row, sidecar_path
+from seqbench.results.ownership import Output, is_locked, make_parents, output_error, own, owner_of, refuse_owned
+from seqbench.results.reader import read_header, validate_record
+from seqbench.results.schema import COLUMNS, KEY_COLUMNS, SCHEMA_VERSION, Row, sidecar_path
 
 
 class CsvSink:
@@ -26,7 +26,9 @@ class CsvSink:
     rows already written stay valid, and raises a one-line ResultsError.
     """
 
-    def __init__(self, path: str | Path | None = None, *, append: bool = False, output: Output | None = None):
+    def __init__(self, path: str | Path | None = None, *, append: bool = False, output: Output | None = None,
+                 validate: bool = True):
+        self.validate = validate  # off only for tests that write broken files on purpose
         self._own = output is None  # release on close only the ownership taken here
         self.output = output or own(path, "append" if append else "replace")
         self.path = self.output.path
@@ -48,7 +50,11 @@ class CsvSink:
             self._append(_encode(dict(zip(COLUMNS, COLUMNS))))
 
     def write(self, row: Row) -> None:
-        self._append(_encode(row.as_csv()))
+        """Append one row; a row the reader would refuse is never written (vetted() makes it an error row first)."""
+        record = row.as_csv()
+        if self.validate:
+            validate_record(f"{self.path}: row for {row.kernel} B={row.batch_size} T={row.seq_len}", record)
+        self._append(_encode(record))
 
     def verify(self) -> None:
         """Raise if the file at self.path is no longer what this sink wrote (see the class doc)."""
@@ -94,6 +100,20 @@ class CsvSink:
         self.close()
 
 
+def vetted(row: Row) -> Row:
+    """The row as every reader will accept it. A value the reader refuses (a plugin's FLOP function
+    giving NaN, a negative byte count) would cost the whole file to report, compare, merge and
+    --resume; instead the point becomes an `error` row saying which value was wrong."""
+    try:
+        validate_record(f"kernel {row.kernel!r}", row.as_csv())
+        return row
+    except ResultsError as exc:
+        keep = {f: getattr(row, f) for f in ("schema_version", "run_id", "family", "threads", *KEY_COLUMNS)}
+        bad = Row(**keep, status="error", error=f"not recorded: {exc}"[:300])
+        bad.regime = row.regime
+        return bad
+
+
 def _encode(record: dict[str, str]) -> bytes:
     """One CSV record (the csv module's excel dialect: quoted as needed, CRLF line end) as bytes."""
     buf = io.StringIO()
@@ -114,6 +134,27 @@ def check_appendable(path: Path) -> None:
         )
     if not ends_clean:
         raise ResultsError(f"cannot append to {path}: its last line is truncated")
+
+
+def check_same_version(path: Path) -> None:
+    """--append adds a run of this seqbench to a file of this seqbench: runs of another version (an
+    older schema, other kernels, other rules) are compared or merged as separate files. The file
+    itself must read back (rows valid, its sidecar its own) before anything is added to it."""
+    from seqbench.results.reader import read_metadata, read_results
+    from seqbench.version import __version__
+
+    read_results(path)
+    meta = read_metadata(path)
+    runs = [*(meta.get("previous_runs") or []), meta] if meta else []
+    for run in runs:
+        env = run.get("environment") if isinstance(run, dict) else None
+        version = env.get("seqbench") if isinstance(env, dict) else None
+        if version and str(version) != __version__:
+            raise ResultsError(f"cannot append to {path}: run {run.get('run_id', '?')} in it was written by seqbench "
+                               f"{version}, this is {__version__}; write to a new file and compare (or merge) the two")
+        if isinstance(run, dict) and run.get("schema_version") not in (None, SCHEMA_VERSION):
+            raise ResultsError(f"cannot append to {path}: its sidecar is of schema {run.get('schema_version')}, this "
+                               f"seqbench writes {SCHEMA_VERSION}; write to a new file")
 
 
 def _file_mode() -> int:
@@ -191,10 +232,30 @@ def write_json_last(path: str | Path, obj: Any) -> None:
         raise first from None
 
 
-def refuse_existing(path: str | Path, force: bool, hint: str = "choose another --out") -> None:
-    """The one refusal to overwrite a user's file: exit 2 unless --force."""
-    if Path(path).exists() and not force:
+def is_results_csv(path: str | Path) -> bool:
+    """Does the file start with a seqbench results header (whatever its name)?"""
+    from seqbench.results.schema import REQUIRED_COLUMNS
+
+    try:
+        head = read_header(path)
+    except (OSError, ValueError):
+        return False
+    return tuple(head[:2]) == REQUIRED_COLUMNS[:2] and set(REQUIRED_COLUMNS) <= set(head)
+
+
+def refuse_existing(path: str | Path, force: bool, hint: str = "choose another --out", *, kind: str = "") -> None:
+    """The one refusal to overwrite a user's file: exit 2 unless --force. Never, even with --force,
+    a file a live run owns (or its sidecar), nor a results CSV overwritten by something else (kind:
+    what would be written instead, e.g. "a Markdown report")."""
+    p = Path(path)
+    if not p.exists():
+        return
+    refuse_owned(p, f"overwriting {p.name}")
+    if not force:
         raise ResultsError(f"{path} already exists; pass --force to overwrite it, or {hint}")
+    if kind and p.is_file() and is_results_csv(p):
+        raise ResultsError(f"{path} is a seqbench results CSV; writing {kind} over it would destroy its rows "
+                           f"(--force does not cover that); {hint}")
 
 
 def check_output(path: str | Path, *, force: bool, append: bool = False) -> Path:
@@ -210,6 +271,7 @@ def check_output(path: str | Path, *, force: bool, append: bool = False) -> Path
     if append:
         if p.exists() and p.stat().st_size > 0:
             check_appendable(p)
+            check_same_version(p)
         return p
     for existing in (p, sidecar_path(p)):
         refuse_existing(existing, force)
