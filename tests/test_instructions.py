@@ -172,3 +172,24 @@ def test_report_and_plot_refuse_counts(tmp_path, capsys):
     for argv in (["report", str(path), "-o", str(tmp_path / "r.md")], ["plot", str(path), "--out-dir", str(tmp_path)]):
         assert main(argv) == 2
         assert "holds instruction counts" in capsys.readouterr().err
+
+
+def test_ab_passes_the_metric_to_its_runs(tmp_path, monkeypatch):
+    from seqbench import api
+    from seqbench.analysis import ab as ab_mod
+
+    seen = {}
+
+    def fake_run_ab(config, sides, out, *, runs, rounds, metric, **kw):
+        seen.update(runs=runs, rounds=rounds, metric=metric,
+                    argv=ab_mod.run_command(sides[0], config, out / "base.csv", rounds, metric))
+        raise SystemExit  # stop before compare: only the schedule is under test
+
+    monkeypatch.setattr(ab_mod, "run_ab", fake_run_ab)
+    config = tmp_path / "c.toml"
+    config.write_text('metric = "instructions"\n')
+    with pytest.raises(SystemExit):
+        api.ab(config, str(tmp_path), str(tmp_path), out=tmp_path / "ab")
+    assert (seen["runs"], seen["rounds"], seen["metric"]) == (2, 1, "instructions")  # from the config's field
+    assert seen["argv"][seen["argv"].index("--metric") + 1] == "instructions"
+    assert seen["argv"][seen["argv"].index("--rounds") + 1] == "1"
