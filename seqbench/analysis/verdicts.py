@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from seqbench.analysis.compare import compare_frames as compare_times
+from seqbench.analysis import compare
 from seqbench.analysis.instructions import DEFAULT_THRESHOLD, compare_count_frames, frames_metric
 from seqbench.choices import Metric
 
@@ -20,7 +20,7 @@ def compare_frames(base, head, *, threshold: float | None = None, base_name: str
                    head_name: str = "candidate", **kw):
     """Verdicts per point on the metric both tables hold; threshold None: that metric's default."""
     metric = frames_metric(base, head, (base_name, head_name))
-    judge = compare_count_frames if metric == Metric.INSTRUCTIONS else compare_times
+    judge = compare_count_frames if metric == Metric.INSTRUCTIONS else compare.compare_frames  # looked up now: patchable
     threshold = default_threshold(metric) if threshold is None else threshold
     return judge(base, head, threshold=threshold, base_name=base_name, head_name=head_name, **kw)
 
