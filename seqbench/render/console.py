@@ -76,6 +76,8 @@ def sweep_progress(total: int, label: str):
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[last]}"),
         console=err, transient=False,
+        # under Callgrind (--metric instructions) a refresh thread would be counted with the calls
+        auto_refresh=not os.environ.get("SEQBENCH_CALLGRIND_DIR"),
     )
     with progress:
         task = progress.add_task(label, total=total, last="")
