@@ -14,7 +14,7 @@ from seqbench.analysis import bootstrap, scaling  # noqa: F401
 from seqbench.analysis.compare import PointResult, compare_frames, finish, judge_runs, run_statistics  # noqa: F401
 from seqbench.kernels import Shape, get_kernel  # noqa: F401
 from seqbench.measure.timer import burn_in, measure  # noqa: F401
-from seqbench.analysis.ab import resolve_side, run_ab  # noqa: F401
+from seqbench.orchestration.ab import resolve_side, run_ab  # noqa: F401
 from seqbench.results.reader import read_results  # noqa: F401
 from seqbench.sweep.config import Point  # noqa: F401
 from seqbench.sweep.matmul_peak import calibration_point  # noqa: F401

@@ -2,14 +2,14 @@
 
 The first thing it does is catch SIGINT and SIGTERM (before typer, rich and torch are imported, which
 takes seconds), so from here on either one is a clean stop with exit code 130 and one line, never a
-traceback or the 143 of an unhandled SIGTERM (sweep/signals.py says how).
+traceback or the 143 of an unhandled SIGTERM (orchestration/signals.py says how).
 """
 
 import sys
 
 
 def main() -> None:
-    from seqbench.sweep.signals import ignore_interrupts, install_handlers
+    from seqbench.orchestration.signals import ignore_interrupts, install_handlers
 
     try:
         install_handlers(exit_at_once=True)

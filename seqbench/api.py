@@ -24,7 +24,7 @@ def run(config: str | Path | None = None, *, out: str | Path | None = None, forc
 
     from seqbench.results.schema import COLUMNS
     from seqbench.sweep.plan import plan_run
-    from seqbench.sweep.runner import execute
+    from seqbench.orchestration.run import execute
 
     plan = plan_run(config=Path(config) if config else None, flags=fields, out=Path(out) if out else None, force=force,
                     resume=resume, append=append, rounds=rounds, shard=shard, reference=reference, peak=peak,
@@ -64,15 +64,17 @@ def calibrate(device: str = "auto", dtype: str = "float32", threads: int = 1, mi
 
     from seqbench.errors import SeqbenchError
     from seqbench.measure.timer import burn_in
-    from seqbench.sweep.budget import check_each_fits, estimate_bytes
+    from seqbench.measure.memory import check_each_fits, estimate_bytes
     from seqbench.sweep.config import resolve_device
     from seqbench.sweep.matmul_peak import calibrate_config
+    from seqbench.sweep.plan import bounded_threads
     from seqbench.sweep.runner import measure_calibration, new_run_id
     from seqbench.units import parse_size
 
     cfg = resolve_device(calibrate_config(device, dtype, threads, min_time))
+    bounded_threads(cfg.threads, "flags", "--threads")
     point = cfg.points()[0]
-    check_each_fits([(estimate_bytes(point), f"the {point.seq_len}x{point.seq_len} {cfg.dtype} matmul")], cfg.device,
+    check_each_fits([(estimate_bytes(point.kernel, point.shape, point.mode, point.dtype), f"the {point.seq_len}x{point.seq_len} {cfg.dtype} matmul")], cfg.device,
                     parse_size(max_memory, "--max-memory"), "calibrate")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -120,10 +122,10 @@ def ab(config: str | Path, base: str, head: str = ".", *, out: str | Path, runs:
     base, head: a directory (a checkout of your code) or another environment's seqbench executable.
     metric: time, or instructions (each run counted under Callgrind: runs default to 2 a side, one round each;
     docs/instructions.md); None: the config's `metric` field, else time. runs None: 4 a side for time.
-    Returns (analysis.ab.ABResult, analysis.compare.Comparison)."""
+    Returns (orchestration.ab.ABResult, analysis.compare.Comparison)."""
     import json
 
-    from seqbench.analysis.ab import earlier_record, resolve_side, run_ab
+    from seqbench.orchestration.ab import earlier_record, own_folder, resolve_side, run_ab
     from seqbench.analysis.verdicts import compare_files
     from seqbench.analysis.mismatch import check_comparable
     from seqbench.render.compare_text import to_json_text, to_markdown
@@ -144,12 +146,13 @@ def ab(config: str | Path, base: str, head: str = ".", *, out: str | Path, runs:
         metric = str(load_toml(config).get("metric", "time"))
     if metric == "instructions":  # a count needs no rounds, and 2 runs a side show its spread
         runs, rounds = runs or 2, 1
-    earlier = earlier_record(out) if append else {}  # ab.json keeps the runs of every --append
-    result = run_ab(Path(config), sides, out, runs=runs or 4, rounds=rounds, append=append, force=force, on_run=on_run,
-                    after_first_pass=check, metric=metric)
-    comp = compare_files(b_csv, h_csv, allow_mismatch=allow_mismatch, **compare_options)
-    comp.warnings += result.notes
-    atomic_write(out / "compare.md", lambda fh: fh.write(to_markdown(comp, fmt_time)))
-    atomic_write(out / "compare.json", lambda fh: fh.write(to_json_text(comp)))
-    atomic_write(out / "ab.json", lambda fh: fh.write(json.dumps(result.to_json(earlier), indent=2) + "\n"))
+    with own_folder(out):  # from the first deletion to the last file: one ab per folder
+        earlier = earlier_record(out) if append else {}  # ab.json keeps the runs of every --append
+        result = run_ab(Path(config), sides, out, runs=runs or 4, rounds=rounds, append=append, force=force,
+                        on_run=on_run, after_first_pass=check, metric=metric)
+        comp = compare_files(b_csv, h_csv, allow_mismatch=allow_mismatch, **compare_options)
+        comp.warnings += result.notes
+        atomic_write(out / "compare.md", lambda fh: fh.write(to_markdown(comp, fmt_time)))
+        atomic_write(out / "compare.json", lambda fh: fh.write(to_json_text(comp)))
+        atomic_write(out / "ab.json", lambda fh: fh.write(json.dumps(result.to_json(earlier), indent=2) + "\n"))
     return result, comp

@@ -23,7 +23,8 @@ app = typer.Typer(
     "with sequence length and batch size, on CPU or CUDA.\n\n"
     "Example: seqbench run benchmarks/configs/quick.toml",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
+    rich_markup_mode=None,  # click's own help: wraps at the terminal's width, never cuts an option's name
     pretty_exceptions_enable=False,
 )
 
@@ -49,11 +50,17 @@ def _root(
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors and the output path.")]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Print every point as it finishes.")]
 Plugins = Annotated[Optional[list[str]], typer.Option(
-    "--plugin", help="A module (mylab.bench_kernels) or .py file that registers kernels; repeatable.")]
+    "--plugin", metavar="<module|file.py>", help="A module (mylab.bench_kernels) or .py file that registers kernels; repeatable.")]
 Baselines = Annotated[Optional[list[str]], typer.Option(
     "--baseline", help="Reference kernel for speed-ups and crossover T* (repeatable; default: the run's config, "
     "else the kernels registered as baselines).")]
 ImageFormats = Annotated[str, typer.Option("--image-format", "-f", help=f"Comma-separated: {allowed(ImageFormat)}.")]
+
+
+def _quote(arg: str) -> str:
+    import shlex
+
+    return shlex.quote(str(arg))
 
 
 def _load_plugins(plugins: list[str] | None) -> None:
@@ -75,7 +82,7 @@ def run(
     dtype: Annotated[Optional[DType], typer.Option(help="Floating-point type of weights and inputs.")] = None,
     device: Annotated[Optional[Device], typer.Option(help="auto: CUDA if present.")] = None,
     causal: Annotated[Optional[bool], typer.Option("--causal/--no-causal", help="Causal attention mask.")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="CPU threads for torch (default 1; 0: torch's default, a thread per core). See the README's \"Threads\" before raising it.")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads for torch (default 1; 0: torch's default, a thread per core; at most the cores this process may use, SEQBENCH_MAX_THREADS=N allows more). See the README's \"Threads\" before raising it.")] = None,
     min_time: Annotated[Optional[float], typer.Option(help="Seconds of timed samples per point.")] = None,
     max_memory: Annotated[Optional[str], typer.Option(help="Skip points whose estimated peak memory exceeds this, e.g. 8GiB (0 or unset: 80% of the memory free at the start).")] = None,
     max_time_per_point: Annotated[Optional[float], typer.Option(help="Seconds one call may take; a slower point is recorded as timeout and larger T for its kernel and B are skipped (0: no limit).")] = None,
@@ -124,9 +131,10 @@ def run(
     from seqbench.render import console
     from seqbench.sweep.config import parse_list
     from seqbench.sweep.plan import plan_run
-    from seqbench.sweep.runner import execute
-    from seqbench.sweep import valgrind
-    from seqbench.sweep.signals import ignore_interrupts
+    from seqbench.orchestration.run import execute
+    from seqbench.orchestration.signals import ignore_interrupts
+    from seqbench.sweep.shards import estimate_seconds
+    from seqbench.orchestration import valgrind
 
     console.set_verbosity(quiet, verbose)
     flags = {
@@ -153,13 +161,17 @@ def run(
         console.info(f"device: {plan.cfg.device}")
     with console.sweep_progress(len(plan.points), f"{plan.cfg.name} ({plan.cfg.device}, {plan.cfg.dtype})") as on_row:
         try:
-            rows = execute(plan, command=["seqbench", *_INVOCATION], on_row=on_row)
+            estimate = estimate_seconds(plan.points, plan.cfg.min_time, plan.rounds)
+            rows = execute(plan, command=["seqbench", *_INVOCATION], on_row=on_row,
+                           on_start=lambda: console.run_estimate(len(plan.points), plan.rounds, estimate))
         except KeyboardInterrupt:
             ignore_interrupts()  # cleanup from here on: a second Ctrl-C must not cut it short
             _INTERRUPT_HINT[:] = [f"the finished points are in {plan.out}; continue with: "
                                   f"seqbench run --resume -o {plan.out}"]
             raise
-    console.run_summary(rows, plan.out)
+    from seqbench.results.reader import read_metadata
+
+    console.run_summary(rows, plan.out, read_metadata(plan.out))
 
 
 Threshold = Annotated[Optional[str], typer.Option(help="Smallest change called a regression or improvement: fraction or "
@@ -280,8 +292,12 @@ def ab(
 
     console.set_verbosity(quiet)
     options = _compare_options(threshold, alpha, statistic, fail_on, allow_missing, allow_mismatch)
+    again = [a for a in _INVOCATION if a not in ("--force", "--append")]
+    _INTERRUPT_HINT[:] = [f"the runs that finished are in {out}; add runs to them with: seqbench "
+                          f"{' '.join(map(_quote, again))} --append"]
     _, comp = run_ab(config, base, head, out=out, runs=runs, rounds=rounds, append=append, force=force,
                      on_run=console.ab_progress, metric=metric.value if metric else None, **options)
+    _INTERRUPT_HINT.clear()
     console.comparison(comp, fmt.value)
     console.info(f"wrote {out}/base.csv, head.csv, compare.md, compare.json, ab.json")
     raise typer.Exit(comp.exit_code)
@@ -351,14 +367,17 @@ def launch(
       seqbench launch benchmarks/configs/quick.toml --shards 2 --cluster local -o results/quick.csv   (again: reruns failed shards only)
     """
     from seqbench.render import console
-    from seqbench.sweep.launch import LaunchSpec, ShardsFailed, launch as launch_sweep
+    from seqbench.orchestration.launch import LaunchSpec, ShardsFailed, launch as launch_sweep
 
     console.set_verbosity(quiet)
     spec = LaunchSpec(config, shards, out, folder=folder, cluster=cluster.value, flags={"plugins": plugin or None},
                       peak=peak, rounds=rounds, machine=machine, parallel=parallel, timeout_min=timeout_min,
                       slurm={"partition": partition, "gpus_per_node": gpus_per_node, "cpus_per_task": cpus_per_task},
                       force=force, allow_partial=allow_partial, allow_mixed=allow_mixed)
+    _INTERRUPT_HINT[:] = ["finished shards are kept; run the same command again to resume or rerun the others: "
+                          f"seqbench {' '.join(map(_quote, _INVOCATION))}"]
     result = launch_sweep(spec, on_event=console.launch_event)
+    _INTERRUPT_HINT.clear()
     console.launch_summary(result, ["seqbench", *_INVOCATION])
     if result.failed:
         raise ShardsFailed(f"{len(result.failed)} of {shards} shards failed; launch the same command again to rerun "
@@ -369,7 +388,7 @@ def launch(
 def plot(
     results: Annotated[list[str], typer.Argument(help="One or more results CSVs; several overlay with the file name (or, "
                                                  "for several machines, the machine) in the legend. LABEL=PATH names a file's machine.")],
-    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", "-d", help="Folder for the charts (created if missing). Default: charts/ beside the first CSV.")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", "-d", help="Folder for the charts (created if missing). Default: NAME-charts/ beside the first CSV (NAME.csv).")] = None,
     image_format: ImageFormats = "png",
     batch: Annotated[Optional[str], typer.Option(help="Only these batch sizes in the per-B charts, e.g. 8 or 1,8.")] = None,
     baseline: Baselines = None,
@@ -379,7 +398,8 @@ def plot(
 ) -> None:
     """Draw the scaling charts (latency, throughput, speedup, GFLOP/s, memory vs T and B).
 
-    Files are named CHART-MODE.FORMAT, e.g. latency_vs_T-forward.png.
+    Files are named CHART-MODE.FORMAT, e.g. latency_vs_T-forward.png, in a folder of this input's own
+    (a report's charts are in another: neither changes what the other shows).
 
     Examples:\n
       seqbench plot results/cpu/examples-cpu.csv --out-dir results/cpu/charts --image-format png,svg\n
@@ -396,7 +416,7 @@ def plot(
     _load_plugins(plugin)
     formats = plot_mod.parse_formats(image_format)
     batch_sizes = parse_list(batch, int, "batch") if batch is not None else None
-    out_dir = out_dir or split_label(results[0])[1].parent / "charts"
+    out_dir = out_dir or plot_mod.default_plot_dir(split_label(results[0])[1])
     written = plot_mod.plot_files(results, out_dir, formats, batch_sizes=batch_sizes, force=force, baselines=baseline)
     console.info(f"wrote {len(written)} chart files to {out_dir}")
     for p in written:
@@ -408,19 +428,22 @@ def report(
     results: Annotated[list[str], typer.Argument(help="One or more results CSVs (their JSON sidecars give the environment); "
                                                  "several machines are reported side by side. LABEL=PATH names a file's machine.")],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Markdown file. Default: the (first) CSV's name with .md.")] = None,
-    charts_dir: Annotated[Optional[Path], typer.Option(help="Where the embedded charts go. Default: charts/ beside the report.")] = None,
+    charts_dir: Annotated[Optional[Path], typer.Option(help="Where the embedded charts go (a folder of this report's own). Default: NAME-report-charts/ beside the report (NAME.md).")] = None,
     charts: Annotated[bool, typer.Option("--charts/--no-charts", help="Render and embed the charts.")] = True,
     image_format: ImageFormats = "png",
     baseline: Baselines = None,
     plugin: Plugins = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite the report and its charts.")] = False,
+    as_html: Annotated[bool, typer.Option("--html", help="One self-contained HTML page instead, its scaling charts "
+                                          "interactive (kernels toggled in the legend). Default -o: the CSV's name with .html.")] = False,
     quiet: Quiet = False,
 ) -> None:
-    """Write a Markdown report: environment, tables per batch size, scaling exponents, crossover T*, failures, charts.
+    """Write a Markdown report (or, with --html, an HTML page): environment, tables per batch size, scaling exponents, crossover T*, failures, charts.
 
     Examples:\n
       seqbench report results/cpu/examples-cpu.csv -o results/cpu/report.md\n
       seqbench report run.csv -o run.md --no-charts\n
+      seqbench report run.csv --html -o run.html   (interactive charts, one file)\n
       seqbench report mine.csv --baseline my_glr --plugin mylab.bench_kernels\n
       seqbench report a100=runs/a100.csv h100=runs/h100.csv -o runs/machines.md
     """
@@ -431,9 +454,16 @@ def report(
 
     console.set_verbosity(quiet)
     _load_plugins(plugin)
+    if as_html:
+        from seqbench.render.report_html import write_html_report
+
+        path = write_html_report(results, out or split_label(results[0])[1].with_suffix(".html"), force=force,
+                                 baselines=baseline)
+        console.info(f"wrote {path}")
+        return
     formats = plot_mod.parse_formats(image_format)
     out = out or split_label(results[0])[1].with_suffix(".md")
-    cdir = (charts_dir or out.parent / "charts") if charts else None
+    cdir = (charts_dir or plot_mod.default_report_charts_dir(out)) if charts else None
     path, written = report_mod.write_report(results, out, charts_dir=cdir, formats=formats, force=force,
                                             baselines=baseline)
     console.info(f"wrote {path}" + (f" and {len(written)} chart files in {cdir}" if written else ""))
@@ -442,13 +472,15 @@ def report(
 @app.command("list")
 def list_kernels(
     plugin: Plugins = None,
-    fmt: Annotated[TextFormat, typer.Option("--format", help="table or json.")] = TextFormat.TABLE,
+    fmt: Annotated[TextFormat, typer.Option("--format", help="table (in a pipe: one whole line per kernel), markdown "
+                                            "or json.")] = TextFormat.TABLE,
 ) -> None:
     """List the kernels: family, forward FLOP formula, causality, role in the analysis, origin.
 
     Examples:\n
       seqbench list\n
-      seqbench list --plugin mylab.bench_kernels --format json
+      seqbench list --plugin mylab.bench_kernels --format json\n
+      seqbench list --format markdown >> docs/kernels.md
     """
     from seqbench.kernels import kernels
     from seqbench.render import console
@@ -460,6 +492,8 @@ def list_kernels(
 @app.command()
 def env(
     device: Annotated[Device, typer.Option(help="Which device's details to include.")] = Device.AUTO,
+    threads: Annotated[int, typer.Option(help="torch threads to show, as `run --threads` sets them (default 1, "
+                                         "what runs use; 0: torch's default, a thread per core).")] = 1,
     fmt: Annotated[TextFormat, typer.Option("--format", help="table or json.")] = TextFormat.TABLE,
 ) -> None:
     """Print the environment recorded in every run's JSON sidecar.
@@ -473,6 +507,10 @@ def env(
     from seqbench.measure import env as env_mod
     from seqbench.render import console
 
+    if threads < 0:
+        raise SeqbenchError(f"--threads must be 0 (torch's default) or a positive count, got {threads}")
+    if threads:
+        torch.set_num_threads(threads)  # as a run does (sweep.runner.apply_threads): env shows what runs use
     name = device.value
     if device == Device.AUTO:
         name = "cuda" if torch.cuda.is_available() else "cpu"
@@ -483,7 +521,7 @@ def env(
 def calibrate(
     device: Annotated[Device, typer.Option(help="auto: CUDA if present.")] = Device.AUTO,
     dtype: Annotated[DType, typer.Option(help="Floating-point type of the matmul.")] = DType.FLOAT32,
-    threads: Annotated[int, typer.Option(help="CPU threads for torch (default 1; 0: torch's default).")] = 1,
+    threads: Annotated[int, typer.Option(help="CPU threads for torch (default 1; 0: torch's default; at most the cores this process may use).")] = 1,
     min_time: Annotated[float, typer.Option(help="Seconds of timed samples.")] = 0.5,
     max_memory: Annotated[str, typer.Option(help="Refuse to run if the matmul needs more than this, e.g. 8GiB (0: 80% of the free memory).")] = "0",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the GFLOP/s figure.")] = False,
@@ -578,7 +616,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: every outcome is an exit code (errors.ExitCode) and at most one line on stderr."""
     import os
 
-    from seqbench.sweep import signals
+    from seqbench.orchestration import signals
 
     global _INVOCATION
     _INVOCATION = list(sys.argv[1:] if argv is None else argv)
@@ -598,14 +636,24 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes it
         code = ExitCode.BROKEN_PIPE
     except OSError as exc:  # the environment: a file or device that cannot be used
-        where = f"{exc.filename}: " if exc.filename else ""
-        code = _fail(ExitCode.BAD_INPUT, f"{where}{exc.strerror or exc}")
+        from seqbench.errors import resource_error
+
+        if (short := resource_error(exc)) is not None:  # out of threads/processes/files: its own code
+            code = _fail(ExitCode.RESOURCES, str(short))
+        else:
+            code = _fail(ExitCode.BAD_INPUT, f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}")
     except MemoryError:
         code = _fail(ExitCode.BAD_INPUT, "out of memory; try smaller sizes or a lower --max-memory")
     except Exception as exc:  # noqa: BLE001 - a bug: its own exit code, never 1 (a regression to CI)
+        from seqbench.errors import resource_error
+
         show = bool(os.environ.get("SEQBENCH_TRACEBACK")) or bool({"-v", "--verbose"} & set(_INVOCATION))
-        code = _fail(ExitCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc} (a bug in seqbench; please "
-                     "report it" + ("" if show else "; SEQBENCH_TRACEBACK=1 shows the traceback") + ")", exc if show else None)
+        if (short := resource_error(exc)) is not None:  # RuntimeError("can't start new thread")
+            code = _fail(ExitCode.RESOURCES, str(short))
+        else:
+            code = _fail(ExitCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc} (a bug in seqbench; please "
+                         "report it" + ("" if show else "; SEQBENCH_TRACEBACK=1 shows the traceback") + ")",
+                         exc if show else None)
     if code == ExitCode.INTERRUPTED and not _CHILD_REPORTED:
         by = " by SIGTERM" if signals.last_interrupt(forget=True) == "SIGTERM" else ""
         _fail(code, "; ".join([f"interrupted{by}", *_INTERRUPT_HINT]))
@@ -618,7 +666,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _fail(code: ExitCode, message: str, exc: BaseException | None = None) -> ExitCode:
     from seqbench.render import console
-    from seqbench.sweep.signals import ignore_interrupts
+    from seqbench.orchestration.signals import ignore_interrupts
 
     ignore_interrupts()  # only this line and the exit are left: nothing for a late Ctrl-C to cut short
     if exc is not None:

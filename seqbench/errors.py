@@ -12,12 +12,36 @@ class ExitCode(IntEnum):
     BAD_INPUT = 2  # bad input or environment (config, flags, files, an unwritable output, a second writer)
     INTERNAL = 3  # a bug in seqbench: one line; SEQBENCH_TRACEBACK=1 (or -v) prints the traceback
     SHARDS_FAILED = 4  # `seqbench launch`: some shards failed (listed); launching again reruns only them
+    RESOURCES = 5  # the machine could not give a thread, process or file (EAGAIN, EMFILE, "can't start new thread")
     INTERRUPTED = 130  # SIGINT or SIGTERM, at any moment after the command started
     BROKEN_PIPE = 141  # whoever read stdout went away (`seqbench list | head -1`), as a shell reports SIGPIPE
 
 
 class SeqbenchError(Exception):
     """A user-facing error: bad input or environment. One line, exit code 2."""
+
+
+class ResourceError(SeqbenchError):
+    """The machine ran out of threads, processes or open files (not the user's input, not a bug, not an
+    interrupt: OpenBLAS raises SIGINT when it cannot start its threads). Exit code 5."""
+
+    exit_code = ExitCode.RESOURCES
+
+
+def resource_error(exc: BaseException) -> ResourceError | None:
+    """The ResourceError for an exception that says the machine is out of threads/processes/files, else None."""
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno in {errno.EAGAIN, errno.ENOMEM, errno.ENFILE, errno.EMFILE}:
+        what = {errno.ENFILE: "open files (system-wide)", errno.EMFILE: "open files (ulimit -n)"}.get(
+            exc.errno, "threads or processes (ulimit -u, a container's pids limit)")
+        where = f"{exc.filename}: " if exc.filename else ""
+        return ResourceError(f"{where}{exc.strerror or exc}: the machine is out of {what}; nothing was "
+                             "interrupted. Retry when fewer processes run, or raise the limit")
+    if isinstance(exc, RuntimeError) and "can't start new thread" in str(exc):
+        return ResourceError(f"{exc}: the machine is out of threads or processes (ulimit -u, a container's "
+                             "pids limit); nothing was interrupted. Retry when fewer processes run, or raise the limit")
+    return None
 
 
 class ConfigError(SeqbenchError):

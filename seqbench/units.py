@@ -11,13 +11,51 @@ from typing import Any
 from seqbench.errors import ConfigError
 
 
+def _sig3(v: float) -> str:
+    """Three significant figures, never in exponent notation (1000 and up: a whole number)."""
+    return f"{v:.0f}" if abs(v) >= 999.5 else f"{v:.3g}"
+
+
+def _unit(x: float, units) -> tuple[str, float]:
+    """The largest (unit, scale) in which x reads at least 1 once rounded to 3 figures: 0.9996 ms is
+    "1 ms", not "1e+03 µs"."""
+    for unit, scale in units:
+        if float(f"{x / scale:.3g}") >= 1:
+            return unit, scale
+    return units[-1]
+
+
+_TIME_UNITS = (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9))
+
+
 def fmt_time(seconds) -> str:
     if seconds is None or seconds != seconds:
         return "-"
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
-        if seconds >= scale:
-            return f"{seconds / scale:.3g} {unit}"
-    return f"{seconds / 1e-9:.3g} ns"
+    unit, scale = _unit(seconds, _TIME_UNITS)
+    return f"{_sig3(seconds / scale)} {unit}"
+
+
+def fmt_spread(median, iqr) -> str:
+    """A median and its IQR in the median's unit and precision: "2.1 ms ± 1.0 ms", "933 µs ± 2170 µs"."""
+    if median is None or median != median:
+        return "-"
+    if iqr is None or iqr != iqr:
+        return fmt_time(median)
+    unit, scale = _unit(median, _TIME_UNITS)
+    text = _sig3(median / scale)
+    decimals = len(text.partition(".")[2])
+    return f"{text} {unit} ± {iqr / scale:.{decimals}f} {unit}"
+
+
+def fmt_faster(ratio, left: str, right: str) -> str:
+    """A time ratio said as who is faster and by how much. ratio = time(left) / time(right):
+    0.128 -> "LEFT 7.81× faster", 6.89 -> "RIGHT 6.89× faster"."""
+    if ratio is None or ratio != ratio or ratio <= 0:
+        return "-"
+    if ratio == 1:
+        return "equal"
+    who, factor = (right, ratio) if ratio > 1 else (left, 1 / ratio)
+    return f"{who} {_sig3(factor)}× faster"
 
 
 def fmt_num(x, unit: str = "") -> str:
@@ -48,10 +86,10 @@ def fmt_pct(x) -> str:
 def fmt_bytes(n) -> str:
     if n is None or n != n:
         return "-"
-    for suffix, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= scale:
-            return f"{n / scale:.3g} {suffix}"
-    return f"{int(n)} B"
+    if n < 1000:  # 1000-1023 bytes read as "0.98 KiB" rather than "1e+03 B"
+        return f"{int(n)} B"
+    unit, scale = _unit(n, (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)))
+    return f"{_sig3(n / scale)} {unit}"
 
 
 _SIZE_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,

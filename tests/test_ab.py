@@ -17,7 +17,7 @@ from rich.console import Console
 
 from compare_helpers import make_row, make_runs, make_table
 from plugin_helpers import seqbench_cmd, write_package
-from seqbench.analysis.ab import resolve_side, run_ab, schedule
+from seqbench.orchestration.ab import resolve_side, run_ab, schedule
 from seqbench.analysis.compare import compare_frames
 from seqbench.cli import main
 from seqbench.errors import ABError
@@ -42,7 +42,7 @@ def test_sides_directory_executable_and_neither(tmp_path):
 
 
 class FakeRunner:
-    """Stands in for subprocess.run: records what would run, writes nothing, can fail on cue."""
+    """Stands in for subprocess.run: records what would run, appends a row as a run would, can fail on cue."""
 
     def __init__(self, fail_on_call=None, code=2):
         self.calls, self.fail_on_call, self.code = [], fail_on_call, code
@@ -50,6 +50,10 @@ class FakeRunner:
     def __call__(self, argv, *, cwd, env, capture_output, text):
         self.calls.append((argv, cwd, env.get("PYTHONPATH", "")))
         code = self.code if len(self.calls) == self.fail_on_call else 0
+        if code == 0:  # ab checks that every run added its rows
+            out = Path(argv[argv.index("-o") + 1])
+            with out.open("a") as fh:
+                fh.write(("header\n" if out.stat().st_size == 0 else "") + "row\n")
         return subprocess.CompletedProcess(argv, code, "", "seqbench: error: plugin 'mylab' not found\n")
 
 

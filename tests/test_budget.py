@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from reliability_helpers import tiny_config
-from seqbench.sweep import budget
-from seqbench.sweep.budget import Preflight, available_bytes, estimate_bytes, param_bytes, resolve_budget
+from seqbench.measure import memory
+from seqbench.measure.memory import available_bytes, estimate_bytes, param_bytes
+from seqbench.sweep.budget import Preflight, resolve_budget
 from seqbench.errors import ConfigError
 from seqbench.sweep.config import Point
 from seqbench.units import parse_size
@@ -50,8 +51,8 @@ def test_estimate_brackets_measured_cpu_peak(kernel, mode):
         pytest.skip(f"{kernel} is forward-only")
     point = Point(kernel, mode, "cpu", "float32", 2, 24, 32, 4, False)
     peak, work = _measured(point)
-    assert param_bytes(point) == work.param_bytes  # counted on the meta device, allocated for real: same
-    est = estimate_bytes(point)
+    assert param_bytes(point.kernel, point.shape, point.dtype) == work.param_bytes  # counted on the meta device, allocated for real: same
+    est = estimate_bytes(point.kernel, point.shape, point.mode, point.dtype)
     assert LOW <= est / peak <= HIGH, f"estimate {est} vs measured {peak}"
 
 
@@ -65,9 +66,9 @@ def test_estimate_is_tight_where_the_score_matrix_dominates(causal, mode):
     point = Point("attention_naive", mode, "cpu", "float32", 2, 384, 32, 4, causal)
     peak, _ = _measured(point)
     low, high = (0.95, 1.2) if mode == "forward" else (1.6, 2.2)
-    assert low <= estimate_bytes(point) / peak <= high
+    assert low <= estimate_bytes(point.kernel, point.shape, point.mode, point.dtype) / peak <= high
     small = Point("attention_naive", mode, "cpu", "float32", 2, 96, 32, 4, causal)
-    assert 10 < estimate_bytes(point) / estimate_bytes(small) < 17  # T x4 -> ~x16
+    assert 10 < estimate_bytes(point.kernel, point.shape, point.mode, point.dtype) / estimate_bytes(small.kernel, small.shape, small.mode, small.dtype) < 17  # T x4 -> ~x16
 
 
 def test_available_bytes_reads_memavailable(tmp_path):
@@ -81,11 +82,11 @@ def test_available_bytes_reads_memavailable(tmp_path):
 
 
 def test_default_budget_is_a_fraction_of_free_memory(monkeypatch):
-    monkeypatch.setattr(budget, "available_bytes", lambda device: (10_000_000_000, "MemAvailable"))
+    monkeypatch.setattr(memory, "available_bytes", lambda device: (10_000_000_000, "MemAvailable"))
     got, why = resolve_budget(tiny_config())
-    assert got == int(budget.SAFE_FRACTION * 10_000_000_000) and "MemAvailable" in why
+    assert got == int(memory.SAFE_FRACTION * 10_000_000_000) and "MemAvailable" in why
     assert resolve_budget(tiny_config(max_memory="2GiB")) == (2 * 2**30, "--max-memory")
-    monkeypatch.setattr(budget, "available_bytes", lambda device: None)
+    monkeypatch.setattr(memory, "available_bytes", lambda device: None)
     assert resolve_budget(tiny_config())[0] is None
 
 
@@ -113,4 +114,4 @@ def test_parse_size_rejects(text):
 def test_weights_of_a_huge_model_are_counted_without_allocating():
     d = 10**6  # 8 TB of float32 weights for rnn_loop: counting them must not try to allocate them
     point = Point("rnn_loop", "forward", "cpu", "float32", 1, 8, d, 1, False)
-    assert param_bytes(point) == (2 * d * d + 2 * d) * 4
+    assert param_bytes(point.kernel, point.shape, point.dtype) == (2 * d * d + 2 * d) * 4

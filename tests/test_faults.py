@@ -16,13 +16,15 @@ import torch
 from reliability_helpers import FakeClock, ListSink, frozen_gc, register_probe, tiny_config  # noqa: F401
 from seqbench.sweep import resume as resume_mod
 from seqbench.sweep import runner as sweep
-from seqbench.sweep.budget import Preflight, estimate_bytes
+from seqbench.measure.memory import estimate_bytes
+from seqbench.sweep.budget import Preflight
 from seqbench.sweep.config import Point
 from seqbench.errors import ResultsError
 from seqbench.results.ownership import own
 from seqbench.results.reader import read_metadata, read_results
-from seqbench.sweep.signals import CountingSink, interrupts_as_exceptions
-from seqbench.sweep.runner import classify_failure, measure_point, run_sweep, run_to_files
+from seqbench.orchestration.signals import CountingSink, interrupts_as_exceptions
+from seqbench.orchestration.run import run_to_files
+from seqbench.sweep.runner import classify_failure, measure_point, run_sweep
 
 
 def statuses(rows):
@@ -101,7 +103,7 @@ def test_budget_skips_points_that_do_not_fit():
     cfg = tiny_config(kernels=["attention_naive", "rnn_loop"], seq_lens=[8, 128], batch_sizes=[1])
     big = Point("attention_naive", "forward", "cpu", "float32", 1, 128, 8, 2, False)
     small = Point("attention_naive", "forward", "cpu", "float32", 1, 8, 8, 2, False)
-    budget = (estimate_bytes(big) + estimate_bytes(small)) // 2
+    budget = (estimate_bytes(big.kernel, big.shape, big.mode, big.dtype) + estimate_bytes(small.kernel, small.shape, small.mode, small.dtype)) // 2
     rows = run_sweep(cfg, ListSink(), run_id="r", timer=FakeClock(), preflight=Preflight(budget))
     assert [(r.kernel, r.seq_len, r.status) for r in rows] == [
         ("attention_naive", 8, "ok"), ("attention_naive", 128, "skipped"), ("rnn_loop", 8, "ok"), ("rnn_loop", 128, "ok")]

@@ -106,7 +106,7 @@ def neighbours(monkeypatch):
 def test_a_loaded_run_records_the_load_in_its_sidecar(tmp_path, monkeypatch, neighbours):
     from reliability_helpers import FakeClock, tiny_config
     from seqbench.results.reader import read_metadata
-    from seqbench.sweep.runner import run_to_files
+    from seqbench.orchestration.run import run_to_files
 
     monkeypatch.setenv("SEQBENCH_LOAD_WINDOW", "0.3")
     monkeypatch.setattr(load, "available_cores", lambda: 1)  # as under a one-CPU quota: no core to spare
@@ -130,7 +130,7 @@ def test_a_loaded_run_records_the_load_in_its_sidecar(tmp_path, monkeypatch, nei
 def test_load_off_records_nothing(tmp_path):
     from reliability_helpers import FakeClock, tiny_config
     from seqbench.results.reader import read_metadata
-    from seqbench.sweep.runner import run_to_files
+    from seqbench.orchestration.run import run_to_files
 
     out = tmp_path / "run.csv"  # conftest: SEQBENCH_LOAD_WINDOW=off
     run_to_files(tiny_config(kernels=["rnn_loop"], seq_lens=[8]), out, command=["test"], timer=FakeClock())

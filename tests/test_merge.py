@@ -13,7 +13,7 @@ from seqbench.results.merge import merge_files
 from seqbench.results.reader import read_many, read_metadata, read_results
 from seqbench.results.schema import KEY_COLUMNS
 from seqbench.sweep.config import build_config
-from seqbench.sweep.runner import run_to_files
+from seqbench.orchestration.run import run_to_files
 
 CFG = dict(name="m", kernels=["rnn_loop", "sdpa"], seq_lens=[8, 16, 32], batch_sizes=[1, 2], hidden_size=16,
            num_heads=2, min_time=0.01, min_repeats=4, max_warmup=0.05, threads=1)

@@ -13,7 +13,7 @@ from seqbench.errors import ResultsError
 from seqbench.results.ownership import check_not_input, is_locked, own
 from seqbench.results.reader import read_results
 from seqbench.results.writer import CsvSink, atomic_write, write_json_last
-from seqbench.sweep import signals
+from seqbench.orchestration import signals
 
 
 def test_new_is_exclusive_and_the_lock_dies_with_its_owner(tmp_path):

@@ -87,11 +87,13 @@ def test_speedup_heatmap_annotates_ratio_per_cell(df):
     # first panel: the best recurrence (rnn_fused, 5e-7 T) against the best attention (sdpa, 1e-8 T²)
     assert fig.axes[0].get_title() == "best recurrence vs best attention"
     at = lambda ax, pos: [t.get_text() for t in ax.texts if t.get_position() == pos]  # noqa: E731
-    assert at(fig.axes[0], (0, 0)) == ["1.56×\nrnn_fused\nsdpa"]  # T=32, B=1: 5e-7*32 / (1e-8*32²) = 1.5625
+    assert at(fig.axes[0], (0, 0)) == ["sdpa\n1.56× faster\nvs rnn_fused"]  # T=32, B=1: 5e-7*32 / (1e-8*32²) = 1.5625
     # then the seed's loop, the textbook case: rnn_loop / sdpa at T=512 = 2e-6*512 / (1e-8*512²) = 0.390625
     assert fig.axes[1].get_title() == "rnn_loop vs best attention"
-    assert "0.391×\nsdpa" in [t.get_text() for t in fig.axes[1].texts]
-    assert at(fig.axes[1], (0, 0)) == ["6.25×\nsdpa"]
+    # (issue 25: this read "0.391×" under a title saying ">1×: attention faster"; who wins is now said)
+    assert "rnn_loop\n2.56× faster" in [t.get_text() for t in fig.axes[1].texts]
+    assert at(fig.axes[1], (0, 0)) == ["sdpa\n6.25× faster"]
+    assert fig._suptitle.get_text().startswith("Who is faster, by how much")
 
 
 def test_overlay_of_two_csvs_names_the_source_in_every_panel(tmp_path):
@@ -130,7 +132,7 @@ def test_cli_plot_writes_charts_and_refuses_to_overwrite(tmp_path, capsys):
     small = write_csv(tmp_path / "small.csv", [row(k, t, b) for k in ("rnn_loop", "sdpa") for t in (128, 256) for b in (1, 4)])
     out = tmp_path / "charts"
     assert main(["plot", str(small), "--out-dir", str(out), "--image-format", "png", "--batch", "4", "-q"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == sorted(f"{c}-forward.png" for c in plot.CHART_NAMES)
+    assert sorted(p.name for p in out.iterdir()) == sorted([plot.OWNER_FILE] + [f"{c}-forward.png" for c in plot.CHART_NAMES])
     before = (out / "latency_vs_T-forward.png").read_bytes()
     assert before.startswith(PNG_MAGIC)
     assert main(["plot", str(small), "--out-dir", str(out)]) == 2

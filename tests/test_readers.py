@@ -12,7 +12,7 @@ from seqbench.cli import main
 from seqbench.results.schema import COLUMNS
 from seqbench.errors import ResultsError
 from seqbench.results.reader import read_results
-from seqbench.sweep.runner import run_to_files
+from seqbench.orchestration.run import run_to_files
 
 
 @pytest.fixture(scope="module")

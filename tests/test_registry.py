@@ -19,7 +19,8 @@ from seqbench.kernels.check import check_kernel, check_shape
 from seqbench.kernels.formula import degree_in_T, parse_flops
 from seqbench.results.reader import read_results
 from seqbench.sweep.config import build_config
-from seqbench.sweep.runner import run_sweep, run_to_files
+from seqbench.orchestration.run import run_to_files
+from seqbench.sweep.runner import run_sweep
 from conftest import FakeTimer
 from plugin_helpers import write_package
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from reliability_helpers import ListSink, frozen_gc  # noqa: F401
-from seqbench.sweep.budget import Preflight, estimate_bytes, resolve_budget
+from seqbench.measure.memory import estimate_bytes
+from seqbench.sweep.budget import Preflight, resolve_budget
 from seqbench.sweep.config import Point, build_config
 from seqbench.sweep.runner import build_workload, run_sweep
 
@@ -36,8 +37,8 @@ def test_estimate_against_the_cuda_allocator(kernel, mode):
     with work.mode_context():
         work.step()
         peak = work.resident_bytes + cuda_peak_bytes(work.step)
-    ratio = estimate_bytes(point) / peak
-    assert 0.7 <= ratio <= 3.5, f"estimate/measured = {ratio:.2f} ({estimate_bytes(point)} vs {peak})"
+    ratio = estimate_bytes(point.kernel, point.shape, point.mode, point.dtype) / peak
+    assert 0.7 <= ratio <= 3.5, f"estimate/measured = {ratio:.2f} ({estimate_bytes(point.kernel, point.shape, point.mode, point.dtype)} vs {peak})"
 
 
 def test_real_cuda_oom_is_a_row_and_memory_is_released():

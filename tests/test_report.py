@@ -55,7 +55,7 @@ def test_key_figures_are_one_short_table_with_intervals(rendered):
 def test_report_tables_failures_and_calibration(rendered):
     _, _, md = rendered
     # rnn_loop at T=512, B=1: 2e-6*512 s = 1.02 ms; 512 tokens / 1.024 ms = 500k tokens/s
-    assert "| rnn_loop | 512 | 1.02 ms ± 20.5 µs | 500k |" in md
+    assert "| rnn_loop | 512 | 1.02 ms ± 0.02 ms | 500k |" in md  # the IQR in the median's unit (issue 25)
     assert "| attention_naive | forward | 4 | 1024 | oom | RuntimeError: not enough memory: 64 GiB |" in md
     assert "Measured matmul peak (cpu, float32): 123 GFLOP/s." in md
     assert "calibration |" not in md  # not a kernel row anywhere

@@ -7,7 +7,8 @@ from seqbench.sweep.config import build_config
 from seqbench.kernels.registry import register_kernel, unregister
 from seqbench.results.schema import REQUIRED_COLUMNS
 from seqbench.results.reader import read_results
-from seqbench.sweep.runner import classify_failure, run_sweep, run_to_files
+from seqbench.orchestration.run import run_to_files
+from seqbench.sweep.runner import classify_failure, run_sweep
 from conftest import FakeTimer
 from reliability_helpers import ListSink
 

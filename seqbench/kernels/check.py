@@ -97,7 +97,9 @@ def check_decode(spec: KernelSpec, shape: Shape, device: str, dtype: str, seed: 
             ref = module(x)
             state = decode.prefill(module, x[:, :t0], module.init_state(B, T))
             first, _ = module.step(x[:, t0:t0 + 1], state)
+            held = _state_size(state)
             again, _ = module.step(x[:, t0:t0 + 1], state)
+            grown = _state_size(state)
             outs = []
             for t in range(t0, T):
                 y, state = module.step(x[:, t:t + 1], state)
@@ -105,6 +107,10 @@ def check_decode(spec: KernelSpec, shape: Shape, device: str, dtype: str, seed: 
             if not isinstance(first, torch.Tensor) or tuple(first.shape) != (B, 1, d):
                 got = tuple(first.shape) if isinstance(first, torch.Tensor) else type(first).__name__
                 return f"decode check: step returned {got}, expected a tensor of shape (B, 1, d) = {(B, 1, d)}"
+            if grown != held:  # repeats would fill memory (and each would see a longer context)
+                return (f"decode check: the state grew when step was called with it again ({held[0]:,} -> "
+                        f"{grown[0]:,} bytes, {held[1]} -> {grown[1]} entries); step must not change the state it "
+                        "is given (seqbench times repeats from one state): return the new state instead")
             tol = _DECODE_TOL.get(dtype, 1e-3) * max(1.0, ref[:, t0:].abs().max().item())
             moved = (again - first).abs().max().item()
             if moved > tol:
@@ -118,6 +124,13 @@ def check_decode(spec: KernelSpec, shape: Shape, device: str, dtype: str, seed: 
         lines = str(exc).strip().splitlines()
         return f"decode check: {type(exc).__name__}: {lines[0] if lines else ''}"
     return None
+
+
+def _state_size(state) -> tuple[int, int]:
+    """(bytes of its tensors, number of entries): what a step that appends to its state grows."""
+    from seqbench.kernels import decode
+
+    return decode.state_nbytes(state), sum(1 for _ in decode.leaves(state))
 
 
 def _number(value) -> float | None:

@@ -81,10 +81,14 @@ def parse_flops(text: str) -> Callable:
         try:
             value = _eval(tree, {k: float(v) for k, v in env.items()})
         except (ZeroDivisionError, OverflowError) as exc:
-            raise PluginError(f"FLOP formula {text!r} fails at B={shape.batch_size} T={shape.seq_len} "
+            raise PluginError(f"FLOP formula {shown!r} fails at B={shape.batch_size} T={shape.seq_len} "
                               f"d={shape.hidden_size} h={shape.num_heads}: {exc}") from None
+        if isinstance(value, complex):  # a fractional power of a negative number: (-1)**0.5, (B-T)**0.5 at T > B
+            raise PluginError(f"FLOP formula {shown!r} gives a complex number at B={shape.batch_size} "
+                              f"T={shape.seq_len} d={shape.hidden_size} h={shape.num_heads} (a fractional power of "
+                              "a negative number); FLOPs must be a real number >= 0")
         if not math.isfinite(value) or value < 0:
-            raise PluginError(f"FLOP formula {text!r} gives {value} at B={shape.batch_size} T={shape.seq_len} "
+            raise PluginError(f"FLOP formula {shown!r} gives {value} at B={shape.batch_size} T={shape.seq_len} "
                               f"d={shape.hidden_size} h={shape.num_heads}; FLOPs must be finite and >= 0")
         return value
 

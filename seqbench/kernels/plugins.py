@@ -79,10 +79,14 @@ def loaded_plugins() -> list[PluginRecord]:
 
 def _first_own_line(exc: BaseException, root: Path | None) -> str:
     """The plugin's own line of the traceback (innermost frame in its files), and the error itself."""
+    if isinstance(exc, SyntaxError) and exc.filename:  # raised by the compiler: no frame of the plugin's own
+        where = f"{exc.filename}, line {exc.lineno}" + (f", column {exc.offset}" if exc.offset else "")
+        return f"{where}: {type(exc).__name__}: {exc.msg}"
     frames = traceback.extract_tb(exc.__traceback__)
     own = [f for f in frames if root is not None and _inside(Path(f.filename), root)]
     if not own:
-        own = [f for f in frames if "importlib" not in f.filename and "/seqbench/" not in f.filename]
+        own = [f for f in frames if "importlib" not in f.filename and "/seqbench/" not in f.filename
+               and not f.filename.startswith("<frozen")]
     where = f"{own[-1].filename}, line {own[-1].lineno}: " if own else ""
     message = str(exc).strip().splitlines()
     return f"{where}{type(exc).__name__}: {message[0] if message else ''}"
@@ -232,27 +236,37 @@ def make_importable(records: list[dict]) -> list[str]:
     return notes
 
 
+SKIP_ENTRY_POINTS = "SEQBENCH_SKIP_ENTRY_POINTS"
+
+
 def load_entry_points() -> None:
     """Load every installed package's plugin (entry points in group seqbench.kernels).
 
     An entry point names a module (imported, so its kernels register) or a callable (called with no
-    arguments, to register them)."""
+    arguments, to register them). SEQBENCH_SKIP_ENTRY_POINTS (names, comma-separated, or *) leaves
+    some out: a broken package need not stop runs and reports that do not use its kernels."""
+    import os
+
+    skip = {s.strip() for s in os.environ.get(SKIP_ENTRY_POINTS, "").split(",") if s.strip()}
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         key = f"{ep.name} = {ep.value}"
-        if key in _LOADED:
+        if key in _LOADED or "*" in skip or ep.name in skip:
             continue
         before = set(registry._REGISTRY)
-        what = f"plugin {ep.name!r} (entry point of {ep.dist.name if ep.dist else 'an installed package'})"
+        dist = ep.dist.name if ep.dist else None
+        what = f"plugin {ep.name!r} (entry point {key!r} of {dist or 'an installed package'})"
+        without = (f"; to run without it: {SKIP_ENTRY_POINTS}={ep.name} seqbench ...; or fix"
+                   f"{f' or uninstall {dist}' if dist else ' it'}")
         try:
             with users_stdout_to_stderr():
                 obj = ep.load()
                 if callable(obj) and not isinstance(obj, ModuleType):
                     obj()
         except PluginError as exc:
-            raise PluginError(f"{what}: {exc}") from None
+            raise PluginError(f"{what}: {exc}{without}") from None
         except (Exception, SystemExit, GeneratorExit) as exc:  # noqa: BLE001
             root = _plugin_root(ep.value.split(":")[0])
-            raise PluginError(f"{what} failed to load: {_first_own_line(exc, root)}") from None
+            raise PluginError(f"{what} failed to load: {_first_own_line(exc, root)}{without}") from None
         module = sys.modules.get(ep.value.split(":")[0].strip())
         rec = PluginRecord(spec=key, origin="entry_point")
         if module is not None:

@@ -1,7 +1,7 @@
 """Instruction counts of a call, from inside a process that runs under Valgrind's Callgrind.
 
 The process runs as `valgrind --tool=callgrind --instr-atstart=no --collect-atstart=no ...` (see
-sweep/valgrind.py): nothing is instrumented while Python starts, imports torch and builds a point,
+orchestration/valgrind.py): nothing is instrumented while Python starts, imports torch and builds a point,
 which is what makes a whole sweep in one Valgrind process affordable (`import torch` takes ~20 s
 uninstrumented here, ~100 s instrumented). Around each point's calls this module switches
 instrumentation on, and collection on only for the calls themselves, with Valgrind's client
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-DIR_ENV = "SEQBENCH_CALLGRIND_DIR"  # where Callgrind writes its dumps (set by sweep/valgrind.py)
+DIR_ENV = "SEQBENCH_CALLGRIND_DIR"  # where Callgrind writes its dumps (set by orchestration/valgrind.py)
 DUMP_NAME = "callgrind.out"  # --callgrind-out-file=DIR/callgrind.out; dumps on request are callgrind.out.N
 
 # valgrind.h / callgrind.h request codes
@@ -155,3 +155,26 @@ class Counter:
             if enabled:
                 gc.enable()
         return Counts(samples, number, overhead)
+
+
+INSTALL_HINT = "install it: `sudo apt-get install valgrind` (Debian, Ubuntu) or `sudo dnf install valgrind` (Fedora)"
+
+
+def inside() -> bool:
+    """True in the inner run: started by orchestration.valgrind and running under Valgrind."""
+    return bool(os.environ.get(DIR_ENV)) and on_valgrind()
+
+
+def find_valgrind() -> str:
+    """The valgrind executable, or a one-line ConfigError (exit 2) saying how to get it."""
+    import shutil
+
+    from seqbench.errors import ConfigError
+
+    why = supported()
+    if why:
+        raise ConfigError(f"--metric instructions: {why}; use --metric time")
+    exe = shutil.which("valgrind")
+    if exe is None:
+        raise ConfigError(f"--metric instructions counts under Valgrind, which is not installed: {INSTALL_HINT}")
+    return exe

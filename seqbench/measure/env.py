@@ -43,6 +43,41 @@ def _seqbench_commit() -> str | None:
     return None
 
 
+MAX_THREADS_VAR = "SEQBENCH_MAX_THREADS"  # the explicit override of the bound below
+THREADS_CEILING = 1024  # even with the override: thousands of threads crash torch's pool (libgomp, a segfault)
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity: taskset, a container's cpuset), else the count."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def check_threads(threads: int, where: str = "threads") -> str:
+    """Refuse (ValueError, one line) more torch threads than the cores this process may use, unless
+    SEQBENCH_MAX_THREADS raises the bound; '' or, when the override allows it, a note saying so."""
+    cores = usable_cores()
+    where = f"{where} {threads}" if where.startswith("--") else f"{where} = {threads}"
+    raw = os.environ.get(MAX_THREADS_VAR, "").strip()
+    try:
+        bound = int(raw) if raw else cores
+    except ValueError:
+        raise ValueError(f"{MAX_THREADS_VAR}={raw!r}: give a whole number of threads (1 to {THREADS_CEILING})") from None
+    if not 1 <= bound <= THREADS_CEILING:
+        raise ValueError(f"{MAX_THREADS_VAR}={raw}: allowed 1 to {THREADS_CEILING}")
+    if threads <= bound:
+        return (f"{where} on {cores} usable core{'s' if cores > 1 else ''}: allowed by {MAX_THREADS_VAR}="
+                f"{raw}; threads beyond the cores wait for each other, and the timings show it") if threads > cores else ""
+    if raw:
+        raise ValueError(f"{where} is above {MAX_THREADS_VAR}={raw}; allowed 0 (torch's default) to {bound}")
+    raise ValueError(f"{where} but this process may use {cores} CPU core{'s' if cores > 1 else ''}: "
+                     "more threads than cores time the threads waiting for each other (and thousands crash torch's "
+                     f"thread pool); allowed 0 (torch's default) to {cores}, or set {MAX_THREADS_VAR}=N to allow "
+                     f"up to N (at most {THREADS_CEILING})")
+
+
 def capture(device: str = "cpu") -> dict:
     import torch
 

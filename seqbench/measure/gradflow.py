@@ -80,13 +80,14 @@ def check_settings(*, layers, seq_len: int, hidden_size: int, num_heads: int, se
 
 def memory_needs(*, layers, seq_len: int, hidden_size: int, num_heads: int, seeds: int, spectral_radii) -> list:
     """(bytes, what) for each layer: its float64 forward + backward at B=1 (the sweep's estimate for a
-    train-mode point) plus the rows of the result, for budget.check_each_fits."""
-    from seqbench.sweep.budget import estimate_bytes
-    from seqbench.sweep.config import Point
+    train-mode point) plus the rows of the result, for memory.check_each_fits."""
+    from seqbench.kernels import Shape
+    from seqbench.measure.memory import estimate_bytes
 
     curves = sum(len(spectral_radii) if (k == RADIUS_LAYER and spectral_radii) else 1 for k in layers)
     table = curves * seeds * seq_len * ROW_BYTES
-    return [(estimate_bytes(Point(k, "train", "cpu", "float64", 1, seq_len, hidden_size, num_heads, True)) + table,
+    shape = Shape(1, seq_len, hidden_size, num_heads, True)
+    return [(estimate_bytes(k, shape, "train", "float64") + table,
              f"{k} at T={seq_len}, d={hidden_size} ({curves * seeds} curves)") for k in layers]
 
 
@@ -98,7 +99,7 @@ def run_gradflow(*, layers=LAYERS, seq_len: int = 128, hidden_size: int = 64, nu
     import numpy as np
     import pandas as pd
 
-    from seqbench.sweep.budget import check_each_fits
+    from seqbench.measure.memory import check_each_fits
 
     settings = dict(layers=layers, seq_len=seq_len, hidden_size=hidden_size, num_heads=num_heads, seeds=seeds,
                     spectral_radii=spectral_radii)

@@ -60,7 +60,8 @@ def loaded(load: dict | Load | None, threads: int) -> str | None:
     busy, cores = d.get("busy_cores"), d.get("cores")
     if busy is None or not cores or (d.get("seconds") or 1.0) < 0.5:  # too short a stretch to judge
         return None
-    free = cores - max(1, int(threads or 1))
+    need = cores if not threads or threads <= 0 else min(int(threads), cores)  # 0: torch's default, every core
+    free = cores - need
     if busy > free + 0.25:  # a quarter core of slack: shells, the kernel's own threads
         return (f"other processes used {busy:.1f} of {cores} cores while the run needed {threads} "
                 f"({_names(d)})")

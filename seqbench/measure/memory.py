@@ -1,4 +1,9 @@
-"""Peak memory of one call: measured where torch lets us, else an analytic estimate (labelled so).
+"""Memory, in one place: the peak of one call, measured where torch lets us, else an analytic
+estimate (labelled so); the estimate of a point before anything is built (estimate_bytes); and the
+budget a command holds its estimates against (budget_for: --max-memory, or SAFE_FRACTION of the
+memory free now: CPU MemAvailable from /proc/meminfo, CUDA torch.cuda.mem_get_info).
+
+How the peak of one call is measured:
 
 - cuda_allocator: torch.cuda.max_memory_allocated over one call (after reset_peak_memory_stats),
   minus what was allocated before the call, plus `resident_bytes` (as on CPU).
@@ -12,8 +17,15 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+from pathlib import Path
 from typing import Callable
+
+from seqbench.errors import ConfigError
+from seqbench.units import fmt_bytes
+
+SAFE_FRACTION = 0.8  # headroom for the allocator's caching, the interpreter, and the estimate's error
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -128,3 +140,103 @@ def measure_peak(fn: Callable[[], object], device: str, resident_bytes: int) -> 
         return resident_bytes + cuda_peak_bytes(fn), "cuda_allocator", None
     events = profiled_call(fn, memory=True)
     return resident_bytes + peak_from_events(events), "cpu_profiler", events
+
+
+# --- estimates before anything is built, and the budget they are held against ---
+
+
+def available_bytes(device: str, meminfo: str | Path = "/proc/meminfo") -> tuple[int, str] | None:
+    """(free bytes, where the figure came from) for the device, or None if it cannot be read."""
+    if device == "cuda":
+        import torch
+
+        free, _total = torch.cuda.mem_get_info()
+        return int(free), "free CUDA memory (torch.cuda.mem_get_info)"
+    try:
+        for line in Path(meminfo).read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                kib = int(line.split()[1])  # the kernel reports kB meaning KiB
+                return kib * 1024, f"MemAvailable in {meminfo}"
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), "free physical pages (sysconf)"
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def budget_for(device: str, max_memory: int = 0) -> tuple[int | None, str]:
+    """The budget for a command on device: max_memory bytes, or SAFE_FRACTION of the free memory."""
+    if max_memory:
+        return max_memory, "--max-memory"
+    avail = available_bytes(device)
+    if avail is None:
+        return None, "no budget: free memory could not be read"
+    free, source = avail
+    return int(free * SAFE_FRACTION), f"{SAFE_FRACTION:g} x {source} ({fmt_bytes(free)})"
+
+
+def check_each_fits(needs: list[tuple[int, str]], device: str, max_memory: int, command: str) -> None:
+    """For commands that need every allocation they plan (gradflow, calibrate), not a sweep that
+    can skip a point: (estimated bytes, what) pairs; the largest must fit in the budget (exit 2)."""
+    budget, source = budget_for(device, max_memory)
+    if not budget or not needs:
+        return
+    need, what = max(needs)
+    if need > budget:
+        raise ConfigError(f"{command}: {what} needs about {fmt_bytes(need)} of memory and the budget is {fmt_bytes(budget)} "
+                          f"({source}); use smaller sizes, or raise --max-memory")
+
+
+@functools.lru_cache(maxsize=None)
+def _elem_size(dtype: str) -> int:
+    import torch
+
+    return torch.empty((), dtype=getattr(torch, dtype)).element_size()
+
+
+def param_bytes(kernel: str, shape, dtype: str) -> int:
+    """Bytes of the kernel's parameters at shape (kernels.Shape), counted on the meta device (nothing is allocated)."""
+    import torch
+
+    from seqbench.kernels import get_kernel
+
+    spec = get_kernel(kernel)
+    try:
+        with torch.device("meta"):  # factories that build on the default device first allocate nothing either
+            module = spec.build(shape, torch.device("meta"), getattr(torch, dtype))
+        return sum(p.numel() * p.element_size() for p in module.parameters())
+    except Exception:  # noqa: BLE001 - a factory that fails is reported when the point runs
+        return 0
+
+
+def decode_state_bytes(kernel: str, shape, dtype: str) -> int:
+    """Bytes of the decode state for B sequences and T + 1 tokens, from init_state on the meta device
+    (nothing is allocated); 0 for a kernel without a decode step (its points are skipped anyway)."""
+    import torch
+
+    from seqbench.kernels import get_kernel
+    from seqbench.kernels.decode import has_decode, state_nbytes
+
+    spec = get_kernel(kernel)
+    try:
+        with torch.device("meta"):
+            module = spec.build(shape, torch.device("meta"), getattr(torch, dtype))
+            if not has_decode(module):
+                return 0
+            return state_nbytes(module.init_state(shape.batch_size, shape.seq_len + 1))
+    except Exception:  # noqa: BLE001 - a factory or init_state that fails is reported when the point runs
+        return 0
+
+
+def estimate_bytes(kernel: str, shape, mode: str, dtype: str, params: int | None = None) -> int:
+    """The estimated peak of one call of kernel at shape (kernels.Shape) in mode, before anything is
+    built: analytic_bytes (or decode_analytic_bytes), with the parameters counted on the meta device
+    unless given (params)."""
+    from seqbench.kernels import get_kernel
+
+    spec = get_kernel(kernel)
+    params = param_bytes(kernel, shape, dtype) if params is None else params
+    if mode == "decode":
+        return decode_analytic_bytes(spec, shape, _elem_size(dtype), params, decode_state_bytes(kernel, shape, dtype))
+    return analytic_bytes(spec, shape, _elem_size(dtype), mode == "train", params)

@@ -9,6 +9,7 @@ from collections import Counter
 
 from seqbench.analysis.compare import MIN_RUNS, POWER, SLOW_RUN
 from seqbench.units import fmt_count
+from seqbench.render.escape import md, term
 
 MARK = {"regression": "🔴", "failed": "❌", "improvement": "🟢", "unchanged": "⚪", "inconclusive": "🟡"}
 ORDER = ("regression", "failed", "improvement", "inconclusive", "unchanged")
@@ -149,6 +150,13 @@ def advice_lines(comp) -> list[str]:
     c = comp.counts()
     out = []
     inconclusive = [p for p in comp.points if p.verdict == "inconclusive"]
+    unmeasured = [p for p in inconclusive if not p.base_rounds or not p.head_rounds]  # failed on a side
+    if unmeasured:  # more runs of a point that fails cannot help
+        both = sum(not p.base_rounds and not p.head_rounds for p in unmeasured)
+        out.append(f"{len(unmeasured)} point(s) not compared because they failed"
+                   + (f" ({both} on both sides)" if both else "") + ": fix what their errors say; adding runs will "
+                   "not help")
+        inconclusive = [p for p in inconclusive if p not in unmeasured]
     if inconclusive and counted(comp):
         out.append(f"{len(inconclusive)} point(s) inconclusive: a side's runs disagree by as much as the threshold "
                    f"({comp.threshold:.2%}), or a side has a single run. Run each side at least {MIN_RUNS} times; "
@@ -176,7 +184,7 @@ def to_markdown(comp, fmt_time) -> str:
     keys = [p.key for p in comp.points]
     fields = varying_fields(keys + comp.only_base + comp.only_head)
     lines = [f"### seqbench compare: {headline(comp)}", ""]
-    lines += [f"> ⚠️ {w}" for w in comp.warnings] + ([""] if comp.warnings else [])
+    lines += [f"> ⚠️ {md(w)}" for w in comp.warnings] + ([""] if comp.warnings else [])
     lines += [f"All points: {common_text(keys)}. " + " ".join(method_lines(comp)), "",
               f"| point | base {comp.statistic} | head {comp.statistic} | change | "
               f"{'range' if counted(comp) else f'{100 * (1 - comp.alpha):g}% CI'} | q "
@@ -184,13 +192,13 @@ def to_markdown(comp, fmt_time) -> str:
               "|---|---:|---:|---:|---|---:|---:|---:|---|"]
     for p in comp.points:
         lines.append(
-            f"| {point_label(p.key, fields)} | {value_text(p.base_value, comp, fmt_time)} "
+            f"| {md(point_label(p.key, fields), cell=True)} | {value_text(p.base_value, comp, fmt_time)} "
             f"| {value_text(p.head_value, comp, fmt_time)} | {pct(p.ratio)} | {ci_text(p)} | {q_text(p)} "
             f"| {mde_text(p)} | {p.base_runs}/{p.head_runs} | {MARK[p.verdict]} {p.verdict}"
-            f"{' — ' + p.note if p.note else ''} |")
+            f"{' — ' + md(p.note, cell=True) if p.note else ''} |")
     extra = one_sided_lines(comp, fields) + advice_lines(comp)
-    if extra:
-        lines += [""] + [f"- {x}" for x in extra]
+    if extra:  # seqbench's own sentences (with `code`); the kernel names in them are validated identifiers
+        lines += [""] + [f"- {term(x)}" for x in extra]
     return "\n".join(lines) + "\n"
 
 

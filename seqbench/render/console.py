@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from seqbench.units import fmt_bytes, fmt_count, fmt_num, fmt_pct, fmt_time
+from seqbench.units import fmt_bytes, fmt_count, fmt_faster, fmt_num, fmt_pct, fmt_time
 
 
 def _width(stream) -> int | None:
@@ -41,7 +41,9 @@ def set_verbosity(quiet: bool = False, verbose: bool = False) -> None:
 
 def error(message: str) -> None:
     """One plain line on stderr (no markup, no wrapping): what is wrong and what is allowed."""
-    sys.stderr.write(f"seqbench: error: {' '.join(str(message).split())}\n")
+    from seqbench.render.escape import term
+
+    sys.stderr.write(f"seqbench: error: {term(' '.join(str(message).split()))}\n")
     sys.stderr.flush()
 
 
@@ -116,8 +118,20 @@ def _point_name(row) -> str:
     return f"{row.kernel} {row.mode} B={row.batch_size} T={row.seq_len}"
 
 
-def summary_table(rows) -> None:
-    """Kernel x T x B medians, throughput, GFLOP/s, then best recurrence vs best attention (fight_summary)."""
+def shard_note(meta: dict | None) -> str | None:
+    """For a shard's rows (`run --shard K/N`): they are part of a sweep, so no "best" is named from them."""
+    shard = ((meta or {}).get("schedule") or {}).get("shard")
+    if not shard:
+        return None
+    k, n = shard
+    return (f"shard {k}/{n}: these rows cover part of the sweep (whole curves dealt to this shard), so no best "
+            "recurrence or best attention is named from them (the best at a point may have run in another shard); "
+            f"join all {n} shards with `seqbench merge` and read the merged run's report")
+
+
+def summary_table(rows, partial: str | None = None) -> None:
+    """Kernel x T x B medians, throughput, GFLOP/s, then best recurrence vs best attention (fight_summary),
+    unless the rows are `partial` (a shard): then that note instead of the comparison."""
     if VERBOSITY["level"] == 0 or not rows:
         return
     if any(r.metric == "instructions" for r in rows):
@@ -132,7 +146,10 @@ def summary_table(rows) -> None:
                       fmt_bytes(r.peak_mem_bytes),
                       r.status if r.status == "ok" else f"[red]{r.status}[/]")
     err.print(table)
-    fight_summary(rows)
+    if partial:
+        err.print(f"[bold]part of a sweep:[/] {escape(partial)}")
+    else:
+        fight_summary(rows)
 
 
 def fight_summary(rows) -> None:
@@ -154,16 +171,25 @@ def fight_summary(rows) -> None:
     textbook = [s.kernel for s in challengers(df)[1:]]
     linear = bool(table_df["linear_s"].notna().any())
     threads = "/".join(str(t) for t in sorted(set(df["threads"])))
-    t2 = Table(title=f"best recurrence vs best softmax attention (speed-up > 1: attention faster; {threads} thread(s))")
-    cols = ["mode", "B", "T", "best recurrence", "best attention", "speed-up"]
-    cols += [c for k in textbook for c in (k, "speed-up")] + (["best linear attention"] if linear else [])
+    from rich import box
+
+    modes = list(dict.fromkeys(table_df["mode"]))
+    t2 = Table(title=f"best recurrence vs best softmax attention, {'/'.join(modes)}, {threads} thread(s): "
+               "who is faster, by how much", box=box.SIMPLE_HEAD, pad_edge=False, padding=0,
+               show_edge=False)
+    # Headers broken by hand and cells never wrapped: a kernel and its time stay on one line (80 columns)
+    cols = (["mode"] if len(modes) > 1 else []) + ["B", "T", "best\nrecurrence", "best\nattention",
+                                                   "faster\n(best vs best)"]
+    cols += [c for k in textbook for c in (k, f"faster\n({k} vs best)")]
+    cols += ["best linear\nattention"] if linear else []
     for col in cols:
-        t2.add_column(col, justify="left" if col == "mode" or col.startswith("best") else "right")
-    ratio = lambda x: f"{x:.3g}×" if x == x else "-"  # noqa: E731 - NaN where a kernel has no point
+        t2.add_column(col, justify="right" if col in ("B", "T") or col in textbook else "left", no_wrap=True)
+    faster = lambda ratio, left: fmt_faster(ratio, left, "attention").removesuffix(" faster")  # noqa: E731
     for r in table_df.to_dict("records"):
-        cells = [r["mode"], str(r["batch_size"]), str(r["seq_len"]), f"{r['recurrence_kernel']} {fmt_time(r['recurrence_s'])}",
-                 f"{r['attention_kernel']} {fmt_time(r['attention_s'])}", ratio(r["speedup"])]
-        cells += [c for k in textbook for c in (fmt_time(r[f"{k}_s"]), ratio(r[f"{k}_speedup"]))]
+        cells = ([r["mode"]] if len(modes) > 1 else []) + [
+            str(r["batch_size"]), str(r["seq_len"]), f"{r['recurrence_kernel']} {fmt_time(r['recurrence_s'])}",
+            f"{r['attention_kernel']} {fmt_time(r['attention_s'])}", faster(r["speedup"], "recurrence")]
+        cells += [c for k in textbook for c in (fmt_time(r[f"{k}_s"]), faster(r[f"{k}_speedup"], k))]
         if linear:
             cells.append(f"{r['linear_kernel']} {fmt_time(r['linear_s'])}" if r["linear_s"] == r["linear_s"] else "-")
         t2.add_row(*cells)
@@ -175,14 +201,29 @@ def kernel_table(specs, fmt: str = "table") -> None:
     specs = list(specs)
     if fmt == "json":
         return raw(json.dumps({s.name: {**s.info(), "train": s.supports_train} for s in specs}, indent=2) + "\n")
-    table = Table(title="kernels")
-    for col in ("name", "family", "forward FLOPs", "decode FLOPs (T: context)", "train", "causal", "role", "from",
-                "description"):
-        table.add_column(col)
+    head = ["name", "family", "forward FLOPs", "decode FLOPs (T: context)", "train", "causal", "role", "from",
+            "description"]
+    rows = []
     for s in specs:
         role = ", ".join(r for r, on in (("O(T²)", s.quadratic), ("baseline", s.baseline)) if on) or "-"
-        table.add_row(s.name, s.family, s.formula, s.decode_formula or "-", "3× forward" if s.supports_train else "-",
-                      s.causal, role, "built-in" if s.builtin else s.source, s.description)
+        rows.append([s.name, s.family, s.formula, s.decode_formula or "-", "3× forward" if s.supports_train else "-",
+                     str(s.causal), role, "built-in" if s.builtin else str(s.source), " ".join(str(s.description).split())])
+    if fmt == "markdown":
+        from seqbench.render.markdown import code, plain, table as md_table
+
+        cells = [[code(r[0]), r[1], code(r[2]), code(r[3]), *r[4:7], plain(r[7]), plain(r[8])] for r in rows]
+        return raw("\n".join(md_table(head, cells)) + "\n")
+    if not out.is_terminal:
+        # A pipe or a file: one line per kernel, nothing cut or wrapped, so `grep` and `cut` see whole fields.
+        widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head) - 1)]
+        lines = ["  ".join([c.ljust(w) for c, w in zip(r, widths)] + [r[-1]]).rstrip() for r in [head, *rows]]
+        return raw("\n".join(lines) + "\n")
+    table = Table(title="kernels")
+    for col in head:  # a name is never cut; the other columns fold at a narrow terminal
+        table.add_column(col, no_wrap=col == "name", min_width=max(len(r[0]) for r in rows) if col == "name" else None,
+                         overflow="fold")
+    for r in rows:
+        table.add_row(*(escape(c) for c in r))
     out.print(table)
 
 
@@ -241,7 +282,7 @@ def comparison_table(comp) -> None:
     out.print(f"all points: {ct.common_text(keys)}", markup=False)
     for line in ct.method_lines(comp):
         out.print(line, style="dim", markup=False)
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True, show_edge=False)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0), show_edge=False)
     table.add_column("kernel", no_wrap=True, min_width=max(len(k["kernel"]) for k in keys))
     for f in fields:
         table.add_column({"batch_size": "B", "hidden_size": "d", "num_heads": "h"}.get(f, f), justify="right")
@@ -249,11 +290,17 @@ def comparison_table(comp) -> None:
     for col in (f"base {comp.statistic}", f"head {comp.statistic}", "change", "MDE"):
         table.add_column(col, justify="right")
     table.add_column("verdict", no_wrap=True)
-    notes = []
+    # One footnote per distinct note: single runs gave 40 copies of the same sentence, one per point
+    numbers: dict[str, int] = {}
+    labelled: dict[str, list[str]] = {}
     for p in comp.points:
-        verdict = p.verdict + (f" [{len(notes) + 1}]" if p.note else "")
         if p.note:
-            notes.append(f"[{len(notes) + 1}] {ct.point_label(p.key, fields + ['seq_len'])}: {p.note}")
+            numbers.setdefault(p.note, len(numbers) + 1)
+            labelled.setdefault(p.note, []).append(ct.point_label(p.key, fields + ['seq_len']))
+    notes = [f"[{n}] {labelled[note][0] if len(labelled[note]) == 1 else f'{len(labelled[note])} points'}: {note}"
+             for note, n in numbers.items()]
+    for p in comp.points:
+        verdict = p.verdict + (f" [{numbers[p.note]}]" if p.note else "")
         style = colour[p.verdict]
         table.add_row(p.key["kernel"], *(ct.key_text(f, "{}", p.key[f]) for f in fields), str(p.key["seq_len"]),
                       ct.value_text(p.base_value, comp, fmt_time), ct.value_text(p.head_value, comp, fmt_time),
@@ -280,9 +327,34 @@ def comparison(comp, fmt: str = "table") -> None:
             err.print(f"[bold yellow]warning:[/] {escape(w)}")
 
 
-def run_summary(rows, out_path) -> None:
-    """After a run: the summary tables and where the rows went (stderr); under -q only the path (stdout)."""
-    summary_table(rows)
+def noise_lines(rows, meta: dict | None) -> list[str]:
+    """analysis.noise's warnings for a run's rows (Row objects) and its sidecar."""
+    import dataclasses
+
+    import pandas as pd
+
+    from seqbench.analysis.noise import warnings
+
+    if not rows:
+        return []
+    return warnings(pd.DataFrame([dataclasses.asdict(r) for r in rows]), meta)
+
+
+def run_estimate(points: int, rounds: int, seconds: float | None) -> None:
+    """Before a run: how long it may take, when that is long enough to plan around (a minute or more)."""
+    if seconds is None or seconds < 60:
+        return
+    info(f"{points} points x {rounds} round(s): roughly {fmt_time(seconds) if seconds < 120 else f'{seconds / 60:.0f} min'} "
+         "(a cost model at nominal speeds; real runs took 0.6-2x it here; Ctrl-C keeps the finished points, "
+         "--resume continues)")
+
+
+def run_summary(rows, out_path, meta: dict | None = None) -> None:
+    """After a run: the summary tables, warnings when the run was disturbed, and where the rows went
+    (stderr); under -q only the path (stdout) and the warnings."""
+    summary_table(rows, partial=shard_note(meta))
+    for line in noise_lines(rows, meta):
+        err.print(f"[bold yellow]warning:[/] {escape(line)}")
     failed = sum(r.status != "ok" for r in rows)
     info(f"wrote {len(rows)} rows ({failed} failed) to {out_path} and {out_path.with_suffix('.json')}")
     if VERBOSITY["level"] == 0:

@@ -19,9 +19,10 @@ from seqbench.analysis import decode, fits, matchup, scaling
 from seqbench.choices import ImageFormat, Mode, allowed, values
 from seqbench.errors import SeqbenchError
 from seqbench.results.ownership import check_not_input
+from seqbench.results.reader import split_label
 from seqbench.results.schema import sidecar_path
 from seqbench.results.writer import refuse_existing
-from seqbench.units import fmt_bytes
+from seqbench.units import fmt_bytes, fmt_faster
 
 # Fixed styles, so a kernel looks the same in every chart and every run.
 KERNEL_ORDER = scaling.KERNEL_ORDER
@@ -231,10 +232,14 @@ def gflops_vs_seq_len(df, *, mode: str | None = None, batch_sizes=None):
 
     def draw(ax, part, x):
         lines(ax, part, x)
+        kernels = scaling.ok_points(part)
         for i, (key, peak) in enumerate(sorted(peaks.items())):
             src = f" [{key[0]}]" if len(_sources(df)) > 1 else ""
+            mine = kernels[kernels["source"] == key[0]] if "source" in kernels and len(peaks) > 1 else kernels
+            above = int((mine["gflops_per_s"] > peak).sum())
+            low = f"; measured low: {above} point(s) above it" if above else ""  # a busy machine (analysis.noise)
             ax.axhline(peak, color="0.2", linestyle=(0, (1, 1 + i)), linewidth=1.2,
-                       label=f"matmul peak {peak:.3g} GFLOP/s{src}")
+                       label=f"matmul peak {peak:.3g} GFLOP/s{src}{low}")
 
     return _panels(df, mode, "batch_size", batch_sizes, "Achieved throughput in FLOP terms",
                    "GFLOP/s (multiply-add = 2 FLOPs)", draw)
@@ -268,7 +273,7 @@ def speedup_heatmap(df, *, mode: str | None = None, baselines=None):
             s = matchup.versus(part, side)
             panels.append((src, side, s[s["mode"] == mode]))
     n_t = max([s["seq_len"].nunique() for *_, s in panels] + [1])  # wide enough for kernel names in every cell
-    fig, axes = _figure(max(len(panels), 1), "Speed-up of the best softmax attention (>1×: attention faster)",
+    fig, axes = _figure(max(len(panels), 1), "Who is faster, by how much: recurrent side vs best softmax attention",
                         df, mode, panel_w=max(5.2, 1.0 * n_t), panel_h=3.9)
     span = max([float(np.nanmax(np.abs(np.log2(s["speedup"])))) for *_, s in panels if len(s)] + [1.0])
     image = None
@@ -284,13 +289,15 @@ def speedup_heatmap(df, *, mode: str | None = None, baselines=None):
         names = {}
         for r in s.itertuples():
             i, j = bs.index(int(r.batch_size)), ts.index(int(r.seq_len))
-            grid[i, j] = r.speedup
-            names[i, j] = r.right_kernel if side.kernel else f"{r.left_kernel}\n{r.right_kernel}"
+            grid[i, j] = r.speedup  # recurrent-side time / attention time: > 1, attention is faster
+            winner, loser = (r.right_kernel, r.left_kernel) if r.speedup > 1 else (r.left_kernel, r.right_kernel)
+            names[i, j] = (winner, "" if side.kernel else f"\nvs {loser}")
         image = ax.imshow(np.log2(grid), cmap="RdBu", vmin=-span, vmax=span, origin="lower", aspect="auto")
         for (i, j), name in names.items():
             v = grid[i, j]
             dark = abs(np.log2(v)) > 0.6 * span
-            ax.text(j, i, f"{v:.3g}×\n{name}", ha="center", va="center", fontsize=5.5 if "\n" in name else 6.5,
+            ax.text(j, i, f"{name[0]}\n{fmt_faster(v, '', '').strip()}{name[1]}", ha="center", va="center",
+                    fontsize=5.5 if name[1] else 6.5,
                     color="white" if dark else "black")
         ax.set_xticks(range(len(ts)), [str(t) for t in ts], fontsize=8)
         ax.set_yticks(range(len(bs)), [str(b) for b in bs], fontsize=8)
@@ -298,8 +305,9 @@ def speedup_heatmap(df, *, mode: str | None = None, baselines=None):
         ax.set_ylabel("batch size B")
     if image is not None:
         cb = fig.colorbar(image, ax=list(axes), shrink=0.9)
-        cb.set_label("speed-up (recurrence-side time / best softmax-attention time)")
-        cb.formatter = FuncFormatter(lambda v, _: f"{2 ** v:.2g}×")
+        cb.set_label("who is faster (blue: attention, red: the recurrent side)")
+        cb.formatter = FuncFormatter(lambda v, _: "equal" if abs(v) < 1e-9 else
+                                     f"{'attention' if v > 0 else 'recurrent'} {2 ** abs(v):.2g}×")
         cb.update_ticks()
     _footnote(fig, df, mode)
     return fig
@@ -432,6 +440,43 @@ def chart_paths(df, out_dir: str | Path, formats=("png",)) -> list[tuple[str, st
             for fmt in formats]
 
 
+# longer names (a 5,000-character kernel name) would squeeze the axes to nothing: legend entries,
+# labels inside a panel (a heatmap's cells), any other line (titles, notes)
+LEGEND_CHARS, CELL_CHARS, TEXT_CHARS = 32, 24, 100
+
+
+def _shorten(text: str, limit: int) -> str:
+    """text cut to `limit` characters per line, ending in '…' and a short hash (two long names that
+    share a beginning stay told apart)."""
+    import hashlib
+
+    def cut(line: str) -> str:
+        if len(line) <= limit:
+            return line
+        head, sep, tail = line.rpartition(", ")  # "NAME, k=1.00": keep what is said of the name
+        if sep and len(tail) <= 20 and len(head) > limit - len(tail) - 2:
+            line, limit_, tail = head, limit - len(tail) - 2, sep + tail
+        else:
+            limit_, tail = limit, ""
+        return f"{line[:limit_ - 8]}…{hashlib.sha1(line.encode()).hexdigest()[:6]}{tail}"
+
+    return "\n".join(cut(line) for line in text.split("\n"))
+
+
+def fit_texts(fig) -> None:
+    """Every text of a chart at a readable length: legend entries shorter, titles and notes per line."""
+    from matplotlib.text import Text
+
+    legends = [lg for lg in [*fig.legends, *(ax.get_legend() for ax in fig.axes)] if lg is not None]
+    in_legend = {id(t) for lg in legends for t in lg.get_texts()}
+    in_cell = {id(t) for ax in fig.axes for t in ax.texts}
+    for t in fig.findobj(Text):
+        text = t.get_text()
+        short = _shorten(text, LEGEND_CHARS if id(t) in in_legend else CELL_CHARS if id(t) in in_cell else TEXT_CHARS)
+        if short != text:
+            t.set_text(short)
+
+
 def render_all(df, out_dir: str | Path, formats=("png",), *, batch_sizes=None, dpi: int = 150) -> list[Path]:
     """Render every chart for every mode into out_dir; returns the written paths in a fixed order."""
     Path(out_dir).mkdir(parents=True, exist_ok=True)
@@ -439,6 +484,7 @@ def render_all(df, out_dir: str | Path, formats=("png",), *, batch_sizes=None, d
     for name, mode, path in chart_paths(df, out_dir, formats):
         if (name, mode) not in figs:
             figs[name, mode] = charts_for(df, mode)[name](df, mode, batch_sizes)
+            fit_texts(figs[name, mode])
         # svg: no date and a fixed id salt, so re-rendering the same CSV gives the same bytes.
         with rc_context({"svg.hashsalt": "seqbench"}):
             figs[name, mode].savefig(path, dpi=dpi, metadata={"Date": None} if path.suffix == ".svg" else None)
@@ -462,6 +508,67 @@ def parse_formats(text: str) -> tuple[str, ...]:
     return fmts
 
 
+# Each chart folder belongs to one output: a report embeds its charts by path, so a later command that
+# wrote other charts into the same folder would change what that report shows (issue 25). The folder's
+# owner is recorded in this file; another owner is refused even with --force.
+OWNER_FILE = ".seqbench-charts.json"
+
+
+def default_plot_dir(csv_path: str | Path) -> Path:
+    """`seqbench plot`'s folder: CSTEM-charts/ beside the (first) CSV, one per input."""
+    p = Path(csv_path)
+    return p.parent / f"{p.stem}-charts"
+
+
+def default_report_charts_dir(report_path: str | Path) -> Path:
+    """`seqbench report`'s chart folder: RSTEM-report-charts/ beside the report (never plot's folder)."""
+    p = Path(report_path)
+    return p.parent / f"{p.stem}-report-charts"
+
+
+def claim_chart_dir(out_dir: str | Path, owner: str, targets, force: bool, hint: str) -> None:
+    """Refuse to write charts into a folder another output owns, or over existing charts without force;
+    then record `owner` ("report results/mine.md", "plot results/mine.csv") as the folder's owner.
+
+    A folder that predates the owner file is judged by its files alone (refuse_existing)."""
+    import json
+
+    from seqbench.results.writer import write_json_atomic
+
+    out_dir = Path(out_dir)
+    marker = out_dir / OWNER_FILE
+    if marker.exists():
+        try:
+            holder = json.loads(marker.read_text()).get("owner")
+        except (OSError, ValueError, AttributeError):
+            holder = None
+        if holder and holder != owner:
+            raise PlotError(f"{out_dir} holds the charts of {holder}; writing {owner}'s there would change what "
+                            f"that shows, even with --force; {hint}")
+    for target in targets:
+        refuse_existing(target, force, hint, kind="a chart")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(marker, {"owner": owner, "written_by": "seqbench"})
+
+
+def owner_of(kind: str, path: str | Path) -> str:
+    """The owner name recorded for a chart folder: the command and its output (or first input)."""
+    import os
+
+    return f"{kind} {Path(os.path.abspath(path)).as_posix()}"
+
+
+def check_chart_dir(out_dir: str | Path, flag: str = "--out-dir") -> None:
+    """The charts' folder is a folder (or can become one): one line, not "File exists" from mkdir."""
+    d = Path(out_dir)
+    for part in (d, *d.parents):
+        if part.exists():
+            if not part.is_dir():
+                raise PlotError(f"{flag} {d}: {'it' if part == d else part} is a file, not a folder; give a folder "
+                                "for the charts")
+            return
+
+
 def plot_files(paths, out_dir: str | Path, formats=("png",), *, batch_sizes=None, force: bool = False,
                baselines=None) -> list[Path]:
     """What `seqbench plot` does: read and check the CSVs, refuse to clobber, render every chart."""
@@ -478,10 +585,12 @@ def plot_files(paths, out_dir: str | Path, formats=("png",), *, batch_sizes=None
         if missing:
             raise PlotError(f"--batch {missing[0]} has no successful points; measured batch sizes: "
                             f"{', '.join(map(str, measured))}")
+    check_chart_dir(out_dir)
     targets = [p for *_, p in chart_paths(df, out_dir, formats)]
-    check_not_input(targets, [*paths, *map(sidecar_path, paths)], "chart")
-    for target in targets:
-        refuse_existing(target, force, "choose another --out-dir", kind="a chart")
+    files = [split_label(p)[1] for p in paths]
+    check_not_input(targets, [*files, *map(sidecar_path, files)], "chart")
+    owner = owner_of("plot", files[0]) + (f" (+{len(files) - 1} more)" if len(files) > 1 else "")
+    claim_chart_dir(out_dir, owner, targets, force, "choose another --out-dir")
     return render_all(df, out_dir, formats, batch_sizes=batch_sizes)
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from seqbench.analysis import bootstrap, decode, fits, matchup, scaling
 from seqbench.render import machines
-from seqbench.render.markdown import table as _table
-from seqbench.units import fmt_bytes, fmt_num, fmt_time
+from seqbench.render.markdown import plain, table as _table
+from seqbench.units import fmt_bytes, fmt_num, fmt_spread, fmt_time
 
 POOR_FIT_R2 = 0.9  # below this a single exponent misdescribes the series: not a key figure, whatever its interval
 
@@ -129,10 +129,18 @@ def results_sections(df) -> list[str]:
     ok = scaling.ok_points(df)
     lines = []
     peaks = scaling.matmul_peak(df)
-    for (mode, b), part in ok.groupby(["mode", "batch_size"], sort=True):
-        rows = []
-        for kernel in scaling.ordered_kernels(part["kernel"]):
-            for r in part[part["kernel"] == kernel].sort_values("seq_len").itertuples():
+    # one pass over the rows, grouped in Python: itertuples on a frame per (mode, B, kernel) cost ~30 ms
+    # each (every column of a wide frame), minutes for 100,000 rows
+    wanted = ["mode", "batch_size", "kernel", "seq_len", "median_s", "iqr_s", "tokens_per_s", "gflops_per_s",
+              "pct_of_peak", "sdpa_backend", "peak_mem_bytes", "device", "dtype"]
+    slim = ok[[c for c in wanted if c in ok]].sort_values("seq_len", kind="stable")
+    by: dict = {}
+    for r in slim.itertuples(index=False):
+        by.setdefault((r.mode, r.batch_size), {}).setdefault(r.kernel, []).append(r)
+    for (mode, b) in sorted(by):
+        part, rows = by[mode, b], []
+        for kernel in scaling.ordered_kernels(part):
+            for r in part[kernel]:
                 gf = fmt_num(r.gflops_per_s)
                 own = getattr(r, "pct_of_peak", None)  # against its own run's calibration (merged shards: its machine's)
                 peak = max((v for k, v in peaks.items() if k[-2:] == (r.device, r.dtype)), default=None)
@@ -142,7 +150,7 @@ def results_sections(df) -> list[str]:
                     gf += f" ({100 * r.gflops_per_s / peak:.0f}%)"
                 backend = getattr(r, "sdpa_backend", "")  # recorded by runs that know which SDPA path ran
                 name = f"{kernel} ({backend})" if isinstance(backend, str) and backend else kernel
-                rows.append([name, int(r.seq_len), f"{fmt_time(r.median_s)} ± {fmt_time(r.iqr_s)}",
+                rows.append([name, int(r.seq_len), fmt_spread(r.median_s, r.iqr_s),
                              fmt_num(r.tokens_per_s), gf, fmt_bytes(r.peak_mem_bytes)])
         lines += [f"## Results: B = {int(b)}, {mode}", ""]
         head = ["kernel", "T", "median ± IQR", "tokens/s", "GFLOP/s" + (" (% of matmul peak)" if peaks else ""), "peak memory"]
@@ -225,6 +233,28 @@ def key_table(df, reps=None) -> list[str]:
     return _table(head, rows) + [""] if rows else []
 
 
+def shard_section(meta: dict | None) -> list[str]:
+    """A shard's report says first that it shows part of a sweep: its "best" kernels are this shard's best."""
+    shard = ((meta or {}).get("schedule") or {}).get("shard")
+    if not shard:
+        return []
+    k, n = shard
+    return [f"> **Part of a sweep: shard {k}/{n}.** These rows are the curves dealt to this shard, so every *best "
+            "recurrence* and *best attention* below is the best among this shard's kernels only (the best at a point "
+            f"may have run in another shard). Join all {n} shards with `seqbench merge` for the sweep's figures.", ""]
+
+
+def noise_section(df, meta: dict | None) -> list[str]:
+    """A warning block when the run was disturbed (analysis.noise): before any figure, so nobody reads
+    a number without it."""
+    from seqbench.analysis.noise import warnings
+
+    found = warnings(df, meta)
+    if not found:
+        return []
+    return ["> **Warning: this run was disturbed.**", ">"] + [f"> - {plain(w)}" for w in found] + [""]
+
+
 def key_figures(df, reps=None) -> list[str]:
     ok, bad = scaling.ok_points(df), scaling.failed_points(df)
     n = len(ok) + len(bad)
@@ -248,6 +278,10 @@ def key_figures(df, reps=None) -> list[str]:
                   "intervals. A figure whose interval is wide (k: wider than "
                   f"{fits.K_WIDE}; T*: more than a {fits.T_STAR_WIDE:g}x span, or the curves cross in only some "
                   "resamples) is marked *not key*.", ""] + table
+        if any("not key" in ln for ln in table):
+            from seqbench.analysis.noise import rerun_advice
+
+            lines += [f"Figures marked *not key* are too uncertain to quote: {rerun_advice(df)}.", ""]
     elif not scaling.ok_points(whole).empty:
         lines.append("- No best-recurrence vs best-attention comparison: the run needs a recurrent or scan kernel "
                      "and an O(T²) attention kernel.")
@@ -339,7 +373,7 @@ def build_report(df, meta: dict, *, csv_path: str | Path, report_path: str | Pat
              f"({len(df)} rows, schema_version {int(df['schema_version'].iloc[0])}).", ""]
     ok = scaling.ok_points(df)
     reps = bootstrap.replicate_medians(ok) if not ok.empty else None
-    lines += machines.merged_note(df, meta) + key_figures(df, reps) + environment_section(meta, df)
+    lines += machines.merged_note(df, meta) + shard_section(meta) + noise_section(df, meta) + key_figures(df, reps) + environment_section(meta, df)
     whole = decode.other_modes(df)  # decode rows have sections of their own (T is a context, not a sequence)
     if not scaling.ok_points(whole).empty:
         lines += crossover_section(whole, reps) + fits_section(whole, reps)
@@ -370,23 +404,40 @@ def write_report(csv_path, report_path: str | Path, *, charts_dir: str | Path | 
     if report_path.suffix.lower() == ".csv":  # a results file's name: Markdown there destroys (or poses as) results
         raise ResultsError(f"-o {report_path}: a report is Markdown; give a name ending in .md, not .csv")
     check_not_input([report_path], [q for f in files for q in (f, sidecar_path(f))], "-o")  # also through links
+    if charts_dir is not None:
+        plot.check_chart_dir(charts_dir, "--charts-dir")
     df = load(inputs, baselines)
     metas = [read_metadata(f) for f in files]
     has_points = not scaling.ok_points(df).empty
     planned = [p for *_, p in plot.chart_paths(df, charts_dir, formats)] if charts_dir is not None and has_points else []
-    for p in [report_path, *planned]:
-        refuse_existing(p, force, "choose another -o / --charts-dir",
-                        kind="a Markdown report" if p == report_path else "a chart")
+    refuse_existing(report_path, force, "choose another -o", kind="a Markdown report")
+    if planned:
+        plot.claim_chart_dir(charts_dir, plot.owner_of("report", report_path), planned, force,
+                             "choose another -o / --charts-dir")
     charts = plot.render_all(df, charts_dir, formats) if planned else []
     # Embed one raster format per chart: Markdown viewers show PNG everywhere.
     embed = [p for p in charts if p.suffix == (".png" if "png" in formats else f".{formats[0]}")]
     report_path.parent.mkdir(parents=True, exist_ok=True)
+    df, metas = escaped_for_markdown(df, metas)  # labels, errors, commands: literal text, never markup
     if df["source"].nunique() > 1:
         text = build_side_by_side(df, metas, csv_paths=files, report_path=report_path, chart_files=embed)
     else:
         text = build_report(df, metas[0], csv_path=files[0], report_path=report_path, chart_files=embed)
     atomic_write(report_path, lambda fh: fh.write(text))  # refuses a file a live run owns, even now
     return report_path, charts
+
+
+def escaped_for_markdown(df, metas: list[dict]):
+    """The free text of the results (error messages, machine labels, file names) and of the sidecars
+    (commands, CPU names, labels) as literal Markdown (render.escape.md): a label such as
+    `[click](javascript:..)`, `<script>` or one with newlines cannot become a link, HTML or a heading."""
+    from seqbench.render.escape import md, md_deep
+
+    df = df.copy()
+    for col in ("error", "machine", "source"):
+        if col in df and df[col].dtype == object:
+            df[col] = df[col].map(lambda v: md(v) if isinstance(v, str) else v)
+    return df, [md_deep(m) for m in metas]
 
 
 def build_side_by_side(df, metas: list[dict], *, csv_paths, report_path: str | Path, chart_files=()) -> str:
@@ -412,6 +463,8 @@ def build_side_by_side(df, metas: list[dict], *, csv_paths, report_path: str | P
             sections = ((crossover_section(whole, reps) + fits_section(whole, reps)
                          if not scaling.ok_points(whole).empty else [])
                         + decode_section(part, reps) + results_sections(part) + sections)
+        meta = next((m for m in metas if m.get("machine") == src), {}) if len(metas) > 1 else metas[0]
+        sections = noise_section(part, meta) + sections
         lines += [f"## Machine: {src}", ""] + ["#" + ln if ln.startswith("## ") else ln for ln in sections]
     lines += charts_section(list(chart_files), report_path)
     return "\n".join(lines).rstrip() + "\n"

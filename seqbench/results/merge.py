@@ -74,7 +74,41 @@ def _read(arg) -> Part:
     label, path = split_label(arg)
     df = read_results(path)  # validates the file, raises on the first bad line
     meta = read_metadata(path)
-    return Part(path, label, df, meta, run_machines(meta))
+    part = Part(path, label, df, meta, run_machines(meta))
+    _check_rows(part)
+    return part
+
+
+def _check_rows(p: Part) -> None:
+    """Every row of an input belongs to it: a run its sidecar records (not another run's rows pasted
+    in, which would be labelled `unknown`), a point once per run, and for a shard a point of its
+    sweep (its config's kernels, modes, sizes)."""
+    if p.meta.get("run_id"):
+        strangers = [r for r in dict.fromkeys(p.df["run_id"]) if r not in p.machines]
+        if strangers:
+            raise ResultsError(f"{p.path}: rows of run {strangers[0]} are not of any run its sidecar "
+                               f"{sidecar_path(p.path)} records ({', '.join(p.machines) or 'none'}); "
+                               "rows pasted from another run cannot be merged")
+    rows = p.df[p.df["family"] != "calibration"]
+    keys = rows[["run_id", *KEY_COLUMNS]] if not p.shard else rows[list(KEY_COLUMNS)]
+    twice = keys.duplicated()
+    if twice.any():
+        r = rows[twice].iloc[0]
+        where = "" if p.shard else f" of run {r['run_id']}"
+        raise ResultsError(f"{p.path}: point {r['kernel']} {r['mode']} B={r['batch_size']} T={r['seq_len']}{where} "
+                           "is in it twice; a shard (or a run) measures each point once")
+    cfg = p.meta.get("config") if p.shard else None
+    if isinstance(cfg, dict):
+        allowed = {"kernel": cfg.get("kernels"), "mode": cfg.get("modes"), "seq_len": cfg.get("seq_lens"),
+                   "batch_size": cfg.get("batch_sizes"), "hidden_size": [cfg.get("hidden_size")],
+                   "num_heads": [cfg.get("num_heads")], "dtype": [cfg.get("dtype")]}
+        for col, ok in allowed.items():
+            if not isinstance(ok, (list, tuple)) or None in ok:
+                continue
+            outside = rows[~rows[col].isin(list(ok))]
+            if not outside.empty:
+                raise ResultsError(f"{p.path}: a row has {col} {outside.iloc[0][col]!r}, outside the sweep its sidecar "
+                                   f"records ({col}: {', '.join(map(str, ok))}); a shard holds only its sweep's points")
 
 
 def _check_schema(parts: list[Part]) -> None:
@@ -203,6 +237,10 @@ def plan_merge(inputs, *, allow_partial: bool = False, allow_mixed: bool = False
     _check_overlap(parts)
     summary = MergeSummary(rows=0, files=len(parts))
     shards = [p for p in parts if p.shard]
+    bare = [p for p in parts if not p.meta]
+    if shards and bare:  # its shard number is in the sidecar: without it the file is not "shard k of N"
+        raise ResultsError(f"{bare[0].path} has no sidecar ({sidecar_path(bare[0].path).name} is missing), so its shard "
+                           "and run are unknown; put the sidecar written with it back beside it")
     if shards:
         summary.shards, summary.missing, summary.incomplete = _check_sweep(shards, allow_partial, allow_mixed)
         diffs = _environment_differences(shards)

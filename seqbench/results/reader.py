@@ -6,10 +6,11 @@ import csv
 import io
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any, Sequence
 
-from seqbench.choices import Metric, values
+from seqbench.choices import DType, Family, Metric, Mode, values
 from seqbench.errors import ResultsError
 from seqbench.results.schema import (BOOL_COLUMNS, FLOAT_COLUMNS, INT_COLUMNS, KEY_COLUMNS, POSITIVE_COLUMNS,
                                      READABLE_VERSIONS, RENAMED, REQUIRED_COLUMNS, STATUSES, parse_samples,
@@ -19,6 +20,7 @@ from seqbench.results.schema import (BOOL_COLUMNS, FLOAT_COLUMNS, INT_COLUMNS, K
 # samples are ~12 MB). Raising the limit is process-wide, and only ever raises it.
 csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
 METRICS = values(Metric)
+MODES, FAMILIES, DTYPES = values(Mode), values(Family), values(DType)
 
 
 def read_header(path: str | Path) -> list[str]:
@@ -120,6 +122,17 @@ def sidecar_runs(meta: dict) -> set[str]:
     return runs
 
 
+def check_run_ids(path: Path, run_ids, meta: dict) -> None:
+    """Refuse a CSV holding a run its sidecar does not know (a sidecar copied from another run)."""
+    known = sidecar_runs(meta)
+    strangers = [str(r) for r in dict.fromkeys(run_ids) if str(r) not in known] if known else []
+    if strangers:
+        raise ResultsError(
+            f"{sidecar_path(path)} does not describe {path}: the CSV holds run {strangers[0]}, the sidecar "
+            f"{'runs ' if len(known) > 1 else 'run '}{', '.join(sorted(known)[:3])} (copied from another run?); "
+            f"put back the sidecar written with {path.name}, or move this one away")
+
+
 def check_sidecar_runs(path: Path, df, meta: dict, linenos: Sequence[int] = ()) -> None:
     """A sidecar describes the runs in its CSV: one copied from another run (whose command, config and
     status would be shown as this file's) is refused, and so is a CSV one of whose runs it does not know.
@@ -127,15 +140,8 @@ def check_sidecar_runs(path: Path, df, meta: dict, linenos: Sequence[int] = ()) 
     row is a copy (a file concatenated with itself), not a second round."""
     from seqbench.results.schema import KEY_COLUMNS
 
-    known = sidecar_runs(meta)
-    if known and not df.empty:
-        strangers = [str(r) for r in dict.fromkeys(df["run_id"]) if str(r) not in known]
-        if strangers:
-            raise ResultsError(
-                f"{sidecar_path(path)} does not describe {path}: the CSV holds run {strangers[0]}, the sidecar "
-                f"{'runs ' if len(known) > 1 else 'run '}{', '.join(sorted(known)[:3])} (copied from another run?); "
-                f"put back the sidecar written with {path.name}, or move this one away")
     if not df.empty:
+        check_run_ids(path, df["run_id"], meta)
         dup = df.duplicated(subset=["run_id", *KEY_COLUMNS], keep=False)
         if dup.any():
             lines = [linenos[i] if i < len(linenos) else i + 2 for i in df.index[dup]]
@@ -158,6 +164,7 @@ def validate_record(where: str, rec: dict[str, str]) -> dict[str, Any]:
         raise ResultsError(f"{where}: schema_version {version} is not supported (this seqbench reads "
                            f"{', '.join(map(str, READABLE_VERSIONS))})")
     out["schema_version"] = version
+    _check_identity(where, rec)
     if rec["status"] not in STATUSES:
         raise ResultsError(f"{where}: status {rec['status']!r} unknown; allowed: {', '.join(STATUSES)}")
     ok = rec["status"] == "ok"
@@ -221,6 +228,46 @@ def _check_counts(where: str, rec: dict[str, str]) -> None:
         raise ResultsError(f"{where}: an instructions row has {timed[0]} filled; its time columns must be empty")
 
 
+_RUN_ID = re.compile(r"[A-Za-z0-9_.:+-]{1,100}")
+_DEVICE = re.compile(r"(cpu|cuda|mps|xpu)(:[0-9]{1,3})?")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+LABEL_MAX = 64
+
+
+def _check_identity(where: str, rec: dict[str, str]) -> None:
+    """The identity columns come from closed sets or narrow patterns: they name output files (plot's
+    NAME-MODE.png), headings and table cells, so nothing else (a path, markup, an escape sequence) is
+    read as one."""
+    def bad(col: str, allowed: str) -> ResultsError:
+        return ResultsError(f"{where}: {col} {rec[col][:60]!r} is not allowed; allowed: {allowed}")
+
+    if not rec["kernel"].isidentifier():  # exactly what the registry accepts as a name
+        raise bad("kernel", "a kernel name (an identifier: letters, digits and _, not starting with a digit)")
+    for col, choices in (("mode", MODES), ("family", FAMILIES), ("dtype", DTYPES)):
+        if rec[col] not in choices:
+            raise bad(col, ", ".join(choices))
+    if not _DEVICE.fullmatch(rec["device"]):
+        raise bad("device", "cpu, cuda (or cuda:N)")
+    if not _RUN_ID.fullmatch(rec["run_id"]):
+        raise bad("run_id", "letters, digits and . _ : + - (up to 100)")
+    for col in ("error", "sdpa_backend", "peak_mem_method", "regime"):  # free text: shown, never interpreted
+        if col in rec and _CONTROL.search(rec[col]):
+            rec[col] = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", rec[col])
+
+
+def check_label(label, what: str, recorded: bool = False) -> str:
+    """A machine label (--machine, LABEL=PATH, a sidecar's `machine`) is a short name for tables,
+    legends and headings: printable, one line, 1-64 characters, no '='. One recorded in a sidecar may
+    be a device's name (up to 128 characters, '=' allowed: it is never parsed)."""
+    text = str(label).strip()
+    longest = 2 * LABEL_MAX if recorded else LABEL_MAX
+    if not text or len(text) > longest or ("=" in text and not recorded) or not text.isprintable():
+        shown = text if len(text) <= 40 else f"{text[:40]}... ({len(text)} characters)"
+        raise ResultsError(f"{what} {shown!r}: a machine label must be a short printable name "
+                           f"(1-{longest} characters, one line{'' if recorded else ', no ='}), e.g. a100")
+    return text
+
+
 def _check_rounds(where: str, rec: dict[str, str], n_samples: int, version: int) -> None:
     """sample_rounds (a round number per sample) and ref_s (a positive time per round), which compare
     divides by: malformed, they are bad input here, not a crash or a wrong verdict later."""
@@ -259,7 +306,7 @@ def split_label(arg: str | Path) -> tuple[str | None, Path]:
     label, eq, rest = text.partition("=")
     if not eq or Path(text).exists() or not label.strip() or "/" in label or "\\" in label or not rest:
         return None, Path(text)
-    return label.strip(), Path(rest)
+    return check_label(label, "label"), Path(rest)
 
 
 def run_machines(meta: dict) -> dict[str, str]:
@@ -276,7 +323,7 @@ def run_machines(meta: dict) -> dict[str, str]:
         env = meta.get("environment") or {}
         out[str(meta["run_id"])] = str(meta.get("machine") or (machine_label(env) if env else "unknown"))
     out.update({str(k): str(v) for k, v in (meta.get("machines") or {}).items()})
-    return out
+    return {run: check_label(label, "sidecar: machine", recorded=True) if label != "unknown" else label for run, label in out.items()}
 
 
 def read_many(paths: Sequence[str | Path]):
@@ -294,7 +341,10 @@ def read_many(paths: Sequence[str | Path]):
         df = read_results(path)
         if df.empty:
             raise ResultsError(f"{path}: has a header but no rows; the run recorded no points")
-        runs = run_machines(read_metadata(path))
+        try:
+            runs = run_machines(read_metadata(path))
+        except ResultsError as exc:
+            raise ResultsError(f"{sidecar_path(path)}: {exc}") from None
         machine = [label or runs.get(r, "unknown") for r in df["run_id"]]
         frames.append(df.assign(source=name, machine=machine))
     out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]

@@ -256,6 +256,9 @@ def refuse_existing(path: str | Path, force: bool, hint: str = "choose another -
     if kind and p.is_file() and is_results_csv(p):
         raise ResultsError(f"{path} is a seqbench results CSV; writing {kind} over it would destroy its rows "
                            f"(--force does not cover that); {hint}")
+    if kind and p.suffix.lower() == ".json" and p.with_suffix(".csv").is_file() and is_results_csv(p.with_suffix(".csv")):
+        raise ResultsError(f"{path} is the sidecar of the results CSV {p.with_suffix('.csv').name}; writing {kind} "
+                           f"over it would lose the record of that run (--force does not cover that); {hint}")
 
 
 def check_output(path: str | Path, *, force: bool, append: bool = False) -> Path:

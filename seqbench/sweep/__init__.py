@@ -1,2 +1,3 @@
 """The sweep: config (what to measure), plan (rounds, shards, resume, append: checked before anything
-runs), budget (memory pre-flight), runner (check, build, time, write), rounds, resume, signals."""
+runs), budget (the pre-flight skip rules), runner (check, build, time, stream rows to a sink), rounds,
+resume. Running it into files, with the process's signal handling, is orchestration.run's job."""

@@ -223,6 +223,8 @@ def _check_field(name: str, value: Any, source: str) -> Any:
         floor = 0 if name in ("threads", "seed") else 1
         if value < floor:
             raise _type_error(source, name, f"an integer >= {floor}", value)
+        if value > MAX_INT:  # torch takes seeds (and sizes) as signed 64-bit integers
+            raise _type_error(source, name, f"an integer from {floor} to {MAX_INT} (2^63 - 1)", value)
         return value
     if isinstance(default, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):
@@ -242,6 +244,9 @@ def _check_field(name: str, value: Any, source: str) -> Any:
         raise _type_error(source, name, "a plain file name (no '/' or '\\', no control characters, not "
                           "starting with '.', at most 200 characters)", value)
     return value
+
+
+MAX_INT = 2**63 - 1
 
 
 def _kernel_tables(value: Any, source: str) -> tuple[dict, ...]:

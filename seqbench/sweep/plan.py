@@ -42,7 +42,7 @@ def pending_points(cfg: SweepConfig, shard: tuple[int, int] | None = None, done=
 
 @dataclass
 class RunPlan:
-    """Everything `seqbench run` was asked to do, checked: execute it with runner.execute."""
+    """Everything `seqbench run` was asked to do, checked: carry it out with orchestration.run.execute."""
 
     cfg: SweepConfig
     out: Path
@@ -67,6 +67,17 @@ def check_machine(label: str | None) -> str | None:
     if not text or len(text) > 64 or "=" in text or not text.isprintable():
         raise ConfigError(f"--machine {label!r}: give a short printable name (1-64 characters, no '='), e.g. a100")
     return text
+
+
+def bounded_threads(threads: int, source: str, where: str = "threads") -> str:
+    """Threads no more than the cores this process may use (measure.env.check_threads): a ConfigError
+    otherwise; a note when SEQBENCH_MAX_THREADS allowed more."""
+    from seqbench.measure.env import check_threads
+
+    try:
+        return check_threads(threads, where)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}" if source != "flags" else str(exc)) from None
 
 
 def merge_flags(data: dict, flags: dict) -> dict:
@@ -109,6 +120,7 @@ def plan_run(*, config: Path | None = None, flags: dict | None = None, out: Path
         data.update(load_toml(config))
     source = str(config) if config else "flags"
     cfg = resolve_device(build_config(merge_flags(data, flags or {}), source=source))
+    notes.append(bounded_threads(cfg.threads, source))
     if out is None:
         out = Path("results") / f"{cfg.name}-{cfg.device}-{datetime.now():%Y%m%d-%H%M%S}.csv"
     if shard:  # as launch does: N above the number of points is refused before any work (a heap entry per shard)
@@ -124,10 +136,11 @@ def plan_run(*, config: Path | None = None, flags: dict | None = None, out: Path
             raise ConfigError("--rounds and --reference are for timing on a noisy machine; an instruction count "
                               "needs neither: drop them (or use --metric time)")
         plan.peak = False  # the matmul peak is a speed: nothing to count
-        from seqbench.sweep.valgrind import find_valgrind, inside
+        from seqbench.measure.callgrind import find_valgrind, inside
 
         if not inside():
             find_valgrind()  # missing: one line saying how to install it
+    plan.notes = [n for n in plan.notes if n]
     plugin_files = [p for p in cfg.plugins if is_file_spec(p)]
     check_not_input([plan.out, sidecar_path(plan.out)], [config, *plugin_files], "--out (or its sidecar)")
     if resume:

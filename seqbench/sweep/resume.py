@@ -56,7 +56,27 @@ def _sidecar(p: Path) -> dict:
         if not isinstance(meta[key], kind):
             raise ResultsError(f"{sidecar_path(p)}: {key!r} is {json.dumps(meta[key])[:40]}, not a JSON "
                                f"{'string' if kind is str else 'object'}; it was not written by `seqbench run`")
+    _check_runs(p, meta)
     return meta
+
+
+def _check_runs(p: Path, meta: dict) -> None:
+    """Before its config is used: the sidecar is this CSV's (a copy of another run's would resume that
+    run into this file). Complete lines only: a half last line is the resume's to drop."""
+    import csv
+    import io
+
+    from seqbench.results.reader import check_run_ids
+
+    try:
+        text = p.read_bytes().decode("utf-8", "replace")
+    except OSError:
+        return
+    try:
+        runs = [r.get("run_id") for r in csv.DictReader(io.StringIO(text[: text.rfind("\n") + 1], newline=""))]
+    except csv.Error:
+        return  # read_results says what is wrong, later
+    check_run_ids(p, [r for r in runs if r], meta)
 
 
 def check_same_config(meta: dict, cfg: SweepConfig, where: Path) -> None:

@@ -1,4 +1,5 @@
 """Runs a sweep: checks each kernel, builds and times each point, streams each row to a sink.
+(orchestration.run wraps it with the files, the sidecar and the process's signals.)
 
 It prints nothing: progress goes through the `on_row` callback. A point that fails is recorded with
 its status (error / oom / timeout / skipped) and message, and the sweep goes on.
@@ -11,12 +12,11 @@ import dataclasses
 import gc
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from datetime import datetime, timezone
 from typing import Callable
 
 from seqbench.choices import Family, Metric, Mode, Status
-from seqbench.errors import ResultsError
+from seqbench.errors import ResourceError, ResultsError
 from seqbench.kernels import get_kernel
 from seqbench.measure.memory import (analytic_bytes, decode_analytic_bytes, is_out_of_memory, measure_peak,
                                      tensor_bytes)
@@ -26,6 +26,25 @@ from seqbench.measure.timer import BlockTimer, CallTooSlow, measure
 from seqbench.results.schema import SCHEMA_VERSION, Row, format_samples, tokens_per_call
 from seqbench.sweep.config import Point, SweepConfig
 from seqbench.sweep.matmul_peak import calibration_point, fill_pct
+
+
+class NoSignalHandling:
+    """The sweep's seam to the process's signal handling, as it is when nobody installed any (seqbench
+    used as a library; Python's own SIGINT handler): every KeyboardInterrupt is a real interrupt, and
+    none is ever deferred. orchestration.signals has the same two functions for a run that owns the
+    process: checkpoint() raises an interrupt deferred to this safe point, and is_signal(exc) tells a
+    real SIGINT/SIGTERM from a kernel's code raising KeyboardInterrupt itself."""
+
+    @staticmethod
+    def checkpoint() -> None:
+        return None
+
+    @staticmethod
+    def is_signal(exc: BaseException) -> bool:
+        return isinstance(exc, KeyboardInterrupt)
+
+
+NO_SIGNAL_HANDLING = NoSignalHandling()
 
 
 def new_run_id() -> str:
@@ -142,22 +161,21 @@ def time_call(fn: Callable[[], object], cfg: SweepConfig, device: str, timer: Bl
 
 def measure_point(
     point: Point, cfg: SweepConfig, run_id: str, *, timer: BlockTimer | None = None, profile_memory: bool = True,
-    capacity: Callable[[Point], object] | None = None,
+    capacity: Callable[[Point], object] | None = None, interrupts=NO_SIGNAL_HANDLING,
 ) -> Row:
     """Build, time and memory-profile one point; any failure becomes a row with its status.
 
     capacity(point) -> sweep.capacity.Capacity, for a decode point's capacity columns (first round only).
+    interrupts: the process's signal handling (see NoSignalHandling).
     """
     import torch
 
     from seqbench.kernels.decode import NoDecodeStep
 
-    from seqbench.sweep.signals import is_signal
-
     spec = get_kernel(point.kernel)
     threads = pin_threads(cfg)
     if cfg.metric == Metric.INSTRUCTIONS:
-        return count_point(point, cfg, run_id, threads)
+        return count_point(point, cfg, run_id, threads, interrupts)
     work = failure = None
     try:
         work = build_workload(point, cfg.seed)
@@ -181,12 +199,14 @@ def measure_point(
             else:
                 peak = analytic_bytes(spec, point.shape, work.elem_size, point.mode == Mode.TRAIN, work.param_bytes)
                 method = "analytic"
+    except ResourceError:  # the machine out of threads (signals._stop): not the point's fault
+        raise
     except NoDecodeStep as exc:  # the kernel cannot decode: not a failure of the kernel
         failure = (Status.SKIPPED, str(exc))
     except BadOutput as exc:
         failure = (Status.ERROR, str(exc))
     except (Exception, SystemExit, GeneratorExit, KeyboardInterrupt) as exc:  # noqa: BLE001 - a failing point is data
-        if is_signal(exc):  # a real Ctrl-C / SIGTERM stops the run; a kernel raising KeyboardInterrupt does not
+        if interrupts.is_signal(exc):  # a real Ctrl-C / SIGTERM stops the run; a kernel raising KeyboardInterrupt does not
             raise
         timed_out = isinstance(exc, CallTooSlow)
         status = Status.TIMEOUT if timed_out else classify_failure(exc)
@@ -227,12 +247,11 @@ def measure_point(
     return row
 
 
-def count_point(point: Point, cfg: SweepConfig, run_id: str, threads: int) -> Row:
+def count_point(point: Point, cfg: SweepConfig, run_id: str, threads: int, interrupts=NO_SIGNAL_HANDLING) -> Row:
     """Instructions per call of one point under Callgrind (measure.callgrind): min_repeats blocks of one
     call each. The time columns stay empty: under Valgrind a call runs 10-100x slower than it does."""
     from seqbench.kernels.decode import NoDecodeStep
     from seqbench.measure.callgrind import Counter
-    from seqbench.sweep.signals import is_signal
 
     spec = get_kernel(point.kernel)
     work = failure = None
@@ -253,7 +272,7 @@ def count_point(point: Point, cfg: SweepConfig, run_id: str, threads: int) -> Ro
     except BadOutput as exc:
         failure = (Status.ERROR, str(exc))
     except (Exception, SystemExit, GeneratorExit, KeyboardInterrupt) as exc:  # noqa: BLE001 - a failing point is data
-        if is_signal(exc):
+        if interrupts.is_signal(exc):
             raise
         failure = (classify_failure(exc), describe(exc))
     work = None  # noqa: F841
@@ -277,7 +296,7 @@ def fill_capacity(row: Row, point: Point, capacity: Callable[[Point], object]) -
     """The capacity columns of a decode row; a search that fails leaves them empty and says why in `error`."""
     try:
         cap = capacity(point)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ResourceError):  # a stop, or the machine out of threads: not the point's fault
         raise
     except Exception as exc:  # noqa: BLE001 - the point's own timing stands; only the capacity is missing
         row.error = f"capacity search failed: {describe(exc)}"
@@ -311,21 +330,19 @@ def pin_threads(cfg: SweepConfig) -> int:
     return torch.get_num_threads()
 
 
-def measure_calibration(cfg: SweepConfig, run_id: str, *, timer=None) -> Row:
+def measure_calibration(cfg: SweepConfig, run_id: str, *, timer=None, interrupts=NO_SIGNAL_HANDLING) -> Row:
     """One `calibration` row (the matmul peak) for cfg's device and dtype: ok, or a failure as for any point."""
-    row = measure_point(calibration_point(cfg.device, cfg.dtype), cfg, run_id, timer=timer)
+    row = measure_point(calibration_point(cfg.device, cfg.dtype), cfg, run_id, timer=timer, interrupts=interrupts)
     return fill_pct(row, row.gflops_per_s)
 
 
-def check_kernels(cfg: SweepConfig) -> dict:
+def check_kernels(cfg: SweepConfig, interrupts=NO_SIGNAL_HANDLING) -> dict:
     """Why points must not be timed (kernels.check), for every kernel that fails: kernel name -> reason
     (all its points), or (kernel, "decode") -> reason when only its decode step is wrong."""
     from seqbench.kernels.check import check_decode, check_kernel, check_shape
 
     failed: dict = {}
     shape = check_shape(cfg.hidden_size, cfg.num_heads, cfg.causal)
-    from seqbench.sweep.signals import is_signal
-
     for name in cfg.kernels:
         spec = get_kernel(name)
         if spec.family == Family.CALIBRATION:
@@ -333,7 +350,7 @@ def check_kernels(cfg: SweepConfig) -> dict:
         try:
             reason = check_kernel(spec, shape, cfg.device, cfg.dtype, cfg.seed)
         except KeyboardInterrupt as exc:  # raised by the kernel's own code, not by a signal: its points fail
-            if is_signal(exc):
+            if interrupts.is_signal(exc):
                 raise
             failed[name] = "correctness check: forward raised KeyboardInterrupt (not a signal: the kernel's code raised it)"
             continue
@@ -401,6 +418,7 @@ def run_sweep(
     shard: tuple[int, int] | None = None,
     reference: bool = False,
     broken: dict[str, str] | None = None,
+    interrupts=NO_SIGNAL_HANDLING,
 ) -> list[Row]:
     """Measure every point of cfg (or of its shard) in rounds; write each row to sink once it is done.
 
@@ -411,6 +429,7 @@ def run_sweep(
     pct_of_peak; known_peak (GFLOP/s, a resumed run's calibration) is used instead of measuring
     again. See rounds.py for rounds and --reference and plan.py for shards: a point's row comes when
     its last round ends, or when a round fails. broken: the check's result if it already ran.
+    interrupts: the process's signal handling (NoSignalHandling; orchestration.run passes its own).
     """
     import torch
 
@@ -419,12 +438,11 @@ def run_sweep(
     from seqbench.sweep.budget import Preflight
     from seqbench.sweep.plan import pending_points
     from seqbench.sweep.rounds import make_reference, measure_in_rounds, round_config
-    from seqbench.sweep.signals import checkpoint
 
     preflight = preflight or Preflight()
     points = pending_points(cfg, shard, done)
     if broken is None:
-        broken = check_kernels(cfg) if points else {}
+        broken = check_kernels(cfg, interrupts) if points else {}
 
     apply_threads(cfg)
     if timer is None and cfg.metric == Metric.TIME:  # a count does not depend on the clock speed
@@ -435,7 +453,7 @@ def run_sweep(
     rows = []
     peak_gflops = known_peak
     if peak and known_peak is None and calibration_point(cfg.device, cfg.dtype).key() not in done:
-        calib = measure_calibration(cfg, run_id, timer=timer)
+        calib = measure_calibration(cfg, run_id, timer=timer, interrupts=interrupts)
         calib.regime = cfg.regime
         calib = vetted(calib)
         peak_gflops = calib.gflops_per_s
@@ -448,7 +466,7 @@ def run_sweep(
     capacity = capacity_finder(cfg, preflight.budget_bytes, timer) if cfg.capacity else None
 
     def measure_round(point: Point, r: int) -> Row:
-        checkpoint()  # an interrupt deferred (it came during an import) stops the run here
+        interrupts.checkpoint()  # an interrupt deferred (it came during an import) stops the run here
         why = broken.get(point.kernel) or broken.get((point.kernel, point.mode))
         if why:
             row = base_row(point, run_id, torch.get_num_threads(), Status.ERROR)
@@ -460,7 +478,7 @@ def run_sweep(
             row.error = reason
             return row
         return measure_point(point, per_round, run_id, timer=timer, profile_memory=r == 1,
-                             capacity=capacity if point.mode == Mode.DECODE else None)
+                             capacity=capacity if point.mode == Mode.DECODE else None, interrupts=interrupts)
 
     ref = make_reference(cfg, rounds, timer) if reference else None
     for row in measure_in_rounds(points, rounds, measure_round, ref):
@@ -474,149 +492,3 @@ def run_sweep(
         if on_row:
             on_row(row)
     return rows
-
-
-def run_to_files(cfg: SweepConfig, out_path, **kwargs) -> list[Row]:
-    """_run_to_files with users' code (factories, forward calls) printing to stderr, never to stdout."""
-    from seqbench.kernels.plugins import users_stdout_to_stderr
-
-    with users_stdout_to_stderr():
-        return _run_to_files(cfg, out_path, **kwargs)
-
-
-def _run_to_files(
-    cfg: SweepConfig, out_path, *, command: list[str], on_row=None, timer=None, resume=None, source: str = "config",
-    peak: bool = False, append: bool = False, force: bool = False, machine: str | None = None,
-    **schedule
-) -> list[Row]:
-    """Run the sweep into out_path (CSV) and its JSON sidecar; the sidecar says how the run ended.
-
-    resume: a resume.ResumeState from resume.load(out_path, cfg), which already owns the CSV: append
-    to that run, skipping the points it finished. Raises ConfigError before writing anything if no
-    point fits in memory. peak: measure the matmul peak first (a `calibration` row; a resumed run
-    reuses its own). schedule: rounds / shard / reference, passed to run_sweep and recorded in the
-    sidecar. With append, rows go after the existing ones and the sidecar keeps the earlier runs'
-    metadata under "previous_runs". The CSV is created exclusively unless force or append
-    (results.ownership) and stays locked until the sidecar's last write.
-    machine: the label of the machine in the sidecar (default: env.machine_label), beside the
-    scheduler's job ids (env.job_ids), so merged shards and runs of several machines stay told apart.
-    """
-    import os
-    import socket
-    import time
-
-    from seqbench.kernels.plugins import loaded_plugins
-    from seqbench.measure import env
-    from seqbench.measure.load import Watch
-    from seqbench.results.ownership import own
-    from seqbench.results.reader import read_metadata
-    from seqbench.results.schema import sidecar_path
-    from seqbench.results.writer import CsvSink, write_json_atomic, write_json_last
-    from seqbench.sweep.budget import Preflight, resolve_budget
-    from seqbench.sweep.signals import CountingSink, Terminated, held, interrupts_as_exceptions
-
-    def now() -> str:
-        return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-    apply_threads(cfg)  # before the environment is captured: the sidecar records the threads the run uses
-    check_values_everywhere(cfg, source)  # a formula that fails at one point fails before anything is timed
-    budget, budget_source = resolve_budget(cfg)
-    preflight = Preflight(budget)
-    preflight.check_anything_fits(cfg, source)
-    broken = check_kernels(cfg)  # before any file is written: a factory that raises is exit 2
-    if resume is not None:
-        meta, done = resume.meta, resume.done
-        for old in resume.rows:
-            preflight.observe(old)
-        meta.setdefault("resumed", []).append(
-            {"at": now(), "command": command, "rows_before": len(resume.rows), "host": socket.gethostname(),
-             "job": env.job_ids(), **({"kernels_changed": resume.changed} if resume.changed else {})}
-        )
-        run_id, rows_before = meta["run_id"], len(resume.rows)
-    else:
-        run_id, done, rows_before = new_run_id(), frozenset(), 0
-        environment = env.capture(cfg.device)
-        meta = {
-            "schema_version": SCHEMA_VERSION,
-            "run_id": run_id,
-            "command": command,
-            "config": cfg.to_dict(),
-            "environment": environment,
-            "machine": machine or env.machine_label(environment),
-            "job": env.job_ids(),
-            "started_at": now(),
-            "schedule": {**{k: v for k, v in schedule.items() if v is not None}, "peak": peak},
-        }
-        if append:
-            old = read_metadata(out_path) if Path(out_path).exists() else {}
-            if old:
-                meta["previous_runs"] = old.pop("previous_runs", []) + [old]
-    # Where every kernel came from, so a run can be reproduced and report/plot read it without plugins.
-    meta["plugins"] = [p.as_dict() for p in loaded_plugins()]
-    meta["kernels"] = {k: get_kernel(k).info() for k in cfg.kernels}
-    meta.update(status="running", pid=os.getpid(), host=socket.gethostname(),  # names the owner in messages
-                memory_budget_bytes=budget, memory_budget_source=budget_source)
-    for stale in ("interrupted_by", "error"):
-        meta.pop(stale, None)
-    wall_before = float(meta.get("wall_s") or 0.0)
-    # The machine's load at the start and end and what other processes used in between (measure.load):
-    # the summary and report warn when the run had to share its cores.
-    if "load" in meta and resume is not None:  # the earlier stretch's load stays with its record
-        meta["resumed"][-1]["load_before"] = meta["load"]
-    watch = Watch()
-    watch.start()
-    if watch.enabled:
-        meta["load"] = watch.as_dict()
-    sink = CountingSink()
-    with interrupts_as_exceptions():
-        with held():  # an interrupt cannot leave a CSV without its sidecar, or the reverse
-            output = resume.output if resume is not None else own(out_path, "append" if append else
-                                                                   "replace" if force else "new")
-            try:
-                write_json_atomic(sidecar_path(out_path), meta)
-                sink.sink = CsvSink(output=output, append=resume is not None or append)
-            except BaseException:
-                if output.created and os.fstat(output.fd).st_size == 0:  # ours, and nothing in it: gone again
-                    Path(out_path).unlink(missing_ok=True)
-                output.release()
-                raise
-        t0 = time.perf_counter()
-        try:
-            known = None if resume is None else next(
-                (r.gflops_per_s for r in resume.rows if r.kernel == "calibration" and r.status == Status.OK), None)
-            run_sweep(cfg, sink, run_id=run_id, on_row=on_row, timer=timer, preflight=preflight, done=done,
-                      peak=peak, known_peak=known, broken=broken, **schedule)
-            sink.sink.verify()  # deleted or replaced after the last row is not a success either
-            meta["status"] = "complete"
-        except KeyboardInterrupt as exc:
-            meta["status"] = "interrupted"
-            meta["interrupted_by"] = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
-            raise
-        except BaseException as exc:
-            meta["status"] = "failed"
-            meta["error"] = describe(exc)
-            raise
-        finally:
-            meta["finished_at"] = now()
-            meta["wall_s"] = round(wall_before + time.perf_counter() - t0, 3)
-            meta["rows"] = rows_before + len(sink.rows)
-            with held():  # a second Ctrl-C waits until the sidecar says how the run ended
-                try:
-                    if watch.enabled:
-                        watch.stop()
-                        meta["load"] = watch.as_dict()
-                    write_json_last(sidecar_path(out_path), meta)
-                except ResultsError:
-                    if meta["status"] == "complete":  # the rows are fine, but the record of the run is not
-                        raise
-                    # otherwise the error that stopped the run is the one to report
-                finally:
-                    output.release()
-    return sink.rows
-
-
-def execute(plan, *, command: list[str], on_row=None, timer=None) -> list[Row]:
-    """Carry out a checked RunPlan (sweep.plan.plan_run): the sweep into plan.out and its sidecar."""
-    return run_to_files(plan.cfg, plan.out, command=command, on_row=on_row, timer=timer, resume=plan.resume,
-                        source=plan.source, peak=plan.peak, append=plan.append, force=plan.force,
-                        rounds=plan.rounds, shard=plan.shard, reference=plan.reference, machine=plan.machine)

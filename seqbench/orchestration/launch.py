@@ -17,9 +17,11 @@ would share its cores and each would time the others' load.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -30,6 +32,7 @@ from seqbench.choices import Cluster
 from seqbench.errors import ConfigError, ExitCode, SeqbenchError
 from seqbench.results.reader import read_metadata
 from seqbench.results.schema import sidecar_path
+from seqbench.orchestration.signals import children_stopped, stop_process
 
 LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # submitit's local default (2 min) would kill any real sweep
 SLURM_TIMEOUT_MIN = 4 * 60  # submitit's Slurm default is 5 min; a partition may allow less: --timeout-min
@@ -84,7 +87,7 @@ class LaunchResult:
 def run_shard(task: ShardTask) -> dict:
     """The job: run (or resume) one shard into its CSV. Raises on failure, which submitit records."""
     from seqbench.sweep.plan import plan_run
-    from seqbench.sweep.runner import execute
+    from seqbench.orchestration.run import execute
 
     os.environ["SEQBENCH_SHARD"] = f"{task.k}/{task.n}"  # for plugins and logs: which shard this process is
     if task.resume:
@@ -280,7 +283,9 @@ def _run_jobs(executor, todo: list[ShardTask], parallel: int | None, manifest: d
         tasks, queue[:] = queue[:take], queue[take:]
         if not tasks:
             return
-        with executor.batch():  # one Slurm job array for the lot
+        # submitit's local controller process inherits our stderr: on Ctrl-C (which reaches it too) it
+        # printed a traceback after seqbench's one line; it writes to a log in the jobs folder instead
+        with _stderr_to(folder / "jobs" / "controllers.log"), executor.batch():  # one Slurm job array for the lot
             jobs = [executor.submit(run_shard, t) for t in tasks]
         for t, job in zip(tasks, jobs):
             running.append((t, job, time.perf_counter()))
@@ -289,7 +294,17 @@ def _run_jobs(executor, todo: list[ShardTask], parallel: int | None, manifest: d
             emit("submitted", {"shard": t.k, "n": t.n, "job_id": str(job.job_id), "resume": t.resume})
         _write_manifest(folder, manifest)
 
-    try:
+    def stop_jobs(signum: int) -> None:  # local jobs: the signal to each job's controller, which passes it
+        # on to the shard's `seqbench run` (interrupted, rows kept); wait for them. Cluster jobs: cancel.
+        for _, job, _ in running:
+            proc = getattr(job, "_process", None)
+            if proc is not None:
+                stop_process(proc, signal.SIGTERM)
+            else:
+                job.cancel(check=False)
+
+    # interrupted (a signal, Ctrl-C): children_stopped stops the jobs, whose shards a later launch resumes
+    with children_stopped(stop_jobs):
         submit_next()
         while running:
             time.sleep(POLL_S)
@@ -306,10 +321,24 @@ def _run_jobs(executor, todo: list[ShardTask], parallel: int | None, manifest: d
                 emit("finished", {"outcome": o, "n": t.n})
                 yield o
             submit_next()
-    except KeyboardInterrupt:  # jobs left running would write shards a later launch resumes: stop them
-        for _, job, _ in running:
-            job.cancel(check=False)
-        raise
+
+
+@contextlib.contextmanager
+def _stderr_to(path: Path):
+    """File descriptor 2 of processes started within goes to path (appended); ours is restored after."""
+    import sys
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    saved = os.dup(2)
+    os.dup2(log, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(log)
 
 
 def _now() -> str:

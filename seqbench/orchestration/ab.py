@@ -15,6 +15,7 @@ base, its copy and planted heads in one interleaved schedule); the CLI gives it 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -116,15 +117,66 @@ def earlier_record(out_dir: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def prepare_out(out_dir: Path, names: Sequence[str], *, append: bool, force: bool) -> None:
-    """Refuse to mix with earlier results unless asked: --append adds runs, --force starts afresh."""
+_HELD: dict[Path, int] = {}  # folders this process owns (their lock file's descriptor): re-entrant
+
+
+@contextlib.contextmanager
+def own_folder(out_dir: Path):
+    """One `seqbench ab` per output folder at a time, as one `run` per CSV: an exclusive flock on
+    OUT/.ab.lock for the whole A/B run (runs, compare, ab.json), taken before anything in OUT is
+    deleted or written. A second ab (--force and --append included) is refused with the owner's pid;
+    the kernel drops the lock when its process ends, however it ends."""
+    import fcntl
+
+    out_dir = Path(out_dir).resolve()
+    if out_dir in _HELD:
+        yield
+        return
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(out_dir / ".ab.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise ABError(f"-o {out_dir}: cannot use it as the output folder: {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        owner = os.pread(fd, 64, 0).decode(errors="replace").strip()
+        os.close(fd)
+        raise ABError(f"{out_dir} is being written by another seqbench ab{f' (pid {owner})' if owner else ''}; "
+                      "wait for it to finish, or choose another -o") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    _HELD[out_dir] = fd
+    try:
+        yield
+    finally:
+        _HELD.pop(out_dir, None)
+        os.close(fd)  # releases the lock
+
+
+def prepare_out(out_dir: Path, names: Sequence[str], *, append: bool, force: bool, inputs: Sequence[Path] = ()) -> None:
+    """Refuse to mix with earlier results unless asked: --append adds runs, --force starts afresh.
+    Never deletes or overwrites one of `inputs` (the user's config, named base.json inside OUT)."""
+    from seqbench.errors import ResultsError
+    from seqbench.results.ownership import check_not_input
+
     if append and force:
         raise ABError("--append and --force contradict each other: append adds runs to OUT, force replaces them")
+    written = [out_dir / f"{n}{ext}" for n in names for ext in SIDE_FILES] + \
+        [out_dir / f for f in ("compare.md", "compare.json", "ab.json")]
+    try:
+        check_not_input(written, inputs, "-o (a file ab writes there)")
+    except ResultsError as exc:
+        raise ABError(f"{exc}; move the config out of the output folder") from None
     existing = [out_dir / f"{n}{ext}" for n in names for ext in SIDE_FILES if (out_dir / f"{n}{ext}").exists()]
     if existing and not (append or force):
         raise ABError(f"{existing[0]} already exists; pass --append to add runs to it (and compare them all), "
                       "or --force to start again, or choose another -o")
     if force:
+        from seqbench.results.ownership import refuse_owned
+
+        for p in existing:  # a run still writing a side's CSV (another ab): --force must not pull it away
+            refuse_owned(p, "--force (starting again)")
         for p in existing:
             p.unlink()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -158,7 +210,7 @@ def plugin_notes(side: Side, sidecar: Path) -> list[str]:
 def run_ab(config: Path, sides: Sequence[Side], out_dir: Path, *, runs: int, rounds: int, append: bool = False,
            force: bool = False, on_run: Callable[[RunRecord, int, int], None] | None = None,
            after_first_pass: Callable[[], None] | None = None,
-           runner: Callable[..., subprocess.CompletedProcess] = subprocess.run, metric: str = "time") -> ABResult:
+           runner: Callable[..., subprocess.CompletedProcess] | None = None, metric: str = "time") -> ABResult:
     """Run `runs` runs of every side in ABBA order into out_dir/<side>.csv; returns what ran.
 
     A run that fails stops everything (ABError, exit 2) with that side's own message: a config or
@@ -178,7 +230,35 @@ def run_ab(config: Path, sides: Sequence[Side], out_dir: Path, *, runs: int, rou
     if not config.is_file():
         raise ABError(f"config {config} not found")
     out_dir = Path(out_dir).resolve()
-    prepare_out(out_dir, names, append=append, force=force)
+    runner = runner or run_child
+    with own_folder(out_dir):
+        return _run_ab(config, sides, out_dir, names, runs=runs, rounds=rounds, append=append, force=force,
+                       on_run=on_run, after_first_pass=after_first_pass, runner=runner)
+
+
+def run_child(argv, *, cwd, env, capture_output=True, text=True) -> subprocess.CompletedProcess:
+    """subprocess.run for one side's run, whose process stops with ab's: a SIGTERM or SIGINT to ab is
+    passed on and waited for (the run records "interrupted" and keeps its rows), never an orphan that
+    goes on measuring beside the next ab."""
+    from seqbench.orchestration.signals import children_stopped, stop_process
+
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=text)
+    with children_stopped(lambda signum: stop_process(proc, signum)):
+        out, err = proc.communicate()
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
+def _lines(csv: Path) -> int:
+    try:
+        with csv.open("rb") as fh:
+            return sum(1 for _ in fh)
+    except OSError:
+        return 0
+
+
+def _run_ab(config, sides, out_dir, names, *, runs, rounds, append, force, on_run, after_first_pass, runner,
+            metric="time"):
+    prepare_out(out_dir, names, append=append, force=force, inputs=[config])
     result = ABResult(out_dir, list(sides))
     if len({(s.command, s.cwd, s.pythonpath) for s in sides}) < len(sides):
         result.notes.append("two sides run the same code: an A/A run, so any change it reports is noise")
@@ -191,6 +271,7 @@ def run_ab(config: Path, sides: Sequence[Side], out_dir: Path, *, runs: int, rou
         side = by_name[name]
         out_csv = out_dir / f"{name}.csv"
         t0 = time.perf_counter()
+        before = _lines(out_csv)
         proc = runner(run_command(side, config, out_csv, rounds, metric), cwd=side.cwd, env=side.env(),
                       capture_output=True, text=True)
         done[name] += 1
@@ -200,6 +281,10 @@ def run_ab(config: Path, sides: Sequence[Side], out_dir: Path, *, runs: int, rou
             raise KeyboardInterrupt
         if proc.returncode != 0:
             raise ABError(f"{side.describe()}: run {rec.index} exited with {proc.returncode}: "
+                          f"{_last_line(proc.stderr or proc.stdout)}")
+        if _lines(out_csv) <= max(before, 1):  # exit 0 but no rows: it did not run the sweep; never a run to count
+            raise ABError(f"{side.describe()}: run {rec.index} exited 0 but added no rows to {out_csv} "
+                          f"(is it a seqbench that runs `run CONFIG --append -o FILE`?); last output: "
                           f"{_last_line(proc.stderr or proc.stdout)}")
         if name not in checked:  # once per side: where its plugins really came from
             checked.add(name)

@@ -22,27 +22,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from seqbench.errors import ConfigError
-from seqbench.measure.callgrind import DIR_ENV, DUMP_NAME, on_valgrind, supported
+from seqbench.measure.callgrind import DIR_ENV, DUMP_NAME, find_valgrind, inside  # noqa: F401
 
-INSTALL_HINT = "install it: `sudo apt-get install valgrind` (Debian, Ubuntu) or `sudo dnf install valgrind` (Fedora)"
 FIXED_ENV = {"PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-
-
-def inside() -> bool:
-    """True in the inner run: started by run_under_valgrind and running under Valgrind."""
-    return bool(os.environ.get(DIR_ENV)) and on_valgrind()
-
-
-def find_valgrind() -> str:
-    """The valgrind executable, or a one-line ConfigError (exit 2) saying how to get it."""
-    why = supported()
-    if why:
-        raise ConfigError(f"--metric instructions: {why}; use --metric time")
-    exe = shutil.which("valgrind")
-    if exe is None:
-        raise ConfigError(f"--metric instructions counts under Valgrind, which is not installed: {INSTALL_HINT}")
-    return exe
 
 
 def valgrind_command(valgrind: str, dump_dir: str | Path, argv: list[str]) -> list[str]:
@@ -57,7 +39,7 @@ def run_under_valgrind(argv: list[str]) -> int:
 
     SIGINT from a terminal reaches both processes (one process group); a SIGTERM sent to this one is
     passed on, and either way this process waits for the inner run to record how it ended."""
-    from seqbench.sweep.signals import Terminated, interrupts_as_exceptions
+    from seqbench.orchestration.signals import Terminated, interrupts_as_exceptions
 
     valgrind = find_valgrind()
     dump_dir = tempfile.mkdtemp(prefix="seqbench-callgrind-")

@@ -13,6 +13,11 @@ Two ways to stop, by what is at stake:
   (exit_on_interrupt, installed by the first line of seqbench/__main__.py). Raising there instead
   was not reliable: swallowed inside imports, or turned by typer into a silent exit.
 Once a command is cleaning up after an error or an interrupt, both signals are ignored.
+
+A SIGINT is not always a person: OpenBLAS raises SIGINT in its own process when it cannot start its
+threads ("blas_thread_init: pthread_create failed ... Resource temporarily unavailable", on a machine
+at its process/thread limit). So before a SIGINT is called an interrupt, one thread is started as a
+probe; if that fails too, the cause is the machine's limit: exit code 5 (errors.ResourceError).
 """
 
 from __future__ import annotations
@@ -39,16 +44,44 @@ def _importing(frame) -> bool:
     return False
 
 
+def _out_of_threads() -> str | None:
+    """Why no thread can be started now (the probe failed), or None: the test that tells OpenBLAS's
+    self-raised SIGINT from a person's Ctrl-C."""
+    import threading
+
+    try:
+        probe = threading.Thread(target=lambda: None, daemon=True)
+        probe.start()
+        probe.join()
+    except RuntimeError as exc:  # "can't start new thread"
+        return str(exc)
+    return None
+
+
+def _resource_message(why: str) -> str:
+    return (f"a SIGINT came while no thread could be started ({why}): the machine is out of threads or "
+            "processes (OpenBLAS raises SIGINT when it cannot start its threads), not an interrupt; retry "
+            "when fewer processes run, or raise the limit (ulimit -u, a container's pids limit)")
+
+
 def _stop(signum, frame):
     """SIGINT/SIGTERM -> KeyboardInterrupt/Terminated, except while a row is written or a module is
-    imported: then at the next checkpoint."""
+    imported: then at the next checkpoint. A SIGINT while no thread can start is a ResourceError."""
     import signal
 
     exc = Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+    why = _out_of_threads() if signum == signal.SIGINT else None
+    if why:
+        import functools
+
+        from seqbench.errors import ResourceError
+
+        exc = functools.partial(ResourceError, _resource_message(why))
     if _state["depth"] or _importing(frame):
         _state["pending"] = exc
         return
-    _state["last"] = _name(exc)
+    if not why:
+        _state["last"] = _name(exc)
     raise exc()
 
 
@@ -60,10 +93,65 @@ def _exit_now(signum, frame):
 
     if _state["raising"]:  # a run that started inside this process took over
         return _stop(signum, frame)
+    why = _out_of_threads() if signum == signal.SIGINT else None
+    if why:
+        os.write(2, f"seqbench: error: {_resource_message(why)}\n".encode())
+        os._exit(5)  # errors.ExitCode.RESOURCES (not imported here: this runs before anything else is loaded)
+    stop_children(signum)  # ab's run, launch's shard jobs: never left measuring beside a relaunch
     by = " by SIGTERM" if signum == signal.SIGTERM else ""
     show_cursor = "\x1b[?25h" if sys.stderr.isatty() else ""  # a progress bar may have hidden it
     os.write(2, f"{show_cursor}seqbench: error: interrupted{by}\n".encode())
     os._exit(130)
+
+
+_CHILDREN: list = []  # stop(signum) of each process tree this process started and still waits for
+
+
+def stop_children(signum: int) -> None:
+    """Pass a SIGINT/SIGTERM on to what this process started (each stop waits for its child to end, so
+    the child's own cleanup, e.g. its sidecar saying "interrupted", is done before this process exits)."""
+    for stop in list(reversed(_CHILDREN)):
+        try:
+            stop(signum)
+        except Exception:  # noqa: BLE001 - stopping the others matters more than one failure
+            pass
+    _CHILDREN.clear()
+
+
+@contextlib.contextmanager
+def children_stopped(stop):
+    """Within: stop(signum) is called if this process is interrupted (a signal that exits at once, or a
+    KeyboardInterrupt leaving the block), so a SIGTERM sent to `seqbench ab` or `launch` alone (as
+    `timeout` and CI cancels do) reaches its children too."""
+    import signal
+
+    _CHILDREN.append(stop)
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        if stop in _CHILDREN:
+            _CHILDREN.remove(stop)
+            stop(signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+        raise
+    finally:
+        if stop in _CHILDREN:
+            _CHILDREN.remove(stop)
+
+
+def stop_process(proc, signum: int, grace_s: float = 30.0) -> None:
+    """Send signum to a child process and wait for it to end (SIGKILL after grace_s)."""
+    import subprocess
+
+    if proc.poll() is not None:
+        return
+    try:
+        proc.send_signal(signum)
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    except OSError:
+        pass
 
 
 def checkpoint() -> None:
@@ -71,7 +159,8 @@ def checkpoint() -> None:
     pending = _state["pending"]
     if pending and not _state["depth"]:
         _state["pending"] = None
-        _state["last"] = _name(pending)
+        if pending in (KeyboardInterrupt, Terminated):  # not a ResourceError (see _stop)
+            _state["last"] = _name(pending)
         raise pending()
 
 
