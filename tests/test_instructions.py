@@ -145,7 +145,7 @@ def test_a_counted_sweep_writes_counts_and_no_times(tmp_path, monkeypatch, tiny_
     """The runner's instructions path end to end, with the Callgrind counter replaced (no Valgrind here)."""
     from seqbench.measure import callgrind
     from seqbench.sweep.config import build_config
-    from seqbench.sweep.runner import run_to_files
+    from seqbench.orchestration.run import run_to_files
 
     calls = []
 
@@ -176,7 +176,7 @@ def test_report_and_plot_refuse_counts(tmp_path, capsys):
 
 def test_ab_passes_the_metric_to_its_runs(tmp_path, monkeypatch):
     from seqbench import api
-    from seqbench.analysis import ab as ab_mod
+    from seqbench.orchestration import ab as ab_mod
 
     seen = {}
 

@@ -48,7 +48,7 @@ def frames_metric(base, head, names: tuple[str, str] = ("baseline", "candidate")
 def run_counts(rows, where: str = "") -> dict[str, tuple[float, list[float]]]:
     """run_id -> (instructions per call, the run's per-block counts) for a point's ok rows."""
     out: dict[str, tuple[float, list[float]]] = {}
-    for _, row in rows.iterrows():
+    for row in rows:
         blocks = parse_samples(row.get("instructions_samples", ""))
         value = row.get("instructions")
         if not blocks or value is None or value != value:
@@ -92,14 +92,14 @@ def judge_counts(res: PointResult, base: list[float], head: list[float], *, thre
 
 
 def judge_point(base_rows, head_rows, res: PointResult, *, threshold: float, names: tuple[str, str]) -> PointResult:
-    b_ok, h_ok = base_rows[base_rows["status"] == "ok"], head_rows[head_rows["status"] == "ok"]
-    b_bad, h_bad = base_rows[base_rows["status"] != "ok"], head_rows[head_rows["status"] != "ok"]
-    if len(h_bad) and not len(b_bad) or h_ok.empty and not b_ok.empty:
+    b_ok, h_ok = [r for r in base_rows if r["status"] == "ok"], [r for r in head_rows if r["status"] == "ok"]
+    b_bad, h_bad = [r for r in base_rows if r["status"] != "ok"], [r for r in head_rows if r["status"] != "ok"]
+    if len(h_bad) and not len(b_bad) or not h_ok and b_ok:
         res.verdict = Verdict.FAILED
         res.note = f"fails in {len(h_bad)} of {len(head_rows)} candidate runs: {_first_error(h_bad)}"
         return res
-    if b_ok.empty or h_ok.empty:
-        res.note = ("fails on both sides" if h_ok.empty else "fails in the baseline, runs in the candidate") + \
+    if not b_ok or not h_ok:
+        res.note = ("fails on both sides" if not h_ok else "fails in the baseline, runs in the candidate") + \
             f": {_first_error(b_bad)}"
         return res
     runs_b = run_counts(b_ok, f"{names[0]}: {res.name()}")
