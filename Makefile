@@ -58,6 +58,19 @@ bench-ci: $(STAMP)
 	$(BIN)/python benchmarks/aa_analyze.py --dir $(BENCH_CI_DIR) --tune 4 --json results/ci/bench-ci.json \
 		| tee results/ci/bench-ci.txt
 
+# The same questions for `--metric instructions` (docs/instructions.md): A/A false alarms quiet and under a
+# neighbour, planted +1% and +0.5% of a layer's work, wall time of `seqbench ab --metric instructions` on
+# benchmarks/configs/ci.toml. Needs Valgrind. One Valgrind process per run, ~30-60 s each on 2 cores:
+# INSTR_PROCS=8 per condition is ~15 min in all. Raw runs go to BENCH_INSTR_DIR, the figures to results/ci/.
+INSTR_PROCS     ?= 8
+BENCH_INSTR_DIR ?= bench-ci-instr-data
+bench-ci-instructions: $(STAMP)
+	$(BIN)/python benchmarks/instr_bench.py collect --dir $(BENCH_INSTR_DIR) --procs $(INSTR_PROCS) --condition quiet
+	$(BIN)/python benchmarks/instr_bench.py collect --dir $(BENCH_INSTR_DIR) --procs $(INSTR_PROCS) --condition load
+	$(BIN)/python benchmarks/instr_bench.py ab --dir $(BENCH_INSTR_DIR)
+	$(BIN)/python benchmarks/instr_bench.py analyze --dir $(BENCH_INSTR_DIR) --json results/ci/instructions.json \
+		| tee results/ci/instructions.txt
+
 # The README's example results: benchmarks/configs/examples.toml on this machine's CPU, then charts + report.
 # Three rounds per point, spread over the run, so the report's intervals see slow phases (README).
 # Refuses to overwrite an earlier results/cpu/ (delete it first to redo it).

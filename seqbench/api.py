@@ -51,7 +51,7 @@ def merge(inputs: Sequence[str | Path], out: str | Path, *, allow_partial: bool 
 
 def compare(baseline: str | Path, candidate: str | Path, **options):
     """Verdicts per point between two results CSVs (see `seqbench compare --help` for the options)."""
-    from seqbench.analysis.compare import compare_files
+    from seqbench.analysis.verdicts import compare_files
 
     return compare_files(baseline, candidate, **options)
 
@@ -113,21 +113,24 @@ def gradflow(out: str | Path, *, force: bool = False, command: Sequence[str] = (
     return decay, [out, out.with_suffix(".json"), png]
 
 
-def ab(config: str | Path, base: str, head: str = ".", *, out: str | Path, runs: int | str = 4, rounds: int = 3,
+def ab(config: str | Path, base: str, head: str = ".", *, out: str | Path, runs: int | str | None = None, rounds: int = 3,
        append: bool = False, force: bool = False, on_run: Callable | None = None, allow_mismatch: Sequence[str] = (),
-       max_runs: int | None = None, budget_s: float | None = None, runner=None, **compare_options):
+       metric: str | None = None, max_runs: int | None = None, budget_s: float | None = None, runner=None,
+       **compare_options):
     """Time two versions alternately (`seqbench ab`): runs into out/base.csv and out/head.csv, then compare
     them and write out/compare.md, out/compare.json and out/ab.json (the schedule, wall times, load).
 
     base, head: a directory (a checkout of your code) or another environment's seqbench executable.
-    runs: a number of runs a side, or "auto": add runs a pass at a time until every point is decided
-    (analysis.sequential), at most max_runs a side (default 12) and within budget_s seconds.
+    runs: a number of runs a side (None: 4 for time), or "auto" (time only): add runs a pass at a time until
+    every point is decided (analysis.sequential), at most max_runs a side (default 12) and within budget_s.
+    metric: time, or instructions (each run counted under Callgrind: runs default to 2 a side, one round each;
+    docs/instructions.md); None: the config's `metric` field, else time.
     Returns (orchestration.ab.ABResult, analysis.compare.Comparison)."""
     import json
 
     from seqbench.orchestration.ab import earlier_record, own_folder, resolve_side, run_ab, run_ab_auto
     from seqbench.analysis.autostop import AutoJudge, loaded_runs
-    from seqbench.analysis.compare import compare_files
+    from seqbench.analysis.verdicts import TIME_THRESHOLD, compare_files
     from seqbench.analysis.mismatch import check_comparable
     from seqbench.analysis.sequential import DEFAULT_MAX_RUNS
     from seqbench.errors import ABError
@@ -144,10 +147,20 @@ def ab(config: str | Path, base: str, head: str = ".", *, out: str | Path, runs:
     def check() -> None:  # refuse a mismatched pair after one pass, not after all of them
         accepted[:] = check_comparable(b_csv, h_csv, read_results(b_csv), read_results(h_csv), allow=allow_mismatch)
 
+    if metric is None:
+        from seqbench.sweep.config import load_toml
+
+        metric = str(load_toml(config).get("metric", "time"))
+    if metric == "instructions":  # a count needs no rounds, and 2 runs a side show its spread
+        runs, rounds = runs or 2, 1
     with own_folder(out):  # from the first deletion to the last file: one ab per folder
         earlier = earlier_record(out) if append else {}  # ab.json keeps the runs of every --append
         kw = dict(append=append, force=force, on_run=on_run, after_first_pass=check, runner=runner)
         if runs == "auto":
+            if metric == "instructions":
+                raise ABError("--runs auto is for time; instruction counts are decided by 2 runs a side (the default)")
+            if compare_options.get("threshold") is None:
+                compare_options["threshold"] = TIME_THRESHOLD
             judge = AutoJudge(b_csv, h_csv, max_runs=max_runs or DEFAULT_MAX_RUNS, **compare_options)
             result = run_ab_auto(Path(config), sides, out, max_runs=max_runs or DEFAULT_MAX_RUNS, rounds=rounds,
                                  decide=judge, budget_s=budget_s, **kw)
@@ -157,9 +170,10 @@ def ab(config: str | Path, base: str, head: str = ".", *, out: str | Path, runs:
         elif max_runs is not None or budget_s is not None:
             raise ABError("--max-runs and --budget go with --runs auto (a fixed --runs N takes N runs a side)")
         else:
-            result = run_ab(Path(config), sides, out, runs=int(runs), rounds=rounds, **kw)
-            loaded = loaded_runs(result, {"base": read_results(b_csv), "head": read_results(h_csv)})
-            comp = compare_files(b_csv, h_csv, allow_mismatch=allow_mismatch, loaded=loaded, **compare_options)
+            result = run_ab(Path(config), sides, out, runs=int(runs or 4), rounds=rounds, metric=metric, **kw)
+            if metric != "instructions":  # a count does not depend on the machine's load
+                compare_options["loaded"] = loaded_runs(result, {"base": read_results(b_csv), "head": read_results(h_csv)})
+            comp = compare_files(b_csv, h_csv, allow_mismatch=allow_mismatch, **compare_options)
         comp.warnings += result.notes + load_notes(result)
         atomic_write(out / "compare.md", lambda fh: fh.write(to_markdown(comp, fmt_time)))
         atomic_write(out / "compare.json", lambda fh: fh.write(to_json_text(comp)))

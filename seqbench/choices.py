@@ -19,6 +19,13 @@ class Regime(StrEnum):
     CUDA_GRAPH = "cuda_graph"  # captured once in a CUDA graph, each sample replays it (--cuda-graph)
 
 
+class Metric(StrEnum):
+    """What a run measures per call (`seqbench run --metric`, config field `metric`, column `metric`)."""
+
+    TIME = "time"  # seconds per call (the timer)
+    INSTRUCTIONS = "instructions"  # instructions per call, counted by Valgrind's Callgrind (docs/instructions.md)
+
+
 class Device(StrEnum):
     CPU = "cpu"
     CUDA = "cuda"

@@ -14,7 +14,7 @@ try:  # typer >= 0.20 vendors click; its usage errors derive from TyperException
 except ImportError:  # older typer raises click's own exceptions
     from click import ClickException as UsageBase
 
-from seqbench.choices import Cluster, Device, DType, ImageFormat, Normalize, Statistic, TextFormat, allowed
+from seqbench.choices import Cluster, Device, DType, ImageFormat, Metric, Normalize, Statistic, TextFormat, allowed
 from seqbench.errors import ExitCode, SeqbenchError
 from seqbench.version import __version__
 
@@ -31,6 +31,7 @@ app = typer.Typer(
 
 _INVOCATION: list[str] = sys.argv[1:]  # the arguments main() was called with, for the JSON sidecar
 _INTERRUPT_HINT: list[str] = []  # what to do after an interrupt (`run` says how to resume), for main's one line
+_CHILD_REPORTED: list[bool] = []  # the exit code is a child seqbench's, which printed its own line
 
 
 def _version(value: bool) -> None:
@@ -98,6 +99,11 @@ def run(
                                         "(round 1 of every point, then round 2, ...); rows are written when a point's last round ends.")] = 1,
     shard: Annotated[Optional[str], typer.Option(help="Run shard K/N: whole curves (kernel, mode, B over T) balanced by estimated cost; join shards with `seqbench merge`.")] = None,
     machine: Annotated[Optional[str], typer.Option(help="Label of this machine in the sidecar, for merges and reports of several machines (default: the GPU's or CPU's name).")] = None,
+    metric: Annotated[Optional[Metric], typer.Option(help="time: seconds per call. instructions: instructions per "
+                                                     "call, counted by Valgrind's Callgrind (Linux x86-64, CPU, one thread; "
+                                                     "the whole sweep in one Valgrind process): deterministic enough for a CI "
+                                                     "gate on a shared runner, but blind to memory-bound effects, caches, "
+                                                     "threads and CUDA (docs/instructions.md).")] = None,
     append: Annotated[bool, typer.Option("--append", help="Append rows to --out if it exists (same seqbench version), e.g. interleaved A/B rounds.")] = False,
     reference: Annotated[bool, typer.Option("--reference", "--calibrate", help="Time a fixed reference matmul before every point's round "
                                             "(column ref_s), for `seqbench compare --normalize reference`.")] = False,
@@ -119,6 +125,8 @@ def run(
       seqbench run benchmarks/configs/ci.toml --rounds 5 -o base.csv\n
       seqbench run benchmarks/configs/ci.toml --append -o head.csv   (one more run into head.csv)\n
       seqbench run benchmarks/configs/full.toml --shard 2/4 -o part2.csv
+
+      seqbench run benchmarks/configs/ci.toml --metric instructions -o counts.csv   (needs Valgrind; docs/instructions.md)
     """
     from seqbench.render import console
     from seqbench.sweep.config import parse_list
@@ -126,6 +134,7 @@ def run(
     from seqbench.orchestration.run import execute
     from seqbench.orchestration.signals import ignore_interrupts
     from seqbench.sweep.shards import estimate_seconds
+    from seqbench.orchestration import valgrind
 
     console.set_verbosity(quiet, verbose)
     flags = {
@@ -136,12 +145,18 @@ def run(
         "hidden_size": hidden_size, "num_heads": heads, "causal": causal, "threads": threads, "min_time": min_time,
         "dtype": dtype.value if dtype else None, "device": device.value if device else None,
         "max_memory": max_memory, "max_time_per_point": max_time_per_point, "plugins": plugin or None,
-        "cuda_graph": cuda_graph, "capacity": capacity,
+        "cuda_graph": cuda_graph, "capacity": capacity, "metric": metric.value if metric else None,
     }
     plan = plan_run(config=config, flags=flags, out=out, force=force, resume=resume, append=append, rounds=rounds,
                     shard=shard, reference=reference, peak=peak, machine=machine)
     for note in plan.notes:
         console.info(note)
+    if plan.cfg.metric == Metric.INSTRUCTIONS and not valgrind.inside():
+        if plan.resume is not None:
+            plan.resume.output.release()  # the run under Valgrind resumes it
+        console.info("counting instructions under Valgrind (one process for the sweep; ~20 s to start)")
+        _CHILD_REPORTED[:] = [True]  # it prints its own messages, an interrupt's included
+        raise typer.Exit(valgrind.run_under_valgrind(_INVOCATION))
     if plan.cfg.device != "cpu" or device == Device.AUTO:
         console.info(f"device: {plan.cfg.device}")
     with console.sweep_progress(len(plan.points), f"{plan.cfg.name} ({plan.cfg.device}, {plan.cfg.dtype})") as on_row:
@@ -159,7 +174,8 @@ def run(
     console.run_summary(rows, plan.out, read_metadata(plan.out))
 
 
-Threshold = Annotated[str, typer.Option(help="Smallest change called a regression or improvement: fraction or percentage.")]
+Threshold = Annotated[Optional[str], typer.Option(help="Smallest change called a regression or improvement: fraction or "
+                                                  "percentage (default: 5% for time, 1% for instruction counts).")]
 Alpha = Annotated[float, typer.Option(help="False-discovery rate across the points (Benjamini-Hochberg over t-tests "
                                       "between runs); CIs at level 1-alpha.")]
 Stat = Annotated[Statistic, typer.Option(help="Each round's samples reduced to this (min resists time-slicing by "
@@ -177,7 +193,7 @@ def _compare_options(threshold, alpha, statistic, fail_on, allow_missing, allow_
     from seqbench.sweep.config import parse_list
     from seqbench.units import parse_fraction
 
-    return {"threshold": parse_fraction(threshold, "--threshold"), "alpha": alpha, "statistic": statistic.value,
+    return {"threshold": None if threshold is None else parse_fraction(threshold, "--threshold"), "alpha": alpha, "statistic": statistic.value,
             "fail_on": parse_list(fail_on, str, "fail_on"), "allow_missing": allow_missing,
             "allow_mismatch": parse_list(allow_mismatch, str, "allow_mismatch") if allow_mismatch else ()}
 
@@ -186,7 +202,7 @@ def _compare_options(threshold, alpha, statistic, fail_on, allow_missing, allow_
 def compare(
     baseline: Annotated[Path, typer.Argument(help="Results CSV of the baseline (e.g. the base commit).")],
     candidate: Annotated[Path, typer.Argument(help="Results CSV of the candidate (e.g. the pull request's head).")],
-    threshold: Threshold = "5%",
+    threshold: Threshold = None,
     alpha: Alpha = 0.01,
     normalize: Annotated[Normalize, typer.Option(help="reference: divide each round by the reference matmul timed "
                                                  "before it (both sides run with `seqbench run --reference`); "
@@ -207,6 +223,8 @@ def compare(
 
     Files measured with other threads, device, torch or kernel code are refused unless --allow-mismatch names it.
 
+    Instruction counts (`run --metric instructions`): a change of at least --threshold (default 1%) whose whole range over the runs lies beyond it; counts do not see memory-bound effects, caches, threads or CUDA (docs/instructions.md).
+
     Exit codes: 0 nothing --fail-on names, 1 something it names, 2 bad input.
 
     Examples:\n
@@ -215,7 +233,7 @@ def compare(
       seqbench compare base.csv head.csv --threshold 3% --fail-on regression,failed,inconclusive\n
       seqbench compare old-torch.csv new-torch.csv --allow-mismatch torch --format json > verdicts.json
     """
-    from seqbench.analysis.compare import compare_files
+    from seqbench.analysis.verdicts import compare_files
     from seqbench.render import console
 
     options = _compare_options(threshold, alpha, statistic, fail_on, allow_missing, allow_mismatch)
@@ -232,15 +250,19 @@ def ab(
     head: Annotated[str, typer.Option(help="The candidate, likewise.")] = ".",
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for base.csv, head.csv (+ sidecars), compare.md, "
                                       "compare.json and ab.json.")] = Path("results/ab"),
-    runs: Annotated[str, typer.Option(metavar="N|auto", help="Runs (processes) per side, alternated ABBA (a verdict needs >= 2), or "
-                                       "auto: add a run a side at a time until every point is decided (docs/ci.md).")] = "4",
+    runs: Annotated[Optional[str], typer.Option(metavar="N|auto", help="Runs (processes) per side, alternated ABBA (a verdict needs >= 2; default 4 for time, 2 for instructions), or "
+                                       "auto: add a run a side at a time until every point is decided (docs/ci.md).")] = None,
     max_runs: Annotated[Optional[int], typer.Option(metavar="N", help="--runs auto: at most this many runs a side (default 12).")] = None,
     budget: Annotated[Optional[str], typer.Option(metavar="DURATION", help="--runs auto: stop adding runs before this wall time, e.g. 5m "
                                                   "or 300s; open points are then inconclusive.")] = None,
-    rounds: Annotated[int, typer.Option(help="Rounds per run (`seqbench run --rounds`).")] = 3,
+    rounds: Annotated[int, typer.Option(help="Rounds per run (`seqbench run --rounds`; time only).")] = 3,
+    metric: Annotated[Optional[Metric], typer.Option(help="time, or instructions: each run counts instructions per call "
+                                                     "under Valgrind (`seqbench run --metric instructions`): the gate for "
+                                                     "a shared runner, blind to memory-bound effects, caches, threads and "
+                                                     "CUDA (docs/instructions.md). Default: the config's `metric`, else time.")] = None,
     append: Annotated[bool, typer.Option("--append", help="Add runs to the files already in --out, then compare them all.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace the files already in --out.")] = False,
-    threshold: Threshold = "5%",
+    threshold: Threshold = None,
     alpha: Alpha = 0.01,
     statistic: Stat = Statistic.MIN,
     fail_on: FailOnOpt = "regression,failed",
@@ -265,6 +287,7 @@ def ab(
       seqbench ab bench.toml --base ../main-checkout -o results/ab --append --runs 4   (4 more runs a side)\n
       seqbench ab bench.toml --base ../main-checkout --fail-on regression,failed,inconclusive --format markdown\n
       seqbench ab bench.toml --base ../main-checkout --runs auto --max-runs 12 --budget 5m   (until decided)
+      seqbench ab benchmarks/configs/ci.toml --base ../main-checkout --metric instructions   (Valgrind; 2 runs a side)
     """
     from seqbench.api import ab as run_ab
     from seqbench.render import console
@@ -274,8 +297,10 @@ def ab(
     from seqbench.units import parse_duration
 
     options = _compare_options(threshold, alpha, statistic, fail_on, allow_missing, allow_mismatch)
-    if runs.strip().lower() == "auto":
-        runs_n: int | str = "auto"
+    if runs is None:
+        runs_n: int | str | None = None
+    elif runs.strip().lower() == "auto":
+        runs_n = "auto"
     elif runs.strip().isdigit():
         runs_n = int(runs)
     else:
@@ -285,7 +310,8 @@ def ab(
     _INTERRUPT_HINT[:] = [f"the runs that finished are in {out}; add runs to them with: seqbench "
                           f"{' '.join(map(_quote, again))} --append"]
     _, comp = run_ab(config, base, head, out=out, runs=runs_n, rounds=rounds, append=append, force=force,
-                     on_run=console.ab_progress, max_runs=max_runs, budget_s=budget_s, **options)
+                     on_run=console.ab_progress, metric=metric.value if metric else None, max_runs=max_runs,
+                     budget_s=budget_s, **options)
     _INTERRUPT_HINT.clear()
     console.comparison(comp, fmt.value)
     console.info(f"wrote {out}/base.csv, head.csv, compare.md, compare.json, ab.json")
@@ -610,6 +636,7 @@ def main(argv: list[str] | None = None) -> int:
     global _INVOCATION
     _INVOCATION = list(sys.argv[1:] if argv is None else argv)
     _INTERRUPT_HINT.clear()
+    _CHILD_REPORTED.clear()
     signals.last_interrupt(forget=True)
     # SIGTERM = Ctrl-C from here on (the entry point did it earlier): the command line exits at once
     # outside a run; called in-process (argv given: tests, scripts) it raises instead
@@ -642,7 +669,7 @@ def main(argv: list[str] | None = None) -> int:
             code = _fail(ExitCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc} (a bug in seqbench; please "
                          "report it" + ("" if show else "; SEQBENCH_TRACEBACK=1 shows the traceback") + ")",
                          exc if show else None)
-    if code == ExitCode.INTERRUPTED:
+    if code == ExitCode.INTERRUPTED and not _CHILD_REPORTED:
         by = " by SIGTERM" if signals.last_interrupt(forget=True) == "SIGTERM" else ""
         _fail(code, "; ".join([f"interrupted{by}", *_INTERRUPT_HINT]))
     if argv is None:

@@ -67,6 +67,16 @@ def fmt_num(x, unit: str = "") -> str:
     return f"{x:.3g}{unit}"
 
 
+def fmt_count(n) -> str:
+    """Instructions per call: '6.24 M instr' (3 significant digits; '-' for none)."""
+    if n is None or n != n:
+        return "-"
+    for div, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= div:
+            return f"{n / div:.3g} {prefix} instr"
+    return f"{n:.3g} instr"
+
+
 def fmt_pct(x) -> str:
     if x is None or x != x:
         return "-"

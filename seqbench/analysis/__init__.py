@@ -14,6 +14,12 @@ def load(paths, baselines=None):
     from seqbench.results.reader import read_many, read_metadata
 
     df = read_many(paths)
+    if "metric" in df and (df["metric"] == "instructions").any():  # report and plot draw times
+        from seqbench.errors import ResultsError
+
+        counted = df.loc[df["metric"] == "instructions", "source"].iloc[0]
+        raise ResultsError(f"{counted} holds instruction counts (--metric instructions), not times: report and plot "
+                           "draw times; compare two count files with `seqbench compare`")
     return annotate(by_machine(df), [read_metadata(p) for p in df.attrs["paths"]], baselines)
 
 

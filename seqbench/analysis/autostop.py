@@ -109,7 +109,7 @@ class AutoJudge:
         comp = Comparison(points, self.only[0], self.only[1], self.threshold, self.alpha, self.normalize,
                           self.statistic, self.fail, self.allow_missing)
         if self.design:
-            comp.method = method_lines(comp, self.design)
+            comp.method_lines = method_lines(comp, self.design)
             comp.sequential = {"design": self.design.describe(), "alpha_look": self.design.alpha_look,
                                "beta": self.beta, "max_runs": self.max_runs,
                                "looks": {points[i].name(): self.history.get(k, []) for i, k in enumerate(keys)},

@@ -76,6 +76,8 @@ class PointResult:
     head_dropped: int = 0
     load_mismatch: bool = False  # one side ran under a load the other did not see: no change is called
     note: str = ""
+    base_spread: float | None = None  # instructions (analysis/instructions.py): (max - min) / median over runs
+    head_spread: float | None = None
 
     def name(self) -> str:
         k = self.key
@@ -101,7 +103,9 @@ class Comparison:
     fail_on: tuple[str, ...] = DEFAULT_FAIL_ON
     allow_missing: bool = False  # points only in the baseline are listed, not failed
     warnings: list[str] = field(default_factory=list)  # accepted mismatches, runs too few for a verdict
-    method: list[str] = field(default_factory=list)  # how it decided, when not the fixed-runs test (--runs auto)
+    metric: str = "time"  # time (this module) | instructions (analysis/instructions.py)
+    method: dict = field(default_factory=dict)  # how another metric's verdicts were reached (JSON "method")
+    method_lines: list[str] = field(default_factory=list)  # how it decided, when not the fixed-runs test (--runs auto)
     sequential: dict = field(default_factory=dict)  # --runs auto: design, each point's looks, variance components
 
     def counts(self) -> dict[str, int]:
@@ -131,7 +135,8 @@ class Comparison:
 
     def to_json(self) -> dict:
         return {
-            "method": {"sequential": self.method} if self.method else {"round": f"{self.statistic} of the round's samples" + (", / reference" if self.normalize != "none" else ""),
+            "metric": self.metric,
+            "method": {"sequential": self.method_lines} if self.method_lines else self.method or {"round": f"{self.statistic} of the round's samples" + (", / reference" if self.normalize != "none" else ""),
                        "run": "fastest round of the run", "across runs": "geometric mean; two-sample t-test "
                        "(pooled variance) on log run statistics", "multiplicity": "Benjamini-Hochberg q-values",
                        "mde_power": POWER},

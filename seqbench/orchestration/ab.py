@@ -190,13 +190,16 @@ def prepare_out(out_dir: Path, names: Sequence[str], *, append: bool, force: boo
     out_dir.mkdir(parents=True, exist_ok=True)
 
 
-def run_command(side: Side, config: Path, out_csv: Path, rounds: int, points: dict | None = None) -> list[str]:
+def run_command(side: Side, config: Path, out_csv: Path, rounds: int, points: dict | None = None,
+                metric: str = "time") -> list[str]:
     """points: {"kernels": [...], "seq_lens": [...], "batch_sizes": [...]} limits the run to those
-    (--runs auto stops measuring decided points); None runs the whole config."""
+    (--runs auto stops measuring decided points); None runs the whole config. metric: instructions
+    makes each run one Valgrind process (`seqbench run --metric instructions`)."""
     limit = [] if not points else [x for flag, vals in points.items()
                                    for x in (f"--{flag.replace('_', '-')}", ",".join(map(str, vals)))]
+    counted = ["--metric", metric] if metric != "time" else []
     return [*side.command, "run", str(config), "--rounds", str(rounds), "--append", "--no-peak", "-q",
-            *limit, "-o", str(out_csv)]
+            *counted, *limit, "-o", str(out_csv)]
 
 
 class LoadMeter:
@@ -281,8 +284,9 @@ def _check(config: Path, sides: Sequence[Side], out_dir: Path, rounds: int, appe
 class _Runner:
     """Starts one side's runs, one process each, and keeps the record (wall time, load) of each."""
 
-    def __init__(self, config: Path, result: ABResult, rounds: int, runner, threads: int) -> None:
+    def __init__(self, config: Path, result: ABResult, rounds: int, runner, threads: int, metric: str = "time") -> None:
         self.config, self.result, self.rounds, self.runner, self.threads = config, result, rounds, runner, threads
+        self.metric = metric
         self.done = {s.name: _runs_in(result.out_dir / f"{s.name}.json") for s in result.sides}
         self.checked: set[str] = set()
 
@@ -291,7 +295,7 @@ class _Runner:
         meter = LoadMeter()
         before = _lines(out_csv)
         t0 = time.perf_counter()
-        proc = self.runner(run_command(side, self.config, out_csv, self.rounds, points), cwd=side.cwd,
+        proc = self.runner(run_command(side, self.config, out_csv, self.rounds, points, self.metric), cwd=side.cwd,
                            env=side.env(), capture_output=True, text=True)
         wall = time.perf_counter() - t0
         self.done[side.name] += 1
@@ -346,7 +350,7 @@ def _threads(config: Path) -> int:
 def _run_ab(config: Path, sides: Sequence[Side], out_dir: Path, *, runs: int, rounds: int, append: bool = False,
            force: bool = False, on_run: Callable[[RunRecord, int, int], None] | None = None,
            after_first_pass: Callable[[], None] | None = None,
-           runner: Callable[..., subprocess.CompletedProcess] | None = None) -> ABResult:
+           runner: Callable[..., subprocess.CompletedProcess] | None = None, metric: str = "time") -> ABResult:
     """Run `runs` runs of every side in ABBA order into out_dir/<side>.csv; returns what ran.
 
     A run that fails stops everything (ABError, exit 2) with that side's own message: a config or
@@ -361,7 +365,7 @@ def _run_ab(config: Path, sides: Sequence[Side], out_dir: Path, *, runs: int, ro
     result = _check(config, sides, out_dir, rounds, append, force)
     by_name = {s.name: s for s in sides}
     order = schedule([s.name for s in sides], runs)
-    starter = _Runner(config, result, rounds, runner or run_child, _threads(config))
+    starter = _Runner(config, result, rounds, runner or run_child, _threads(config), metric)
     t_all = time.perf_counter()
     for i, name in enumerate(order, 1):
         rec = starter.run(by_name[name])

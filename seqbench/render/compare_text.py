@@ -8,6 +8,7 @@ import math
 from collections import Counter
 
 from seqbench.analysis.compare import MIN_RUNS, POWER, SLOW_RUN
+from seqbench.units import fmt_count
 from seqbench.render.escape import md, term
 
 MARK = {"regression": "🔴", "failed": "❌", "improvement": "🟢", "unchanged": "⚪", "inconclusive": "🟡"}
@@ -46,9 +47,16 @@ def q_text(p) -> str:
     return "-" if p.q_value is None else f"{p.q_value:.2g}"
 
 
+def counted(comp) -> bool:
+    """Instruction counts (analysis/instructions.py) rather than times."""
+    return getattr(comp, "metric", "time") == "instructions"
+
+
 def value_text(value, comp, fmt_time) -> str:
     if value is None:
         return "-"
+    if counted(comp):
+        return fmt_count(value)
     return f"{value:.4g}×ref" if comp.normalize != "none" else fmt_time(value)
 
 
@@ -97,9 +105,20 @@ def runs_text(comp) -> str:
     return runs + (f", {_count(rounds, 'round')} each" if rounds else "")
 
 
+def count_method_lines(comp) -> list[str]:
+    spreads = [x for p in comp.points for x in (p.base_spread, p.head_spread) if x is not None]
+    worst = f"; the largest spread of a side's runs: {max(spreads):.4%}" if spreads else ""
+    return [f"base/head: instructions per call under Callgrind, median over runs ({runs_text(comp)}){worst}.",
+            f"change = head/base; range = [min head / max base, max head / min base]. A change of at least "
+            f"{comp.threshold:.2%} (threshold) whose whole range lies beyond it is a regression or improvement. "
+            "Counts do not see memory-bound effects, caches, threads or CUDA (docs/instructions.md)."]
+
+
 def method_lines(comp) -> list[str]:
-    if comp.method:  # --runs auto says its own (analysis.autostop)
-        return list(comp.method)
+    if counted(comp):
+        return count_method_lines(comp)
+    if comp.method_lines:  # --runs auto says its own (analysis.autostop)
+        return list(comp.method_lines)
     stat = comp.statistic + (" / reference" if comp.normalize != "none" else "")
     tested = sum(p.q_value is not None for p in comp.points)
     dropped = sum(p.base_dropped + p.head_dropped for p in comp.points)
@@ -140,7 +159,11 @@ def advice_lines(comp) -> list[str]:
                    + (f" ({both} on both sides)" if both else "") + ": fix what their errors say; adding runs will "
                    "not help")
         inconclusive = [p for p in inconclusive if p not in unmeasured]
-    if inconclusive:
+    if inconclusive and counted(comp):
+        out.append(f"{len(inconclusive)} point(s) inconclusive: a side's runs disagree by as much as the threshold "
+                   f"({comp.threshold:.2%}), or a side has a single run. Run each side at least {MIN_RUNS} times; "
+                   "counts that still disagree come from the code (e.g. a data-dependent path), not the machine")
+    elif inconclusive:
         few = sum(min(p.base_runs, p.head_runs) < MIN_RUNS for p in inconclusive)
         mdes = sorted(p.mde for p in inconclusive if p.mde is not None and math.isfinite(p.mde))
         span = f"{mdes[0]:.0%}" if mdes and f"{mdes[0]:.0%}" == f"{mdes[-1]:.0%}" else \
@@ -166,7 +189,7 @@ def to_markdown(comp, fmt_time) -> str:
     lines += [f"> ⚠️ {md(w)}" for w in comp.warnings] + ([""] if comp.warnings else [])
     lines += [f"All points: {common_text(keys)}. " + " ".join(method_lines(comp)), "",
               f"| point | base {comp.statistic} | head {comp.statistic} | change | "
-              f"{'interval' if comp.method else f'{100 * (1 - comp.alpha):g}% CI'} | q "
+              f"{'range' if counted(comp) else 'interval' if comp.method_lines else f'{100 * (1 - comp.alpha):g}% CI'} | q "
               "| MDE | runs | verdict |",
               "|---|---:|---:|---:|---|---:|---:|---:|---|"]
     for p in comp.points:

@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from seqbench.units import fmt_bytes, fmt_faster, fmt_num, fmt_pct, fmt_time
+from seqbench.units import fmt_bytes, fmt_count, fmt_faster, fmt_num, fmt_pct, fmt_time
 
 
 def _width(stream) -> int | None:
@@ -78,17 +78,40 @@ def sweep_progress(total: int, label: str):
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[last]}"),
         console=err, transient=False,
+        # under Callgrind (--metric instructions) a refresh thread would be counted with the calls
+        auto_refresh=not os.environ.get("SEQBENCH_CALLGRIND_DIR"),
     )
     with progress:
         task = progress.add_task(label, total=total, last="")
 
         def on_row(row):
-            status = fmt_time(row.median_s) if row.status == "ok" else f"[red]{row.status}[/]"
+            status = _measured(row) if row.status == "ok" else f"[red]{row.status}[/]"
             progress.update(task, advance=1, last=f"{_point_name(row)}: {status}")
             if VERBOSITY["level"] >= 2 or row.status != "ok":
                 progress.console.print(f"  {_point_name(row)}: {status} {row.error}")
 
         yield on_row
+
+
+def _measured(row) -> str:
+    """A row's measurement: its median time, or its instructions per call (--metric instructions)."""
+    return fmt_count(row.instructions) if row.metric == "instructions" else fmt_time(row.median_s)
+
+
+def count_table(rows) -> None:
+    """--metric instructions: instructions per call and their spread over blocks (no times: none were taken)."""
+    from seqbench.results.schema import parse_samples
+
+    table = Table(title="seqbench results: instructions per call (Callgrind)", show_lines=False)
+    for col, just in (("kernel", "left"), ("mode", "left"), ("B", "right"), ("T", "right"), ("instructions", "right"),
+                      ("spread", "right"), ("status", "left")):
+        table.add_column(col, justify=just)
+    for r in rows:
+        counts = parse_samples(r.instructions_samples)
+        spread = f"{(max(counts) - min(counts)) / r.instructions * 100:.2g}%" if counts and r.instructions else "-"
+        table.add_row(r.kernel, r.mode, str(r.batch_size), str(r.seq_len), fmt_count(r.instructions), spread,
+                      r.status if r.status == "ok" else f"[red]{r.status}[/]")
+    err.print(table)
 
 
 def _point_name(row) -> str:
@@ -111,6 +134,8 @@ def summary_table(rows, partial: str | None = None) -> None:
     unless the rows are `partial` (a shard): then that note instead of the comparison."""
     if VERBOSITY["level"] == 0 or not rows:
         return
+    if any(r.metric == "instructions" for r in rows):
+        return count_table(rows)
     table = Table(title="seqbench results", show_lines=False)
     for col, just in (("kernel", "left"), ("mode", "left"), ("B", "right"), ("T", "right"), ("median", "right"),
                       ("± IQR", "right"), ("tokens/s", "right"), ("GFLOP/s", "right"), ("% peak", "right"), ("peak mem", "right"), ("status", "left")):

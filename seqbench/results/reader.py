@@ -10,15 +10,16 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
-from seqbench.choices import DType, Family, Mode, values
+from seqbench.choices import DType, Family, Metric, Mode, values
 from seqbench.errors import ResultsError
 from seqbench.results.schema import (BOOL_COLUMNS, FLOAT_COLUMNS, INT_COLUMNS, KEY_COLUMNS, POSITIVE_COLUMNS,
                                      READABLE_VERSIONS, RENAMED, REQUIRED_COLUMNS, STATUSES, parse_samples,
-                                     sidecar_path)
+                                     row_metric, sidecar_path)
 
 # Python's csv module stops at fields over 128 KiB; a long run's samples_s cell is longer (10^6
 # samples are ~12 MB). Raising the limit is process-wide, and only ever raises it.
 csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
+METRICS = values(Metric)
 MODES, FAMILIES, DTYPES = values(Mode), values(Family), values(DType)
 
 
@@ -88,6 +89,8 @@ def read_results(path: str | Path):
                 for r in records:
                     r[after] = r.pop(before)
     df = pd.DataFrame.from_records(records, columns=header)
+    # rows before version 3 measured time; with the column filled, every reader can tell the two apart
+    df["metric"] = [row_metric(m) for m in df["metric"]] if "metric" in df else Metric.TIME.value
     for col in INT_COLUMNS:
         if col in df:
             df[col] = pd.array(df[col], dtype="Int64")
@@ -165,12 +168,17 @@ def validate_record(where: str, rec: dict[str, str]) -> dict[str, Any]:
     if rec["status"] not in STATUSES:
         raise ResultsError(f"{where}: status {rec['status']!r} unknown; allowed: {', '.join(STATUSES)}")
     ok = rec["status"] == "ok"
+    metric = row_metric(rec.get("metric", ""))
+    if metric not in METRICS:
+        raise ResultsError(f"{where}: metric {metric!r} unknown; allowed: {', '.join(METRICS)}")
+    counted = metric == Metric.INSTRUCTIONS
+    needed = ("instructions", "repeats") if counted else ("median_s", "repeats")
     for col in INT_COLUMNS + FLOAT_COLUMNS:
         if col not in rec:
             continue
         raw = rec[col].strip()
         if raw == "":
-            if ok and col in ("median_s", "repeats"):
+            if ok and col in needed:
                 raise ResultsError(f"{where}: status ok but {col} is empty")
             out[col] = None
             continue
@@ -193,7 +201,9 @@ def validate_record(where: str, rec: dict[str, str]) -> dict[str, Any]:
             if raw not in ("true", "false", ""):
                 raise ResultsError(f"{where}: {col} {rec[col]!r} must be true or false")
             out[col] = None if raw == "" else raw == "true"
-    if ok:
+    if ok and counted:
+        _check_counts(where, rec)
+    elif ok:
         try:
             samples = parse_samples(rec["samples_s"])
         except ValueError:
@@ -202,6 +212,20 @@ def validate_record(where: str, rec: dict[str, str]) -> dict[str, Any]:
             raise ResultsError(f"{where}: samples_s must hold positive finite seconds for an ok row")
         _check_rounds(where, rec, len(samples), version)
     return out
+
+
+def _check_counts(where: str, rec: dict[str, str]) -> None:
+    """An ok instructions row: its counts per block, and no times (Valgrind-slowed times are not times)."""
+    try:
+        counts = parse_samples(rec.get("instructions_samples", ""))
+    except ValueError:
+        raise ResultsError(f"{where}: instructions_samples holds a value that is not a number") from None
+    if not counts or not all(math.isfinite(c) and c > 0 for c in counts):
+        raise ResultsError(f"{where}: instructions_samples must hold positive instruction counts for an ok "
+                           "instructions row")
+    timed = [c for c in ("median_s", "samples_s") if rec.get(c, "").strip()]
+    if timed:
+        raise ResultsError(f"{where}: an instructions row has {timed[0]} filled; its time columns must be empty")
 
 
 _RUN_ID = re.compile(r"[A-Za-z0-9_.:+-]{1,100}")

@@ -4,6 +4,11 @@ schema_version history:
   1  first release.
   2  the per-round reference time `calib_s` renamed `ref_s` ("calibration" is the matmul peak only);
      files of version 1 are still read (the column is renamed on reading).
+  3  instruction counts (`seqbench run --metric instructions`, docs/instructions.md): columns `metric`
+     (time | instructions), `instructions` (per call, the median over blocks) and
+     `instructions_samples` (per call, one per block). An instructions row has no times: median_s,
+     samples_s and every column derived from time are empty (Valgrind-slowed times are not times).
+     Files of versions 1 and 2 are still read: their rows are metric time.
 """
 
 from __future__ import annotations
@@ -13,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from seqbench.choices import Status, values
+from seqbench.choices import Metric, Status, values
 
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 RENAMED = {1: {"calib_s": "ref_s"}}  # old name -> new name, per version
 STATUSES = values(Status)
 
@@ -68,6 +73,10 @@ class Row:
     capacity_tokens_per_s: float | None = None  # capacity_batch / capacity_step_s
     capacity_peak_bytes: int | None = None  # measured bytes at capacity_batch (weights + state + token + step)
     capacity_budget_bytes: int | None = None  # the memory budget searched against (--max-memory, or 80% of free)
+    # --- what was measured: time (the columns above) or instructions (these; the time columns stay empty) ---
+    metric: str = "time"  # time | instructions (empty in files before version 3: time)
+    instructions: float | None = None  # instructions per call under Callgrind, median over blocks
+    instructions_samples: str = ""  # instructions per call, one per block of `number` calls, space-separated
 
     def as_csv(self) -> dict[str, str]:
         return {k: _fmt(v) for k, v in dataclasses.asdict(self).items()}
@@ -78,10 +87,10 @@ REQUIRED_COLUMNS: tuple[str, ...] = COLUMNS[: COLUMNS.index("error") + 1]
 KEY_COLUMNS = ("kernel", "mode", "device", "dtype", "batch_size", "seq_len", "hidden_size", "num_heads", "causal")
 INT_COLUMNS = ("schema_version", "batch_size", "seq_len", "hidden_size", "num_heads", "threads", "repeats", "peak_mem_bytes", "number",
                "state_bytes", "capacity_batch", "capacity_peak_bytes", "capacity_budget_bytes")
-FLOAT_COLUMNS = ("median_s", "iqr_s", "min_s", "mean_s", "tokens_per_s", "gflop", "gflops_per_s", "warmup_s", "pct_of_peak",
+FLOAT_COLUMNS = ("instructions", "median_s", "iqr_s", "min_s", "mean_s", "tokens_per_s", "gflop", "gflops_per_s", "warmup_s", "pct_of_peak",
                  "capture_s", "capacity_step_s", "capacity_tokens_per_s")
 BOOL_COLUMNS = ("causal", "warmup_settled")
-POSITIVE_COLUMNS = ("batch_size", "seq_len", "hidden_size", "num_heads", "median_s")  # sizes, and a time of 0 is no measurement
+POSITIVE_COLUMNS = ("batch_size", "seq_len", "hidden_size", "num_heads", "median_s", "instructions")  # sizes, and a time of 0 is no measurement
 
 
 def tokens_per_call(mode: str, batch_size: int, seq_len: int) -> int:
@@ -99,6 +108,11 @@ def _fmt(v: Any) -> str:
         return f"{v:.9g}"
     # one record per line for every reader (line-based tools too): no line breaks inside a cell
     return " ".join(str(v).splitlines()) if isinstance(v, str) else str(v)
+
+
+def row_metric(value) -> str:
+    """A row's metric from its `metric` cell: empty (files before version 3) is time."""
+    return value if isinstance(value, str) and value else Metric.TIME.value
 
 
 def format_samples(samples: Iterable[float]) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from seqbench.choices import DType, Device, Mode, Regime, allowed, values
+from seqbench.choices import DType, Device, Metric, Mode, Regime, allowed, values
 from seqbench.errors import ConfigError, PluginError
 from seqbench.kernels import Shape, get_kernel
 from seqbench.units import parse_size
@@ -73,6 +73,7 @@ class SweepConfig:
     baselines: tuple[str, ...] = ()  # the report's references for speed-ups and T* (default: the registry's)
     cuda_graph: bool = False  # capture each timed call in a CUDA graph and time replays (CUDA only)
     capacity: bool = False  # decode: also find the largest batch that fits the memory budget at each T
+    metric: str = "time"  # time: seconds per call; instructions: counted under Callgrind (docs/instructions.md)
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def points(self) -> list[Point]:
@@ -233,6 +234,8 @@ def _check_field(name: str, value: Any, source: str) -> Any:
         raise ConfigError(f"{source}: unknown dtype {value!r}; allowed: {allowed(DType)}")
     if name == "device" and value not in DEVICES:
         raise ConfigError(f"{source}: unknown device {value!r}; allowed: {allowed(Device)}")
+    if name == "metric" and value not in values(Metric):
+        raise ConfigError(f"{source}: unknown metric {value!r}; allowed: {allowed(Metric)}")
     if not isinstance(value, str) or not value:
         raise _type_error(source, name, "a non-empty string", value)
     if name == "name" and (value.startswith(".") or len(value) > 200
@@ -271,6 +274,8 @@ def _check_combination(cfg: SweepConfig, source: str) -> None:
     if cfg.cuda_graph and Mode.TRAIN in cfg.modes:
         raise ConfigError(f"{source}: cuda_graph captures forward and decode calls, not train mode's backward; "
                           "drop 'train' from modes or drop --cuda-graph")
+    if cfg.metric == Metric.INSTRUCTIONS:
+        _check_instructions(cfg, source)
     for k in cfg.kernels:
         spec = get_kernel(k)
         if cfg.causal and not spec.supports_causal:
@@ -279,13 +284,26 @@ def _check_combination(cfg: SweepConfig, source: str) -> None:
             raise ConfigError(f"{source}: kernel {k!r} has no train mode; use modes=['forward']")
 
 
+def _check_instructions(cfg: SweepConfig, source: str) -> None:
+    """What instruction counting cannot do: Valgrind runs one thread at a time and sees no GPU."""
+    if cfg.device == Device.CUDA or cfg.cuda_graph:
+        raise ConfigError(f"{source}: metric 'instructions' counts CPU instructions under Valgrind, which cannot "
+                          "see CUDA; use --device cpu, or --metric time for the GPU")
+    if cfg.threads != 1:
+        raise ConfigError(f"{source}: metric 'instructions' needs threads = 1 (got {cfg.threads}); Valgrind runs one "
+                          "thread at a time, so counts of several threads would include their waiting")
+    if cfg.capacity:
+        raise ConfigError(f"{source}: --capacity times decode steps at the largest batch that fits; it has no "
+                          "instruction count: drop --capacity or use --metric time")
+
+
 def resolve_device(cfg: SweepConfig) -> SweepConfig:
     """Turn device='auto' into cpu/cuda and check that the device can run the dtype."""
     import torch
 
     device = cfg.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "auto":  # instruction counts are CPU-only: there auto means the CPU
+        device = "cuda" if torch.cuda.is_available() and cfg.metric != Metric.INSTRUCTIONS else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' asked for but CUDA is not available here; use --device cpu or auto")
     if cfg.cuda_graph and device != "cuda":

@@ -131,6 +131,15 @@ def plan_run(*, config: Path | None = None, flags: dict | None = None, out: Path
     plan = RunPlan(cfg, Path(out), source, rounds=rounds, shard=parse_shard(shard) if shard else None,
                    reference=reference, append=append, force=force, peak=peak and "calibration" not in cfg.kernels,
                    notes=notes, machine=check_machine(machine))
+    if cfg.metric == "instructions":
+        if rounds != 1 or reference:
+            raise ConfigError("--rounds and --reference are for timing on a noisy machine; an instruction count "
+                              "needs neither: drop them (or use --metric time)")
+        plan.peak = False  # the matmul peak is a speed: nothing to count
+        from seqbench.measure.callgrind import find_valgrind, inside
+
+        if not inside():
+            find_valgrind()  # missing: one line saying how to install it
     plan.notes = [n for n in plan.notes if n]
     plugin_files = [p for p in cfg.plugins if is_file_spec(p)]
     check_not_input([plan.out, sidecar_path(plan.out)], [config, *plugin_files], "--out (or its sidecar)")

@@ -44,6 +44,8 @@ def round_config(cfg: SweepConfig, rounds: int) -> SweepConfig:
 def combine_rounds(parts: list[Row], ref: list[float | None]) -> Row:
     """One row from a point's per-round rows: all samples pooled, statistics recomputed."""
     row = dataclasses.replace(parts[-1])
+    if row.metric == "instructions":  # one round only (sweep.plan): its counts are the row's
+        return row
     samples: list[float] = []
     rounds: list[int] = []
     for i, part in enumerate(parts, start=1):

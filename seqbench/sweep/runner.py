@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
 
-from seqbench.choices import Family, Mode, Status
+from seqbench.choices import Family, Metric, Mode, Status
 from seqbench.errors import ResourceError, ResultsError
 from seqbench.kernels import get_kernel
 from seqbench.measure.memory import (analytic_bytes, decode_analytic_bytes, is_out_of_memory, measure_peak,
@@ -174,6 +174,8 @@ def measure_point(
 
     spec = get_kernel(point.kernel)
     threads = pin_threads(cfg)
+    if cfg.metric == Metric.INSTRUCTIONS:
+        return count_point(point, cfg, run_id, threads, interrupts)
     work = failure = None
     try:
         work = build_workload(point, cfg.seed)
@@ -242,6 +244,51 @@ def measure_point(
         row.state_bytes = state_bytes // point.batch_size
     if capacity and profile_memory:
         fill_capacity(row, point, capacity)
+    return row
+
+
+def count_point(point: Point, cfg: SweepConfig, run_id: str, threads: int, interrupts=NO_SIGNAL_HANDLING) -> Row:
+    """Instructions per call of one point under Callgrind (measure.callgrind): min_repeats blocks of one
+    call each. The time columns stay empty: under Valgrind a call runs 10-100x slower than it does."""
+    from seqbench.kernels.decode import NoDecodeStep
+    from seqbench.measure.callgrind import Counter
+
+    spec = get_kernel(point.kernel)
+    work = failure = None
+    try:
+        work = build_workload(point, cfg.seed)
+        threads = pin_threads(cfg)  # after the build: a factory may have changed torch's thread count
+        with work.mode_context():
+            if work.first is not None:
+                work.first()  # shape, dtype, finite at the real size, outside the counted region
+            counts = Counter().count(work.step, number=1, repeats=cfg.min_repeats)
+        state_bytes = work.state_bytes
+        peak = (decode_analytic_bytes(spec, point.shape, work.elem_size, work.param_bytes, work.state_bytes)
+                if point.mode == Mode.DECODE else
+                analytic_bytes(spec, point.shape, work.elem_size, point.mode == Mode.TRAIN, work.param_bytes))
+        gflop = spec.flops(point.shape, point.mode)
+    except NoDecodeStep as exc:
+        failure = (Status.SKIPPED, str(exc))
+    except BadOutput as exc:
+        failure = (Status.ERROR, str(exc))
+    except (Exception, SystemExit, GeneratorExit, KeyboardInterrupt) as exc:  # noqa: BLE001 - a failing point is data
+        if interrupts.is_signal(exc):
+            raise
+        failure = (classify_failure(exc), describe(exc))
+    work = None  # noqa: F841
+    if failure:
+        row = base_row(point, run_id, threads, failure[0])
+        row.error = failure[1]
+        return row
+    row = base_row(point, run_id, threads, Status.OK)
+    row.metric = Metric.INSTRUCTIONS.value
+    row.repeats, row.number = len(counts.samples), counts.number
+    row.instructions = counts.median
+    row.instructions_samples = format_samples(counts.samples)
+    row.gflop = None if gflop is None else gflop / 1e9
+    row.peak_mem_bytes, row.peak_mem_method = (None, "") if peak is None else (int(peak), "analytic")
+    if state_bytes is not None:
+        row.state_bytes = state_bytes // point.batch_size
     return row
 
 
@@ -398,7 +445,7 @@ def run_sweep(
         broken = check_kernels(cfg, interrupts) if points else {}
 
     apply_threads(cfg)
-    if timer is None:
+    if timer is None and cfg.metric == Metric.TIME:  # a count does not depend on the clock speed
         burn_in(cfg.device)
     # timing.measure collects garbage before every point; with torch imported that walks ~1M objects
     # (0.15-0.35 s a point here). Everything alive now lives for the whole run: stop re-scanning it.
