@@ -182,7 +182,7 @@ def test_ab_passes_the_metric_to_its_runs(tmp_path, monkeypatch):
 
     def fake_run_ab(config, sides, out, *, runs, rounds, metric, **kw):
         seen.update(runs=runs, rounds=rounds, metric=metric,
-                    argv=ab_mod.run_command(sides[0], config, out / "base.csv", rounds, metric))
+                    argv=ab_mod.run_command(sides[0], config, out / "base.csv", rounds, metric=metric))
         raise SystemExit  # stop before compare: only the schedule is under test
 
     monkeypatch.setattr(ab_mod, "run_ab", fake_run_ab)

@@ -147,7 +147,7 @@ def test_auto_stops_early_on_a_large_change_and_measures_only_open_points(tmp_pa
     assert per_side <= 4 and result.stopped == "every point decided"  # 12 allowed, 3-4 taken
     assert fake.selected[-1][1] == [("sdpa", 64)] or len(fake.selected[-1][1]) < len(points)
     assert comp.exit_code == 1 and "regression" in comp.failing()
-    assert any("interval" in line for line in comp.method) and comp.sequential["looks"]
+    assert any("interval" in line for line in comp.method_lines) and comp.sequential["looks"]
     assert comp.sequential["components"]["sdpa forward B=8 T=64"]["sd_between"] >= 0
 
 
