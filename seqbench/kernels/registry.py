@@ -80,6 +80,14 @@ class KernelSpec:
     # rows leave gflop empty rather than guess), and its formula for `seqbench list`
     decode_flops_fn: Callable[[Shape], float] | None = None
     decode_formula: str = ""
+    # layers written by others (kernels/state.py): which item of forward's (or a step's) result is the
+    # output; whether step updates its state in place (restored untimed before every timed call); how
+    # to list a state's tensors; whether prefill returns (outputs, state) rather than the state
+    output: object = None
+    inplace_state: bool = False
+    state_tensors: Callable | None = None
+    prefill_output: bool = False
+    params: dict = field(default_factory=dict, compare=False, hash=False)  # the FLOP formulas' own names
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -100,6 +108,12 @@ class KernelSpec:
                               "torch.nn.Module mapping (B, T, d) to (B, T, d)")
         return module.to(device=device, dtype=dtype)
 
+    def output_of(self, result, expected: tuple | None = None):
+        """The output tensor of what the module's forward (or step) returned (kernels.state.pick_output)."""
+        from seqbench.kernels.state import pick_output
+
+        return pick_output(result, self.output, expected)
+
     def flops(self, shape: Shape, mode: str = "forward") -> float | None:
         """FLOPs of one timed call in `mode`; in decode mode one step, None when no decode formula was given."""
         if mode == "decode":
@@ -112,6 +126,7 @@ class KernelSpec:
         return {"family": str(self.family), "formula": self.formula, "quadratic": self.quadratic,
                 "baseline": self.baseline, "causal": self.causal, "source": self.source,
                 "description": self.description, "decode_formula": self.decode_formula,
+                "inplace_state": self.inplace_state, **({"params": self.params} if self.params else {}),
                 "definition": self.definition()}
 
     def definition(self) -> str | None:
@@ -140,11 +155,11 @@ def _caller_module(depth: int = 2) -> str:
         return "?"
 
 
-def _as_flops(flops, name: str, what: str = "flops") -> tuple[Callable[[Shape], float], str | None]:
+def _as_flops(flops, name: str, what: str = "flops", params: dict | None = None) -> tuple[Callable[[Shape], float], str | None]:
     if isinstance(flops, str):
         from seqbench.kernels.formula import parse_flops
 
-        fn = parse_flops(flops)
+        fn = parse_flops(flops, params)
         return fn, fn.formula
     if callable(flops):
         return flops, None
@@ -155,7 +170,9 @@ def _as_flops(flops, name: str, what: str = "flops") -> tuple[Callable[[Shape], 
 def register_kernel(name: str, *, family: str, flops, factory: Callable | None = None, description: str = "",
                     formula: str | None = None, train: bool = True, causal: Causality | None = None,
                     quadratic: bool | None = None, baseline: bool = False, memory=None, source: str | None = None,
-                    replace: bool = False, decode_flops=None, decode_formula: str | None = None):
+                    replace: bool = False, decode_flops=None, decode_formula: str | None = None, output=None,
+                    inplace_state: bool = False, state_tensors: Callable | None = None, prefill_output: bool = False,
+                    params: dict | None = None):
     """Register a kernel. Used as a decorator on a factory (Shape -> nn.Module), or with factory=.
 
     family: recurrent | attention | scan (calibration is seqbench's own).
@@ -171,6 +188,14 @@ def register_kernel(name: str, *, family: str, flops, factory: Callable | None =
     decode_flops: FLOPs of one decode step for B sequences after a context of T tokens, a formula
         ("4*B*d^2"; T is the context length) or a function of the Shape. For modules with a decode
         step (init_state/step, see kernels/decode.py); without it decode rows leave gflop empty.
+    output: which item of what forward (and step) returns is the (B, T, d) output: an index, a name (key
+        or attribute) or a function of the result. Default: a tensor as is, or the first item of a tuple
+        when it has the output's shape.
+    inplace_state: step updates the state it is given in place (an HF cache): seqbench restores the
+        state before every timed call, untimed.
+    state_tensors: state -> iterable of its tensors, for a state object the walk cannot read.
+    prefill_output: prefill returns (outputs of the chunk, new state), so the check compares them too.
+    params: names and numbers the FLOP formulas may use beside B, T, d, h, d_h ({"d_state": 16}).
     Returns the decorator, or the KernelSpec when factory is given.
     """
     src = source or _caller_module()
@@ -184,8 +209,17 @@ def register_kernel(name: str, *, family: str, flops, factory: Callable | None =
             raise PluginError(f"kernel {name!r}: family {family!r} unknown; allowed: {allowed(Family)}") from None
         if not callable(fn):
             raise PluginError(f"kernel {name!r}: factory {fn!r} is not callable")
-        flops_fn, text = _as_flops(flops, name)
-        decode_fn, decode_text = _as_flops(decode_flops, name, "decode_flops") if decode_flops is not None else (None, None)
+        from seqbench.kernels.state import check_selector
+
+        check_selector(output, name)
+        if state_tensors is not None and not callable(state_tensors):
+            raise PluginError(f"kernel {name!r}: state_tensors must be a function of the state, got {state_tensors!r}")
+        from seqbench.kernels.formula import check_params
+
+        names = check_params(params, f"kernel {name!r}: params")
+        flops_fn, text = _as_flops(flops, name, params=names)
+        decode_fn, decode_text = (_as_flops(decode_flops, name, "decode_flops", names) if decode_flops is not None
+                                  else (None, None))
         caus = causal or {"attention": "optional", "calibration": "never"}.get(fam.value, "always")
         if caus not in CAUSALITY:
             raise PluginError(f"kernel {name!r}: causal {causal!r} unknown; allowed: {', '.join(CAUSALITY)}")
@@ -199,6 +233,8 @@ def register_kernel(name: str, *, family: str, flops, factory: Callable | None =
             activation_bytes_fn=memory or DEFAULT_ACTIVATIONS, description=description, supports_train=bool(train),
             causal=caus, quadratic=bool(quad), baseline=bool(baseline), source=src, decode_flops_fn=decode_fn,
             decode_formula=decode_formula or decode_text or ("(a Python function)" if decode_fn else ""),
+            output=output, inplace_state=bool(inplace_state), state_tensors=state_tensors,
+            prefill_output=bool(prefill_output), params=names,
         )
         add(spec, replace=replace)
         return spec

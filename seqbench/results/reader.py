@@ -83,6 +83,10 @@ def read_results(path: str | Path):
                 header = [after if c == before else c for c in header]
                 for r in records:
                     r[after] = r.pop(before)
+    if "state_bytes" in header and "state_retained_bytes" not in header and versions and max(versions) < 3:
+        header = header + ["state_retained_bytes"]  # before version 3 state_bytes measured whole storages
+        for r in records:
+            r["state_retained_bytes"] = r.get("state_bytes")
     df = pd.DataFrame.from_records(records, columns=header)
     for col in INT_COLUMNS:
         if col in df:

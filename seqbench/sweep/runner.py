@@ -41,7 +41,9 @@ class Workload:
     resident_bytes: int  # weights + inputs (+ output grad, or the decode state), alive for the whole measurement
     param_bytes: int
     elem_size: int
-    state_bytes: int | None = None  # decode: the state (KV cache or recurrent state) of all B sequences
+    state_bytes: int | None = None  # decode: the state (KV cache or recurrent state) of all B sequences, owned
+    state_retained_bytes: int | None = None  # decode: the storages that state keeps alive
+    reset: Callable[[], None] | None = None  # decode, in-place step: the state put back before each call (untimed)
 
 
 def build_workload(point: Point, seed: int = 0) -> Workload:
@@ -52,8 +54,9 @@ def build_workload(point: Point, seed: int = 0) -> Workload:
 
         module, dec = build_decode(point, seed)
         params = tensor_bytes(*module.parameters())
-        return Workload(dec.step, torch.inference_mode, params + dec.state_bytes + dec.token_bytes, params,
-                        torch.empty((), dtype=getattr(torch, point.dtype)).element_size(), dec.state_bytes)
+        return Workload(dec.step, torch.inference_mode, params + dec.retained_bytes + dec.token_bytes, params,
+                        torch.empty((), dtype=getattr(torch, point.dtype)).element_size(), dec.state_bytes,
+                        dec.retained_bytes, dec.reset)
     spec = get_kernel(point.kernel)
     dtype = getattr(torch, point.dtype)
     torch.manual_seed(seed)
@@ -67,7 +70,7 @@ def build_workload(point: Point, seed: int = 0) -> Workload:
 
         def step():
             module.zero_grad(set_to_none=True)
-            module(x).backward(grad_out)
+            spec.output_of(module(x)).backward(grad_out)
 
         return Workload(step, torch.enable_grad, param_bytes + tensor_bytes(x, grad_out), param_bytes, x.element_size())
     module.eval()
@@ -95,16 +98,21 @@ def base_row(point: Point, run_id: str, threads: int, status: str) -> Row:
     )
 
 
-def time_call(fn: Callable[[], object], cfg: SweepConfig, device: str, timer: BlockTimer | None = None):
-    """(Measurement, capture seconds or None): fn timed as cfg says, replayed from a CUDA graph with --cuda-graph."""
+def time_call(fn: Callable[[], object], cfg: SweepConfig, device: str, timer: BlockTimer | None = None,
+              reset: Callable[[], None] | None = None):
+    """(Measurement, capture seconds or None): fn timed as cfg says, replayed from a CUDA graph with
+    --cuda-graph. reset: run untimed before every call (a step that updates its state in place)."""
     capture_s = None
+    if cfg.cuda_graph and reset is not None:
+        raise ValueError("a step registered inplace_state=True cannot be replayed from a CUDA graph (its state is "
+                         "put back between calls); run it without --cuda-graph")
     if cfg.cuda_graph:
         from seqbench.measure.cudagraph import capture
 
         graphed = capture(fn)  # alive until this function returns, so every replay has its graph
         fn, capture_s = graphed.replay, graphed.capture_s
     m = measure(fn, device=device, min_time=cfg.min_time, min_repeats=cfg.min_repeats, max_repeats=cfg.max_repeats,
-                max_warmup=cfg.max_warmup, timer=timer, max_call=cfg.max_time_per_point or None)
+                max_warmup=cfg.max_warmup, timer=timer, max_call=cfg.max_time_per_point or None, reset=reset)
     return m, capture_s
 
 
@@ -126,7 +134,9 @@ def measure_point(
     try:
         work = build_workload(point, cfg.seed)
         with work.mode_context():
-            m, capture_s = time_call(work.step, cfg, point.device, timer)
+            m, capture_s = time_call(work.step, cfg, point.device, timer, work.reset)
+            if work.reset is not None:
+                work.reset()
             backend = ""
             # memory and backend from an eager call: a graph's replay allocates nothing new, its pool
             # was filled at capture with what the eager call needs
@@ -137,7 +147,8 @@ def measure_point(
                 if spec.family == Family.ATTENTION:
                     backend = sdpa_backend(work.step, events)
             elif point.mode == Mode.DECODE:  # an injected clock means a test: skip the real profiler
-                peak = decode_analytic_bytes(spec, point.shape, work.elem_size, work.param_bytes, work.state_bytes)
+                peak = decode_analytic_bytes(spec, point.shape, work.elem_size, work.param_bytes,
+                                             work.state_retained_bytes)
                 method = "analytic"
             else:
                 peak = analytic_bytes(spec, point.shape, work.elem_size, point.mode == Mode.TRAIN, work.param_bytes)
@@ -151,6 +162,7 @@ def measure_point(
         status = Status.TIMEOUT if timed_out else classify_failure(exc)
         failure = (status, str(exc) if timed_out else describe(exc))
     state_bytes = work.state_bytes if work is not None else None
+    retained = work.state_retained_bytes if work is not None else None
     # Only here, outside the except block, is an exception (whose traceback pins the failed call's
     # tensors) gone; inside it, empty_cache could not hand that memory back. The point's own tensors
     # go before a capacity search, which may fill the memory budget.
@@ -176,6 +188,8 @@ def measure_point(
     row.capture_s = capture_s
     if state_bytes is not None:
         row.state_bytes = state_bytes // point.batch_size
+    if retained is not None:
+        row.state_retained_bytes = retained // point.batch_size
     if capacity and profile_memory:
         fill_capacity(row, point, capacity)
     return row
@@ -222,7 +236,11 @@ def check_kernels(cfg: SweepConfig) -> dict:
         if spec.family == Family.CALIBRATION:
             continue
         reason = check_kernel(spec, shape, cfg.device, cfg.dtype, cfg.seed)
-        if reason:
+        if reason and Mode.DECODE in cfg.modes and not _decodes(spec, shape, cfg):
+            for mode in cfg.modes:  # its decode rows say "no decode step" (skipped), not the forward's error
+                if mode != Mode.DECODE:
+                    failed[name, Mode(mode).value] = reason
+        elif reason:
             failed[name] = reason
         elif Mode.DECODE in cfg.modes and spec.supports_causal:
             reason = check_decode(spec, check_shape(cfg.hidden_size, cfg.num_heads, True), cfg.device, cfg.dtype,
@@ -230,6 +248,13 @@ def check_kernels(cfg: SweepConfig) -> dict:
             if reason:
                 failed[name, Mode.DECODE.value] = reason
     return failed
+
+
+def _decodes(spec, shape, cfg: SweepConfig) -> bool:
+    from seqbench.kernels.check import build_for_check
+    from seqbench.kernels.decode import has_decode
+
+    return spec.supports_causal and has_decode(build_for_check(spec, shape, cfg.device, cfg.dtype))
 
 
 def capacity_finder(cfg: SweepConfig, budget: int | None, timer: BlockTimer | None = None):
@@ -244,7 +269,8 @@ def capacity_finder(cfg: SweepConfig, budget: int | None, timer: BlockTimer | No
         key = dataclasses.replace(point, batch_size=1)
         if key not in found:
             found[key] = measure_capacity(point, budget, seed=cfg.seed, analytic=timer is not None,
-                                          measure_step=lambda step: time_call(step, cfg, point.device, timer)[0].median)
+                                          measure_step=lambda step, reset=None: time_call(step, cfg, point.device, timer,
+                                                                                          reset)[0].median)
         return found[key]
 
     return find
