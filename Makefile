@@ -3,12 +3,12 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-CONFIG ?= benchmarks/quick.toml
+CONFIG ?= benchmarks/configs/quick.toml
 # Where torch comes from. Here a CPU wheel lies on local disk; on a hosted CI runner PyPI's torch is the
 # multi-GB CUDA build, so the workflows set TORCH_INDEX=https://download.pytorch.org/whl/cpu.
 TORCH_INDEX ?=
 
-.PHONY: install run test test-min bench bench-ci bench-peak bench-scan examples examples-decode clean
+.PHONY: install browser run test test-min bench bench-ci bench-peak bench-scan examples examples-decode clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,16 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/seqbench run $(CONFIG)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+# Debian's chromium + chromedriver for the dashboard's browser tests (tests/test_history_site.py, which
+# skip, saying why, where neither is installed). Installs only as root (CI); elsewhere it says so.
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	else echo "make browser: no /usr/bin/chromium and not root with apt-get; the browser tests will be skipped" >&2; fi
 
 # The declared lower bounds (pyproject.toml), installed from constraints-min.txt in their own venv.
 MIN_VENV := .venv-min
@@ -40,32 +48,32 @@ bench: $(STAMP)
 
 # How far `seqbench ab` can be trusted (README "Comparing runs in CI"): A/A repetitions, quiet and under a
 # neighbour load, with a user's layer planted slower inside its plugin; then false alarms, detection rates
-# and wall time (benchmarks/aa_test.py). Resumable; hours of wall time: REPS=40 per condition is the
+# and wall time (benchmarks/aa_collect.py, then aa_analyze.py). Resumable; hours of wall time: REPS=40 per condition is the
 # full experiment, REPS=4 a quick look. Raw repetitions go to BENCH_CI_DIR, the figures to results/ci/.
 REPS         ?= 40
 BENCH_CI_DIR ?= bench-ci-data
 bench-ci: $(STAMP)
-	$(BIN)/python benchmarks/aa_test.py collect --reps $(REPS) --runs 4 --rounds 3 --dir $(BENCH_CI_DIR)
-	$(BIN)/python benchmarks/aa_test.py analyze --dir $(BENCH_CI_DIR) --tune 4 --json results/ci/bench-ci.json \
+	$(BIN)/python benchmarks/aa_collect.py collect --reps $(REPS) --runs 4 --rounds 3 --dir $(BENCH_CI_DIR)
+	$(BIN)/python benchmarks/aa_analyze.py --dir $(BENCH_CI_DIR) --tune 4 --json results/ci/bench-ci.json \
 		| tee results/ci/bench-ci.txt
 
-# The README's example results: benchmarks/examples.toml on this machine's CPU, then charts + report.
+# The README's example results: benchmarks/configs/examples.toml on this machine's CPU, then charts + report.
 # Three rounds per point, spread over the run, so the report's intervals see slow phases (README).
 # Refuses to overwrite an earlier results/cpu/ (delete it first to redo it).
 examples: $(STAMP)
-	$(BIN)/seqbench run benchmarks/examples.toml --rounds 3 -o results/cpu/examples-cpu.csv
+	$(BIN)/seqbench run benchmarks/configs/examples.toml --rounds 3 -o results/cpu/examples-cpu.csv
 	$(BIN)/seqbench plot results/cpu/examples-cpu.csv --out-dir results/cpu/charts --image-format svg
 	$(BIN)/seqbench report results/cpu/examples-cpu.csv -o results/cpu/report.md --image-format png
 
-# The README's decode figures: benchmarks/decode.toml one kernel per run (each under 10 minutes on one
+# The README's decode figures: benchmarks/configs/decode.toml one kernel per run (each under 10 minutes on one
 # thread), appended to one CSV (the first run also measures the matmul peak), each point's samples in
 # 3 rounds across its run (a slow phase of this shared machine then hits every point alike), then
 # report and charts.
 DECODE_CSV := results/cpu/decode/decode-cpu.csv
 examples-decode: $(STAMP)
-	$(BIN)/seqbench run benchmarks/decode.toml --kernels rnn_fused --rounds 3 -o $(DECODE_CSV) -q
+	$(BIN)/seqbench run benchmarks/configs/decode.toml --kernels rnn_fused --rounds 3 -o $(DECODE_CSV) -q
 	for k in mingru_scan linear_attention sdpa; do \
-	  $(BIN)/seqbench run benchmarks/decode.toml --kernels $$k --rounds 3 --no-peak --append -o $(DECODE_CSV) -q \
+	  $(BIN)/seqbench run benchmarks/configs/decode.toml --kernels $$k --rounds 3 --no-peak --append -o $(DECODE_CSV) -q \
 	      || exit 1; \
 	done
 	$(BIN)/seqbench report $(DECODE_CSV) -o results/cpu/decode/report.md --image-format png

@@ -1,4 +1,6 @@
-"""The figures of `make bench-ci` from the repetitions aa_test.py collected (see its docstring).
+"""The figures of `make bench-ci` from the repetitions aa_collect.py collected (see its docstring).
+
+    python benchmarks/aa_analyze.py --dir bench-ci-data --tune 4 --json results/ci/bench-ci.json
 
 Every verdict here comes from seqbench.analysis.compare's own functions (run_statistics,
 judge_runs, finish); the default variant is checked against compare_frames on every repetition,
@@ -8,22 +10,22 @@ alpha) are scored on the tuning repetitions only.
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import json
 import math
 import statistics
 from pathlib import Path
 
-from aa_test import CONDITIONS, P10, SIDES
+from lab import CONDITIONS, KERNEL, P10, SIDES
 
-KERNEL = "cilab_glr"
 THRESHOLD = 0.05
 RUN_RULES = {"min": min, "median": statistics.median, "mean": lambda xs: math.exp(statistics.fmean(map(math.log, xs)))}
 DEFAULT = ("min", "min", 0.01)  # round statistic, run rule, alpha: what seqbench compare does
 
 
 def load_rep(d: Path) -> dict:
-    from seqbench.results.reader import read_results
+    from lab import read_results
 
     info = json.loads((d / "done.json").read_text())
     info["frames"] = {s: read_results(d / f"{s}.csv") for s in SIDES if (d / f"{s}.csv").exists()}
@@ -38,7 +40,7 @@ def first_runs(df, k: int):
 
 def run_values(df, statistic: str, rule: str) -> dict[tuple, list[float]]:
     """(kernel, seq_len) -> one value per run, as compare computes them (ok rows only)."""
-    from seqbench.analysis.compare import run_statistics
+    from lab import run_statistics
 
     out = {}
     for (kernel, seq_len), g in df[df["status"] == "ok"].groupby(["kernel", "seq_len"]):
@@ -48,7 +50,7 @@ def run_values(df, statistic: str, rule: str) -> dict[tuple, list[float]]:
 
 
 def verdicts(base: dict, head: dict, alpha: float) -> dict[tuple, object]:
-    from seqbench.analysis.compare import PointResult, finish, judge_runs
+    from lab import PointResult, finish, judge_runs
 
     results, tests = {}, []
     for point in base:
@@ -61,7 +63,7 @@ def verdicts(base: dict, head: dict, alpha: float) -> dict[tuple, object]:
 
 def check_against_compare(rep: dict) -> None:
     """The default variant must say exactly what compare_frames says on the same files."""
-    from seqbench.analysis.compare import compare_frames
+    from lab import compare_frames
 
     f = rep["frames"]
     for side in [s for s in ("copy", "p10", "small") if s in f]:
@@ -228,3 +230,17 @@ def analyze(args) -> dict:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(out, indent=1, default=str) + "\n")
     return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dir", default="bench-ci-data")
+    ap.add_argument("--tune", type=int, default=4, help="the first N repetitions of each condition tune; the rest are held out")
+    ap.add_argument("--fresh-from", type=int, help="also score repetitions numbered this or higher on their own "
+                    "(those collected after the last change to compare's rules)")
+    ap.add_argument("--json", help="also write the figures to this JSON file")
+    analyze(ap.parse_args())
+
+
+if __name__ == "__main__":
+    main()

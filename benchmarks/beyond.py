@@ -18,11 +18,8 @@ import statistics
 
 import torch
 
-from seqbench.sweep.config import Point
-from seqbench.kernels import Shape, get_kernel
-from seqbench.sweep.matmul_peak import calibration_point
-from seqbench.sweep.runner import build_workload
-from seqbench.measure.timer import burn_in, measure
+from lab import Point, Shape, build_workload, burn_in, calibration_point, get_kernel, measure
+
 
 PEAK_KERNELS = ["calibration", "rnn_loop", "lstm_loop", "gru_loop", "rnn_fused", "lstm_fused", "gru_fused",
                 "attention_naive", "sdpa", "mha", "mingru_loop", "mingru_scan", "mingru_logscan",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-KERNEL = "cilab_glr"
+from lab import KERNEL
 
 GLR = '''\
 import time
@@ -72,7 +72,7 @@ def write_checkout(root: Path, plant: dict[int, float] | None = None) -> Path:
 
 
 CONFIG = '''\
-# The bench-ci sweep: seqbench's own CI points (benchmarks/ci.toml) plus a user's layer loaded as a
+# The bench-ci sweep: seqbench's own CI points (benchmarks/configs/ci.toml) plus a user's layer loaded as a
 # plugin from each side's checkout.
 name = "ci-layer"
 plugins = ["cilab.bench_kernels"]

@@ -4,7 +4,7 @@ Alternates (ABAB...) `seqbench run CONFIG` and `seqbench launch CONFIG --shards 
 each a fresh process, and reports their wall times (process start to exit) and the shards' own wall
 times from their sidecars. Run it under the exclusive CPU lock: both sides time real kernels.
 
-    python benchmarks/launch_cost.py benchmarks/quick.toml --shards 2 --reps 3 --dir /tmp/launch-cost
+    python benchmarks/launch_cost.py benchmarks/configs/quick.toml --shards 2 --reps 3 --dir /tmp/launch-cost
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ import argparse
 
 import numpy as np
 
-from seqbench.analysis import bootstrap, load, scaling
+import seqbench
+from lab import bootstrap, scaling
 
 
 def main() -> None:
@@ -21,7 +22,7 @@ def main() -> None:
     ap.add_argument("csv")
     ap.add_argument("--pairs", default="rnn_loop/rnn_loop_hoisted,rnn_loop_hoisted/rnn_fused,rnn_loop/rnn_fused")
     args = ap.parse_args()
-    df = scaling.ok_points(load([args.csv]))
+    df = scaling.ok_points(seqbench.load([args.csv]))
     reps = bootstrap.replicate_medians(df)
     keys = ["mode", "batch_size", "seq_len"]
     threads = ", ".join(map(str, sorted(set(df["threads"]))))

@@ -23,9 +23,8 @@ import sys
 import torch
 from torch.utils.benchmark import Timer
 
-from seqbench.sweep.config import Point
-from seqbench.sweep.runner import build_workload
-from seqbench.measure.timer import burn_in, measure
+from lab import Point, build_workload, burn_in, measure
+
 
 POINTS = [("rnn_loop", 64), ("rnn_loop", 512), ("sdpa", 64), ("sdpa", 512)]
 TOLERANCE = 0.03

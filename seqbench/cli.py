@@ -21,7 +21,7 @@ from seqbench.version import __version__
 app = typer.Typer(
     help="Measure how recurrence (sequential over time) and attention (parallel over time) scale "
     "with sequence length and batch size, on CPU or CUDA.\n\n"
-    "Example: seqbench run benchmarks/quick.toml",
+    "Example: seqbench run benchmarks/configs/quick.toml",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -100,18 +100,18 @@ def run(
     """Run a sweep and write a tidy CSV + JSON sidecar.
 
     Examples:\n
-      seqbench run benchmarks/quick.toml\n
+      seqbench run benchmarks/configs/quick.toml\n
       seqbench run --kernels rnn_loop,sdpa --seq-lens 64,256,1024 --batch-sizes 8\n
-      seqbench run benchmarks/quick.toml --plugin mylab.bench_kernels --kernels my_glr,sdpa\n
-      seqbench run benchmarks/full.toml --device cuda --dtype bfloat16 -o results/gpu.csv\n
-      seqbench run benchmarks/decode.toml   (decode: one token after contexts of 64..16384 tokens)\n
+      seqbench run benchmarks/configs/quick.toml --plugin mylab.bench_kernels --kernels my_glr,sdpa\n
+      seqbench run benchmarks/configs/full.toml --device cuda --dtype bfloat16 -o results/gpu.csv\n
+      seqbench run benchmarks/configs/decode.toml   (decode: one token after contexts of 64..16384 tokens)\n
       seqbench run --mode decode --kernels rnn_fused,sdpa --seq-lens 64,1024,16384 --batch-sizes 1,16 --capacity --max-memory 1GiB\n
-      seqbench run benchmarks/decode.toml --device cuda --max-memory 0 --cuda-graph\n
-      seqbench run benchmarks/full.toml --max-memory 8GiB --max-time-per-point 30 -o results/full.csv\n
+      seqbench run benchmarks/configs/decode.toml --device cuda --max-memory 0 --cuda-graph\n
+      seqbench run benchmarks/configs/full.toml --max-memory 8GiB --max-time-per-point 30 -o results/full.csv\n
       seqbench run --resume -o results/full.csv   (after Ctrl-C: continue where it stopped)\n
-      seqbench run benchmarks/ci.toml --rounds 5 -o base.csv\n
-      seqbench run benchmarks/ci.toml --append -o head.csv   (one more run into head.csv)\n
-      seqbench run benchmarks/full.toml --shard 2/4 -o part2.csv
+      seqbench run benchmarks/configs/ci.toml --rounds 5 -o base.csv\n
+      seqbench run benchmarks/configs/ci.toml --append -o head.csv   (one more run into head.csv)\n
+      seqbench run benchmarks/configs/full.toml --shard 2/4 -o part2.csv
     """
     from seqbench.render import console
     from seqbench.sweep.config import parse_list
@@ -246,7 +246,7 @@ def ab(
 
     Examples:\n
       seqbench ab bench.toml --base ../main-checkout --head . -o results/ab\n
-      seqbench ab benchmarks/ci.toml --base ../base/.venv/bin/seqbench --head .venv/bin/seqbench --allow-mismatch kernels\n
+      seqbench ab benchmarks/configs/ci.toml --base ../base/.venv/bin/seqbench --head .venv/bin/seqbench --allow-mismatch kernels\n
       seqbench ab bench.toml --base ../main-checkout -o results/ab --append --runs 4   (4 more runs a side)\n
       seqbench ab bench.toml --base ../main-checkout --fail-on regression,failed,inconclusive --format markdown
     """
@@ -321,9 +321,9 @@ def launch(
     Exit codes: 0 merged, 2 bad input, 4 some shards failed (listed with their logs).
 
     Examples:\n
-      seqbench launch benchmarks/full.toml --shards 8 --cluster slurm --partition gpu --gpus-per-node 1 -o results/full.csv\n
-      seqbench launch benchmarks/quick.toml --shards 2 --cluster local -o results/quick.csv\n
-      seqbench launch benchmarks/quick.toml --shards 2 --cluster local -o results/quick.csv   (again: reruns failed shards only)
+      seqbench launch benchmarks/configs/full.toml --shards 8 --cluster slurm --partition gpu --gpus-per-node 1 -o results/full.csv\n
+      seqbench launch benchmarks/configs/quick.toml --shards 2 --cluster local -o results/quick.csv\n
+      seqbench launch benchmarks/configs/quick.toml --shards 2 --cluster local -o results/quick.csv   (again: reruns failed shards only)
     """
     from seqbench.render import console
     from seqbench.sweep.launch import LaunchSpec, ShardsFailed, launch as launch_sweep
@@ -517,6 +517,11 @@ def gradflow(
                                     max_memory=max_memory)
     console.gradflow_table(decay)
     console.info(f"wrote {', '.join(map(str, written))}")
+
+
+from seqbench.cli_history import history_app  # noqa: E402  (after the app's own commands: `history` lists last)
+
+app.add_typer(history_app, name="history")
 
 
 def _dispatch(argv: list[str] | None) -> int:

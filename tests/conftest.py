@@ -1,5 +1,11 @@
+import os
+
 import pytest
 import torch
+
+# No load sampling in the tests (measure.load): the other work on a shared machine would otherwise add
+# "disturbed" warnings to the output they check. Tests of the load set it themselves.
+os.environ["SEQBENCH_LOAD_WINDOW"] = "off"
 
 from seqbench.kernels import KERNELS
 

@@ -12,7 +12,9 @@ _PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "timer_vs_torch.
 def bench():
     spec = importlib.util.spec_from_file_location("timer_vs_torch", _PATH)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    with pytest.MonkeyPatch.context() as mp:  # as `python benchmarks/timer_vs_torch.py` runs it: benchmarks/lab.py importable
+        mp.syspath_prepend(str(_PATH.parent))
+        spec.loader.exec_module(module)
     return module
 
 

@@ -10,9 +10,12 @@ from seqbench.sweep.config import build_config, load_toml, parse_list, resolve_d
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("name", ["quick", "full", "ci"])
+CONFIGS = ROOT / "benchmarks" / "configs"
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in CONFIGS.glob("*.toml")))
 def test_shipped_configs_are_valid(name):
-    cfg = build_config(load_toml(ROOT / "benchmarks" / f"{name}.toml"))
+    cfg = build_config(load_toml(CONFIGS / f"{name}.toml"))
     assert cfg.name == name
     assert cfg.points()
 

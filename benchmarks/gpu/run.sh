@@ -2,7 +2,7 @@
 # The CUDA run of issue 8, prepared on the CPU and run once on a lent GPU machine:
 #   OUT=/some/dir bash benchmarks/gpu/run.sh
 # 1. the test suite (CUDA tests run there), 2. the timer cross-check against torch.utils.benchmark
-# at two shapes, 3. benchmarks/cuda.toml in float32 and bfloat16, 4. charts and report.
+# at two shapes, 3. benchmarks/configs/cuda.toml in float32 and bfloat16, 4. charts and report.
 # Everything lands in $OUT/cuda.tar.gz (results/cuda/<gpu>/...) plus the logs.
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
@@ -16,9 +16,9 @@ for B in 8 64; do
   timeout 45 python3 benchmarks/timer_vs_torch.py --device cuda --rounds 4 --min-time 0.1 --batch-size $B
 done 2>&1 | tee "$DEST/timer_vs_torch.txt"
 # float32: the whole of cuda.toml; bfloat16: the longer lengths and larger batches only (time).
-timeout 200 python3 -m seqbench run benchmarks/cuda.toml --dtype float32 -q -o "$DEST/cuda-float32.csv" --force 2>&1 | tail -3
+timeout 200 python3 -m seqbench run benchmarks/configs/cuda.toml --dtype float32 -q -o "$DEST/cuda-float32.csv" --force 2>&1 | tail -3
 save
-timeout 100 python3 -m seqbench run benchmarks/cuda.toml --dtype bfloat16 --seq-lens 256,1024,4096 --batch-sizes 16,64 \
+timeout 100 python3 -m seqbench run benchmarks/configs/cuda.toml --dtype bfloat16 --seq-lens 256,1024,4096 --batch-sizes 16,64 \
   -q -o "$DEST/cuda-bfloat16.csv" --force 2>&1 | tail -3
 save
 for dt in float32 bfloat16; do

@@ -9,7 +9,7 @@ differs from the next, on both sides alike.
 
 Order: passes over the sides, forward then backward (ABBA for two sides: A B B A A B B A ...), so
 a slow drift of the machine hits every side equally; with an even number of passes a linear drift
-cancels exactly. The core takes any number of sides (the bench in benchmarks/aa_test.py times a
+cancels exactly. The core takes any number of sides (the bench in benchmarks/aa_collect.py times a
 base, its copy and planted heads in one interleaved schedule); the CLI gives it two.
 """
 

@@ -386,6 +386,7 @@ def run_to_files(
 
     from seqbench.kernels.plugins import loaded_plugins
     from seqbench.measure import env
+    from seqbench.measure.load import Watch
     from seqbench.results.ownership import own
     from seqbench.results.reader import read_metadata
     from seqbench.results.schema import sidecar_path
@@ -436,6 +437,14 @@ def run_to_files(
     for stale in ("interrupted_by", "error"):
         meta.pop(stale, None)
     wall_before = float(meta.get("wall_s") or 0.0)
+    # The machine's load at the start and end and what other processes used in between (measure.load):
+    # the summary and report warn when the run had to share its cores.
+    if "load" in meta and resume is not None:  # the earlier stretch's load stays with its record
+        meta["resumed"][-1]["load_before"] = meta["load"]
+    watch = Watch()
+    watch.start()
+    if watch.enabled:
+        meta["load"] = watch.as_dict()
     sink = CountingSink()
     with interrupts_as_exceptions():
         with held():  # an interrupt cannot leave a CSV without its sidecar, or the reverse
@@ -471,6 +480,9 @@ def run_to_files(
             meta["rows"] = rows_before + len(sink.rows)
             with held():  # a second Ctrl-C waits until the sidecar says how the run ended
                 try:
+                    if watch.enabled:
+                        watch.stop()
+                        meta["load"] = watch.as_dict()
                     write_json_last(sidecar_path(out_path), meta)
                 except ResultsError:
                     if meta["status"] == "complete":  # the rows are fine, but the record of the run is not

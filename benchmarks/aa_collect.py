@@ -1,14 +1,14 @@
 """How far `seqbench ab` can be trusted: A/A false alarms, quiet and under a neighbour load, and
 planted slowdowns in a user's layer (`make bench-ci`).
 
-    python benchmarks/aa_test.py collect --dir bench-ci-data --reps 44     # hours; resumable
-    python benchmarks/aa_test.py analyze --dir bench-ci-data --tune 4 --json results/ci/bench-ci.json
+    python benchmarks/aa_collect.py collect --dir bench-ci-data --reps 44     # hours; resumable
+    python benchmarks/aa_analyze.py --dir bench-ci-data --tune 4 --json results/ci/bench-ci.json
 
 collect: writes the sides once (benchmarks/ci_layer.py): `base` and `copy` (the same user package
 in two checkouts), `p10` (its layer planted 10% slower at T=64 and T=128) and `small-0..2` (planted
 5%, 7% and 15%, rotated over T=32/64/128), plus the sweep config (seqbench's own ci.toml points and
 the user's layer, loaded as a plugin from each side). Then 2 x REPS repetitions, quiet and under
-load alternately. Each repetition is the `seqbench ab` schedule (seqbench.analysis.ab.run_ab, what
+load alternately. Each repetition is the `seqbench ab` schedule (seqbench.orchestration.ab.run_ab, what
 the command runs) over three sides at once: base, copy and a planted head (p10 in every other pair
 of repetitions, a small-* head in the others), RUNS runs each in ABBA passes, every run its own
 `seqbench run --rounds ROUNDS` process. Repetitions run under the exclusive CPU lock
@@ -18,7 +18,7 @@ lock burns one core in random on/off bursts (0.05-1 s each) of memory-heavy work
 runs from a snapshot taken at the first `collect`, so editing the tree does not change a
 collection half-way. A repetition interrupted half-way is redone.
 
-analyze: compare (seqbench.analysis.compare, as `seqbench compare` runs it) on each repetition:
+aa_analyze.py: compare (seqbench.analysis.compare, as `seqbench compare` runs it) on each repetition:
 base vs copy (A/A), base vs p10, base vs small; also with only the first 2 runs a side (the first
 ABBA block: what a 2-run recipe would have measured). Variants of the statistics are scored on the
 first --tune repetitions of each condition only; the figures are reported for the others.
@@ -37,15 +37,11 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
+import ci_layer  # writes the sides' checkouts (benchmarks/ is on the import path of a script run from it)
+from lab import CONDITIONS, HEAVY, P10, SEQ_LENS, SMALL
+
+ROOT = Path(__file__).resolve().parent.parent
 LOCK = "/tmp/seqbench-cpu.lock"
-CONDITIONS = ("quiet", "load")  # alternate in the main collection
-HEAVY = "heavy"  # an extra set (collect --condition heavy): two neighbours, both cores in bursts
-P10 = {64: 0.10, 128: 0.10}
-SMALL = (0.05, 0.07, 0.15)  # rotated over SEQ_LENS, one rotation per repetition
-SEQ_LENS = (32, 64, 128)
-SIDES = ("base", "copy", "p10", "small")
 
 
 def small_plant(rotation: int) -> dict[int, float]:
@@ -59,9 +55,6 @@ def head_of(rep: int) -> tuple[str, int]:
 
 
 def setup(d: Path, *, min_time: float, max_warmup: float) -> None:
-    sys.path.insert(0, str(HERE))
-    import ci_layer
-
     sides = d / "sides"
     if (sides / "done").exists():
         return
@@ -137,7 +130,7 @@ def reps(args) -> None:
 
 
 def one_rep(args, rep: int) -> None:
-    from seqbench.analysis.ab import resolve_side, run_ab
+    from lab import resolve_side, run_ab  # here: seqbench is the snapshot on this process's PYTHONPATH
 
     d = Path(args.dir).resolve()
     condition = condition_of(rep, getattr(args, "condition", None))
@@ -190,21 +183,11 @@ def main() -> None:
     r.add_argument("--condition", choices=[HEAVY])
     r.add_argument("--runs", type=int, default=4)
     r.add_argument("--rounds", type=int, default=3)
-    a = sub.add_parser("analyze")
-    a.add_argument("--dir", default="bench-ci-data")
-    a.add_argument("--tune", type=int, default=4, help="the first N repetitions of each condition tune; the rest are held out")
-    a.add_argument("--fresh-from", type=int, help="also score repetitions numbered this or higher on their own "
-                   "(those collected after the last change to compare's rules)")
-    a.add_argument("--json", help="also write the figures to this JSON file")
     args = ap.parse_args()
     if args.cmd == "collect":
         collect(args)
-    elif args.cmd == "rep":
-        reps(args)
     else:
-        from aa_analyze import analyze
-
-        analyze(args)
+        reps(args)
 
 
 if __name__ == "__main__":

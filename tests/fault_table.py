@@ -1,11 +1,12 @@
 """Every fault case of tests/fault_cases.py, run once, as the README's Reliability table.
 
-    python benchmarks/faults.py                 # Markdown table + the closing figures
-    python benchmarks/faults.py --json out.json # the outcomes as data too
+    python tests/fault_table.py                 # Markdown table + the closing figures
+    python tests/fault_table.py --json out.json # the outcomes as data too
 
 The figures: cases tried, cases that lost a finished row (or wrote one twice), cases that printed a
 traceback, and cases whose exit code or checks differed from the expected ones. The 200,000-length
-grid is run at its full size here (the test suite uses 20,000).
+grid is run at its full size here (the test suite uses 20,000). It lives beside the cases it runs
+(not a test module: pytest collects test_*.py only).
 """
 
 from __future__ import annotations
@@ -16,9 +17,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-import fault_cases  # noqa: E402
+import fault_cases
 
 
 def cell(text: str) -> str:
