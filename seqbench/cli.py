@@ -537,7 +537,10 @@ def _dispatch(argv: list[str] | None) -> int:
     except SystemExit as exc:  # typer exits 1 on a broken stdout pipe: 1 is CI's "regression"
         if isinstance(exc.__context__, BrokenPipeError):
             raise exc.__context__ from None
-        raise
+        # nothing of seqbench's calls sys.exit inside a command: a user's plugin or kernel did, and its
+        # code (0: "success" with no rows; 1: CI's "regression") must not become seqbench's
+        raise SeqbenchError(f"a plugin or kernel called sys.exit({exc.code!r}) (SystemExit raised by user code); "
+                            "seqbench stopped; remove the call") from None
     except UsageBase as exc:  # bad flag, missing argument, wrong type
         if type(exc).__name__ == "NoArgsIsHelpError":  # bare `seqbench`: show help, as --help would
             print(exc.ctx.get_help())

@@ -50,7 +50,7 @@ def row(kernel: str, T: int, B: int, *, mode: str = "forward", status: str = "ok
 
 
 def write_csv(path: Path, rows: list[Row], *, sidecar: bool = True) -> Path:
-    with CsvSink(path) as sink:
+    with CsvSink(path, validate=False) as sink:  # some tests write what the reader must refuse
         for r in rows:
             sink.write(r)
     if sidecar:

@@ -9,6 +9,8 @@ forward that raises is left to the points, which record it with their own status
 
 from __future__ import annotations
 
+import math
+
 from seqbench.errors import PluginError
 from seqbench.kernels.registry import KernelSpec, Shape
 from seqbench.kernels.state import OutputError
@@ -30,7 +32,7 @@ def build_for_check(spec: KernelSpec, shape: Shape, device: str, dtype: str):
         return spec.build(shape, torch.device(device), getattr(torch, dtype))
     except PluginError:
         raise
-    except Exception as exc:  # noqa: BLE001 - the kernel's own bug: one line, before any timing
+    except (Exception, SystemExit, GeneratorExit) as exc:  # noqa: BLE001 - the kernel's own bug: one line, before any timing
         lines = str(exc).strip().splitlines()
         raise PluginError(f"kernel {spec.name!r} ({spec.source}): its factory raised "
                           f"{type(exc).__name__}: {lines[0] if lines else ''}") from None
@@ -65,7 +67,7 @@ def check_kernel(spec: KernelSpec, shape: Shape, device: str, dtype: str, seed: 
                 if moved > _CAUSAL_TOL.get(dtype, 1e-4) * scale:
                     return (f"correctness check: not causal: outputs at t <= {t0} moved by {moved:.3g} when only "
                             f"inputs after t={t0} changed")
-    except Exception:  # noqa: BLE001 - a forward that raises fails every point on its own, with its own status
+    except (Exception, SystemExit, GeneratorExit):  # noqa: BLE001 - a forward that raises fails every point on its own
         return None
     return None
 
@@ -164,6 +166,49 @@ def check_decode(spec: KernelSpec, shape: Shape, device: str, dtype: str, seed: 
                        ref[:, t0:], t0)
     except OutputError as exc:
         return f"decode check: step: {exc}"
-    except Exception as exc:  # noqa: BLE001 - a broken step fails the kernel's decode points, with the reason
+    except (Exception, SystemExit, GeneratorExit) as exc:  # noqa: BLE001 - a broken step fails its decode points
         lines = str(exc).strip().splitlines()
         return f"decode check: {type(exc).__name__}: {lines[0] if lines else ''}"
+
+
+def _number(value) -> float | None:
+    """value as a float if it is a real number (not a bool, not a string), else None."""
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        try:  # a 0-d tensor or numpy scalar
+            value = value.item()
+        except Exception:  # noqa: BLE001 - not a number at all
+            return None
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            return None
+    return float(value)
+
+
+def check_values(spec: KernelSpec, shape: Shape, mode: str, elem_size: int) -> None:
+    """The kernel's FLOP count and memory estimate at shape, as the run will use them: a PluginError
+    naming the kernel and the sizes if either raises or is not a finite number >= 0 (a user's bug:
+    exit 2 before anything is timed, never a crash mid-sweep or a NaN in a row)."""
+    at = f"B={shape.batch_size} T={shape.seq_len} d={shape.hidden_size} h={shape.num_heads} ({mode})"
+    fns = [("FLOP count" if spec.formula.startswith("(") else f"FLOP formula {spec.formula!r}",
+            lambda: spec.flops_fn(shape)),
+           ("memory estimate (memory=)", lambda: spec.activation_bytes_fn(shape, elem_size, mode == "train"))]
+    if mode == "decode" and spec.decode_flops_fn is not None:
+        fns.append(("decode FLOP count" if spec.decode_formula.startswith("(") else
+                    f"decode FLOP formula {spec.decode_formula!r}", lambda: spec.decode_flops_fn(shape)))
+    for what, fn in fns:
+        try:
+            value = fn()
+        except KeyboardInterrupt:
+            raise
+        except PluginError as exc:  # a formula's own message names the formula and the sizes
+            raise PluginError(f"kernel {spec.name!r} ({spec.source}): {exc}") from None
+        except (Exception, SystemExit, GeneratorExit) as exc:  # noqa: BLE001 - the kernel's bug, named
+            lines = str(exc).strip().splitlines()
+            raise PluginError(f"kernel {spec.name!r} ({spec.source}): its {what} fails at {at}: "
+                              f"{type(exc).__name__}: {lines[0][:200] if lines else ''}") from None
+        number = _number(value)
+        if number is None or not math.isfinite(number) or number < 0:
+            got = type(value).__name__ if number is None else repr(number)
+            raise PluginError(f"kernel {spec.name!r} ({spec.source}): its {what} gives {got[:40]} at {at}; "
+                              "it must be a finite number >= 0")

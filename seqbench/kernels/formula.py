@@ -84,11 +84,15 @@ def parse_flops(text: str, params: dict | None = None) -> Callable:
     params = check_params(params)
     if not isinstance(text, str) or not text.strip():
         raise PluginError(f"FLOP formula must be a non-empty string such as '4*B*T*d^2', got {text!r}")
+    shown = text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
     try:  # ^ means a power, as people write it, and binds tighter than *: read it as Python's **
         tree = ast.parse(text.strip().replace("^", "**"), mode="eval")
+        _check(tree, text, NAMES + tuple(params))
     except SyntaxError as exc:
-        raise PluginError(f"FLOP formula {text!r} is not an expression: {exc.msg}") from None
-    _check(tree, text, NAMES + tuple(params))
+        raise PluginError(f"FLOP formula {shown!r} is not an expression: {exc.msg}") from None
+    except (RecursionError, MemoryError):  # thousands of terms or unary minuses: nested too deep to read
+        raise PluginError(f"FLOP formula {shown!r} is nested too deeply to evaluate; write it with fewer terms "
+                          "(e.g. 3*B*T*d instead of B*T*d + B*T*d + B*T*d)") from None
 
     def flops(shape) -> float:
         env = {"B": shape.batch_size, "T": shape.seq_len, "d": shape.hidden_size, "h": shape.num_heads,
@@ -109,7 +113,10 @@ def parse_flops(text: str, params: dict | None = None) -> Callable:
 
 def degree_in_T(flops: Callable, shape_cls) -> float:
     """The power of T a FLOP formula grows with at long T (1 for recurrence, 2 for softmax attention)."""
-    lo, hi = (flops(shape_cls(1, t, 64, 1, False)) for t in (2**14, 2**18))
+    try:  # sizes the user never asked for: a formula that fails there is judged at the run's own sizes
+        lo, hi = (flops(shape_cls(1, t, 64, 1, False)) for t in (2**14, 2**18))
+    except PluginError:
+        return 0.0
     if lo <= 0 or hi <= 0:
         return 0.0
     return math.log(hi / lo) / math.log(2**4)

@@ -8,6 +8,7 @@ Every failure is a PluginError: one line naming the plugin, exit code 2.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -45,6 +46,31 @@ class PluginRecord:
 
 
 _LOADED: dict[str, PluginRecord] = {}  # by spec
+
+
+@contextlib.contextmanager
+def users_stdout_to_stderr():
+    """Users' code (plugin imports, factories, forward calls) runs with stdout sent to stderr, at the
+    Python level and the file-descriptor level: a plugin's print must not corrupt what seqbench was
+    asked to print (`list --format json`, the output path under -q, compare's verdicts)."""
+    import contextlib as _cl
+
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+        os.dup2(2, 1)
+    except OSError:  # no file descriptors 1/2 (an embedded interpreter): the Python level only
+        saved = None
+    try:
+        with _cl.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        if saved is not None:
+            os.dup2(saved, 1)
+            os.close(saved)
 
 
 def loaded_plugins() -> list[PluginRecord]:
@@ -104,7 +130,7 @@ def import_module(name: str, what: str) -> ModuleType:
         raise PluginError(f"{what} {name!r} failed to import: {_first_own_line(exc, _plugin_root(name))}") from None
     except PluginError as exc:  # e.g. it registers a duplicate name
         raise PluginError(f"{what} {name!r}: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - the plugin's own bug, shown as one line
+    except (Exception, SystemExit, GeneratorExit) as exc:  # noqa: BLE001 - the plugin's own bug, shown as one line
         raise PluginError(f"{what} {name!r} failed to import: {_first_own_line(exc, _plugin_root(name))}") from None
 
 
@@ -121,7 +147,7 @@ def _import_file(path: Path, what: str) -> ModuleType:
     except PluginError as exc:
         sys.modules.pop(name, None)
         raise PluginError(f"{what} {str(path)!r}: {exc}") from None
-    except Exception as exc:  # noqa: BLE001
+    except (Exception, SystemExit, GeneratorExit) as exc:  # noqa: BLE001
         sys.modules.pop(name, None)
         raise PluginError(f"{what} {str(path)!r} failed to import: {_first_own_line(exc, path.resolve().parent)}") from None
     return module
@@ -163,10 +189,11 @@ def load_plugin(spec: str, origin: str = "flag") -> PluginRecord:
     if spec in _LOADED:
         return _LOADED[spec]
     before = set(registry._REGISTRY)
-    if is_file_spec(spec):
-        module = _import_file(Path(spec), "plugin")
-    else:
-        module = import_module(spec, "plugin")
+    with users_stdout_to_stderr():
+        if is_file_spec(spec):
+            module = _import_file(Path(spec), "plugin")
+        else:
+            module = import_module(spec, "plugin")
     rec = _record(spec, origin, module, before)
     _LOADED[spec] = rec
     return rec
@@ -217,12 +244,13 @@ def load_entry_points() -> None:
         before = set(registry._REGISTRY)
         what = f"plugin {ep.name!r} (entry point of {ep.dist.name if ep.dist else 'an installed package'})"
         try:
-            obj = ep.load()
-            if callable(obj) and not isinstance(obj, ModuleType):
-                obj()
+            with users_stdout_to_stderr():
+                obj = ep.load()
+                if callable(obj) and not isinstance(obj, ModuleType):
+                    obj()
         except PluginError as exc:
             raise PluginError(f"{what}: {exc}") from None
-        except Exception as exc:  # noqa: BLE001
+        except (Exception, SystemExit, GeneratorExit) as exc:  # noqa: BLE001
             root = _plugin_root(ep.value.split(":")[0])
             raise PluginError(f"{what} failed to load: {_first_own_line(exc, root)}") from None
         module = sys.modules.get(ep.value.split(":")[0].strip())
@@ -233,18 +261,45 @@ def load_entry_points() -> None:
         _LOADED[key] = rec
 
 
+def _is_module_class(obj) -> bool:
+    """A subclass of torch.nn.Module (told by its MRO, so checking it imports no torch)."""
+    return isinstance(obj, type) and any(c.__name__ == "Module" and c.__module__ == "torch.nn.modules.module"
+                                         for c in obj.__mro__)
+
+
+def _plugin_owned(module_name: str) -> bool:
+    """Is module_name a plugin the user loads (--plugin, `plugins`, an installed entry point), or inside
+    such a plugin's top-level package?"""
+    tops = {rec.module.split(".")[0] for rec in _LOADED.values() if rec.module and rec.origin != "kernel_table"}
+    tops |= {rec.spec.partition("=")[2].strip().split(":")[0].split(".")[0]
+             for rec in _LOADED.values() if rec.origin == "entry_point"}
+    tops.discard("")
+    return bool(module_name) and module_name.split(".")[0] in tops
+
+
 def _resolve(target: str, where: str):
+    """A [[kernel]] factory: an nn.Module class from any importable module, or a function of a module the
+    user loads as a plugin. Nothing else: a config is data, and naming `builtins:eval`, `os:system` or
+    `subprocess:call` with arguments must not run them (README: Trust)."""
     module_name, sep, attr = str(target).partition(":")
     if not sep or not attr:
         raise PluginError(f"{where}: factory {target!r} must look like 'package.module:callable'")
-    obj = import_module(module_name.strip(), f"{where}: factory module")
+    module_name = module_name.strip()
+    with users_stdout_to_stderr():
+        obj = import_module(module_name, f"{where}: factory module")
     for part in attr.strip().split("."):
-        if not hasattr(obj, part):
+        if not part.isidentifier() or part.startswith("__") or not hasattr(obj, part):
             raise PluginError(f"{where}: factory {target!r}: module {module_name!r} has no attribute {attr!r}")
         obj = getattr(obj, part)
-    if not callable(obj):
-        raise PluginError(f"{where}: factory {target!r} is not callable")
-    return obj
+    if _is_module_class(obj):
+        return obj
+    owner = getattr(obj, "__module__", None) or ""
+    if callable(obj) and _plugin_owned(module_name) and _plugin_owned(owner):
+        return obj
+    raise PluginError(
+        f"{where}: factory {target!r} is not a torch.nn.Module class, nor a function of a module loaded as a plugin; "
+        "a config may name only those, so that it never runs code you did not choose (list the module under "
+        "`plugins` or pass --plugin if you trust it)")
 
 
 def _table_factory(target, args, kwargs):

@@ -100,9 +100,18 @@ class KernelSpec:
 
     def build(self, shape: Shape, device, dtype):
         """The factory's module for shape, moved to device and dtype."""
+        import torch
         from torch import nn
 
-        module = self.factory(shape)
+        threads = torch.get_num_threads()
+        try:
+            module = self.factory(shape)
+        except (SystemExit, GeneratorExit) as exc:  # a user's sys.exit must not end seqbench (with its code)
+            raise PluginError(f"kernel {self.name!r} ({self.source}): its factory raised {type(exc).__name__}"
+                              f"({exc.args[0] if exc.args else ''!r}); a factory must return a module") from None
+        finally:  # a factory calling torch.set_num_threads must not change what the run measures with
+            if torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)
         if not isinstance(module, nn.Module):
             raise PluginError(f"kernel {self.name!r}: its factory returned {type(module).__name__}, expected a "
                               "torch.nn.Module mapping (B, T, d) to (B, T, d)")
@@ -159,7 +168,10 @@ def _as_flops(flops, name: str, what: str = "flops", params: dict | None = None)
     if isinstance(flops, str):
         from seqbench.kernels.formula import parse_flops
 
-        fn = parse_flops(flops, params)
+        try:
+            fn = parse_flops(flops, params)
+        except PluginError as exc:
+            raise PluginError(f"kernel {name!r}: {what}: {exc}") from None
         return fn, fn.formula
     if callable(flops):
         return flops, None

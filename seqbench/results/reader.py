@@ -75,7 +75,7 @@ def read_results(path: str | Path):
             continue
         if len(fields) != len(header):
             raise ResultsError(f"{p}: line {lineno} has {len(fields)} fields, expected {len(header)} (truncated or corrupted)")
-        records.append(_validate_record(p, lineno, dict(zip(header, fields))))
+        records.append(validate_record(f"{p}: line {lineno}", dict(zip(header, fields))))
     versions = {r["schema_version"] for r in records}
     for old in versions:
         for before, after in RENAMED.get(old, {}).items():  # an older file: today's column names
@@ -101,8 +101,9 @@ def read_results(path: str | Path):
     return df
 
 
-def _validate_record(p: Path, lineno: int, rec: dict[str, str]) -> dict[str, Any]:
-    where = f"{p}: line {lineno}"
+def validate_record(where: str, rec: dict[str, str]) -> dict[str, Any]:
+    """One record's cells (strings) checked and typed; a ResultsError starting with `where` if the
+    reader would refuse it. The writer runs the same check on every row before it writes it."""
     out: dict[str, Any] = dict(rec)
     try:
         version = int(rec["schema_version"])

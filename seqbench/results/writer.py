@@ -13,8 +13,8 @@ from typing import Any, Callable
 
 from seqbench.errors import ResultsError
 from seqbench.results.ownership import Output, make_parents, is_locked, output_error, own, owner_of
-from seqbench.results.reader import read_header
-from seqbench.results.schema import COLUMNS, Row, sidecar_path
+from seqbench.results.reader import read_header, validate_record
+from seqbench.results.schema import COLUMNS, KEY_COLUMNS, Row, sidecar_path
 
 
 class CsvSink:
@@ -26,7 +26,9 @@ class CsvSink:
     rows already written stay valid, and raises a one-line ResultsError.
     """
 
-    def __init__(self, path: str | Path | None = None, *, append: bool = False, output: Output | None = None):
+    def __init__(self, path: str | Path | None = None, *, append: bool = False, output: Output | None = None,
+                 validate: bool = True):
+        self.validate = validate  # off only for tests that write broken files on purpose
         self._own = output is None  # release on close only the ownership taken here
         self.output = output or own(path, "append" if append else "replace")
         self.path = self.output.path
@@ -48,7 +50,11 @@ class CsvSink:
             self._append(_encode(dict(zip(COLUMNS, COLUMNS))))
 
     def write(self, row: Row) -> None:
-        self._append(_encode(row.as_csv()))
+        """Append one row; a row the reader would refuse is never written (vetted() makes it an error row first)."""
+        record = row.as_csv()
+        if self.validate:
+            validate_record(f"{self.path}: row for {row.kernel} B={row.batch_size} T={row.seq_len}", record)
+        self._append(_encode(record))
 
     def verify(self) -> None:
         """Raise if the file at self.path is no longer what this sink wrote (see the class doc)."""
@@ -92,6 +98,20 @@ class CsvSink:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def vetted(row: Row) -> Row:
+    """The row as every reader will accept it. A value the reader refuses (a plugin's FLOP function
+    giving NaN, a negative byte count) would cost the whole file to report, compare, merge and
+    --resume; instead the point becomes an `error` row saying which value was wrong."""
+    try:
+        validate_record(f"kernel {row.kernel!r}", row.as_csv())
+        return row
+    except ResultsError as exc:
+        keep = {f: getattr(row, f) for f in ("schema_version", "run_id", "family", "threads", *KEY_COLUMNS)}
+        bad = Row(**keep, status="error", error=f"not recorded: {exc}"[:300])
+        bad.regime = row.regime
+        return bad
 
 
 def _encode(record: dict[str, str]) -> bytes:

@@ -111,6 +111,11 @@ def plan_run(*, config: Path | None = None, flags: dict | None = None, out: Path
     cfg = resolve_device(build_config(merge_flags(data, flags or {}), source=source))
     if out is None:
         out = Path("results") / f"{cfg.name}-{cfg.device}-{datetime.now():%Y%m%d-%H%M%S}.csv"
+    if shard:  # as launch does: N above the number of points is refused before any work (a heap entry per shard)
+        n_points, (_, n_shards) = len(cfg.points()), parse_shard(shard)
+        if n_shards > n_points:
+            raise ConfigError(f"--shard {shard}: N = {n_shards} is more shards than the sweep has points; "
+                              f"allowed: N from 1 to {n_points}")
     plan = RunPlan(cfg, Path(out), source, rounds=rounds, shard=parse_shard(shard) if shard else None,
                    reference=reference, append=append, force=force, peak=peak and "calibration" not in cfg.kernels,
                    notes=notes, machine=check_machine(machine))

@@ -44,6 +44,7 @@ class Workload:
     state_bytes: int | None = None  # decode: the state (KV cache or recurrent state) of all B sequences, owned
     state_retained_bytes: int | None = None  # decode: the storages that state keeps alive
     reset: Callable[[], None] | None = None  # decode, in-place step: the state put back before each call (untimed)
+    first: Callable[[], object] | None = None  # one untimed call whose output is checked (check_output)
 
 
 def build_workload(point: Point, seed: int = 0) -> Workload:
@@ -56,7 +57,7 @@ def build_workload(point: Point, seed: int = 0) -> Workload:
         params = tensor_bytes(*module.parameters())
         return Workload(dec.step, torch.inference_mode, params + dec.retained_bytes + dec.token_bytes, params,
                         torch.empty((), dtype=getattr(torch, point.dtype)).element_size(), dec.state_bytes,
-                        dec.retained_bytes, dec.reset)
+                        dec.retained_bytes, dec.reset, first=lambda: check_output(dec.step(), point))
     spec = get_kernel(point.kernel)
     dtype = getattr(torch, point.dtype)
     torch.manual_seed(seed)
@@ -72,9 +73,45 @@ def build_workload(point: Point, seed: int = 0) -> Workload:
             module.zero_grad(set_to_none=True)
             spec.output_of(module(x)).backward(grad_out)
 
-        return Workload(step, torch.enable_grad, param_bytes + tensor_bytes(x, grad_out), param_bytes, x.element_size())
+        def first():
+            module.zero_grad(set_to_none=True)
+            y = module(x)
+            check_output(y, point)
+            spec.output_of(y).backward(grad_out)
+
+        return Workload(step, torch.enable_grad, param_bytes + tensor_bytes(x, grad_out), param_bytes, x.element_size(),
+                        first=first)
     module.eval()
-    return Workload(lambda: module(x), torch.inference_mode, param_bytes + tensor_bytes(x), param_bytes, x.element_size())
+    return Workload(lambda: module(x), torch.inference_mode, param_bytes + tensor_bytes(x), param_bytes, x.element_size(),
+                    first=lambda: check_output(module(x), point))
+
+
+class BadOutput(Exception):
+    """A point's output is not what every kernel must return at that size: an error row, never timings."""
+
+
+def check_output(y, point: Point) -> None:
+    """A point's first output at its real size (the kernel check runs at B=2, T=8 only): one tensor of
+    shape (B, T, d) (decode: (B, 1, d)), in the run's dtype, finite. Untimed."""
+    import torch
+
+    from seqbench.kernels.state import OutputError
+
+    want = (point.batch_size, 1 if point.mode == Mode.DECODE else point.seq_len, point.hidden_size)
+    at = f"B={point.batch_size} T={point.seq_len}"
+    try:  # a tuple or an object: the item register_kernel(output=) names
+        y = get_kernel(point.kernel).output_of(y, want)
+    except OutputError as exc:
+        raise BadOutput(f"output check at {at}: {exc}") from None
+    if not isinstance(y, torch.Tensor):
+        raise BadOutput(f"output check at {at}: returned {type(y).__name__}, expected one tensor of shape {want}")
+    if tuple(y.shape) != want:
+        raise BadOutput(f"output check at {at}: output shape {tuple(y.shape)}, expected {want}")
+    if y.dtype != getattr(torch, point.dtype):
+        raise BadOutput(f"output check at {at}: output dtype {str(y.dtype).replace('torch.', '')}, the run's is "
+                        f"{point.dtype} (the kernel computes in another precision than the one measured)")
+    if not bool(torch.isfinite(y).all()):
+        raise BadOutput(f"output check at {at}: output has non-finite values (NaN or inf)")
 
 
 def classify_failure(exc: BaseException) -> str:
@@ -128,12 +165,17 @@ def measure_point(
 
     from seqbench.kernels.decode import NoDecodeStep
 
+    from seqbench.sweep.signals import is_signal
+
     spec = get_kernel(point.kernel)
-    threads = torch.get_num_threads()
+    threads = pin_threads(cfg)
     work = failure = None
     try:
         work = build_workload(point, cfg.seed)
+        threads = pin_threads(cfg)  # after the build: a factory may have changed torch's thread count
         with work.mode_context():
+            if work.first is not None:
+                work.first()  # shape, dtype, finite at the real size, outside the timed region
             m, capture_s = time_call(work.step, cfg, point.device, timer, work.reset)
             if work.reset is not None:
                 work.reset()
@@ -153,11 +195,13 @@ def measure_point(
             else:
                 peak = analytic_bytes(spec, point.shape, work.elem_size, point.mode == Mode.TRAIN, work.param_bytes)
                 method = "analytic"
-    except KeyboardInterrupt:
-        raise
     except NoDecodeStep as exc:  # the kernel cannot decode: not a failure of the kernel
         failure = (Status.SKIPPED, str(exc))
-    except Exception as exc:  # noqa: BLE001 - a failing point is data, not a crash
+    except BadOutput as exc:
+        failure = (Status.ERROR, str(exc))
+    except (Exception, SystemExit, GeneratorExit, KeyboardInterrupt) as exc:  # noqa: BLE001 - a failing point is data
+        if is_signal(exc):  # a real Ctrl-C / SIGTERM stops the run; a kernel raising KeyboardInterrupt does not
+            raise
         timed_out = isinstance(exc, CallTooSlow)
         status = Status.TIMEOUT if timed_out else classify_failure(exc)
         failure = (status, str(exc) if timed_out else describe(exc))
@@ -173,7 +217,12 @@ def measure_point(
         row = base_row(point, run_id, threads, failure[0])
         row.error = failure[1]
         return row
-    gflop = spec.flops(point.shape, point.mode)
+    try:
+        gflop = spec.flops(point.shape, point.mode)
+    except Exception as exc:  # noqa: BLE001 - checked before the sweep; a function that changed its mind since
+        row = base_row(point, run_id, threads, Status.ERROR)
+        row.error = f"FLOP count failed: {describe(exc)}"
+        return row
     gflop = None if gflop is None else gflop / 1e9
     row = base_row(point, run_id, threads, Status.OK)
     row.repeats = len(m.samples)
@@ -210,12 +259,27 @@ def fill_capacity(row: Row, point: Point, capacity: Callable[[Point], object]) -
     row.capacity_step_s, row.capacity_tokens_per_s = cap.step_s, cap.tokens_per_s
 
 
+_RUN_THREADS: dict[str, int] = {}  # the thread count the run applied (torch's default when threads = 0)
+
+
 def apply_threads(cfg: SweepConfig) -> None:
     """torch's thread count for the run: cfg.threads, or torch's default when it is 0."""
     import torch
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    _RUN_THREADS["n"] = torch.get_num_threads()
+
+
+def pin_threads(cfg: SweepConfig) -> int:
+    """Set the run's thread count again (a user's factory may have called torch.set_num_threads) and
+    return it, for the row: what a point records is what it ran on."""
+    import torch
+
+    want = cfg.threads or _RUN_THREADS.get("n") or torch.get_num_threads()
+    if torch.get_num_threads() != want:
+        torch.set_num_threads(want)
+    return torch.get_num_threads()
 
 
 def measure_calibration(cfg: SweepConfig, run_id: str, *, timer=None) -> Row:
@@ -231,11 +295,19 @@ def check_kernels(cfg: SweepConfig) -> dict:
 
     failed: dict = {}
     shape = check_shape(cfg.hidden_size, cfg.num_heads, cfg.causal)
+    from seqbench.sweep.signals import is_signal
+
     for name in cfg.kernels:
         spec = get_kernel(name)
         if spec.family == Family.CALIBRATION:
             continue
-        reason = check_kernel(spec, shape, cfg.device, cfg.dtype, cfg.seed)
+        try:
+            reason = check_kernel(spec, shape, cfg.device, cfg.dtype, cfg.seed)
+        except KeyboardInterrupt as exc:  # raised by the kernel's own code, not by a signal: its points fail
+            if is_signal(exc):
+                raise
+            failed[name] = "correctness check: forward raised KeyboardInterrupt (not a signal: the kernel's code raised it)"
+            continue
         if reason and Mode.DECODE in cfg.modes and not _decodes(spec, shape, cfg):
             for mode in cfg.modes:  # its decode rows say "no decode step" (skipped), not the forward's error
                 if mode != Mode.DECODE:
@@ -255,6 +327,27 @@ def _decodes(spec, shape, cfg: SweepConfig) -> bool:
     from seqbench.kernels.decode import has_decode
 
     return spec.supports_causal and has_decode(build_for_check(spec, shape, cfg.device, cfg.dtype))
+
+
+def check_values_everywhere(cfg: SweepConfig, source: str = "config") -> None:
+    """Every kernel's FLOP count and memory estimate at every point of the sweep (kernels.check_values),
+    before any point is timed: a formula like B*d/(T-32) fails here, naming the kernel and the config,
+    not after an hour of timing."""
+    import torch
+
+    from seqbench.errors import PluginError
+    from seqbench.kernels.check import check_values
+
+    elem = {dt: torch.empty((), dtype=getattr(torch, dt)).element_size() for dt in {cfg.dtype}}
+    seen = set()
+    for p in cfg.points():
+        key = (p.kernel, p.mode, p.shape)
+        if key not in seen:
+            seen.add(key)
+            try:
+                check_values(get_kernel(p.kernel), p.shape, p.mode, elem[p.dtype])
+            except PluginError as exc:
+                raise PluginError(f"{source}: {exc}") from None
 
 
 def capacity_finder(cfg: SweepConfig, budget: int | None, timer: BlockTimer | None = None):
@@ -305,6 +398,7 @@ def run_sweep(
     import torch
 
     from seqbench.measure.timer import burn_in
+    from seqbench.results.writer import vetted
     from seqbench.sweep.budget import Preflight
     from seqbench.sweep.plan import pending_points
     from seqbench.sweep.rounds import make_reference, measure_in_rounds, round_config
@@ -326,6 +420,7 @@ def run_sweep(
     if peak and known_peak is None and calibration_point(cfg.device, cfg.dtype).key() not in done:
         calib = measure_calibration(cfg, run_id, timer=timer)
         calib.regime = cfg.regime
+        calib = vetted(calib)
         peak_gflops = calib.gflops_per_s
         sink.write(calib)
         rows.append(calib)
@@ -355,6 +450,7 @@ def run_sweep(
         row.regime = cfg.regime
         if row.status != Status.SKIPPED:
             fill_pct(row, peak_gflops)  # after the rounds are pooled: from the final GFLOP/s
+        row = vetted(row)  # a value the reader would refuse costs this point, never the file
         preflight.observe(row)
         sink.write(row)
         rows.append(row)
@@ -363,7 +459,15 @@ def run_sweep(
     return rows
 
 
-def run_to_files(
+def run_to_files(cfg: SweepConfig, out_path, **kwargs) -> list[Row]:
+    """_run_to_files with users' code (factories, forward calls) printing to stderr, never to stdout."""
+    from seqbench.kernels.plugins import users_stdout_to_stderr
+
+    with users_stdout_to_stderr():
+        return _run_to_files(cfg, out_path, **kwargs)
+
+
+def _run_to_files(
     cfg: SweepConfig, out_path, *, command: list[str], on_row=None, timer=None, resume=None, source: str = "config",
     peak: bool = False, append: bool = False, force: bool = False, machine: str | None = None,
     **schedule
@@ -398,6 +502,7 @@ def run_to_files(
         return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
     apply_threads(cfg)  # before the environment is captured: the sidecar records the threads the run uses
+    check_values_everywhere(cfg, source)  # a formula that fails at one point fails before anything is timed
     budget, budget_source = resolve_budget(cfg)
     preflight = Preflight(budget)
     preflight.check_anything_fits(cfg, source)

@@ -75,6 +75,19 @@ def checkpoint() -> None:
         raise pending()
 
 
+def is_signal(exc: BaseException) -> bool:
+    """Did this KeyboardInterrupt come from a real SIGINT/SIGTERM? While seqbench's handlers are installed
+    every signal is recorded before anything is raised (or the process exits at once), so one that was
+    not is a user's code raising KeyboardInterrupt itself: an error of that kernel, not an interrupt.
+    Under Python's own handler (seqbench as a library) nothing tells them apart: a signal, to be safe."""
+    if not isinstance(exc, KeyboardInterrupt):
+        return False
+    if _state["last"] is not None:
+        return True
+    signal = _signal_module()
+    return signal is None or signal.getsignal(signal.SIGINT) not in (_stop, _exit_now)
+
+
 def last_interrupt(forget: bool = False) -> str | None:
     """'SIGINT' or 'SIGTERM': the signal that last stopped something in this process (then forgotten
     if asked, so the next command starts afresh)."""
