@@ -188,3 +188,24 @@ def test_views_count_as_owned_bytes_and_retain_their_buffer():
     state = {"c": buf[-1], "n": buf[-1], "pos": 3}
     assert logical_bytes(state) == 8 * 4 and retained_bytes(state) == 16 * 8 * 4
     assert logical_bytes((buf, buf[:2])) == retained_bytes((buf, buf[:2])) == 16 * 8 * 4  # never above the buffer
+
+
+def test_counted_flops_and_quadratic_read_off_a_python_flop_function(forlab):
+    import seqbench
+    from seqbench.kernels.registry import Shape
+
+    layers = __import__("forlab.layers", fromlist=["WideGLR"])
+    try:
+        spec = seqbench.register_kernel("forlab_counted", family="scan", flops="count", decode_flops="count",
+                                        factory=lambda s: layers.WideGLR(s.hidden_size, expand=2), inplace_state=True)
+        # three d x 2d matmuls per token, counted at T = 64, 128, 256 and fitted: exact at any T and B
+        assert spec.flops(Shape(3, 100, 16, 1, True)) == 3 * 100 * 6 * 2 * 16**2
+        assert spec.flops(Shape(3, 100, 16, 1, True), "decode") == 3 * 6 * 2 * 16**2
+        assert spec.formula.startswith("counted (FlopCounterMode") and not spec.quadratic
+        attn = seqbench.register_kernel("forlab_fn", family="attention", factory=lambda s: None,
+                                        flops=lambda s: 8 * s.batch_size * s.seq_len * s.hidden_size**2
+                                        + 4 * s.batch_size * s.seq_len**2 * s.hidden_size)
+        assert attn.quadratic  # read off the function's growth, as for a formula string
+    finally:
+        unregister("forlab_counted")
+        unregister("forlab_fn")

@@ -164,7 +164,15 @@ def _caller_module(depth: int = 2) -> str:
         return "?"
 
 
+COUNTED = "count"  # flops="count": FlopCounterMode at two lengths (kernels/flopcount.py)
+
+
 def _as_flops(flops, name: str, what: str = "flops", params: dict | None = None) -> tuple[Callable[[Shape], float], str | None]:
+    if isinstance(flops, str) and flops.strip() == COUNTED:
+        from seqbench.kernels.flopcount import COUNT_LENGTHS, counted_flops
+
+        return (counted_flops(name, "decode" if what == "decode_flops" else "forward"),
+                f"counted (FlopCounterMode at T = {', '.join(map(str, COUNT_LENGTHS))})")
     if isinstance(flops, str):
         from seqbench.kernels.formula import parse_flops
 
@@ -188,11 +196,13 @@ def register_kernel(name: str, *, family: str, flops, factory: Callable | None =
     """Register a kernel. Used as a decorator on a factory (Shape -> nn.Module), or with factory=.
 
     family: recurrent | attention | scan (calibration is seqbench's own).
-    flops: forward FLOPs, a function of the Shape or a formula in B, T, d, h, d_h ("4*B*T*d^2").
+    flops: forward FLOPs, a function of the Shape, a formula in B, T, d, h, d_h and params ("4*B*T*d^2"),
+        or "count" (torch's FlopCounterMode at two lengths, fitted as a*T + b*T^2; kernels/flopcount.py).
     train: the kernel can run backward (train mode).
     causal: always (causal by construction, e.g. a recurrence; default for recurrent and scan),
         optional (follows shape.causal; default for attention) or never.
-    quadratic: its cost grows as T^2 (softmax attention). Default: read off a formula string, else False.
+    quadratic: its cost grows as T^2 (softmax attention). Default: read off the formula or the FLOP
+        function (its growth between T = 2^14 and 2^18); state it with flops="count".
     baseline: a default reference for the report's speed-ups and crossover.
     memory: (shape, element size, train) -> activation bytes, for the memory budget (default: 8
         d-vectors per token forward, 24 in train mode).
@@ -239,7 +249,7 @@ def register_kernel(name: str, *, family: str, flops, factory: Callable | None =
         if quad is None:
             from seqbench.kernels.formula import degree_in_T
 
-            quad = text is not None and degree_in_T(flops_fn, Shape) >= 1.5
+            quad = not getattr(flops_fn, "counted", False) and degree_in_T(flops_fn, Shape) >= 1.5
         spec = KernelSpec(
             name=name, family=fam, factory=fn, flops_fn=flops_fn, formula=formula or text or "(a Python function)",
             activation_bytes_fn=memory or DEFAULT_ACTIVATIONS, description=description, supports_train=bool(train),
