@@ -38,8 +38,8 @@ def _fit(points: list[tuple[int, float]]) -> list[float]:
     return [0.0 if abs(c * ts.max() ** i) <= tiny else float(c) for i, c in enumerate(coef)]
 
 
-def counted_flops(name: str, mode: str = "forward") -> Callable:
-    """A FLOP function of the Shape for kernel `name`, counted on first use (see the module's doc)."""
+def counted_flops(get_spec: Callable[[], object], mode: str = "forward") -> Callable:
+    """A FLOP function of the Shape for the kernel get_spec() returns, counted on first use (see the module's doc)."""
     import dataclasses
 
     fits: dict = {}
@@ -47,10 +47,8 @@ def counted_flops(name: str, mode: str = "forward") -> Callable:
     def build(shape):
         import torch
 
-        from seqbench.kernels.registry import _REGISTRY
-
         torch.manual_seed(0)
-        module = _REGISTRY[name].build(shape, torch.device("cpu"), torch.float32)
+        module = get_spec().build(shape, torch.device("cpu"), torch.float32)
         return module.eval()
 
     def forward_count(shape, T: int) -> float:
@@ -68,8 +66,7 @@ def counted_flops(name: str, mode: str = "forward") -> Callable:
         s = dataclasses.replace(shape, batch_size=1, seq_len=T)
         module = build(s)
         with torch.inference_mode():
-            state = prefill(module, torch.randn(1, T, shape.hidden_size), module.init_state(1, T + 1),
-                            _REGISTRY_spec(name))
+            state = prefill(module, torch.randn(1, T, shape.hidden_size), module.init_state(1, T + 1), get_spec())
         x_t = torch.randn(1, 1, shape.hidden_size)
         return _count(lambda: module.step(x_t, state))
 
@@ -83,9 +80,3 @@ def counted_flops(name: str, mode: str = "forward") -> Callable:
 
     flops.counted = True  # type: ignore[attr-defined]
     return flops
-
-
-def _REGISTRY_spec(name: str):
-    from seqbench.kernels.registry import _REGISTRY
-
-    return _REGISTRY[name]

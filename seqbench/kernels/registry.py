@@ -171,7 +171,7 @@ def _as_flops(flops, name: str, what: str = "flops", params: dict | None = None)
     if isinstance(flops, str) and flops.strip() == COUNTED:
         from seqbench.kernels.flopcount import COUNT_LENGTHS, counted_flops
 
-        return (counted_flops(name, "decode" if what == "decode_flops" else "forward"),
+        return (counted_flops(lambda: _REGISTRY[name], "decode" if what == "decode_flops" else "forward"),
                 f"counted (FlopCounterMode at T = {', '.join(map(str, COUNT_LENGTHS))})")
     if isinstance(flops, str):
         from seqbench.kernels.formula import parse_flops
