@@ -209,3 +209,39 @@ def test_counted_flops_and_quadratic_read_off_a_python_flop_function(forlab):
     finally:
         unregister("forlab_counted")
         unregister("forlab_fn")
+
+
+def test_a_kernels_own_limits_and_a_resume_with_a_changed_limit(forlab, tmp_path):
+    import json
+
+    import seqbench
+    from seqbench.errors import ConfigError
+    from seqbench.sweep.config import build_config
+    from seqbench.sweep.resume import check_same_config
+    from seqbench.sweep.runner import kernel_limits, run_sweep
+
+    from conftest import FakeTimer
+    from reliability_helpers import ListSink
+
+    layers = __import__("forlab.layers", fromlist=["WideGLR"])
+    try:
+        spec = seqbench.register_kernel("forlab_short", family="scan", flops="6*expand*B*T*d^2", params={"expand": 2},
+                                        factory=lambda s: layers.WideGLR(s.hidden_size, expand=2), max_seq_len=8,
+                                        max_time_per_point=30)
+        cfg = build_config({"name": "t", "kernels": ["forlab_short"], "seq_lens": [8, 16], "batch_sizes": [2],
+                            "hidden_size": 16, "num_heads": 1, "max_time_per_point": 2}, source="test")
+        assert kernel_limits(cfg, spec).max_time_per_point == 30 and kernel_limits(cfg, get_kernel("forlab_glr")) is cfg
+        rows = {r.seq_len: r for r in run_sweep(cfg, ListSink(), run_id="t", timer=FakeTimer(lambda i: 0.001))}
+        assert rows[8].status == "ok"
+        assert rows[16].status == "skipped" and "beyond the kernel's max_seq_len=8" in rows[16].error
+        with pytest.raises(seqbench.errors.PluginError, match="max_seq_len=0; allowed: a number > 0"):
+            seqbench.register_kernel("forlab_bad", family="scan", flops="1", factory=lambda s: None, max_seq_len=0)
+        meta = {"config": json.loads(json.dumps(cfg.to_dict()))}
+        slower = build_config({**meta["config"], "max_time_per_point": 60}, source="test")
+        (note,) = check_same_config(meta, slower, tmp_path)
+        assert "max_time_per_point changed from 2.0 to 60.0" in note
+        assert meta["config"]["max_time_per_point"] == 60 and meta["limit_changes"][0]["to"] == 60
+        with pytest.raises(ConfigError, match="--resume refused: seq_lens"):
+            check_same_config(meta, build_config({**meta["config"], "seq_lens": [8]}, source="test"), tmp_path)
+    finally:
+        unregister("forlab_short")

@@ -88,6 +88,10 @@ class KernelSpec:
     state_tensors: Callable | None = None
     prefill_output: bool = False
     params: dict = field(default_factory=dict, compare=False, hash=False)  # the FLOP formulas' own names
+    # the kernel's own limits: seconds one call may take (instead of the run's --max-time-per-point), and
+    # the longest sequence (decode: context) it is run at; longer points get `skipped` rows
+    max_time_per_point: float | None = None
+    max_seq_len: int | None = None
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -136,6 +140,8 @@ class KernelSpec:
                 "baseline": self.baseline, "causal": self.causal, "source": self.source,
                 "description": self.description, "decode_formula": self.decode_formula,
                 "inplace_state": self.inplace_state, **({"params": self.params} if self.params else {}),
+                **{k: v for k, v in (("max_time_per_point", self.max_time_per_point),
+                                     ("max_seq_len", self.max_seq_len)) if v is not None},
                 "definition": self.definition()}
 
     def definition(self) -> str | None:
@@ -192,7 +198,8 @@ def register_kernel(name: str, *, family: str, flops, factory: Callable | None =
                     quadratic: bool | None = None, baseline: bool = False, memory=None, source: str | None = None,
                     replace: bool = False, decode_flops=None, decode_formula: str | None = None, output=None,
                     inplace_state: bool = False, state_tensors: Callable | None = None, prefill_output: bool = False,
-                    params: dict | None = None):
+                    params: dict | None = None, max_time_per_point: float | None = None,
+                    max_seq_len: int | None = None):
     """Register a kernel. Used as a decorator on a factory (Shape -> nn.Module), or with factory=.
 
     family: recurrent | attention | scan (calibration is seqbench's own).
@@ -218,6 +225,8 @@ def register_kernel(name: str, *, family: str, flops, factory: Callable | None =
     state_tensors: state -> iterable of its tensors, for a state object the walk cannot read.
     prefill_output: prefill returns (outputs of the chunk, new state), so the check compares them too.
     params: names and numbers the FLOP formulas may use beside B, T, d, h, d_h ({"d_state": 16}).
+    max_time_per_point: seconds one call of this kernel may take, instead of the run's limit (a slow
+        layer's own); max_seq_len: the longest T it is run at (longer points are skipped, said why).
     Returns the decorator, or the KernelSpec when factory is given.
     """
     src = source or _caller_module()
@@ -239,6 +248,10 @@ def register_kernel(name: str, *, family: str, flops, factory: Callable | None =
         from seqbench.kernels.formula import check_params
 
         names = check_params(params, f"kernel {name!r}: params")
+        for what, value, kind in (("max_time_per_point", max_time_per_point, (int, float)),
+                                  ("max_seq_len", max_seq_len, int)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, kind) or not value > 0):
+                raise PluginError(f"kernel {name!r}: {what}={value!r}; allowed: a number > 0 (or None: the run's)")
         flops_fn, text = _as_flops(flops, name, params=names)
         decode_fn, decode_text = (_as_flops(decode_flops, name, "decode_flops", names) if decode_flops is not None
                                   else (None, None))
@@ -257,6 +270,8 @@ def register_kernel(name: str, *, family: str, flops, factory: Callable | None =
             decode_formula=decode_formula or decode_text or ("(a Python function)" if decode_fn else ""),
             output=output, inplace_state=bool(inplace_state), state_tensors=state_tensors,
             prefill_output=bool(prefill_output), params=names,
+            max_time_per_point=None if max_time_per_point is None else float(max_time_per_point),
+            max_seq_len=max_seq_len,
         )
         add(spec, replace=replace)
         return spec

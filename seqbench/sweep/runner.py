@@ -153,6 +153,13 @@ def time_call(fn: Callable[[], object], cfg: SweepConfig, device: str, timer: Bl
     return m, capture_s
 
 
+def kernel_limits(cfg: SweepConfig, spec) -> SweepConfig:
+    """cfg with the kernel's own time limit, if it has one (register_kernel(max_time_per_point=))."""
+    if spec.max_time_per_point is None:
+        return cfg
+    return dataclasses.replace(cfg, max_time_per_point=spec.max_time_per_point)
+
+
 def measure_point(
     point: Point, cfg: SweepConfig, run_id: str, *, timer: BlockTimer | None = None, profile_memory: bool = True,
     capacity: Callable[[Point], object] | None = None,
@@ -176,7 +183,7 @@ def measure_point(
         with work.mode_context():
             if work.first is not None:
                 work.first()  # shape, dtype, finite at the real size, outside the timed region
-            m, capture_s = time_call(work.step, cfg, point.device, timer, work.reset)
+            m, capture_s = time_call(work.step, kernel_limits(cfg, spec), point.device, timer, work.reset)
             if work.reset is not None:
                 work.reset()
             backend = ""
@@ -437,7 +444,10 @@ def run_sweep(
             row = base_row(point, run_id, torch.get_num_threads(), Status.ERROR)
             row.error = why
             return row
+        spec = get_kernel(point.kernel)
         reason = preflight.check(point) if r == 1 else ""
+        if spec.max_seq_len is not None and point.seq_len > spec.max_seq_len:
+            reason = f"T={point.seq_len} is beyond the kernel's max_seq_len={spec.max_seq_len} (register_kernel)"
         if reason:
             row = base_row(point, run_id, torch.get_num_threads(), Status.SKIPPED)
             row.error = reason
