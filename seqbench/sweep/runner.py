@@ -409,7 +409,7 @@ def run_sweep(
     from seqbench.sweep.budget import Preflight
     from seqbench.sweep.plan import pending_points
     from seqbench.sweep.rounds import make_reference, measure_in_rounds, round_config
-    from seqbench.sweep.signals import checkpoint
+    from seqbench.sweep.signals import checkpoint, in_flight
 
     preflight = preflight or Preflight()
     points = pending_points(cfg, shard, done)
@@ -452,8 +452,12 @@ def run_sweep(
             row = base_row(point, run_id, torch.get_num_threads(), Status.SKIPPED)
             row.error = reason
             return row
-        return measure_point(point, per_round, run_id, timer=timer, profile_memory=r == 1,
-                             capacity=capacity if point.mode == Mode.DECODE else None)
+        in_flight(point)  # named in the sidecar if an interrupt cannot wait for this point's call
+        try:
+            return measure_point(point, per_round, run_id, timer=timer, profile_memory=r == 1,
+                                 capacity=capacity if point.mode == Mode.DECODE else None)
+        finally:
+            in_flight(None)
 
     ref = make_reference(cfg, rounds, timer) if reference else None
     for row in measure_in_rounds(points, rounds, measure_round, ref):
@@ -506,6 +510,7 @@ def _run_to_files(
     from seqbench.results.schema import sidecar_path
     from seqbench.results.writer import CsvSink, write_json_atomic, write_json_last
     from seqbench.sweep.budget import Preflight, resolve_budget
+    from seqbench.sweep import signals
     from seqbench.sweep.signals import CountingSink, Terminated, held, interrupts_as_exceptions
 
     def now() -> str:
@@ -574,6 +579,16 @@ def _run_to_files(
                 output.release()
                 raise
         t0 = time.perf_counter()
+
+        def record_stuck(signal_name: str, point) -> None:
+            """The watchdog's record of the end (signals.py): a call was still in flight GRACE_S after the signal."""
+            stuck = dict(meta, status="interrupted", interrupted_by=signal_name, finished_at=now(),
+                         wall_s=round(wall_before + time.perf_counter() - t0, 3), rows=rows_before + len(sink.rows))
+            if point is not None:
+                stuck["interrupted_point"] = dataclasses.asdict(point)
+            write_json_last(sidecar_path(out_path), stuck)
+
+        signals.on_stuck(record_stuck)
         try:
             known = None if resume is None else next(
                 (r.gflops_per_s for r in resume.rows if r.kernel == "calibration" and r.status == Status.OK), None)
@@ -590,6 +605,9 @@ def _run_to_files(
             meta["error"] = describe(exc)
             raise
         finally:
+            signals.on_stuck(None)
+            if not signals.finishing():  # the watchdog is recording the end and ending the process
+                time.sleep(60)
             meta["finished_at"] = now()
             meta["wall_s"] = round(wall_before + time.perf_counter() - t0, 3)
             meta["rows"] = rows_before + len(sink.rows)
