@@ -98,7 +98,7 @@ def gradflow(out: str | Path, *, force: bool = False, command: Sequence[str] = (
     out = Path(out)
     check_output(out, force=force)
     png = out.with_suffix(".png")
-    refuse_existing(png, force)
+    refuse_existing(png, force, kind="a chart")
     norms = run_gradflow(**settings, max_memory=parse_size(max_memory, "--max-memory"))
     decay = decay_fits(norms)
     atomic_write(out, lambda fh: norms.to_csv(fh, index=False), newline="", replace=force)
@@ -121,7 +121,7 @@ def ab(config: str | Path, base: str, head: str = ".", *, out: str | Path, runs:
     Returns (analysis.ab.ABResult, analysis.compare.Comparison)."""
     import json
 
-    from seqbench.analysis.ab import resolve_side, run_ab
+    from seqbench.analysis.ab import earlier_record, resolve_side, run_ab
     from seqbench.analysis.compare import compare_files
     from seqbench.analysis.mismatch import check_comparable
     from seqbench.render.compare_text import to_json_text, to_markdown
@@ -136,11 +136,12 @@ def ab(config: str | Path, base: str, head: str = ".", *, out: str | Path, runs:
     def check() -> None:  # refuse a mismatched pair after one pass, not after all of them
         check_comparable(b_csv, h_csv, read_results(b_csv), read_results(h_csv), allow=allow_mismatch)
 
+    earlier = earlier_record(out) if append else {}  # ab.json keeps the runs of every --append
     result = run_ab(Path(config), sides, out, runs=runs, rounds=rounds, append=append, force=force, on_run=on_run,
                     after_first_pass=check)
     comp = compare_files(b_csv, h_csv, allow_mismatch=allow_mismatch, **compare_options)
     comp.warnings += result.notes
     atomic_write(out / "compare.md", lambda fh: fh.write(to_markdown(comp, fmt_time)))
     atomic_write(out / "compare.json", lambda fh: fh.write(to_json_text(comp)))
-    atomic_write(out / "ab.json", lambda fh: fh.write(json.dumps(result.to_json(), indent=2) + "\n"))
+    atomic_write(out / "ab.json", lambda fh: fh.write(json.dumps(result.to_json(earlier), indent=2) + "\n"))
     return result, comp

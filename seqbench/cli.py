@@ -276,7 +276,7 @@ def merge(
                                                 "machines; LABEL=PATH names the machine of a file's rows.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Merged CSV (JSON sidecar beside it).")],
     allow_partial: Annotated[bool, typer.Option("--allow-partial", help="Merge fewer than all N shards (or unfinished ones); the sidecar records which are missing.")] = False,
-    allow_mixed: Annotated[bool, typer.Option("--allow-mixed", help="Merge shards measured on different machines; each row keeps its machine's label.")] = False,
+    allow_mixed: Annotated[bool, typer.Option("--allow-mixed", help="Merge shards measured on different machines, or with different seqbench commits or kernel code; each row keeps its machine's label.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
 ) -> None:
     """Join result CSVs into one: the shards of one sweep, or runs of several machines.
@@ -412,13 +412,16 @@ def report(
     attention: AttentionSide = None,
     plugin: Plugins = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite the report and its charts.")] = False,
+    as_html: Annotated[bool, typer.Option("--html", help="One self-contained HTML page instead, its scaling charts "
+                                          "interactive (kernels toggled in the legend). Default -o: the CSV's name with .html.")] = False,
     quiet: Quiet = False,
 ) -> None:
-    """Write a Markdown report: environment, tables per batch size, scaling exponents, crossover T*, failures, charts.
+    """Write a Markdown report (or, with --html, an HTML page): environment, tables per batch size, scaling exponents, crossover T*, failures, charts.
 
     Examples:\n
       seqbench report results/cpu/examples-cpu.csv -o results/cpu/report.md\n
       seqbench report run.csv -o run.md --no-charts\n
+      seqbench report run.csv --html -o run.html   (interactive charts, one file)\n
       seqbench report mine.csv --baseline my_glr --plugin mylab.bench_kernels\n
       seqbench report a100=runs/a100.csv h100=runs/h100.csv -o runs/machines.md
     """
@@ -429,6 +432,13 @@ def report(
 
     console.set_verbosity(quiet)
     _load_plugins(plugin)
+    if as_html:
+        from seqbench.render.report_html import write_html_report
+
+        path = write_html_report(results, out or split_label(results[0])[1].with_suffix(".html"), force=force,
+                                 baselines=baseline)
+        console.info(f"wrote {path}")
+        return
     formats = plot_mod.parse_formats(image_format)
     out = out or split_label(results[0])[1].with_suffix(".md")
     cdir = (charts_dir or out.parent / "charts") if charts else None

@@ -162,3 +162,30 @@ def accept(
     finally:
         st.close()
     console.info(f"accepted changes at {commit} ({point} on {machine}) in {st.where}")
+
+
+@history_app.command("publish")
+def publish(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the site (index.html, runs/, plotly.min.js).")],
+    threshold: Annotated[str, typer.Option(help="Threshold the change points are marked against.")] = "5%",
+    force: Annotated[bool, typer.Option("--force", help="Replace a site already in --out.")] = False,
+    store: StoreOpt = None,
+) -> None:
+    """Write a static dashboard: per machine every point's trend over commits with change points marked, each run's page, the latest run's scaling charts.
+
+    No server needed: open index.html, or publish the folder (GitHub Pages). plotly.js is bundled.
+
+    Example: seqbench history publish -o site/
+    """
+    from seqbench.render import console
+    from seqbench.render.site import publish as write_site
+    from seqbench.results.store import Store
+    from seqbench.units import parse_fraction
+
+    console.set_verbosity()
+    st = Store(store)
+    try:
+        written = write_site(st, out, threshold=parse_fraction(threshold, "--threshold"), force=force)
+    finally:
+        st.close()
+    console.info(f"wrote {len(written)} files to {out} (open {out / 'index.html'})")

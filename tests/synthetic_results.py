@@ -54,12 +54,16 @@ def write_csv(path: Path, rows: list[Row], *, sidecar: bool = True) -> Path:
         for r in rows:
             sink.write(r)
     if sidecar:
-        write_json_atomic(path.with_suffix(".json"), {
-            "schema_version": SCHEMA_VERSION, "run_id": "test-run", "command": ["seqbench", "run", "synthetic"],
+        runs = list(dict.fromkeys(r.run_id for r in rows)) or ["test-run"]  # a sidecar describes its CSV's runs
+        meta = {
+            "schema_version": SCHEMA_VERSION, "run_id": runs[-1], "command": ["seqbench", "run", "synthetic"],
             "config": {"name": "synthetic", "dtype": "float32", "hidden_size": 64, "num_heads": 2},
             "environment": {"cpu": "Test CPU 9000", "torch": "0.0-test", "device": "cpu"},
             "started_at": "2026-01-01T00:00:00+00:00", "finished_at": "2026-01-01T00:01:00+00:00", "status": "complete",
-        })
+        }
+        if len(runs) > 1:  # an appended file: the earlier runs, as `run --append` records them
+            meta = {"previous_runs": [{**meta, "run_id": r} for r in runs[:-1]], **meta}
+        write_json_atomic(path.with_suffix(".json"), meta)
     return path
 
 

@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import numpy as np
@@ -67,7 +68,9 @@ def test_read_many_names_sources_and_rejects_header_only(tmp_path):
 
 
 def test_read_many_keeps_the_later_duplicate(tmp_path):
-    p = write_csv(tmp_path / "dup.csv", [row("rnn_loop", 64, 1, median=1.0), row("rnn_loop", 64, 1, median=2.0)])
+    # a CSV appended to twice (two runs): the later run's measurement of the point wins
+    later = dataclasses.replace(row("rnn_loop", 64, 1, median=2.0), run_id="test-run-2")
+    p = write_csv(tmp_path / "dup.csv", [row("rnn_loop", 64, 1, median=1.0), later])
     df = load([p])
     assert list(df["median_s"]) == [2.0] and df.attrs["duplicates_dropped"] == 1
 

@@ -153,7 +153,14 @@ def test_damaged_stores_are_one_line_exit_2(tmp_path, capsys):
     Store(broken).add(entry_from_file(write_run(tmp_path, 1)))
     with sqlite3.connect(broken) as c:
         c.execute("DROP TABLE measurements")
-    cases = {garbage: "not a SQLite database", other: "not a seqbench history store", newer: "newer seqbench",
+    truncated = tmp_path / "truncated.db"
+    st = Store(truncated)
+    for i in range(1, 4):
+        st.add(entry_from_file(write_run(tmp_path, i)))
+    st.close()
+    with truncated.open("r+b") as fh:  # a copy cut off half-way (a full disk, an interrupted upload)
+        fh.truncate(truncated.stat().st_size // 2)
+    cases = {garbage: "not a SQLite database", truncated: "malformed", other: "not a seqbench history store", newer: "newer seqbench",
              broken: "table measurements missing", tmp_path / "absent.db": "no such store"}
     for path, words in cases.items():
         for argv in (["history", "check", "--store", str(path)],

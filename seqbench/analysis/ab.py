@@ -97,9 +97,23 @@ class ABResult:
     wall_s: float = 0.0
     notes: list[str] = field(default_factory=list)
 
-    def to_json(self) -> dict:
-        return {"sides": [asdict(s) for s in self.sides], "wall_s": round(self.wall_s, 3),
-                "runs": [asdict(r) for r in self.runs], "notes": self.notes}
+    def to_json(self, earlier: dict | None = None) -> dict:
+        """ab.json; earlier: the ab.json this --append continues, whose runs (and wall time) it keeps."""
+        old = earlier if isinstance(earlier, dict) else {}
+        old_runs = [r for r in old.get("runs") or [] if isinstance(r, dict)]
+        wall = self.wall_s + (float(old.get("wall_s") or 0) if isinstance(old.get("wall_s"), (int, float)) else 0)
+        return {"sides": [asdict(s) for s in self.sides], "wall_s": round(wall, 3),
+                "runs": old_runs + [asdict(r) for r in self.runs],
+                "notes": list(dict.fromkeys([*(n for n in old.get("notes") or [] if isinstance(n, str)), *self.notes]))}
+
+
+def earlier_record(out_dir: Path) -> dict:
+    """The ab.json already in out_dir ({} if none or unreadable), for --append to keep its runs."""
+    try:
+        data = json.loads((Path(out_dir) / "ab.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def prepare_out(out_dir: Path, names: Sequence[str], *, append: bool, force: bool) -> None:

@@ -134,7 +134,7 @@ def _accepted_by(change: Change, accepted: list[dict]) -> str | None:
 
 def check_history(df, *, threshold: float = 0.05, last: int | None = None, since: str | None = None,
                   accepted: list[dict] = (), machine: str | None = None, point: str | None = None,
-                  test: str = "ttest", fail_on_creep: bool = False, trend_window: int = TREND_WINDOW) -> HistoryCheck:
+                  test: str = "permutation", fail_on_creep: bool = False, trend_window: int = TREND_WINDOW) -> HistoryCheck:
     """Find the change points of every series in df (Store.measurements()); see the module docstring."""
     if machine:
         df = df[df["machine"] == machine]
@@ -146,7 +146,7 @@ def check_history(df, *, threshold: float = 0.05, last: int | None = None, since
             (f"after {since}" if since else "")
     result = HistoryCheck(threshold=threshold, window=words or "every stored commit", series=0,
                           commits={m: len(c) for m, c in per_machine.items()}, fail_on_creep=fail_on_creep,
-                          method=f"E-divisive means, {test} significance, >= {MIN_SIZE} commits a side")
+                          method=f"E-divisive means, {test} test, >= {MIN_SIZE} commits a side")
     for (m, p), s in commit_series(df).groupby(["machine", "point"], sort=True):
         result.series += 1
         commits, times, values = list(s["commit"]), list(s["time"]), s["value"].to_numpy(float)
@@ -173,7 +173,7 @@ def check_history(df, *, threshold: float = 0.05, last: int | None = None, since
     return result
 
 
-def latest_changes(df, *, limit: int = 20, test: str = "ttest") -> list[dict]:
+def latest_changes(df, *, limit: int = 20, test: str = "permutation") -> list[dict]:
     """`history show`: per series its values over commits and its latest change point, the series whose
     latest change is largest first (series with none last)."""
     rows = []

@@ -28,6 +28,20 @@ def _kernel_defs(meta: dict) -> dict[str, set]:
         for name, info in (run.get("kernels") or {}).items():
             if str(info.get("source", "")).startswith("seqbench."):
                 out.setdefault(name, set()).add(info.get("definition"))
+                for resumed in run.get("resumed") or []:  # a resume after the kernel's file changed
+                    was = ((resumed.get("kernels_changed") or {}).get(name) or {}).get("was")
+                    if was:
+                        out[name].add(was)
+    return out
+
+
+def _kernel_sources(meta: dict) -> dict[str, set]:
+    """Kernel -> the modules (or config tables) that defined it in the runs of a sidecar."""
+    out: dict[str, set] = {}
+    for run in [*meta.get("previous_runs", []), meta]:
+        for name, info in (run.get("kernels") or {}).items():
+            if isinstance(info, dict) and info.get("source"):
+                out.setdefault(name, set()).add(str(info["source"]))
     return out
 
 
@@ -55,7 +69,13 @@ def differences(base_rows, head_rows, base_meta: dict, head_meta: dict) -> dict[
         changed = sorted(k for k in kernels if k in db and k in dh and db[k] != dh[k] and None not in db[k] | dh[k])
         unknown = [k for k in kernels if k in db and k in dh and None in db[k] | dh[k]]
         sb, sh = {e.get("seqbench") for e in eb} - {None}, {e.get("seqbench") for e in eh} - {None}
-        if changed:
+        srcb, srch = _kernel_sources(base_meta), _kernel_sources(head_meta)
+        moved = sorted(k for k in kernels if k in srcb and k in srch and srcb[k] != srch[k])
+        if moved:  # one name, two definitions (a plugin re-registering a built-in with replace=True)
+            k = moved[0]
+            out[Mismatch.KERNELS] = (f"kernel {k} is defined by {_fmt(srcb[k])} in the baseline and by {_fmt(srch[k])} "
+                                     "in the candidate" + (f" (and {len(moved) - 1} more)" if len(moved) > 1 else ""))
+        elif changed:
             out[Mismatch.KERNELS] = f"seqbench's code of kernel{'s' if len(changed) > 1 else ''} {', '.join(changed)} differs"
         elif unknown and sb != sh:
             out[Mismatch.KERNELS] = (f"seqbench {_fmt(sb)} vs {_fmt(sh)}, without a record of its kernels' code: "

@@ -488,7 +488,7 @@ def plot_files(paths, out_dir: str | Path, formats=("png",), *, batch_sizes=None
     targets = [p for *_, p in chart_paths(df, out_dir, formats)]
     check_not_input(targets, [*paths, *map(sidecar_path, paths)], "chart")
     for target in targets:
-        refuse_existing(target, force, "choose another --out-dir")
+        refuse_existing(target, force, "choose another --out-dir", kind="a chart")
     return render_all(df, out_dir, formats, batch_sizes=batch_sizes)
 
 

@@ -358,22 +358,26 @@ def write_report(csv_path, report_path: str | Path, *, charts_dir: str | Path | 
     files) get the side-by-side report of render/machines.py.
     """
     from seqbench.analysis import load
+    from seqbench.errors import ResultsError
     from seqbench.render import plot
     from seqbench.results.reader import read_metadata, split_label
     from seqbench.results.schema import sidecar_path
     from seqbench.results.ownership import check_not_input
-    from seqbench.results.writer import refuse_existing
+    from seqbench.results.writer import atomic_write, refuse_existing
 
     inputs = [csv_path] if isinstance(csv_path, (str, Path)) else list(csv_path)
     files = [split_label(p)[1] for p in inputs]
     report_path = Path(report_path)
+    if report_path.suffix.lower() == ".csv":  # a results file's name: Markdown there destroys (or poses as) results
+        raise ResultsError(f"-o {report_path}: a report is Markdown; give a name ending in .md, not .csv")
     check_not_input([report_path], [q for f in files for q in (f, sidecar_path(f))], "-o")  # also through links
     df = load(inputs, baselines, kernels, sides)
     metas = [read_metadata(f) for f in files]
     has_points = not scaling.ok_points(df).empty
     planned = [p for *_, p in plot.chart_paths(df, charts_dir, formats)] if charts_dir is not None and has_points else []
     for p in [report_path, *planned]:
-        refuse_existing(p, force, "choose another -o / --charts-dir")
+        refuse_existing(p, force, "choose another -o / --charts-dir",
+                        kind="a Markdown report" if p == report_path else "a chart")
     charts = plot.render_all(df, charts_dir, formats) if planned else []
     # Embed one raster format per chart: Markdown viewers show PNG everywhere.
     embed = [p for p in charts if p.suffix == (".png" if "png" in formats else f".{formats[0]}")]
@@ -382,7 +386,7 @@ def write_report(csv_path, report_path: str | Path, *, charts_dir: str | Path | 
         text = build_side_by_side(df, metas, csv_paths=files, report_path=report_path, chart_files=embed)
     else:
         text = build_report(df, metas[0], csv_path=files[0], report_path=report_path, chart_files=embed)
-    report_path.write_text(text)
+    atomic_write(report_path, lambda fh: fh.write(text))  # refuses a file a live run owns, even now
     return report_path, charts
 
 

@@ -116,7 +116,28 @@ def _first_difference(a: dict, b: dict) -> str | None:
     return None
 
 
-def _check_sweep(shards: list[Part], allow_partial: bool) -> tuple[int, list[int], list[int]]:
+def _code_of(p: Part) -> tuple[str | None, dict[str, str]]:
+    """The seqbench commit a shard ran and each kernel's definition hash (sidecar's `kernels`)."""
+    env = p.meta.get("environment") or {}
+    kernels = p.meta.get("kernels") if isinstance(p.meta.get("kernels"), dict) else {}
+    return env.get("git_commit"), {k: v.get("definition") for k, v in kernels.items() if isinstance(v, dict)}
+
+
+def _check_same_code(p: Part, first: Part) -> None:
+    """Shards of one sweep ran one code: another commit or another kernel definition is another sweep."""
+    (c1, k1), (c2, k2) = _code_of(first), _code_of(p)
+    if c1 and c2 and c1 != c2:
+        raise ResultsError(f"{p.path} ran seqbench commit {c2} and {first.path} commit {c1}: shards of one sweep "
+                           "run one code; rerun the shards from one checkout, or pass --allow-mixed to merge anyway")
+    changed = sorted(k for k in set(k1) & set(k2) if k1[k] and k2[k] and k1[k] != k2[k])
+    if changed:
+        k = changed[0]
+        raise ResultsError(f"kernel {k} ran other code in {p.path} (definition {k2[k]}) than in {first.path} "
+                           f"({k1[k]}): shards of one sweep time one definition; rerun them with one version of "
+                           "the kernel, or pass --allow-mixed to merge anyway")
+
+
+def _check_sweep(shards: list[Part], allow_partial: bool, allow_mixed: bool = False) -> tuple[int, list[int], list[int]]:
     """All shards of one sweep: returns (N, missing shard numbers, unfinished shard numbers)."""
     first = shards[0]
     n = first.shard[1]
@@ -137,6 +158,8 @@ def _check_sweep(shards: list[Part], allow_partial: bool) -> tuple[int, list[int
             raise ResultsError(f"{p.path} was written by seqbench {version(p)} (schema "
                                f"{p.meta.get('schema_version')}) and {first.path} by {version(first)} (schema "
                                f"{first.meta.get('schema_version')}): rerun the shards with one version")
+        if not allow_mixed:
+            _check_same_code(p, first)
         if k in seen:
             raise ResultsError(f"shard {k}/{n} is given twice: {seen[k]} and {p.path}")
         seen[k] = p.path
@@ -181,7 +204,7 @@ def plan_merge(inputs, *, allow_partial: bool = False, allow_mixed: bool = False
     summary = MergeSummary(rows=0, files=len(parts))
     shards = [p for p in parts if p.shard]
     if shards:
-        summary.shards, summary.missing, summary.incomplete = _check_sweep(shards, allow_partial)
+        summary.shards, summary.missing, summary.incomplete = _check_sweep(shards, allow_partial, allow_mixed)
         diffs = _environment_differences(shards)
         if diffs and not allow_mixed:
             name, seen = next(iter(diffs.items()))

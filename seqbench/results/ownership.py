@@ -148,6 +148,17 @@ def is_locked(path: str | Path) -> bool:
         os.close(fd)
 
 
+def refuse_owned(path: str | Path, what: str = "it") -> None:
+    """Refuse to replace or delete a file a live seqbench run owns (its CSV holds the lock), or the
+    sidecar of such a CSV: --force never overrides a running writer."""
+    path = Path(path)
+    csv_path = path.with_suffix(".csv") if path.suffix == ".json" else path
+    if is_locked(csv_path):
+        raise ResultsError(f"{path} belongs to a seqbench run still writing {csv_path.name}{owner_of(csv_path)}; "
+                           f"{what} would destroy its rows (--force does not override a running writer); wait for "
+                           "it to finish or stop it, or choose another output")
+
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))

@@ -62,7 +62,7 @@ def read_results(path: str | Path):
         )
     if not text.endswith("\n"):
         raise ResultsError(f"{p}: line {text.count(chr(10)) + 1} is truncated (no line end); the run was cut off mid-write")
-    records = []
+    records, linenos = [], []
     while True:
         lineno = reader.line_num + 1
         try:
@@ -76,6 +76,7 @@ def read_results(path: str | Path):
         if len(fields) != len(header):
             raise ResultsError(f"{p}: line {lineno} has {len(fields)} fields, expected {len(header)} (truncated or corrupted)")
         records.append(validate_record(f"{p}: line {lineno}", dict(zip(header, fields))))
+        linenos.append(lineno)
     versions = {r["schema_version"] for r in records}
     for old in versions:
         for before, after in RENAMED.get(old, {}).items():  # an older file: today's column names
@@ -98,7 +99,51 @@ def read_results(path: str | Path):
         if col in df:
             df[col] = df[col].astype("boolean")
     df.attrs["path"] = str(p)
+    check_sidecar_runs(p, df, read_metadata(p), linenos)
     return df
+
+
+def sidecar_runs(meta: dict) -> set[str]:
+    """Every run id a sidecar describes: its own run, the runs appended before it, and a merged file's
+    inputs' runs."""
+    runs = {str(meta["run_id"])} if isinstance(meta, dict) and meta.get("run_id") else set()
+    if not isinstance(meta, dict):
+        return runs
+    for old in meta.get("previous_runs") or []:
+        if isinstance(old, dict):
+            runs |= sidecar_runs(old)
+    if isinstance(meta.get("machines"), dict):
+        runs |= {str(r) for r in meta["machines"]}
+    for part in meta.get("inputs") or []:
+        if isinstance(part, dict) and isinstance(part.get("runs"), list):
+            runs |= {str(r) for r in part["runs"]}
+    return runs
+
+
+def check_sidecar_runs(path: Path, df, meta: dict, linenos: Sequence[int] = ()) -> None:
+    """A sidecar describes the runs in its CSV: one copied from another run (whose command, config and
+    status would be shown as this file's) is refused, and so is a CSV one of whose runs it does not know.
+    A run point measured twice by one run is refused too: a run measures each point once, so a second
+    row is a copy (a file concatenated with itself), not a second round."""
+    from seqbench.results.schema import KEY_COLUMNS
+
+    known = sidecar_runs(meta)
+    if known and not df.empty:
+        strangers = [str(r) for r in dict.fromkeys(df["run_id"]) if str(r) not in known]
+        if strangers:
+            raise ResultsError(
+                f"{sidecar_path(path)} does not describe {path}: the CSV holds run {strangers[0]}, the sidecar "
+                f"{'runs ' if len(known) > 1 else 'run '}{', '.join(sorted(known)[:3])} (copied from another run?); "
+                f"put back the sidecar written with {path.name}, or move this one away")
+    if not df.empty:
+        dup = df.duplicated(subset=["run_id", *KEY_COLUMNS], keep=False)
+        if dup.any():
+            lines = [linenos[i] if i < len(linenos) else i + 2 for i in df.index[dup]]
+            row = df.loc[df.index[dup][0]]
+            raise ResultsError(
+                f"{path}: lines {lines[0]} and {lines[1]}: run {row['run_id']} holds the point ({row['kernel']}, "
+                f"{row['mode']}, B={row['batch_size']}, T={row['seq_len']}) twice; a run measures each point once "
+                "(a copied row is not a second round): remove the copy")
 
 
 def validate_record(where: str, rec: dict[str, str]) -> dict[str, Any]:

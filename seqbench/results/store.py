@@ -224,8 +224,8 @@ class Store:
         return pd.DataFrame.from_records(rows, columns=cols).sort_values(["time", "run"], kind="stable",
                                                                             ignore_index=True)
 
-    def runs(self):
-        """One row per stored run (no measurements) -> DataFrame, oldest first."""
+    def runs(self, sidecars: bool = False):
+        """One row per stored run (no measurements; with sidecars: its JSON sidecar) -> DataFrame, oldest first."""
         import pandas as pd
 
         from seqbench.results import store_schema as sch
@@ -233,10 +233,10 @@ class Store:
         sa = _sqlalchemy()
         r = sch.runs
         with self._transaction(write=False) as (conn, _):
-            rows = conn.execute(sa.select(r.c.id, r.c.machine, r.c.commit_sha, r.c.branch, r.c.time, r.c.run_ids,
-                                          r.c.source, r.c.added_at).order_by(r.c.time, r.c.id)).all()
+            cols = [r.c.id, r.c.machine, r.c.commit_sha, r.c.branch, r.c.time, r.c.run_ids, r.c.source, r.c.added_at]
+            rows = conn.execute(sa.select(*cols, *([r.c.sidecar] if sidecars else [])).order_by(r.c.time, r.c.id)).all()
         return pd.DataFrame.from_records(rows, columns=["run", "machine", "commit", "branch", "time", "run_ids",
-                                                        "source", "added_at"])
+                                                        "source", "added_at", *(["sidecar"] if sidecars else [])])
 
     def run_rows(self, run: int) -> list[dict]:
         """The CSV rows of one stored run (samples_s restored), as the run wrote them."""

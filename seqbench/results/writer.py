@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from seqbench.errors import ResultsError
-from seqbench.results.ownership import Output, make_parents, is_locked, output_error, own, owner_of
+from seqbench.results.ownership import Output, is_locked, make_parents, output_error, own, owner_of, refuse_owned
 from seqbench.results.reader import read_header, validate_record
-from seqbench.results.schema import COLUMNS, KEY_COLUMNS, Row, sidecar_path
+from seqbench.results.schema import COLUMNS, KEY_COLUMNS, SCHEMA_VERSION, Row, sidecar_path
 
 
 class CsvSink:
@@ -136,6 +136,27 @@ def check_appendable(path: Path) -> None:
         raise ResultsError(f"cannot append to {path}: its last line is truncated")
 
 
+def check_same_version(path: Path) -> None:
+    """--append adds a run of this seqbench to a file of this seqbench: runs of another version (an
+    older schema, other kernels, other rules) are compared or merged as separate files. The file
+    itself must read back (rows valid, its sidecar its own) before anything is added to it."""
+    from seqbench.results.reader import read_metadata, read_results
+    from seqbench.version import __version__
+
+    read_results(path)
+    meta = read_metadata(path)
+    runs = [*(meta.get("previous_runs") or []), meta] if meta else []
+    for run in runs:
+        env = run.get("environment") if isinstance(run, dict) else None
+        version = env.get("seqbench") if isinstance(env, dict) else None
+        if version and str(version) != __version__:
+            raise ResultsError(f"cannot append to {path}: run {run.get('run_id', '?')} in it was written by seqbench "
+                               f"{version}, this is {__version__}; write to a new file and compare (or merge) the two")
+        if isinstance(run, dict) and run.get("schema_version") not in (None, SCHEMA_VERSION):
+            raise ResultsError(f"cannot append to {path}: its sidecar is of schema {run.get('schema_version')}, this "
+                               f"seqbench writes {SCHEMA_VERSION}; write to a new file")
+
+
 def _file_mode() -> int:
     """What open() would give a new file here (0666 less the umask): tempfile's 0600 is not that."""
     umask = os.umask(0)
@@ -211,10 +232,30 @@ def write_json_last(path: str | Path, obj: Any) -> None:
         raise first from None
 
 
-def refuse_existing(path: str | Path, force: bool, hint: str = "choose another --out") -> None:
-    """The one refusal to overwrite a user's file: exit 2 unless --force."""
-    if Path(path).exists() and not force:
+def is_results_csv(path: str | Path) -> bool:
+    """Does the file start with a seqbench results header (whatever its name)?"""
+    from seqbench.results.schema import REQUIRED_COLUMNS
+
+    try:
+        head = read_header(path)
+    except (OSError, ValueError):
+        return False
+    return tuple(head[:2]) == REQUIRED_COLUMNS[:2] and set(REQUIRED_COLUMNS) <= set(head)
+
+
+def refuse_existing(path: str | Path, force: bool, hint: str = "choose another --out", *, kind: str = "") -> None:
+    """The one refusal to overwrite a user's file: exit 2 unless --force. Never, even with --force,
+    a file a live run owns (or its sidecar), nor a results CSV overwritten by something else (kind:
+    what would be written instead, e.g. "a Markdown report")."""
+    p = Path(path)
+    if not p.exists():
+        return
+    refuse_owned(p, f"overwriting {p.name}")
+    if not force:
         raise ResultsError(f"{path} already exists; pass --force to overwrite it, or {hint}")
+    if kind and p.is_file() and is_results_csv(p):
+        raise ResultsError(f"{path} is a seqbench results CSV; writing {kind} over it would destroy its rows "
+                           f"(--force does not cover that); {hint}")
 
 
 def check_output(path: str | Path, *, force: bool, append: bool = False) -> Path:
@@ -230,6 +271,7 @@ def check_output(path: str | Path, *, force: bool, append: bool = False) -> Path
     if append:
         if p.exists() and p.stat().st_size > 0:
             check_appendable(p)
+            check_same_version(p)
         return p
     for existing in (p, sidecar_path(p)):
         refuse_existing(existing, force)

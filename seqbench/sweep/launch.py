@@ -132,7 +132,12 @@ def _manifest(folder: Path, sweep: dict, force: bool) -> dict:
         diff = next((k for k in sorted(set(sweep) | set(recorded)) if recorded.get(k) != sweep.get(k)), "?")
         raise ConfigError(f"{folder} holds a launch of another sweep ({diff} differs); choose another --dir, "
                           "or pass --force to start over there")
-    for p in list(folder.glob("shard-*-of-*.csv")) + list(folder.glob("shard-*-of-*.json")):
+    from seqbench.results.ownership import refuse_owned
+
+    doomed = list(folder.glob("shard-*-of-*.csv")) + list(folder.glob("shard-*-of-*.json"))
+    for p in doomed:  # a shard job still measuring: --force must not pull its file from under it
+        refuse_owned(p, "--force (clearing the folder)")
+    for p in doomed:
         p.unlink()
     shutil.rmtree(folder / "jobs", ignore_errors=True)
     return {"sweep": sweep, "jobs": []}

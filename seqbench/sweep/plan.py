@@ -125,6 +125,10 @@ def plan_run(*, config: Path | None = None, flags: dict | None = None, out: Path
         plan.resume = state = resume_mod.load(out, cfg)
         if state.note:
             plan.notes.append(state.note)
+        for name, h in state.changed.items():
+            plan.notes.append(f"kernel {name}: its code changed since this run began (definition {h['was']}, now "
+                              f"{h['now']}); the rows measured before and after this resume time different code "
+                              "(both recorded in the sidecar); for one definition throughout, start a new run")
         schedule = state.meta.get("schedule", {})
         plan.rounds = schedule.get("rounds", 1)
         plan.reference = schedule.get("reference", schedule.get("calibrate", False))

@@ -26,6 +26,10 @@ class ResumeState:
     rows: list  # those rows (kernel, mode, ..., seq_len, status), for budget.Preflight.observe
     note: str = ""  # what was repaired, for the user
     output: Output | None = None  # the CSV, owned (locked) by this process from load() on
+    changed: dict = None  # kernel -> {"was": hash, "now": hash}: its defining file changed since the run began
+
+    def __post_init__(self):
+        self.changed = self.changed or {}
 
 
 def recorded_config(out: str | Path) -> dict:
@@ -114,7 +118,22 @@ def load(out: str | Path, cfg: SweepConfig) -> ResumeState:
     mine = df[df["run_id"] == meta["run_id"]]
     rows = [SimpleNamespace(**rec) for rec in mine.to_dict("records")]
     done = frozenset(_key(r) for r in rows)
-    return ResumeState(meta, done, rows, note, output)
+    return ResumeState(meta, done, rows, note, output, changed_kernels(meta, cfg))
+
+
+def changed_kernels(meta: dict, cfg: SweepConfig) -> dict[str, dict]:
+    """Kernels of the run whose definition (the hash of the file that defines them) differs from the
+    one the run recorded: a plugin edited between the interruption and the resume."""
+    from seqbench.kernels import get_kernel
+
+    recorded = meta.get("kernels") if isinstance(meta.get("kernels"), dict) else {}
+    out = {}
+    for name in cfg.kernels:
+        was = (recorded.get(name) or {}).get("definition") if isinstance(recorded.get(name), dict) else None
+        now = get_kernel(name).definition()
+        if was and now and was != now:
+            out[name] = {"was": was, "now": now}
+    return out
 
 
 def _key(r) -> tuple:

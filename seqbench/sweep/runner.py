@@ -528,7 +528,7 @@ def _run_to_files(
             preflight.observe(old)
         meta.setdefault("resumed", []).append(
             {"at": now(), "command": command, "rows_before": len(resume.rows), "host": socket.gethostname(),
-             "job": env.job_ids()}
+             "job": env.job_ids(), **({"kernels_changed": resume.changed} if resume.changed else {})}
         )
         run_id, rows_before = meta["run_id"], len(resume.rows)
     else:
