@@ -54,6 +54,14 @@ Plugins = Annotated[Optional[list[str]], typer.Option(
 Baselines = Annotated[Optional[list[str]], typer.Option(
     "--baseline", help="Reference kernel for speed-ups and crossover T* (repeatable; default: the run's config, "
     "else the kernels registered as baselines).")]
+KernelPicks = Annotated[Optional[str], typer.Option(
+    "--kernels", help="Only these kernels: names or globs, comma-separated (hf_*,sdpa).")]
+RecurrenceSide = Annotated[Optional[str], typer.Option(
+    "--recurrence", help="The kernels that form the 'best recurrence' side (names or globs, comma-separated); "
+    "default: every recurrent and scan kernel.")]
+AttentionSide = Annotated[Optional[str], typer.Option(
+    "--attention", help="The kernels that form the 'best attention' side (names or globs, comma-separated); "
+    "default: every kernel registered quadratic.")]
 ImageFormats = Annotated[str, typer.Option("--image-format", "-f", help=f"Comma-separated: {allowed(ImageFormat)}.")]
 
 
@@ -399,6 +407,14 @@ def launch(
                            "only them")
 
 
+def _picks(kernels: str | None, recurrence: str | None, attention: str | None) -> dict:
+    """report/plot's --kernels, --recurrence and --attention as analysis.load takes them."""
+    def split(text):
+        return [p.strip() for p in text.split(",") if p.strip()] if text else None
+
+    return {"kernels": split(kernels), "sides": {"recurrence": split(recurrence), "attention": split(attention)}}
+
+
 @app.command()
 def plot(
     results: Annotated[list[str], typer.Argument(help="One or more results CSVs; several overlay with the file name (or, "
@@ -407,6 +423,9 @@ def plot(
     image_format: ImageFormats = "png",
     batch: Annotated[Optional[str], typer.Option(help="Only these batch sizes in the per-B charts, e.g. 8 or 1,8.")] = None,
     baseline: Baselines = None,
+    kernels: KernelPicks = None,
+    recurrence: RecurrenceSide = None,
+    attention: AttentionSide = None,
     plugin: Plugins = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite charts already in --out-dir.")] = False,
     quiet: Quiet = False,
@@ -432,7 +451,8 @@ def plot(
     formats = plot_mod.parse_formats(image_format)
     batch_sizes = parse_list(batch, int, "batch") if batch is not None else None
     out_dir = out_dir or plot_mod.default_plot_dir(split_label(results[0])[1])
-    written = plot_mod.plot_files(results, out_dir, formats, batch_sizes=batch_sizes, force=force, baselines=baseline)
+    written = plot_mod.plot_files(results, out_dir, formats, batch_sizes=batch_sizes, force=force, baselines=baseline,
+                                  **_picks(kernels, recurrence, attention))
     console.info(f"wrote {len(written)} chart files to {out_dir}")
     for p in written:
         console.detail(str(p))
@@ -447,6 +467,9 @@ def report(
     charts: Annotated[bool, typer.Option("--charts/--no-charts", help="Render and embed the charts.")] = True,
     image_format: ImageFormats = "png",
     baseline: Baselines = None,
+    kernels: KernelPicks = None,
+    recurrence: RecurrenceSide = None,
+    attention: AttentionSide = None,
     plugin: Plugins = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite the report and its charts.")] = False,
     as_html: Annotated[bool, typer.Option("--html", help="One self-contained HTML page instead, its scaling charts "
@@ -480,7 +503,7 @@ def report(
     out = out or split_label(results[0])[1].with_suffix(".md")
     cdir = (charts_dir or plot_mod.default_report_charts_dir(out)) if charts else None
     path, written = report_mod.write_report(results, out, charts_dir=cdir, formats=formats, force=force,
-                                            baselines=baseline)
+                                            baselines=baseline, **_picks(kernels, recurrence, attention))
     console.info(f"wrote {path}" + (f" and {len(written)} chart files in {cdir}" if written else ""))
 
 

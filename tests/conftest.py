@@ -1,7 +1,12 @@
 import os
 
+import hypothesis  # noqa: F401 - imported before any sweep runs gc.freeze(): see below
 import pytest
 import torch
+
+# A sweep run in-process calls gc.freeze(); a plugin of hypothesis imported after it (trio's, which
+# selenium brings) finds no referrers of its PRNG in the frozen heap and warns, an error under
+# filterwarnings = error at the end of the session. Importing hypothesis first registers it before.
 
 # No load sampling in the tests (measure.load): the other work on a shared machine would otherwise add
 # "disturbed" warnings to the output they check. Tests of the load set it themselves.

@@ -46,6 +46,7 @@ def test_plugin_flag_times_the_users_layer_beside_sdpa_and_records_where_it_came
     assert meta["kernels"]["my_glr"] == {"family": "scan", "formula": "6*B*T*d^2", "quadratic": False,
                                          "baseline": False, "causal": "always", "source": "mylab.bench_kernels",
                                          "description": "a user's gated linear recurrence", "decode_formula": "",
+                                         "inplace_state": False,
                                          "definition": source_hash}  # the code that ran, for compare's checks
     df = read_results(project / "a.csv")
     glr = df[(df["kernel"] == "my_glr") & (df["seq_len"] == 16)].iloc[0]

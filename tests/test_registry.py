@@ -39,6 +39,18 @@ def scratch_registry(monkeypatch):
         del sys.modules[name]  # the user's modules this test imported (never torch's lazily loaded ones)
 
 
+class LastFirst(nn.Module):
+    """An LSTM that returns (h_n, outputs): a tuple whose first item is not the (B, T, d) output."""
+
+    def __init__(self, d):
+        super().__init__()
+        self.lstm = nn.LSTM(d, d, batch_first=True)
+
+    def forward(self, x):
+        y, (h, _) = self.lstm(x)
+        return h, y
+
+
 class Wide(nn.Module):
     def __init__(self, d):
         super().__init__()
@@ -150,11 +162,31 @@ def test_a_duplicate_name_names_both_registrations(scratch_registry):
     ("wide", lambda s: Wide(s.hidden_size), "output shape (2, 8, 32), expected (B, T, d) = (2, 8, 16)"),
     ("nans", lambda s: Scale(s.hidden_size, float("nan")), "output has non-finite values"),
     ("peeks", lambda s: Scale(s.hidden_size, peek=True), "not causal: outputs at t <= 3 moved"),
-    ("tuple", lambda s: nn.LSTM(s.hidden_size, s.hidden_size, batch_first=True), "forward returned tuple"),
+    ("tuple", lambda s: LastFirst(s.hidden_size), "forward returned tuple of 2 (a tensor of shape (1, 2, 16), a "
+                                                   "tensor of shape (2, 8, 16)), expected one tensor"),
 ])
 def test_check_catches_a_kernel_that_is_wrong(scratch_registry, name, module, words):
     spec = seqbench.register_kernel(name, family="recurrent", flops="B*T*d", factory=module)
     assert words in check_kernel(spec, check_shape(16, 2, False), "cpu", "float32")
+
+
+def test_a_tuple_output_is_taken_by_default_or_as_output_says(scratch_registry):
+    shape = check_shape(16, 2, False)
+    lstm = seqbench.register_kernel("lstm_tuple", family="recurrent", flops="16*B*T*d^2",
+                                    factory=lambda s: nn.LSTM(s.hidden_size, s.hidden_size, batch_first=True))
+    assert check_kernel(lstm, shape, "cpu", "float32") is None  # (output, (h, c)): the first item is (B, T, d)
+    for output in (1, lambda r: r[1]):
+        spec = seqbench.register_kernel("last_first", family="recurrent", flops="16*B*T*d^2", output=output,
+                                        factory=lambda s: LastFirst(s.hidden_size), replace=True)
+        assert check_kernel(spec, shape, "cpu", "float32") is None
+    spec = seqbench.register_kernel("last_first", family="recurrent", flops="16*B*T*d^2", output=0,
+                                    factory=lambda s: LastFirst(s.hidden_size), replace=True)
+    assert "output shape (1, 2, 16)" in check_kernel(spec, shape, "cpu", "float32")
+    spec = seqbench.register_kernel("last_first", family="recurrent", flops="16*B*T*d^2", output="hidden",
+                                    factory=lambda s: LastFirst(s.hidden_size), replace=True)
+    assert "output='hidden' does not fit what forward returned (tuple of 2" in check_kernel(spec, shape, "cpu", "float32")
+    with pytest.raises(PluginError, match="output=2.5; allowed: an index"):
+        seqbench.register_kernel("bad_out", family="recurrent", flops="1", output=2.5, factory=LastFirst)
 
 
 def test_check_passes_every_builtin_kernel_causal_or_not():

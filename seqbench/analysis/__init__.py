@@ -4,13 +4,16 @@ verdicts between two runs (compare). Pure functions of DataFrames; nothing here 
 from __future__ import annotations
 
 
-def load(paths, baselines=None):
+def load(paths, baselines=None, kernels=None, sides=None):
     """Read one or more results CSVs (with their sidecars) into one annotated DataFrame.
+
+    kernels: names or globs; only their rows are kept (and the calibration row, for % of peak).
+    sides: contender class -> names or globs forming that side (roles.annotate).
 
     `source` names the series every analysis keeps apart (fits, peaks, crossovers, chart lines): the
     file, or, when the rows come from several machines, the machine (see by_machine).
     """
-    from seqbench.analysis.roles import annotate
+    from seqbench.analysis.roles import annotate, match_kernels
     from seqbench.results.reader import read_many, read_metadata
 
     df = read_many(paths)
@@ -20,7 +23,12 @@ def load(paths, baselines=None):
         counted = df.loc[df["metric"] == "instructions", "source"].iloc[0]
         raise ResultsError(f"{counted} holds instruction counts (--metric instructions), not times: report and plot "
                            "draw times; compare two count files with `seqbench compare`")
-    return annotate(by_machine(df), [read_metadata(p) for p in df.attrs["paths"]], baselines)
+    if kernels:
+        keep = set(match_kernels(kernels, df["kernel"])) | {"calibration"}
+        attrs = dict(df.attrs)
+        df = df[df["kernel"].isin(keep)].reset_index(drop=True)
+        df.attrs.update(attrs)
+    return annotate(by_machine(df), [read_metadata(p) for p in df.attrs["paths"]], baselines, sides)
 
 
 def by_machine(df):

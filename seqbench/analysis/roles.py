@@ -61,11 +61,30 @@ def kernel_info(names: Iterable[str], sidecars: Sequence[dict] = ()) -> dict[str
     return out
 
 
-def annotate(df, sidecars: Sequence[dict] = (), baselines: Sequence[str] | None = None):
+def match_kernels(patterns: Sequence[str], present: Iterable[str], flag: str = "--kernels") -> list[str]:
+    """The kernels of `present` that any of the names or globs (fnmatch: hf_*, *mamba*) matches; a pattern
+    matching nothing is refused, naming what was measured."""
+    import fnmatch
+
+    present = list(dict.fromkeys(present))
+    chosen = []
+    for pat in patterns:
+        hit = [k for k in present if fnmatch.fnmatchcase(k, pat)]
+        if not hit:
+            raise ConfigError(f"{flag} {pat!r} matches no kernel in the results; measured kernels: "
+                              f"{', '.join(sorted(present))}")
+        chosen += [k for k in hit if k not in chosen]
+    return chosen
+
+
+def annotate(df, sidecars: Sequence[dict] = (), baselines: Sequence[str] | None = None,
+             sides: dict[str, Sequence[str]] | None = None):
     """df with `quadratic` and `baseline` columns (bool per row) and `contender` from the kernels' attributes.
 
     baselines: the reference kernels chosen by the user (`report --baseline`, config `baselines`);
     None: the sidecar config's `baselines`, else the kernels registered with baseline=True.
+    sides: contender class -> kernel names or globs (`report --recurrence 'hf_*' --attention hf_llama_attn`):
+    those kernels, and only those, form that side of the best-vs-best comparison.
     """
     info = kernel_info(df["kernel"], sidecars)
     present = set(df["kernel"])
@@ -78,8 +97,12 @@ def annotate(df, sidecars: Sequence[dict] = (), baselines: Sequence[str] | None 
         chosen = [b for meta in sidecars for b in (meta.get("config") or {}).get("baselines") or []]
         baselines = chosen or [k for k, i in info.items() if i.get("baseline")]
     quadratic = [bool(info.get(k, {}).get("quadratic")) for k in df["kernel"]]
-    out = df.assign(quadratic=quadratic, baseline=[k in set(baselines) for k in df["kernel"]],
-                    contender=[contender(f, q) for f, q in zip(df["family"], quadratic)])
+    roles = [contender(f, q) for f, q in zip(df["family"], quadratic)]
+    for side, patterns in (sides or {}).items():
+        if patterns:
+            members = set(match_kernels(patterns, present, f"--{side}"))
+            roles = [side if k in members else ("" if r == side else r) for k, r in zip(df["kernel"], roles)]
+    out = df.assign(quadratic=quadratic, baseline=[k in set(baselines) for k in df["kernel"]], contender=roles)
     out.attrs.update(df.attrs, baselines=[b for b in baselines if b in present])
     return out
 

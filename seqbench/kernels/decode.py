@@ -41,16 +41,31 @@ def require_decode(module, kernel: str) -> None:
                            "init_state(batch_size, max_len) and step(x_t, state) methods (README: Your own layer)")
 
 
-def prefill(module, x, state):
+def prefill(module, x, state, spec=None):
     """The state after taking in x (B, n, d): the module's own prefill, else one step per token."""
+    return prefill_with_output(module, x, state, spec)[1]
+
+
+def prefill_with_output(module, x, state, spec=None):
+    """(outputs of the chunk or None, the state after it): outputs come from a prefill registered
+    prefill_output=True (it returns (y, state)), or from the steps when the module has no prefill."""
+    import torch
+
     if callable(getattr(module, "prefill", None)):
-        return module.prefill(x, state)
+        result = module.prefill(x, state)
+        if spec is not None and spec.prefill_output:
+            y, state = result
+            return spec.output_of(y, (x.shape[0], x.shape[1], x.shape[2])), state
+        return None, result
+    outs = []
     for t in range(x.shape[1]):
-        _, state = module.step(x[:, t:t + 1], state)
-    return state
+        y, state = module.step(x[:, t:t + 1], state)
+        outs.append(y if spec is None else spec.output_of(y, (x.shape[0], 1, x.shape[2])))
+    return (torch.cat(outs, dim=1) if outs and isinstance(outs[0], torch.Tensor) else None), state
 
 
-def prefill_random(module, state, batch_size: int, context_len: int, hidden_size: int, *, generator, device, dtype):
+def prefill_random(module, state, batch_size: int, context_len: int, hidden_size: int, *, generator, device, dtype,
+                   spec=None):
     """Prefill a random context of context_len tokens, made and taken in chunks (a context of B*T*d
     floats at once would cost more memory than many a KV cache)."""
     import torch
@@ -59,37 +74,29 @@ def prefill_random(module, state, batch_size: int, context_len: int, hidden_size
     for start in range(0, context_len, chunk):
         n = min(chunk, context_len - start)
         x = torch.randn(batch_size, n, hidden_size, generator=generator, device=device, dtype=dtype)
-        state = prefill(module, x, state)
+        state = prefill(module, x, state, spec)
     return state
 
 
 def leaves(state) -> Iterator[Any]:
     """Every leaf of a state (tensors and plain values), depth first, in a stable order."""
-    if isinstance(state, dict):
-        for k in sorted(state, key=str):
-            yield from leaves(state[k])
-    elif isinstance(state, (tuple, list)):
-        for s in state:
-            yield from leaves(s)
-    else:
-        yield state
+    from seqbench.kernels.state import _children, walk
+
+    return (n for n in walk(state) if not list(_children(n)) and not isinstance(n, (dict, list, tuple)))
 
 
-def tensors(state) -> list:
-    import torch
+def tensors(state, declared=None) -> list:
+    from seqbench.kernels.state import tensors as state_tensors
 
-    return [t for t in leaves(state) if isinstance(t, torch.Tensor)]
+    return state_tensors(state, declared)
 
 
-def state_nbytes(state) -> int:
-    """Bytes of the distinct storages a state holds (a view into a preallocated cache counts its buffer once)."""
-    seen, total = set(), 0
-    for t in tensors(state):
-        storage = t.untyped_storage()
-        if storage._cdata not in seen:
-            seen.add(storage._cdata)
-            total += storage.nbytes()
-    return total
+def state_nbytes(state, declared=None) -> int:
+    """Bytes of the distinct storages a state keeps alive (a view into a preallocated cache counts its
+    buffer once): the retained size (kernels.state.retained_bytes; logical_bytes is what it owns)."""
+    from seqbench.kernels.state import retained_bytes
+
+    return retained_bytes(state, declared)
 
 
 def broadcast_state(target, source):
@@ -108,17 +115,31 @@ def broadcast_state(target, source):
     if isinstance(target, torch.Tensor) and isinstance(source, torch.Tensor):
         target.copy_(source.expand_as(target))
         return target
-    if not isinstance(target, torch.Tensor) and not isinstance(source, torch.Tensor):
+    if isinstance(target, (int, float, bool, str, type(None))) and isinstance(source, (int, float, bool, str, type(None))):
         return source
+    if type(target) is type(source) and not any(True for _ in tensors(source)):
+        return source  # an object without tensors (a config) is the same for every batch size
     raise ValueError("the state after prefill is not shaped like the state init_state returns")
 
 
-def step_fn(module, x_t, state) -> Callable[[], object]:
+def step_fn(module, x_t, state, spec=None) -> Callable[[], object]:
     """The timed call: one step from `state`. Its new state is dropped, so every repeat decodes the
     same token after the same context and nothing grows: a recurrence reads h_T and returns h_T+1, a
-    KV cache (room for T + 1 tokens) writes slot T again and attends over T + 1 positions."""
+    KV cache (room for T + 1 tokens) writes slot T again and attends over T + 1 positions. A step that
+    updates its state in place (spec.inplace_state) is given back its state by `restorer` before each
+    call, untimed."""
 
     def step():
         return module.step(x_t, state)[0]
 
     return step
+
+
+def restorer(state, spec=None) -> Callable[[], None] | None:
+    """For a kernel registered inplace_state=True: a function that puts the state back as it is now
+    (kernels.state.Snapshot), called before every timed step; None for a step that leaves its state be."""
+    if spec is None or not spec.inplace_state:
+        return None
+    from seqbench.kernels.state import Snapshot
+
+    return Snapshot(state, spec.state_tensors).restore

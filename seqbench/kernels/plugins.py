@@ -24,7 +24,8 @@ from seqbench.kernels import registry
 
 ENTRY_POINT_GROUP = "seqbench.kernels"
 TABLE_FIELDS = ("name", "factory", "family", "flops", "description", "causal", "train", "quadratic", "baseline",
-                "args", "kwargs", "decode_flops")
+                "args", "kwargs", "decode_flops", "params", "output", "inplace_state", "prefill_output",
+                "max_time_per_point", "max_seq_len")
 SHAPE_NAMES = ("B", "T", "d", "h", "d_h", "causal")  # what args / kwargs of a [[kernel]] table may name
 
 
@@ -348,9 +349,12 @@ def register_table(table: dict, where: str = "config") -> registry.KernelSpec:
     if not isinstance(table["flops"], str):
         raise PluginError(f"{where}: flops must be a formula string in B, T, d, h, d_h, e.g. '4*B*T*d^2'")
     for key, kind in (("train", bool), ("quadratic", bool), ("baseline", bool), ("description", str),
-                      ("args", list), ("kwargs", dict), ("causal", str), ("decode_flops", str)):
+                      ("args", list), ("kwargs", dict), ("causal", str), ("decode_flops", str), ("params", dict),
+                      ("output", (int, str)), ("inplace_state", bool), ("prefill_output", bool),
+                      ("max_time_per_point", (int, float)), ("max_seq_len", int)):
         if key in table and not isinstance(table[key], kind):
-            raise PluginError(f"{where}: field {key!r} must be {kind.__name__}, got {table[key]!r}")
+            kinds = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+            raise PluginError(f"{where}: field {key!r} must be {kinds}, got {table[key]!r}")
     target = _resolve(table["factory"], where)
     source = f"[[kernel]] factory={table['factory']}"
     existing = registry._REGISTRY.get(name)
@@ -360,6 +364,9 @@ def register_table(table: dict, where: str = "config") -> registry.KernelSpec:
             factory=_table_factory(target, table.get("args", []), table.get("kwargs", {})),
             train=table.get("train", True), causal=table.get("causal"), quadratic=table.get("quadratic"),
             baseline=table.get("baseline", False), source=source, decode_flops=table.get("decode_flops"),
+            params=table.get("params"), output=table.get("output"), inplace_state=table.get("inplace_state", False),
+            prefill_output=table.get("prefill_output", False), max_time_per_point=table.get("max_time_per_point"),
+            max_seq_len=table.get("max_seq_len"),
             replace=existing is not None and existing.source == source,
         )
     except PluginError as exc:

@@ -80,6 +80,18 @@ class KernelSpec:
     # rows leave gflop empty rather than guess), and its formula for `seqbench list`
     decode_flops_fn: Callable[[Shape], float] | None = None
     decode_formula: str = ""
+    # layers written by others (kernels/state.py): which item of forward's (or a step's) result is the
+    # output; whether step updates its state in place (restored untimed before every timed call); how
+    # to list a state's tensors; whether prefill returns (outputs, state) rather than the state
+    output: object = None
+    inplace_state: bool = False
+    state_tensors: Callable | None = None
+    prefill_output: bool = False
+    params: dict = field(default_factory=dict, compare=False, hash=False)  # the FLOP formulas' own names
+    # the kernel's own limits: seconds one call may take (instead of the run's --max-time-per-point), and
+    # the longest sequence (decode: context) it is run at; longer points get `skipped` rows
+    max_time_per_point: float | None = None
+    max_seq_len: int | None = None
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -109,6 +121,12 @@ class KernelSpec:
                               "torch.nn.Module mapping (B, T, d) to (B, T, d)")
         return module.to(device=device, dtype=dtype)
 
+    def output_of(self, result, expected: tuple | None = None):
+        """The output tensor of what the module's forward (or step) returned (kernels.state.pick_output)."""
+        from seqbench.kernels.state import pick_output
+
+        return pick_output(result, self.output, expected)
+
     def flops(self, shape: Shape, mode: str = "forward") -> float | None:
         """FLOPs of one timed call in `mode`; in decode mode one step, None when no decode formula was given."""
         if mode == "decode":
@@ -121,6 +139,9 @@ class KernelSpec:
         return {"family": str(self.family), "formula": self.formula, "quadratic": self.quadratic,
                 "baseline": self.baseline, "causal": self.causal, "source": self.source,
                 "description": self.description, "decode_formula": self.decode_formula,
+                "inplace_state": self.inplace_state, **({"params": self.params} if self.params else {}),
+                **{k: v for k, v in (("max_time_per_point", self.max_time_per_point),
+                                     ("max_seq_len", self.max_seq_len)) if v is not None},
                 "definition": self.definition()}
 
     def definition(self) -> str | None:
@@ -149,12 +170,20 @@ def _caller_module(depth: int = 2) -> str:
         return "?"
 
 
-def _as_flops(flops, name: str, what: str = "flops") -> tuple[Callable[[Shape], float], str | None]:
+COUNTED = "count"  # flops="count": FlopCounterMode at two lengths (kernels/flopcount.py)
+
+
+def _as_flops(flops, name: str, what: str = "flops", params: dict | None = None) -> tuple[Callable[[Shape], float], str | None]:
+    if isinstance(flops, str) and flops.strip() == COUNTED:
+        from seqbench.kernels.flopcount import COUNT_LENGTHS, counted_flops
+
+        return (counted_flops(lambda: _REGISTRY[name], "decode" if what == "decode_flops" else "forward"),
+                f"counted (FlopCounterMode at T = {', '.join(map(str, COUNT_LENGTHS))})")
     if isinstance(flops, str):
         from seqbench.kernels.formula import parse_flops
 
         try:
-            fn = parse_flops(flops)
+            fn = parse_flops(flops, params)
         except PluginError as exc:
             raise PluginError(f"kernel {name!r}: {what}: {exc}") from None
         return fn, fn.formula
@@ -167,15 +196,20 @@ def _as_flops(flops, name: str, what: str = "flops") -> tuple[Callable[[Shape], 
 def register_kernel(name: str, *, family: str, flops, factory: Callable | None = None, description: str = "",
                     formula: str | None = None, train: bool = True, causal: Causality | None = None,
                     quadratic: bool | None = None, baseline: bool = False, memory=None, source: str | None = None,
-                    replace: bool = False, decode_flops=None, decode_formula: str | None = None):
+                    replace: bool = False, decode_flops=None, decode_formula: str | None = None, output=None,
+                    inplace_state: bool = False, state_tensors: Callable | None = None, prefill_output: bool = False,
+                    params: dict | None = None, max_time_per_point: float | None = None,
+                    max_seq_len: int | None = None):
     """Register a kernel. Used as a decorator on a factory (Shape -> nn.Module), or with factory=.
 
     family: recurrent | attention | scan (calibration is seqbench's own).
-    flops: forward FLOPs, a function of the Shape or a formula in B, T, d, h, d_h ("4*B*T*d^2").
+    flops: forward FLOPs, a function of the Shape, a formula in B, T, d, h, d_h and params ("4*B*T*d^2"),
+        or "count" (torch's FlopCounterMode at two lengths, fitted as a*T + b*T^2; kernels/flopcount.py).
     train: the kernel can run backward (train mode).
     causal: always (causal by construction, e.g. a recurrence; default for recurrent and scan),
         optional (follows shape.causal; default for attention) or never.
-    quadratic: its cost grows as T^2 (softmax attention). Default: read off a formula string, else False.
+    quadratic: its cost grows as T^2 (softmax attention). Default: read off the formula or the FLOP
+        function (its growth between T = 2^14 and 2^18); state it with flops="count".
     baseline: a default reference for the report's speed-ups and crossover.
     memory: (shape, element size, train) -> activation bytes, for the memory budget (default: 8
         d-vectors per token forward, 24 in train mode).
@@ -183,6 +217,16 @@ def register_kernel(name: str, *, family: str, flops, factory: Callable | None =
     decode_flops: FLOPs of one decode step for B sequences after a context of T tokens, a formula
         ("4*B*d^2"; T is the context length) or a function of the Shape. For modules with a decode
         step (init_state/step, see kernels/decode.py); without it decode rows leave gflop empty.
+    output: which item of what forward (and step) returns is the (B, T, d) output: an index, a name (key
+        or attribute) or a function of the result. Default: a tensor as is, or the first item of a tuple
+        when it has the output's shape.
+    inplace_state: step updates the state it is given in place (an HF cache): seqbench restores the
+        state before every timed call, untimed.
+    state_tensors: state -> iterable of its tensors, for a state object the walk cannot read.
+    prefill_output: prefill returns (outputs of the chunk, new state), so the check compares them too.
+    params: names and numbers the FLOP formulas may use beside B, T, d, h, d_h ({"d_state": 16}).
+    max_time_per_point: seconds one call of this kernel may take, instead of the run's limit (a slow
+        layer's own); max_seq_len: the longest T it is run at (longer points are skipped, said why).
     Returns the decorator, or the KernelSpec when factory is given.
     """
     src = source or _caller_module()
@@ -196,8 +240,21 @@ def register_kernel(name: str, *, family: str, flops, factory: Callable | None =
             raise PluginError(f"kernel {name!r}: family {family!r} unknown; allowed: {allowed(Family)}") from None
         if not callable(fn):
             raise PluginError(f"kernel {name!r}: factory {fn!r} is not callable")
-        flops_fn, text = _as_flops(flops, name)
-        decode_fn, decode_text = _as_flops(decode_flops, name, "decode_flops") if decode_flops is not None else (None, None)
+        from seqbench.kernels.state import check_selector
+
+        check_selector(output, name)
+        if state_tensors is not None and not callable(state_tensors):
+            raise PluginError(f"kernel {name!r}: state_tensors must be a function of the state, got {state_tensors!r}")
+        from seqbench.kernels.formula import check_params
+
+        names = check_params(params, f"kernel {name!r}: params")
+        for what, value, kind in (("max_time_per_point", max_time_per_point, (int, float)),
+                                  ("max_seq_len", max_seq_len, int)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, kind) or not value > 0):
+                raise PluginError(f"kernel {name!r}: {what}={value!r}; allowed: a number > 0 (or None: the run's)")
+        flops_fn, text = _as_flops(flops, name, params=names)
+        decode_fn, decode_text = (_as_flops(decode_flops, name, "decode_flops", names) if decode_flops is not None
+                                  else (None, None))
         caus = causal or {"attention": "optional", "calibration": "never"}.get(fam.value, "always")
         if caus not in CAUSALITY:
             raise PluginError(f"kernel {name!r}: causal {causal!r} unknown; allowed: {', '.join(CAUSALITY)}")
@@ -205,12 +262,16 @@ def register_kernel(name: str, *, family: str, flops, factory: Callable | None =
         if quad is None:
             from seqbench.kernels.formula import degree_in_T
 
-            quad = text is not None and degree_in_T(flops_fn, Shape) >= 1.5
+            quad = not getattr(flops_fn, "counted", False) and degree_in_T(flops_fn, Shape) >= 1.5
         spec = KernelSpec(
             name=name, family=fam, factory=fn, flops_fn=flops_fn, formula=formula or text or "(a Python function)",
             activation_bytes_fn=memory or DEFAULT_ACTIVATIONS, description=description, supports_train=bool(train),
             causal=caus, quadratic=bool(quad), baseline=bool(baseline), source=src, decode_flops_fn=decode_fn,
             decode_formula=decode_formula or decode_text or ("(a Python function)" if decode_fn else ""),
+            output=output, inplace_state=bool(inplace_state), state_tensors=state_tensors,
+            prefill_output=bool(prefill_output), params=names,
+            max_time_per_point=None if max_time_per_point is None else float(max_time_per_point),
+            max_seq_len=max_seq_len,
         )
         add(spec, replace=replace)
         return spec

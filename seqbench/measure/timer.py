@@ -135,12 +135,17 @@ def measure(
     max_warmup: float = 2.0,
     timer: BlockTimer | None = None,
     max_call: float | None = None,
+    reset: Callable[[], object] | None = None,
 ) -> Measurement:
     """Time fn: warm up until settled, then collect blocks until min_time of samples and min_repeats.
 
     max_call (seconds): give up with CallTooSlow if the first two calls both took longer.
+    reset: called before every call, outside the timed region (a decode step that updates its state
+    in place gets it back); every block is then one call.
     """
     timer = timer or block_timer_for(device)
+    if reset is not None:
+        timer = _with_reset(timer, reset)
     gc_was_enabled = gc.isenabled()
     gc.collect()
     gc.disable()  # a collection inside a sample would be charged to the kernel
@@ -158,6 +163,19 @@ def measure(
         if gc_was_enabled:
             gc.enable()
     return Measurement(samples=samples, number=number, warmup_s=warm_s, warmup_settled=settled)
+
+
+def _with_reset(timer: BlockTimer, reset: Callable[[], object]) -> BlockTimer:
+    """A timer that runs reset() untimed before each call: `number` calls cost `number` timed blocks of one."""
+
+    def timed(fn, number: int) -> float:
+        total = 0.0
+        for _ in range(number):
+            reset()
+            total += timer(fn, 1)
+        return total
+
+    return timed
 
 
 def burn_in(device: str = "cpu", seconds: float = 0.5) -> None:

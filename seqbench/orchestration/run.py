@@ -7,6 +7,7 @@ SIGTERM into a clean stop (orchestration.signals) that never splits a row.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -124,6 +125,16 @@ def _run_to_files(
                 output.release()
                 raise
         t0 = time.perf_counter()
+
+        def record_stuck(signal_name: str, point) -> None:
+            """The watchdog's record of the end (signals.py): a call was still in flight GRACE_S after the signal."""
+            stuck = dict(meta, status="interrupted", interrupted_by=signal_name, finished_at=now(),
+                         wall_s=round(wall_before + time.perf_counter() - t0, 3), rows=rows_before + len(sink.rows))
+            if point is not None:
+                stuck["interrupted_point"] = dataclasses.asdict(point)
+            write_json_last(sidecar_path(out_path), stuck)
+
+        signals.on_stuck(record_stuck)
         try:
             if on_start:  # every check passed and the files exist: the run really starts (e.g. say how long)
                 on_start()
@@ -142,6 +153,9 @@ def _run_to_files(
             meta["error"] = describe(exc)
             raise
         finally:
+            signals.on_stuck(None)
+            if not signals.finishing():  # the watchdog is recording the end and ending the process
+                time.sleep(60)
             meta["finished_at"] = now()
             meta["wall_s"] = round(wall_before + time.perf_counter() - t0, 3)
             meta["rows"] = rows_before + len(sink.rows)

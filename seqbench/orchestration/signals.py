@@ -18,6 +18,14 @@ A SIGINT is not always a person: OpenBLAS raises SIGINT in its own process when 
 threads ("blas_thread_init: pthread_create failed ... Resource temporarily unavailable", on a machine
 at its process/thread limit). So before a SIGINT is called an interrupt, one thread is started as a
 probe; if that fails too, the cause is the machine's limit: exit code 5 (errors.ResourceError).
+
+A signal reaches Python's handler only between bytecodes: a call in flight (one torch op of 90 s) would
+delay "interrupted" until it returns, and a CI runner kills the job after a few seconds. So while a run
+writes its results, a watchdog thread is woken by the signal itself (signal.set_wakeup_fd: written by
+the C-level handler, at once); if the run has not begun to record its end within GRACE_S, the
+watchdog records it (on_stuck: the sidecar says interrupted, and which point was in flight) and ends
+the process with 130. Rows already written are complete (each is one write); the point in flight has
+none, so --resume measures it again.
 """
 
 from __future__ import annotations
@@ -30,6 +38,85 @@ class Terminated(KeyboardInterrupt):
 
 
 _state = {"depth": 0, "pending": None, "last": None, "raising": 0}
+GRACE_S = 0.5  # how long the main thread may take to start recording an interrupt before the watchdog does
+_watch: dict = {"on_stuck": None, "in_flight": None, "finishing": None}
+
+
+def on_stuck(record) -> None:
+    """record(signal_name, point_in_flight) writes how the run ended when the main thread cannot (a long
+    call in flight); None when nothing is to be recorded. Set by the runner for the run's duration."""
+    _watch["on_stuck"] = record
+
+
+def in_flight(point) -> None:
+    """The point being measured now (None between points): what the watchdog names if it ends the run."""
+    _watch["in_flight"] = point
+
+
+def finishing() -> bool:
+    """Claim the end of the run for the main thread: False if the watchdog already claimed it."""
+    lock = _watch["finishing"]
+    return lock is None or lock.acquire(blocking=False)
+
+
+def _watchdog(read_fd: int) -> None:
+    import os
+    import signal
+    import time
+
+    while True:
+        try:
+            data = os.read(read_fd, 64)
+        except OSError:
+            return
+        if not data:
+            return
+        signums = [b for b in data if b in (signal.SIGINT, signal.SIGTERM)]
+        if not signums:
+            continue
+        time.sleep(GRACE_S)
+        record, lock = _watch["on_stuck"], _watch["finishing"]
+        if record is None or lock is None or not lock.acquire(blocking=False):
+            continue  # the main thread is recording the end itself (or nothing is to be recorded)
+        name = "SIGTERM" if signums[-1] == signal.SIGTERM else "SIGINT"
+        try:
+            record(name, _watch["in_flight"])
+        finally:
+            os.write(2, f"seqbench: error: interrupted by {name} (recorded while a call was still in flight)\n"
+                        .encode())
+            os._exit(130)
+
+
+@contextlib.contextmanager
+def _watching():
+    """The watchdog for the duration of a run (main thread only; elsewhere signals are not ours)."""
+    import os
+    import threading
+
+    signal = _signal_module()
+    if signal is None:
+        yield
+        return
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    try:
+        previous = signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+    except (ValueError, OSError):
+        os.close(r)
+        os.close(w)
+        yield
+        return
+    _watch["finishing"] = threading.Lock()
+    thread = threading.Thread(target=_watchdog, args=(r,), name="seqbench-interrupt-watchdog", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(previous)
+        os.close(w)  # the watchdog reads end-of-file and returns
+        thread.join(timeout=1.0)
+        os.close(r)
+        _watch.update(finishing=None, in_flight=None)
 
 
 def _name(exc) -> str:
@@ -231,8 +318,9 @@ def interrupts_as_exceptions():
     restore = install_handlers()
     _state["raising"] += 1
     try:
-        yield
-        checkpoint()  # one that came in the last moments of the block: the command still stops
+        with _watching():
+            yield
+            checkpoint()  # one that came in the last moments of the block: the command still stops
     finally:
         _state["raising"] -= 1
         restore()

@@ -26,10 +26,15 @@ from seqbench.units import fmt_bytes, fmt_faster
 
 # Fixed styles, so a kernel looks the same in every chart and every run.
 KERNEL_ORDER = scaling.KERNEL_ORDER
+# 24 colours (Okabe-Ito and Paired, then darker and lighter kin), 15 markers, and from the 25th kernel a
+# second set of dashes: colour x marker x dash tells 20+ kernels apart (a plot of the built-ins beside
+# eleven real blocks reused pink for rnn_fused and hf_rwkv with 12 colours).
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#8C564B", "#777777",
-           "#6A3D9A", "#B15928", "#1F78B4")
+           "#6A3D9A", "#B15928", "#1F78B4", "#33A02C", "#E31A1C", "#FF7F00", "#B2DF8A", "#FB9A99", "#CAB2D6",
+           "#FDBF6F", "#A6CEE3", "#F0E442", "#17BECF", "#BCBD22", "#7F3C8D")
 MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "h", "<", ">", "p", "d", "H", "8")
 FAMILY_LINES = {"recurrent": "-", "attention": "--", "scan": "-."}
+SECOND_LINES = {"recurrent": (0, (6, 1, 1, 1, 1, 1)), "attention": (0, (8, 3)), "scan": (0, (3, 1, 3, 3))}
 SOURCE_FILLS = ("full", "none", "left", "bottom")  # several CSVs: same kernel, different marker fill
 
 
@@ -44,8 +49,9 @@ def _style_index(df) -> dict:
 
 
 def _style(i: int, family: str, source_index: int = 0) -> dict:
+    lines = FAMILY_LINES if (i // len(PALETTE)) % 2 == 0 else SECOND_LINES
     return dict(color=PALETTE[i % len(PALETTE)], marker=MARKERS[i % len(MARKERS)],
-                linestyle=FAMILY_LINES.get(family, ":"), fillstyle=SOURCE_FILLS[source_index % len(SOURCE_FILLS)],
+                linestyle=lines.get(family, ":"), fillstyle=SOURCE_FILLS[source_index % len(SOURCE_FILLS)],
                 markersize=5, linewidth=1.4)
 
 
@@ -570,11 +576,12 @@ def check_chart_dir(out_dir: str | Path, flag: str = "--out-dir") -> None:
 
 
 def plot_files(paths, out_dir: str | Path, formats=("png",), *, batch_sizes=None, force: bool = False,
-               baselines=None) -> list[Path]:
-    """What `seqbench plot` does: read and check the CSVs, refuse to clobber, render every chart."""
+               baselines=None, kernels=None, sides=None) -> list[Path]:
+    """What `seqbench plot` does: read and check the CSVs, refuse to clobber, render every chart.
+    kernels / sides: which kernels to draw, and which form each side of best-vs-best (analysis.load)."""
     from seqbench.analysis import load
 
-    df = load(paths, baselines)
+    df = load(paths, baselines, kernels, sides)
     ok = scaling.ok_points(df)
     if ok.empty:
         raise PlotError(f"{', '.join(map(str, paths))}: no point succeeded ({len(df)} failed or skipped); "

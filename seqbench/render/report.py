@@ -384,7 +384,8 @@ def build_report(df, meta: dict, *, csv_path: str | Path, report_path: str | Pat
 
 
 def write_report(csv_path, report_path: str | Path, *, charts_dir: str | Path | None,
-                 formats=("png",), force: bool = False, baselines=None) -> tuple[Path, list[Path]]:
+                 formats=("png",), force: bool = False, baselines=None, kernels=None,
+                 sides=None) -> tuple[Path, list[Path]]:
     """Read the CSV(s) (+ sidecars), render charts into charts_dir (None: no charts), write the Markdown.
 
     csv_path: one CSV or several (LABEL=PATH names a file's machine); rows of several machines (or
@@ -406,7 +407,7 @@ def write_report(csv_path, report_path: str | Path, *, charts_dir: str | Path | 
     check_not_input([report_path], [q for f in files for q in (f, sidecar_path(f))], "-o")  # also through links
     if charts_dir is not None:
         plot.check_chart_dir(charts_dir, "--charts-dir")
-    df = load(inputs, baselines)
+    df = load(inputs, baselines, kernels, sides)
     metas = [read_metadata(f) for f in files]
     has_points = not scaling.ok_points(df).empty
     planned = [p for *_, p in plot.chart_paths(df, charts_dir, formats)] if charts_dir is not None and has_points else []

@@ -88,6 +88,10 @@ def read_results(path: str | Path):
                 header = [after if c == before else c for c in header]
                 for r in records:
                     r[after] = r.pop(before)
+    if "state_bytes" in header and "state_retained_bytes" not in header and versions and max(versions) < 4:
+        header = header + ["state_retained_bytes"]  # before version 4 state_bytes measured whole storages
+        for r in records:
+            r["state_retained_bytes"] = r.get("state_bytes")
     df = pd.DataFrame.from_records(records, columns=header)
     # rows before version 3 measured time; with the column filled, every reader can tell the two apart
     df["metric"] = [row_metric(m) for m in df["metric"]] if "metric" in df else Metric.TIME.value

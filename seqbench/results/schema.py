@@ -9,6 +9,10 @@ schema_version history:
      `instructions_samples` (per call, one per block). An instructions row has no times: median_s,
      samples_s and every column derived from time are empty (Valgrind-slowed times are not times).
      Files of versions 1 and 2 are still read: their rows are metric time.
+  4  decode states of layers written by others: `state_bytes` is the bytes the state owns (its
+     tensors' own bytes, a view counted as a view), and the new `state_retained_bytes` what it keeps
+     alive (whole storages). Versions 1-3 measured storages in `state_bytes`: on reading, their
+     `state_retained_bytes` is filled from it (equal for every built-in kernel).
 """
 
 from __future__ import annotations
@@ -20,8 +24,8 @@ from typing import Any, Iterable
 
 from seqbench.choices import Metric, Status, values
 
-SCHEMA_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+SCHEMA_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 RENAMED = {1: {"calib_s": "ref_s"}}  # old name -> new name, per version
 STATUSES = values(Status)
 
@@ -67,7 +71,8 @@ class Row:
     regime: str = ""  # eager | cuda_graph (--cuda-graph: the timed call captured in a CUDA graph, samples are replays)
     capture_s: float | None = None  # cuda_graph: wall seconds the capture took, never part of a sample
     # --- decode mode (seq_len = context length T; see tokens_per_call) ---
-    state_bytes: int | None = None  # bytes per sequence of the state after the context: KV cache or recurrent state
+    state_bytes: int | None = None  # bytes per sequence the state owns after the context: KV cache or recurrent state
+    state_retained_bytes: int | None = None  # bytes per sequence the state keeps alive (a view retains its buffer)
     capacity_batch: int | None = None  # --capacity: largest B whose weights + state + one step fit the budget (0: none)
     capacity_step_s: float | None = None  # median time of one step at capacity_batch
     capacity_tokens_per_s: float | None = None  # capacity_batch / capacity_step_s
@@ -86,7 +91,7 @@ COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Row))
 REQUIRED_COLUMNS: tuple[str, ...] = COLUMNS[: COLUMNS.index("error") + 1]
 KEY_COLUMNS = ("kernel", "mode", "device", "dtype", "batch_size", "seq_len", "hidden_size", "num_heads", "causal")
 INT_COLUMNS = ("schema_version", "batch_size", "seq_len", "hidden_size", "num_heads", "threads", "repeats", "peak_mem_bytes", "number",
-               "state_bytes", "capacity_batch", "capacity_peak_bytes", "capacity_budget_bytes")
+               "state_bytes", "state_retained_bytes", "capacity_batch", "capacity_peak_bytes", "capacity_budget_bytes")
 FLOAT_COLUMNS = ("instructions", "median_s", "iqr_s", "min_s", "mean_s", "tokens_per_s", "gflop", "gflops_per_s", "warmup_s", "pct_of_peak",
                  "capture_s", "capacity_step_s", "capacity_tokens_per_s")
 BOOL_COLUMNS = ("causal", "warmup_settled")

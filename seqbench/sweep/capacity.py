@@ -15,7 +15,10 @@ that fails cleanly before the kernel's OOM killer steps in).
 
 Prefilling B*T tokens at the capacity batch would take hours for a recurrence (B runs into the
 hundreds of thousands), so one sequence is prefilled for real and its state copied into every batch
-row (kernels.decode.broadcast_state): the memory and the step's work are those of B sequences.
+row (kernels.decode.broadcast_state): the memory and the step's work are those of B sequences. A state
+that init_state cannot shape ahead of time (a cache that grows with every token, an object) is made
+by repeating the one sequence's tensors along their batch axis, found by comparing states of one and
+two sequences after the same context (kernels.state.replicate).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Callable
 
 from seqbench.kernels import get_kernel
 from seqbench.kernels.decode import broadcast_state
+from seqbench.kernels.state import batch_axes, replicate
 from seqbench.measure.memory import (cuda_peak_bytes, decode_step_bytes, is_out_of_memory, peak_from_events,
                                      profiled_call)
 from seqbench.sweep.config import Point
@@ -133,10 +137,19 @@ def measure_capacity(point: Point, budget: int, *, seed: int = 0, measure_step=N
     params = tensor_bytes(*module.parameters())
     with torch.inference_mode():
         one = prefilled_state(module, point, 1, seed)
+    axes: list = []  # batch axes of the state's tensors, for a state broadcast_state cannot fill
+
+    def batched(b: int):
+        if not axes:
+            try:
+                return broadcast_state(module.init_state(b, point.seq_len + 1), one)
+            except (ValueError, RuntimeError):  # a growing cache: empty at init_state, or not a pytree
+                axes.append(batch_axes(one, prefilled_state(module, point, 2, seed)))
+        return replicate(one, axes[0], b)
 
     def prepare(b: int):
         with torch.inference_mode():
-            state = broadcast_state(module.init_state(b, point.seq_len + 1), one)
+            state = batched(b)
         return decode_step(module, point, state, b, seed)
 
     def transient(step, b: int) -> int:
@@ -153,7 +166,9 @@ def measure_capacity(point: Point, budget: int, *, seed: int = 0, measure_step=N
             work = prepare(b)
             with torch.inference_mode():
                 work.step()  # the first call's one-off allocations are not the step's
-                total = params + work.state_bytes + work.token_bytes + transient(work.step, b)
+                if work.reset is not None:
+                    work.reset()
+                total = params + work.retained_bytes + work.token_bytes + transient(work.step, b)
             return Probe(b, total, total <= budget)
         except Exception as exc:  # noqa: BLE001 - an allocation that fails means "does not fit"
             if is_out_of_memory(exc):
@@ -168,7 +183,7 @@ def measure_capacity(point: Point, budget: int, *, seed: int = 0, measure_step=N
     if best and measure_step is not None:
         work = prepare(best)
         with torch.inference_mode():
-            cap.step_s = measure_step(work.step)
+            cap.step_s = measure_step(work.step, work.reset) if work.reset is not None else measure_step(work.step)
         cap.tokens_per_s = best / cap.step_s
         work = None
         _empty_cache(point.device)

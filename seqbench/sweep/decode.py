@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from seqbench.kernels import get_kernel
-from seqbench.kernels.decode import NoDecodeStep, prefill_random, require_decode, state_nbytes, step_fn
+from seqbench.kernels.decode import NoDecodeStep, prefill_random, require_decode, restorer, step_fn
+from seqbench.kernels.state import logical_bytes, retained_bytes
 from seqbench.measure.memory import tensor_bytes
 from seqbench.sweep.config import Point
 
@@ -20,8 +21,10 @@ from seqbench.sweep.config import Point
 @dataclass
 class DecodeStep:
     step: Callable[[], object]  # one decode step from the prefilled state
-    state_bytes: int  # the state (KV cache or recurrent state) of all B sequences
+    state_bytes: int  # the state (KV cache or recurrent state) of all B sequences: the bytes it owns (logical)
     token_bytes: int  # the new token x_t, (B, 1, d)
+    retained_bytes: int = 0  # the storages the state keeps alive (>= state_bytes: a view retains its buffer)
+    reset: Callable[[], None] | None = None  # an in-place step's state put back, untimed, before each call
 
 
 def build_module(point: Point, seed: int):
@@ -44,14 +47,15 @@ def _generator(point: Point, seed: int):
     return torch.Generator(device=point.device).manual_seed(seed)
 
 
-def prefilled_state(module, point: Point, batch_size: int, seed: int):
-    """init_state for T + 1 tokens, then a random context of T tokens taken in (under inference_mode)."""
+def prefilled_state(module, point: Point, batch_size: int, seed: int, seq_len: int | None = None):
+    """init_state for T + 1 tokens, then a random context of T (or seq_len) tokens taken in (under inference_mode)."""
     import torch
 
+    T = point.seq_len if seq_len is None else seq_len
     with torch.inference_mode():
         state = module.init_state(batch_size, point.seq_len + 1)
-        return prefill_random(module, state, batch_size, point.seq_len, point.hidden_size,
-                              generator=_generator(point, seed), device=point.device, dtype=getattr(torch, point.dtype))
+        return prefill_random(module, state, batch_size, T, point.hidden_size, generator=_generator(point, seed),
+                              device=point.device, dtype=getattr(torch, point.dtype), spec=get_kernel(point.kernel))
 
 
 def new_token(point: Point, batch_size: int, seed: int):
@@ -63,8 +67,10 @@ def new_token(point: Point, batch_size: int, seed: int):
 
 
 def decode_step(module, point: Point, state, batch_size: int, seed: int) -> DecodeStep:
+    spec = get_kernel(point.kernel)
     x_t = new_token(point, batch_size, seed)
-    return DecodeStep(step_fn(module, x_t, state), state_nbytes(state), tensor_bytes(x_t))
+    return DecodeStep(step_fn(module, x_t, state, spec), logical_bytes(state, spec.state_tensors), tensor_bytes(x_t),
+                      retained_bytes(state, spec.state_tensors), restorer(state, spec))
 
 
 def build_decode(point: Point, seed: int = 0) -> tuple[object, DecodeStep]:

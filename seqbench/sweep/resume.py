@@ -79,15 +79,29 @@ def _check_runs(p: Path, meta: dict) -> None:
     check_run_ids(p, [r for r in runs if r], meta)
 
 
-def check_same_config(meta: dict, cfg: SweepConfig, where: Path) -> None:
+LIMITS = ("max_time_per_point",)  # a limit may change on resume: it decides what is tried, not what a row means
+
+
+def check_same_config(meta: dict, cfg: SweepConfig, where: Path) -> list[str]:
+    """Refuse a config that differs from the run's, except for a limit (LIMITS): that is accepted, said
+    (the returned notes) and recorded in the sidecar (meta["config"] and meta["limit_changes"])."""
     old = meta["config"]
     new = json.loads(json.dumps(cfg.to_dict()))  # tuples -> lists, as in the sidecar
+    notes = []
     for key in sorted(set(old) | set(new)):
         if old.get(key) != new.get(key):
+            if key in LIMITS:
+                notes.append(f"--resume: {key} changed from {old.get(key)!r} to {new.get(key)!r}; the points already "
+                             "done were measured under the old limit, the rest under the new one")
+                meta.setdefault("limit_changes", []).append({"field": key, "from": old.get(key), "to": new.get(key)})
+                old[key] = new.get(key)
+                continue
             raise ConfigError(
                 f"--resume refused: {key} is {new.get(key)!r} but the run in {where} used {old.get(key)!r}; "
-                "resume with the same config, or start a new run with another --out"
+                "resume with the same config (a limit such as max_time_per_point may change), or start a new run "
+                "with another --out"
             )
+    return notes
 
 
 def _drop_partial_line(p: Path) -> str:
@@ -110,8 +124,8 @@ def load(out: str | Path, cfg: SweepConfig) -> ResumeState:
     output = own(p, "resume")
     try:
         meta = _sidecar(p)  # again, now that it is ours: the last writer may have finished it meanwhile
-        check_same_config(meta, cfg, p)
-        note = _drop_partial_line(p)
+        limits = check_same_config(meta, cfg, p)
+        note = "\n".join([*limits, _drop_partial_line(p)]).strip()
         if p.stat().st_size == 0:  # killed before the header reached the disk
             return ResumeState(meta, frozenset(), [], note, output)
         header = read_header(p)

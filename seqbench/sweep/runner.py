@@ -33,7 +33,8 @@ class NoSignalHandling:
     used as a library; Python's own SIGINT handler): every KeyboardInterrupt is a real interrupt, and
     none is ever deferred. orchestration.signals has the same two functions for a run that owns the
     process: checkpoint() raises an interrupt deferred to this safe point, and is_signal(exc) tells a
-    real SIGINT/SIGTERM from a kernel's code raising KeyboardInterrupt itself."""
+    real SIGINT/SIGTERM from a kernel's code raising KeyboardInterrupt itself, and in_flight(point)
+    names the point whose call is running."""
 
     @staticmethod
     def checkpoint() -> None:
@@ -42,6 +43,10 @@ class NoSignalHandling:
     @staticmethod
     def is_signal(exc: BaseException) -> bool:
         return isinstance(exc, KeyboardInterrupt)
+
+    @staticmethod
+    def in_flight(point) -> None:  # the point whose call is running, for a watchdog to name (signals.py)
+        return None
 
 
 NO_SIGNAL_HANDLING = NoSignalHandling()
@@ -60,7 +65,9 @@ class Workload:
     resident_bytes: int  # weights + inputs (+ output grad, or the decode state), alive for the whole measurement
     param_bytes: int
     elem_size: int
-    state_bytes: int | None = None  # decode: the state (KV cache or recurrent state) of all B sequences
+    state_bytes: int | None = None  # decode: the state (KV cache or recurrent state) of all B sequences, owned
+    state_retained_bytes: int | None = None  # decode: the storages that state keeps alive
+    reset: Callable[[], None] | None = None  # decode, in-place step: the state put back before each call (untimed)
     first: Callable[[], object] | None = None  # one untimed call whose output is checked (check_output)
 
 
@@ -72,9 +79,9 @@ def build_workload(point: Point, seed: int = 0) -> Workload:
 
         module, dec = build_decode(point, seed)
         params = tensor_bytes(*module.parameters())
-        return Workload(dec.step, torch.inference_mode, params + dec.state_bytes + dec.token_bytes, params,
+        return Workload(dec.step, torch.inference_mode, params + dec.retained_bytes + dec.token_bytes, params,
                         torch.empty((), dtype=getattr(torch, point.dtype)).element_size(), dec.state_bytes,
-                        first=lambda: check_output(dec.step(), point))
+                        dec.retained_bytes, dec.reset, first=lambda: check_output(dec.step(), point))
     spec = get_kernel(point.kernel)
     dtype = getattr(torch, point.dtype)
     torch.manual_seed(seed)
@@ -88,13 +95,13 @@ def build_workload(point: Point, seed: int = 0) -> Workload:
 
         def step():
             module.zero_grad(set_to_none=True)
-            module(x).backward(grad_out)
+            spec.output_of(module(x)).backward(grad_out)
 
         def first():
             module.zero_grad(set_to_none=True)
             y = module(x)
             check_output(y, point)
-            y.backward(grad_out)
+            spec.output_of(y).backward(grad_out)
 
         return Workload(step, torch.enable_grad, param_bytes + tensor_bytes(x, grad_out), param_bytes, x.element_size(),
                         first=first)
@@ -112,8 +119,14 @@ def check_output(y, point: Point) -> None:
     shape (B, T, d) (decode: (B, 1, d)), in the run's dtype, finite. Untimed."""
     import torch
 
+    from seqbench.kernels.state import OutputError
+
     want = (point.batch_size, 1 if point.mode == Mode.DECODE else point.seq_len, point.hidden_size)
     at = f"B={point.batch_size} T={point.seq_len}"
+    try:  # a tuple or an object: the item register_kernel(output=) names
+        y = get_kernel(point.kernel).output_of(y, want)
+    except OutputError as exc:
+        raise BadOutput(f"output check at {at}: {exc}") from None
     if not isinstance(y, torch.Tensor):
         raise BadOutput(f"output check at {at}: returned {type(y).__name__}, expected one tensor of shape {want}")
     if tuple(y.shape) != want:
@@ -146,17 +159,29 @@ def base_row(point: Point, run_id: str, threads: int, status: str) -> Row:
     )
 
 
-def time_call(fn: Callable[[], object], cfg: SweepConfig, device: str, timer: BlockTimer | None = None):
-    """(Measurement, capture seconds or None): fn timed as cfg says, replayed from a CUDA graph with --cuda-graph."""
+def time_call(fn: Callable[[], object], cfg: SweepConfig, device: str, timer: BlockTimer | None = None,
+              reset: Callable[[], None] | None = None):
+    """(Measurement, capture seconds or None): fn timed as cfg says, replayed from a CUDA graph with
+    --cuda-graph. reset: run untimed before every call (a step that updates its state in place)."""
     capture_s = None
+    if cfg.cuda_graph and reset is not None:
+        raise ValueError("a step registered inplace_state=True cannot be replayed from a CUDA graph (its state is "
+                         "put back between calls); run it without --cuda-graph")
     if cfg.cuda_graph:
         from seqbench.measure.cudagraph import capture
 
         graphed = capture(fn)  # alive until this function returns, so every replay has its graph
         fn, capture_s = graphed.replay, graphed.capture_s
     m = measure(fn, device=device, min_time=cfg.min_time, min_repeats=cfg.min_repeats, max_repeats=cfg.max_repeats,
-                max_warmup=cfg.max_warmup, timer=timer, max_call=cfg.max_time_per_point or None)
+                max_warmup=cfg.max_warmup, timer=timer, max_call=cfg.max_time_per_point or None, reset=reset)
     return m, capture_s
+
+
+def kernel_limits(cfg: SweepConfig, spec) -> SweepConfig:
+    """cfg with the kernel's own time limit, if it has one (register_kernel(max_time_per_point=))."""
+    if spec.max_time_per_point is None:
+        return cfg
+    return dataclasses.replace(cfg, max_time_per_point=spec.max_time_per_point)
 
 
 def measure_point(
@@ -183,7 +208,9 @@ def measure_point(
         with work.mode_context():
             if work.first is not None:
                 work.first()  # shape, dtype, finite at the real size, outside the timed region
-            m, capture_s = time_call(work.step, cfg, point.device, timer)
+            m, capture_s = time_call(work.step, kernel_limits(cfg, spec), point.device, timer, work.reset)
+            if work.reset is not None:
+                work.reset()
             backend = ""
             # memory and backend from an eager call: a graph's replay allocates nothing new, its pool
             # was filled at capture with what the eager call needs
@@ -194,7 +221,8 @@ def measure_point(
                 if spec.family == Family.ATTENTION:
                     backend = sdpa_backend(work.step, events)
             elif point.mode == Mode.DECODE:  # an injected clock means a test: skip the real profiler
-                peak = decode_analytic_bytes(spec, point.shape, work.elem_size, work.param_bytes, work.state_bytes)
+                peak = decode_analytic_bytes(spec, point.shape, work.elem_size, work.param_bytes,
+                                             work.state_retained_bytes)
                 method = "analytic"
             else:
                 peak = analytic_bytes(spec, point.shape, work.elem_size, point.mode == Mode.TRAIN, work.param_bytes)
@@ -212,6 +240,7 @@ def measure_point(
         status = Status.TIMEOUT if timed_out else classify_failure(exc)
         failure = (status, str(exc) if timed_out else describe(exc))
     state_bytes = work.state_bytes if work is not None else None
+    retained = work.state_retained_bytes if work is not None else None
     # Only here, outside the except block, is an exception (whose traceback pins the failed call's
     # tensors) gone; inside it, empty_cache could not hand that memory back. The point's own tensors
     # go before a capacity search, which may fill the memory budget.
@@ -242,6 +271,8 @@ def measure_point(
     row.capture_s = capture_s
     if state_bytes is not None:
         row.state_bytes = state_bytes // point.batch_size
+    if retained is not None:
+        row.state_retained_bytes = retained // point.batch_size
     if capacity and profile_memory:
         fill_capacity(row, point, capacity)
     return row
@@ -354,7 +385,11 @@ def check_kernels(cfg: SweepConfig, interrupts=NO_SIGNAL_HANDLING) -> dict:
                 raise
             failed[name] = "correctness check: forward raised KeyboardInterrupt (not a signal: the kernel's code raised it)"
             continue
-        if reason:
+        if reason and Mode.DECODE in cfg.modes and not _decodes(spec, shape, cfg):
+            for mode in cfg.modes:  # its decode rows say "no decode step" (skipped), not the forward's error
+                if mode != Mode.DECODE:
+                    failed[name, Mode(mode).value] = reason
+        elif reason:
             failed[name] = reason
         elif Mode.DECODE in cfg.modes and spec.supports_causal:
             reason = check_decode(spec, check_shape(cfg.hidden_size, cfg.num_heads, True), cfg.device, cfg.dtype,
@@ -362,6 +397,13 @@ def check_kernels(cfg: SweepConfig, interrupts=NO_SIGNAL_HANDLING) -> dict:
             if reason:
                 failed[name, Mode.DECODE.value] = reason
     return failed
+
+
+def _decodes(spec, shape, cfg: SweepConfig) -> bool:
+    from seqbench.kernels.check import build_for_check
+    from seqbench.kernels.decode import has_decode
+
+    return spec.supports_causal and has_decode(build_for_check(spec, shape, cfg.device, cfg.dtype))
 
 
 def check_values_everywhere(cfg: SweepConfig, source: str = "config") -> None:
@@ -397,7 +439,8 @@ def capacity_finder(cfg: SweepConfig, budget: int | None, timer: BlockTimer | No
         key = dataclasses.replace(point, batch_size=1)
         if key not in found:
             found[key] = measure_capacity(point, budget, seed=cfg.seed, analytic=timer is not None,
-                                          measure_step=lambda step: time_call(step, cfg, point.device, timer)[0].median)
+                                          measure_step=lambda step, reset=None: time_call(step, cfg, point.device, timer,
+                                                                                          reset)[0].median)
         return found[key]
 
     return find
@@ -472,13 +515,20 @@ def run_sweep(
             row = base_row(point, run_id, torch.get_num_threads(), Status.ERROR)
             row.error = why
             return row
+        spec = get_kernel(point.kernel)
         reason = preflight.check(point) if r == 1 else ""
+        if spec.max_seq_len is not None and point.seq_len > spec.max_seq_len:
+            reason = f"T={point.seq_len} is beyond the kernel's max_seq_len={spec.max_seq_len} (register_kernel)"
         if reason:
             row = base_row(point, run_id, torch.get_num_threads(), Status.SKIPPED)
             row.error = reason
             return row
-        return measure_point(point, per_round, run_id, timer=timer, profile_memory=r == 1,
-                             capacity=capacity if point.mode == Mode.DECODE else None, interrupts=interrupts)
+        interrupts.in_flight(point)  # named in the sidecar if an interrupt cannot wait for this point's call
+        try:
+            return measure_point(point, per_round, run_id, timer=timer, profile_memory=r == 1,
+                                 capacity=capacity if point.mode == Mode.DECODE else None, interrupts=interrupts)
+        finally:
+            interrupts.in_flight(None)
 
     ref = make_reference(cfg, rounds, timer) if reference else None
     for row in measure_in_rounds(points, rounds, measure_round, ref):
