@@ -319,3 +319,15 @@ def test_issue21_false_regression_at_8_runs_a_side_was_a_busy_stretch():
         verdicts.append(r)
     assert verdicts[0].verdict == "regression" and 1.12 < verdicts[0].ratio < 1.25  # what it said
     assert verdicts[1].verdict != "regression" and "left out 6 run(s) measured under load" in verdicts[1].note
+
+
+def test_auto_comparison_with_unbounded_intervals_writes_valid_json(tmp_path):
+    # 2 runs a side of a noisy point: its change interval is unbounded; compare.json must still be JSON
+    import json
+
+    from seqbench.render.compare_text import to_json_text
+
+    fake = SyntheticRuns([("rnn_loop", 32)], slow={("rnn_loop", 32): 1.04}, sd=60.0, seed=5)
+    _, comp = _auto(tmp_path, fake, max_runs=2)
+    doc = json.loads(to_json_text(comp))
+    assert None in doc["sequential"]["looks"]["rnn_loop forward B=8 T=32"][-1]["ci"]  # unbounded, not inf

@@ -85,8 +85,8 @@ class AutoJudge:
         notes = [res.note] if res.note else []
         self.history.setdefault(key, []).append(
             {"runs": [lk.n_base, lk.n_head], "ratio": round(lk.ratio, 5), "verdict": lk.verdict,
-             "ci": None if lk.ci_low is None else [round(lk.ci_low, 5), round(lk.ci_high, 5)],
-             "eq": None if lk.eq_low is None else [round(lk.eq_low, 5), round(lk.eq_high, 5)]})
+             "ci": None if lk.ci_low is None else [_finite(lk.ci_low), _finite(lk.ci_high)],
+             "eq": None if lk.eq_low is None else [_finite(lk.eq_low), _finite(lk.eq_high)]})
         if lk.verdict:
             res.verdict = lk.verdict
             notes.append(f"decided after {min(lk.n_base, lk.n_head)} runs a side")
@@ -115,6 +115,11 @@ class AutoJudge:
                                "looks": {points[i].name(): self.history.get(k, []) for i, k in enumerate(keys)},
                                "components": {points[i].name(): self.components.get(k) for i, k in enumerate(keys)}}
         return comp
+
+
+def _finite(x: float) -> float | None:
+    """JSON has no infinity: an unbounded end of an interval (2 runs a side) is null."""
+    return round(x, 5) if math.isfinite(x) else None
 
 
 def judge_point(res: PointResult, runs_b: dict, runs_h: dict, loaded, design: seq.Design) -> seq.Look:
