@@ -17,13 +17,26 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from seqbench.kernels import get_kernel, load_plugins  # noqa: E402
 from seqbench.kernels.check import check_decode, check_kernel, check_shape  # noqa: E402
-from seqbench.kernels.hf import blocks  # noqa: E402
 from seqbench.kernels.registry import Shape, unregister  # noqa: E402
 
-load_plugins(["seqbench.kernels.hf"])
-from seqbench.kernels.hf import KERNELS  # noqa: E402
-
+# named here, not imported: importing seqbench.kernels.hf registers them, and other test modules that
+# parametrize over every registered kernel are collected after this one
+KERNELS = ("hf_llama_attn", "hf_llama_layer", "hf_mamba", "hf_mamba2", "hf_gated_deltanet", "hf_rwkv", "hf_xlstm")
 D, H = 32, 2
+
+
+@pytest.fixture(scope="module", autouse=True)
+def hf_kernels():
+    load_plugins(["seqbench.kernels.hf"])
+    from seqbench.kernels import hf
+
+    assert hf.KERNELS == KERNELS
+    yield
+    from seqbench.kernels import plugins
+
+    for k in KERNELS:
+        unregister(k)
+    plugins._LOADED.pop("seqbench.kernels.hf", None)
 
 
 def build(name, B=2, T=8, d=D):
@@ -42,6 +55,7 @@ def test_the_library_paths_the_adapters_go_around_fail_the_checks():
     """HF Mamba's torch scan ignores the cache's SSM state in a second chunk; RWKV's one-token path
     broadcasts (B, 1, d) with (B, d) to (B, B, d) for B > 1."""
     import seqbench
+    from seqbench.kernels.hf import blocks
 
     def plain_mamba(shape):
         m = get_kernel("hf_mamba").factory(shape)
