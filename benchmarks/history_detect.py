@@ -195,9 +195,13 @@ def chart(res: dict, path: Path) -> None:
         ax.set_ylabel("found within 5 commits (%)")
         ax.set_ylim(-3, 103)
     names = list(res["detectors"])
-    axes[2].barh(range(len(names)), [res["detectors"][n]["false_per_100_flat"] for n in names])
+    fp = [res["detectors"][n]["false_per_100_flat"] for n in names]
+    axes[2].barh(range(len(names)), fp)
+    for i, v in enumerate(fp):
+        axes[2].text(max(v, 0.003), i, f" {v:.2g}", va="center", fontsize=7)
+    axes[2].set_xscale("symlog", linthresh=0.01)
     axes[2].set_yticks(range(len(names)), [n.replace(", ", "\n", 1) for n in names], fontsize=7)
-    axes[2].set_xlabel("false change points per 100 commits (flat)")
+    axes[2].set_xlabel("false change points / 100 commits, flat")
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -210,7 +214,13 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=25)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", help="rerun only the methods whose name holds this; the rest from OUT/detection.json")
+    ap.add_argument("--replot", action="store_true", help="redraw OUT/detection.md and .png from its .json")
     args = ap.parse_args(argv)
+    if args.replot:
+        res = json.loads((args.out / "detection.json").read_text())
+        (args.out / "detection.md").write_text(markdown(res))
+        chart(res, args.out / "detection.png")
+        return 0
     runs = real_runs(args.runs_dir)
     old = json.loads((args.out / "detection.json").read_text()) if args.only else None
     res = evaluate(runs, args.reps, args.seed, args.only, old)
