@@ -22,8 +22,10 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/seqbench run $(CONFIG)
 
+# One pytest worker per core of this 2-core machine (pytest-xdist); `PYTEST_WORKERS=0 make test` runs them in one process.
+PYTEST_WORKERS ?= 2
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS)
 
 # Debian's chromium + chromedriver for the dashboard's browser tests (tests/test_history_site.py, which
 # skip, saying why, where neither is installed). Installs only as root (CI); elsewhere it says so.

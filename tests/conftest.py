@@ -11,6 +11,10 @@ import torch
 # No load sampling in the tests (measure.load): the other work on a shared machine would otherwise add
 # "disturbed" warnings to the output they check. Tests of the load set it themselves.
 os.environ["SEQBENCH_LOAD_WINDOW"] = "off"
+# The console's width is what a non-terminal run gets (140 columns, seqbench.render.console) unless COLUMNS
+# is set; pytest-xdist's workers inherit COLUMNS=80, and a user's shell may export one: the tests that read
+# wrapped output assume neither.
+os.environ.pop("COLUMNS", None)
 
 from seqbench.kernels import KERNELS
 
