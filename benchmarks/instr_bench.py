@@ -69,7 +69,7 @@ class GLR(nn.Module):
             outs.append(h)
         for _ in range(self.extra.get(x.shape[1], 0)):
             h = h * 1.0  # one more elementwise op on a (B, d) tensor: work, and nothing else
-        return self.out(torch.stack(outs, 1)) + 0 * h
+        return self.out(torch.stack(outs, 1)) + 0 * h[:, None]
 '''
 
 BENCH = '''\
