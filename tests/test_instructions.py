@@ -193,3 +193,21 @@ def test_ab_passes_the_metric_to_its_runs(tmp_path, monkeypatch):
     assert (seen["runs"], seen["rounds"], seen["metric"]) == (2, 1, "instructions")  # from the config's field
     assert seen["argv"][seen["argv"].index("--metric") + 1] == "instructions"
     assert seen["argv"][seen["argv"].index("--rounds") + 1] == "1"
+
+
+def test_a_failed_point_of_a_counted_sweep_is_labelled_instructions(tmp_path, monkeypatch, tiny_cfg_data):
+    """A point that fails under --metric instructions is still a row of that metric (it read 'time' before)."""
+    from seqbench.measure import callgrind
+    from seqbench.orchestration.run import run_to_files
+    from seqbench.sweep.config import build_config
+
+    class BrokenCounter:
+        def count(self, fn, *, number, repeats):
+            raise RuntimeError("planted failure inside the counted call")
+
+    monkeypatch.setattr(callgrind, "Counter", BrokenCounter)
+    out = tmp_path / "c.csv"
+    run_to_files(build_config({**tiny_cfg_data, "metric": "instructions"}), out, command=["test"])
+    df = read_results(out)
+    assert set(df["status"]) == {"error"} and set(df["metric"]) == {"instructions"}
+    assert df["error"].str.contains("planted failure").all()

@@ -309,6 +309,7 @@ def count_point(point: Point, cfg: SweepConfig, run_id: str, threads: int, inter
     work = None  # noqa: F841
     if failure:
         row = base_row(point, run_id, threads, failure[0])
+        row.metric = Metric.INSTRUCTIONS.value  # a failed point of an instructions run is still one
         row.error = failure[1]
         return row
     row = base_row(point, run_id, threads, Status.OK)
