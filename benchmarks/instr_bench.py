@@ -105,11 +105,15 @@ def write_package(root: Path, extra: dict) -> Path:
     return root
 
 
-def seqbench_run(pkg_root: Path, kernels: list[str], out: Path) -> float:
-    """One `seqbench run --metric instructions` process; returns its wall seconds."""
+def seqbench_run(pkg_root: Path, kernels: list[str], out: Path, seed: int | None = None) -> float:
+    """One `seqbench run --metric instructions` process (hash seed 0 unless given); returns its wall seconds."""
     config = out.with_suffix(".toml")
     config.write_text(CONFIG.format(kernels=kernels))
-    env = {**os.environ, "PYTHONPATH": str(pkg_root), "SEQBENCH_LOAD_WINDOW": "off"}
+    path = os.pathsep.join(filter(None, [str(pkg_root), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path, "SEQBENCH_LOAD_WINDOW": "off"}
+    env.pop("PYTHONHASHSEED", None)
+    if seed is not None:
+        env["PYTHONHASHSEED"] = str(seed)
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "seqbench", "run", str(config), "-q", "--force", "-o", str(out)],
                    env=env, check=True, stdout=subprocess.DEVNULL)
@@ -145,28 +149,35 @@ def neighbour() -> subprocess.Popen:
 
 
 def collect(d: Path, procs: int, condition: str) -> None:
+    """quiet: one process at a time; load: beside a neighbour; seeds: each process its own hash seed
+    (1, 2, ...), two at a time (a count does not depend on the load: quiet vs load shows it)."""
     d.mkdir(parents=True, exist_ok=True)
     cal = calibrate(d)
     extra = {k: {int(t): n for t, n in v.items()} for k, v in cal["extra_ops"].items()}
     kernels = ["rnn_loop", "rnn_fused", "sdpa", "ilab_base", *PLANTS]
     folder = d / condition
     folder.mkdir(exist_ok=True)
+    width = 2 if condition == "seeds" else 1
     with tempfile.TemporaryDirectory() as tmp:
         root = write_package(Path(tmp), extra)
-        for i in range(procs):
-            done = sorted(folder.glob("run-*.csv"))
-            out = folder / f"run-{len(done) + 1:02d}.csv"
+        while (done := len(list(folder.glob("run-*.csv")))) < procs:
+            batch = [folder / f"run-{done + k + 1:02d}.csv" for k in range(min(width, procs - done))]
             load = neighbour() if condition == "load" else None
             try:
-                wall = seqbench_run(root, kernels, out)
+                from concurrent.futures import ThreadPoolExecutor
+
+                with ThreadPoolExecutor(len(batch)) as pool:
+                    walls = list(pool.map(lambda o: seqbench_run(root, kernels, o, seed=int(o.stem[4:]) if
+                                                                 condition == "seeds" else None), batch))
             finally:
                 if load is not None:
                     load.send_signal(signal.SIGTERM)
                     load.wait()
-            with (folder / "walls.jsonl").open("a") as fh:
-                fh.write(json.dumps({"run": out.name, "wall_s": round(wall, 1),
-                                     "loadavg": os.getloadavg()[0]}) + "\n")
-            print(f"{condition} {out.name}: {wall:.1f} s", flush=True)
+            for out, wall in zip(batch, walls):
+                with (folder / "walls.jsonl").open("a") as fh:
+                    fh.write(json.dumps({"run": out.name, "wall_s": round(wall, 1), "side_by_side": len(batch),
+                                         "loadavg": os.getloadavg()[0]}) + "\n")
+                print(f"{condition} {out.name}: {wall:.1f} s", flush=True)
 
 
 def ab(d: Path) -> None:
@@ -234,10 +245,10 @@ def analyze(d: Path, reps: int, json_path: Path | None) -> None:
     lines = []
     with tempfile.TemporaryDirectory() as tmp_:
         tmp = Path(tmp_)
-        for condition in ("quiet", "load"):
+        for condition in ("quiet", "load", "seeds"):
             frames = load_runs(d / condition)
             if len(frames) < 4:
-                continue
+                continue  # (two disjoint pairs of processes are needed)
             pairs = draws(len(frames), reps, seed=1 if condition == "quiet" else 2)
             res = {"processes": len(frames), "draws": len(pairs), "spread": spreads(frames)}
             walls = [json.loads(x) for x in (d / condition / "walls.jsonl").read_text().splitlines()]
@@ -280,7 +291,7 @@ def main() -> None:
     ap.add_argument("what", choices=("collect", "ab", "analyze"))
     ap.add_argument("--dir", type=Path, default=Path("bench-ci-instr-data"))
     ap.add_argument("--procs", type=int, default=8)
-    ap.add_argument("--condition", choices=("quiet", "load"), default="quiet")
+    ap.add_argument("--condition", choices=("quiet", "load", "seeds"), default="quiet")
     ap.add_argument("--reps", type=int, default=40)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()

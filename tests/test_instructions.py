@@ -150,10 +150,10 @@ def test_a_counted_sweep_writes_counts_and_no_times(tmp_path, monkeypatch, tiny_
     calls = []
 
     class FakeCounter:
-        def count(self, fn, *, number, repeats):
+        def count(self, fn, *, number=None, repeats):
             fn()
             calls.append(repeats)
-            return callgrind.Counts([1000.0 + len(calls)] * repeats, number, 40)
+            return callgrind.Counts([1000.0 + len(calls)] * repeats, number or 1, 40)
 
     monkeypatch.setattr(callgrind, "Counter", FakeCounter)
     cfg = build_config({**tiny_cfg_data, "metric": "instructions"})
@@ -202,7 +202,7 @@ def test_a_failed_point_of_a_counted_sweep_is_labelled_instructions(tmp_path, mo
     from seqbench.sweep.config import build_config
 
     class BrokenCounter:
-        def count(self, fn, *, number, repeats):
+        def count(self, fn, *, number=None, repeats):
             raise RuntimeError("planted failure inside the counted call")
 
     monkeypatch.setattr(callgrind, "Counter", BrokenCounter)
@@ -211,3 +211,38 @@ def test_a_failed_point_of_a_counted_sweep_is_labelled_instructions(tmp_path, mo
     df = read_results(out)
     assert set(df["status"]) == {"error"} and set(df["metric"]) == {"instructions"}
     assert df["error"].str.contains("planted failure").all()
+
+
+def test_ab_counts_the_sides_of_a_pass_side_by_side_each_run_under_its_own_hash_seed(tmp_path, monkeypatch):
+    """--metric instructions: a pass's two runs overlap (a count does not depend on the load), and run i of
+    both sides gets PYTHONHASHSEED=i-1, so two runs a side show what another hash seed does to a count."""
+    import subprocess
+    import threading
+    import time as time_mod
+    from pathlib import Path
+
+    from seqbench.orchestration.ab import resolve_side, run_ab
+
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    cfg = tmp_path / "bench.toml"
+    cfg.write_text("kernels = ['rnn_loop']\nseq_lens = [8]\nbatch_sizes = [2]\n")
+    (tmp_path / "base").mkdir(), (tmp_path / "head").mkdir()
+    sides = [resolve_side("base", str(tmp_path / "base")), resolve_side("head", str(tmp_path / "head"))]
+    lock, running, seen = threading.Lock(), [0], []
+
+    def runner(argv, *, cwd, env, capture_output, text):
+        with lock:
+            running[0] += 1
+            seen.append((Path(cwd).name, env["PYTHONHASHSEED"], running[0]))
+        time_mod.sleep(0.2)
+        out = Path(argv[argv.index("-o") + 1])
+        with lock:
+            with out.open("a") as fh:
+                fh.write(("header\n" if out.stat().st_size == 0 else "") + "row\n")
+            running[0] -= 1
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    res = run_ab(cfg, sides, tmp_path / "out", runs=2, rounds=1, runner=runner, metric="instructions")
+    assert sorted((s, seed) for s, seed, _ in seen) == [("base", "0"), ("base", "1"), ("head", "0"), ("head", "1")]
+    assert max(n for *_, n in seen) == 2  # both sides of a pass at once
+    assert [r.side for r in res.runs].count("base") == 2 and len(res.runs) == 4

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import math
 import mmap
 import os
 import platform
@@ -28,6 +29,8 @@ from pathlib import Path
 from typing import Callable
 
 DIR_ENV = "SEQBENCH_CALLGRIND_DIR"  # where Callgrind writes its dumps (set by orchestration/valgrind.py)
+BLOCK_TARGET = 1e7  # instructions a counted block aims at (count(number=None))
+MAX_NUMBER = 50  # calls a block holds at most
 DUMP_NAME = "callgrind.out"  # --callgrind-out-file=DIR/callgrind.out; dumps on request are callgrind.out.N
 
 # valgrind.h / callgrind.h request codes
@@ -131,13 +134,20 @@ class Counter:
         _req(_DUMP_STATS)
         return self._dumped()
 
-    def count(self, fn: Callable[[], object], *, number: int = 1, repeats: int = 5, warmup: int = 2) -> Counts:
+    def count(self, fn: Callable[[], object], *, number: int | None = None, repeats: int = 3, warmup: int = 2,
+              block_target: float = BLOCK_TARGET) -> Counts:
         """Instructions per call of fn: `repeats` blocks of `number` calls, each less an empty block.
 
         The warm-up calls run uninstrumented (fast); one more instrumented call first translates the
         code with instrumentation and takes torch's lazy first-call paths, so every counted block
-        sees the same state. The garbage collector is off while counting: a collection falls where
-        the allocation count says, which is noise here.
+        sees the same state. number=None sizes the blocks from that call's count: as many calls as
+        make `block_target` instructions (at most MAX_NUMBER). One call alone varies by 0.2-0.8%
+        from block to block (an allocator that sometimes reaches malloc, a cache that sometimes
+        refills), and a block of one call read 0.4% above a block of ten on nn.RNN at B=4, T=32
+        (3.19 M vs 3.17 M): a fixed cost of starting a block that one call cannot amortise. Blocks of
+        ~10 M instructions agree to ~0.1% (the spread is in every row: instructions_samples).
+        The garbage collector is off while counting: a collection falls where the allocation count
+        says, which is noise here.
         """
         for _ in range(warmup):
             fn()
@@ -149,6 +159,9 @@ class Counter:
             fn()
             self.block(fn, 0)  # the first empty block takes ctypes' first-call paths
             overhead = self.block(fn, 0)
+            if number is None:
+                one = max(self.block(fn, 1) - overhead, 1)
+                number = max(1, min(MAX_NUMBER, math.ceil(block_target / one)))
             samples = [(self.block(fn, number) - overhead) / number for _ in range(repeats)]
         finally:
             _req(_STOP_INSTR)

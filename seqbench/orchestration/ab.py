@@ -295,8 +295,11 @@ class _Runner:
         meter = LoadMeter()
         before = _lines(out_csv)
         t0 = time.perf_counter()
+        env = side.env()
+        if self.metric == "instructions":  # run i of every side counts under hash seed i-1 (orchestration/valgrind.py)
+            env["PYTHONHASHSEED"] = str(self.done[side.name])
         proc = self.runner(run_command(side, self.config, out_csv, self.rounds, points, self.metric), cwd=side.cwd,
-                           env=side.env(), capture_output=True, text=True)
+                           env=env, capture_output=True, text=True)
         wall = time.perf_counter() - t0
         self.done[side.name] += 1
         load, loaded = meter.stop(self.threads)
@@ -367,14 +370,31 @@ def _run_ab(config: Path, sides: Sequence[Side], out_dir: Path, *, runs: int, ro
     order = schedule([s.name for s in sides], runs)
     starter = _Runner(config, result, rounds, runner or run_child, _threads(config), metric)
     t_all = time.perf_counter()
-    for i, name in enumerate(order, 1):
-        rec = starter.run(by_name[name])
-        if on_run:
-            on_run(rec, i, len(order))
-        if i == len(sides) and after_first_pass:
-            after_first_pass()
+    # Instruction counts do not depend on the machine's load (docs/instructions.md): the sides of a pass
+    # run side by side, one Valgrind process per core, where times must run one at a time.
+    width = min(len(sides), os.cpu_count() or 1) if metric == "instructions" else 1
+    i = 0
+    for at in range(0, len(order), width):
+        for rec in _run_side_by_side(starter, [by_name[n] for n in order[at:at + width]]):
+            i += 1
+            if on_run:
+                on_run(rec, i, len(order))
+            if i == len(sides) and after_first_pass:
+                after_first_pass()
     result.wall_s = time.perf_counter() - t_all
     return result
+
+
+def _run_side_by_side(starter: "_Runner", sides: Sequence[Side]) -> list[RunRecord]:
+    """One run of each side, at the same time (threads that wait on a child each); a failure of any is raised
+    once all have ended. A SIGINT/SIGTERM reaches every child through signals.children_stopped."""
+    if len(sides) == 1:
+        return [starter.run(sides[0])]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=len(sides), thread_name_prefix="seqbench-ab") as pool:
+        futures = [pool.submit(starter.run, side) for side in sides]
+    return [f.result() for f in futures]
 
 
 def _run_ab_auto(config: Path, sides: Sequence[Side], out_dir: Path, *, max_runs: int, rounds: int,

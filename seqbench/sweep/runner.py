@@ -278,9 +278,12 @@ def measure_point(
     return row
 
 
+INSTRUCTION_BLOCKS = 3  # counted blocks a point: they agree to ~0.1% (measure.callgrind.Counter.count)
+
+
 def count_point(point: Point, cfg: SweepConfig, run_id: str, threads: int, interrupts=NO_SIGNAL_HANDLING) -> Row:
-    """Instructions per call of one point under Callgrind (measure.callgrind): min_repeats blocks of one
-    call each. The time columns stay empty: under Valgrind a call runs 10-100x slower than it does."""
+    """Instructions per call of one point under Callgrind (measure.callgrind): INSTRUCTION_BLOCKS blocks
+    of as many calls as make ~10 M instructions (the block size is the row's `number`). The time columns stay empty: under Valgrind a call runs 10-100x slower than it does."""
     from seqbench.kernels.decode import NoDecodeStep
     from seqbench.measure.callgrind import Counter
 
@@ -292,7 +295,7 @@ def count_point(point: Point, cfg: SweepConfig, run_id: str, threads: int, inter
         with work.mode_context():
             if work.first is not None:
                 work.first()  # shape, dtype, finite at the real size, outside the counted region
-            counts = Counter().count(work.step, number=1, repeats=cfg.min_repeats)
+            counts = Counter().count(work.step, repeats=INSTRUCTION_BLOCKS)
         state_bytes = work.state_bytes
         peak = (decode_analytic_bytes(spec, point.shape, work.elem_size, work.param_bytes, work.state_bytes)
                 if point.mode == Mode.DECODE else
