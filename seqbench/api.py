@@ -42,11 +42,15 @@ def load(paths: str | Path | Sequence[str | Path], baselines: Sequence[str] | No
     return load_annotated([paths] if isinstance(paths, (str, Path)) else list(paths), baselines)
 
 
-def merge(inputs: Sequence[str | Path], out: str | Path, *, allow_partial: bool = False, allow_mixed: bool = False):
-    """Join shards of one sweep, or runs of several machines ("a100=a.csv"), into out; see `seqbench merge --help`."""
+def merge(inputs: Sequence[str | Path], out: str | Path, *, allow_partial: bool = False, allow_mixed: bool = False,
+          force: bool = False):
+    """Join shards of one sweep, or runs of several machines ("a100=a.csv"), into out; see `seqbench merge --help`.
+    An existing out (or its sidecar) is refused (ResultsError, exit 2) unless force=True, as `seqbench merge` does."""
     from seqbench.results.merge import merge_files
+    from seqbench.results.writer import check_output
 
-    return merge_files(list(inputs), out, allow_partial=allow_partial, allow_mixed=allow_mixed)
+    check_output(out, force=force)
+    return merge_files([str(i) for i in inputs], out, allow_partial=allow_partial, allow_mixed=allow_mixed, force=force)
 
 
 def compare(baseline: str | Path, candidate: str | Path, **options):

@@ -347,13 +347,11 @@ def merge(
       seqbench merge a100=runs/a100.csv h100=runs/h100.csv -o runs/both.csv\n
       seqbench report runs/both.csv -o runs/both.md
     """
+    from seqbench import api
     from seqbench.render import console
-    from seqbench.results.merge import merge_files
-    from seqbench.results.writer import check_output
 
     console.set_verbosity()  # not left quiet by an earlier in-process command (`run -q`)
-    check_output(out, force=force)
-    summary = merge_files(inputs, out, allow_partial=allow_partial, allow_mixed=allow_mixed, force=force)
+    summary = api.merge(inputs, out, allow_partial=allow_partial, allow_mixed=allow_mixed, force=force)
     console.merge_summary(summary, out)
 
 

@@ -155,3 +155,17 @@ def test_two_machines_merged_and_reported_side_by_side(tmp_path, capsys):
     two = (tmp_path / "two.md").read_text()
     assert "## Machine: a100" in two and "## Machines" in two
     assert peaks.count("| a100") == 1 and peaks.count("| h100") == 1
+
+
+def test_the_api_refuses_to_overwrite_a_merge_output_as_the_cli_does(tmp_path):
+    """seqbench.merge() overwrote an existing output silently (merge_files defaulted to force=True)."""
+    import seqbench
+    from seqbench.errors import ResultsError
+
+    parts = run_shards(tmp_path, 2)
+    out = tmp_path / "merged.csv"
+    out.write_text("the user's own file\n")
+    with pytest.raises(ResultsError, match="exists"):
+        seqbench.merge(parts, out)
+    assert out.read_text() == "the user's own file\n"
+    assert seqbench.merge(parts, out, force=True).rows == len(build_config(CFG).points()) + 2  # + a peak row a shard

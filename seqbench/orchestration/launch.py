@@ -261,7 +261,7 @@ def launch(spec: LaunchSpec, *, on_event: Callable[[str, dict], None] | None = N
     info = {"launch": {"folder": str(folder), "cluster": result.cluster, "shards": n, "jobs": manifest["jobs"],
                        "submitit": getattr(_submitit(), "__version__", None)}}
     result.summary = merge_files(present, out, allow_partial=spec.allow_partial, allow_mixed=spec.allow_mixed,
-                                 extra=info)
+                                 extra=info, force=spec.force)
     result.merged = out
     return result
 

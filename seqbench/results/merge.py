@@ -257,7 +257,7 @@ def plan_merge(inputs, *, allow_partial: bool = False, allow_mixed: bool = False
 
 
 def merge_files(inputs, out: str | Path, *, allow_partial: bool = False, allow_mixed: bool = False,
-                extra: dict | None = None, force: bool = True) -> MergeSummary:
+                extra: dict | None = None, force: bool = False) -> MergeSummary:
     """Write the rows of all inputs to out (CSV + sidecar); returns what was merged.
     Without force, out must not exist when it is written (not only when the merge starts)."""
     out = Path(out)
