@@ -5,6 +5,7 @@ skipped, and a user's layer decodes through the plugin API."""
 import textwrap
 
 import pytest
+from kit import builtin_kernels
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -17,7 +18,7 @@ from seqbench.sweep.runner import run_sweep
 from conftest import FakeTimer
 from reliability_helpers import ListSink
 
-DECODING = sorted(k for k, s in KERNELS.items() if s.family != "calibration" and s.builtin and not s.source.startswith("seqbench.kernels.hf"))  # seqbench's own (HF blocks: test_hf_blocks)
+DECODING = sorted(k for k, s in builtin_kernels().items() if s.family != "calibration")  # HF blocks: test_hf_blocks
 F64 = torch.float64
 
 

@@ -8,6 +8,7 @@ import os
 import sys
 
 import pytest
+from kit import builtin_kernels
 import torch
 from torch import nn
 
@@ -133,8 +134,8 @@ def test_register_kernel_as_a_decorator_returns_the_factory(scratch_registry):
 def test_builtins_register_through_the_same_api_with_their_roles():
     for name in ("rnn_loop", "sdpa", "mingru_scan", "linear_attention", "calibration"):
         assert get_kernel(name).builtin
-    assert {k for k, s in kernels().items() if s.builtin and not s.source.startswith("seqbench.kernels.hf") and s.baseline} == {"rnn_loop"}  # the textbook case
-    assert {k for k, s in kernels().items() if s.builtin and not s.source.startswith("seqbench.kernels.hf") and s.quadratic} == {"attention_naive", "sdpa", "mha"}
+    assert {k for k, s in builtin_kernels(kernels()).items() if s.baseline} == {"rnn_loop"}  # the textbook case
+    assert {k for k, s in builtin_kernels(kernels()).items() if s.quadratic} == {"attention_naive", "sdpa", "mha"}
 
 
 @pytest.mark.parametrize("kwargs, words", [
