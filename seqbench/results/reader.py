@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 from seqbench.choices import DType, Family, Metric, Mode, values
 from seqbench.errors import ResultsError
-from seqbench.results.schema import (BOOL_COLUMNS, FLOAT_COLUMNS, INT_COLUMNS, KEY_COLUMNS, POSITIVE_COLUMNS,
+from seqbench.results.schema import (upgrade_sidecar, BOOL_COLUMNS, FLOAT_COLUMNS, INT_COLUMNS, KEY_COLUMNS, POSITIVE_COLUMNS,
                                      READABLE_VERSIONS, RENAMED, REQUIRED_COLUMNS, STATUSES, parse_samples,
                                      row_metric, sidecar_path)
 
@@ -40,7 +40,7 @@ def read_metadata(csv_path: str | Path) -> dict:
         raise ResultsError(f"{p}: not valid JSON ({exc})") from None
     if not isinstance(meta, dict):
         raise ResultsError(f"{p}: not a seqbench sidecar (a JSON {type(meta).__name__}, expected an object)")
-    return meta
+    return upgrade_sidecar(meta, str(p))
 
 
 def read_results(path: str | Path):

@@ -26,6 +26,52 @@ from seqbench.choices import Metric, Status, values
 
 SCHEMA_VERSION = 4
 READABLE_VERSIONS = (1, 2, 3, 4)
+
+# The sidecar (the JSON beside each CSV) carries the schema_version of the rows it describes; its own
+# history, and the migration that reads each older sidecar as the current one (filling what it lacks;
+# its schema_version stays what the file says, so merge still sees which version wrote it):
+#   1  command, config, environment, host, pid, run_id, rows, started_at, finished_at, status (with
+#      interrupted_by when a signal ended it), wall_s, memory_budget_*.
+#   2  kernels (each kernel's source and code hash), plugins, schedule (rounds, reference, peak),
+#      previous_runs (only when --append or --resume added runs).
+#   3  config.metric (time | instructions).
+#   4  no change to the sidecar (state_retained_bytes is a CSV column).
+# A sidecar newer than SCHEMA_VERSION is refused: an older seqbench cannot know what its fields mean.
+def _sidecar_1_to_2(meta: dict) -> dict:
+    meta.setdefault("kernels", {})
+    meta.setdefault("plugins", [])
+    meta.setdefault("schedule", {})
+    return meta
+
+
+def _sidecar_2_to_3(meta: dict) -> dict:
+    if isinstance(meta.get("config"), dict):
+        meta["config"].setdefault("metric", Metric.TIME.value)
+    return meta
+
+
+SIDECAR_MIGRATIONS = {1: _sidecar_1_to_2, 2: _sidecar_2_to_3, 3: lambda meta: meta}  # from version k to k + 1
+
+
+def upgrade_sidecar(meta: dict, where: str) -> dict:
+    """A run's sidecar read as this version's (SIDECAR_MIGRATIONS); ResultsError (exit 2) for a version this
+    seqbench cannot read. A sidecar with no schema_version (gradflow's, ab's records) is returned as it is."""
+    from seqbench.errors import ResultsError
+
+    version = meta.get("schema_version")
+    if version is None:
+        return meta
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ResultsError(f"{where}: schema_version {version!r} is not an integer")
+    if version > SCHEMA_VERSION:
+        raise ResultsError(f"{where}: written by a newer seqbench (schema_version {version}); this seqbench reads "
+                           f"versions {READABLE_VERSIONS[0]} to {SCHEMA_VERSION}: upgrade seqbench to read it")
+    if version not in READABLE_VERSIONS:
+        raise ResultsError(f"{where}: schema_version {version} is not supported (this seqbench reads "
+                           f"{', '.join(map(str, READABLE_VERSIONS))})")
+    for step in range(version, SCHEMA_VERSION):
+        meta = SIDECAR_MIGRATIONS[step](meta)
+    return meta
 RENAMED = {1: {"calib_s": "ref_s"}}  # old name -> new name, per version
 STATUSES = values(Status)
 
