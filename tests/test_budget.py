@@ -10,7 +10,7 @@ from seqbench.measure import memory
 from seqbench.measure.memory import available_bytes, estimate_bytes, param_bytes
 from seqbench.sweep.budget import Preflight, resolve_budget
 from seqbench.errors import ConfigError
-from seqbench.sweep.config import Point
+from seqbench.results.identity import Point
 from seqbench.units import parse_size
 from seqbench.kernels import KERNELS
 from seqbench.measure.memory import measure_peak

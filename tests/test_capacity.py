@@ -5,7 +5,8 @@ import pytest
 
 from seqbench.sweep.budget import Preflight
 from seqbench.sweep.capacity import GUARD, Probe, largest_fitting, measure_capacity
-from seqbench.sweep.config import Point, build_config
+from seqbench.results.identity import Point
+from seqbench.sweep.config import build_config
 from seqbench.sweep.runner import run_sweep
 
 from conftest import FakeTimer

@@ -5,7 +5,8 @@ import time
 import pytest
 import torch
 
-from seqbench.sweep.config import Point, build_config
+from seqbench.results.identity import Point
+from seqbench.sweep.config import build_config
 from seqbench.kernels import Shape, get_kernel
 from seqbench.measure.memory import analytic_bytes, cuda_peak_bytes
 from seqbench.sweep.runner import build_workload, measure_point

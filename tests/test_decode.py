@@ -12,7 +12,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from seqbench.errors import ConfigError
 from seqbench.kernels import KERNELS, Shape, decode, get_kernel
 from seqbench.kernels.registry import register_kernel, unregister
-from seqbench.sweep.config import Point, build_config
+from seqbench.results.identity import Point
+from seqbench.sweep.config import build_config
 from seqbench.sweep.runner import run_sweep
 
 from conftest import FakeTimer

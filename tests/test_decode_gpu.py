@@ -11,7 +11,8 @@ import torch
 from seqbench.kernels import KERNELS, Shape, decode, get_kernel
 from seqbench.measure.cudagraph import capture
 from seqbench.sweep.capacity import measure_capacity
-from seqbench.sweep.config import Point, build_config
+from seqbench.results.identity import Point
+from seqbench.sweep.config import build_config
 from seqbench.sweep.runner import run_sweep
 
 from reliability_helpers import ListSink

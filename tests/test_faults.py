@@ -18,7 +18,7 @@ from seqbench.sweep import resume as resume_mod
 from seqbench.sweep import runner as sweep
 from seqbench.measure.memory import estimate_bytes
 from seqbench.sweep.budget import Preflight
-from seqbench.sweep.config import Point
+from seqbench.results.identity import Point
 from seqbench.errors import ResultsError
 from seqbench.results.ownership import own
 from seqbench.results.reader import read_metadata, read_results

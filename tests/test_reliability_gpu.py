@@ -11,7 +11,8 @@ import torch
 from reliability_helpers import ListSink, frozen_gc  # noqa: F401
 from seqbench.measure.memory import estimate_bytes
 from seqbench.sweep.budget import Preflight, resolve_budget
-from seqbench.sweep.config import Point, build_config
+from seqbench.results.identity import Point
+from seqbench.sweep.config import build_config
 from seqbench.sweep.runner import build_workload, run_sweep
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]

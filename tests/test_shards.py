@@ -7,7 +7,8 @@ import itertools
 import pytest
 
 from seqbench.kernels import get_kernel
-from seqbench.sweep.config import Point, build_config
+from seqbench.results.identity import Point
+from seqbench.sweep.config import build_config
 from seqbench.sweep.plan import shard_points
 from seqbench.sweep.shards import assign, curve_key, point_cost
 

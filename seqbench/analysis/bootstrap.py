@@ -20,12 +20,12 @@ import zlib
 
 import numpy as np
 
+from seqbench.results.identity import KEY_COLUMNS
 from seqbench.results.schema import parse_samples
 
 N_BOOT = 1000  # replicates: 95% percentile intervals move by < 1% of their width between seeds beyond this
 SEED = 0
-_IDENTITY = ("source", "kernel", "mode", "device", "dtype", "batch_size", "seq_len", "hidden_size", "num_heads",
-             "causal")
+_IDENTITY = ("source", *KEY_COLUMNS)
 
 
 def _rounds_of(row, n: int) -> np.ndarray | None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from seqbench.choices import Metric, Status, values
+from seqbench.results.identity import KEY_COLUMNS  # noqa: F401 - the identity, declared once
 
 SCHEMA_VERSION = 4
 READABLE_VERSIONS = (1, 2, 3, 4)
@@ -135,7 +136,6 @@ class Row:
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Row))
 REQUIRED_COLUMNS: tuple[str, ...] = COLUMNS[: COLUMNS.index("error") + 1]
-KEY_COLUMNS = ("kernel", "mode", "device", "dtype", "batch_size", "seq_len", "hidden_size", "num_heads", "causal")
 INT_COLUMNS = ("schema_version", "batch_size", "seq_len", "hidden_size", "num_heads", "threads", "repeats", "peak_mem_bytes", "number",
                "state_bytes", "state_retained_bytes", "capacity_batch", "capacity_peak_bytes", "capacity_budget_bytes")
 FLOAT_COLUMNS = ("instructions", "median_s", "iqr_s", "min_s", "mean_s", "tokens_per_s", "gflop", "gflops_per_s", "warmup_s", "pct_of_peak",

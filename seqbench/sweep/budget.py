@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from seqbench.choices import Status
 from seqbench.errors import ConfigError
 from seqbench.measure.memory import budget_for, estimate_bytes, param_bytes
-from seqbench.sweep.config import Point, SweepConfig
+from seqbench.results.identity import Point
+from seqbench.sweep.config import SweepConfig
 from seqbench.units import fmt_bytes as _fmt
 CASCADE_STATUSES = (Status.TIMEOUT, Status.OOM)
 

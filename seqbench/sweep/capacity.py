@@ -32,7 +32,7 @@ from seqbench.kernels.decode import broadcast_state
 from seqbench.kernels.state import batch_axes, replicate
 from seqbench.measure.memory import (cuda_peak_bytes, decode_step_bytes, is_out_of_memory, peak_from_events,
                                      profiled_call)
-from seqbench.sweep.config import Point
+from seqbench.results.identity import Point
 
 MAX_BATCH = 1 << 22
 GUARD = 2.0  # never allocate a batch the line predicts over GUARD x the budget

@@ -14,35 +14,13 @@ from typing import Any
 
 from seqbench.choices import DType, Device, Metric, Mode, Regime, allowed, values
 from seqbench.errors import ConfigError, PluginError
-from seqbench.kernels import Shape, get_kernel
+from seqbench.kernels import get_kernel
+from seqbench.results.identity import Point
 from seqbench.units import parse_size
 
 MODES = values(Mode)
 DTYPES = values(DType)
 DEVICES = values(Device)
-
-
-@dataclass(frozen=True)
-class Point:
-    """One measured point: the identity of a row (what compare matches on, plus the kernel)."""
-
-    kernel: str
-    mode: str
-    device: str
-    dtype: str
-    batch_size: int
-    seq_len: int
-    hidden_size: int
-    num_heads: int
-    causal: bool
-
-    def key(self) -> tuple:  # spelt out: dataclasses.astuple deep-copies, 50 us a point
-        return (self.kernel, self.mode, self.device, self.dtype, self.batch_size, self.seq_len, self.hidden_size,
-                self.num_heads, self.causal)
-
-    @property
-    def shape(self) -> Shape:
-        return Shape(self.batch_size, self.seq_len, self.hidden_size, self.num_heads, self.causal)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from seqbench.kernels import get_kernel
 from seqbench.kernels.decode import NoDecodeStep, prefill_random, require_decode, restorer, step_fn
 from seqbench.kernels.state import logical_bytes, retained_bytes
 from seqbench.measure.memory import tensor_bytes
-from seqbench.sweep.config import Point
+from seqbench.results.identity import Point
 
 
 @dataclass

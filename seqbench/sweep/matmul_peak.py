@@ -11,7 +11,8 @@ from __future__ import annotations
 
 
 from seqbench.results.schema import Row
-from seqbench.sweep.config import Point, SweepConfig
+from seqbench.results.identity import Point
+from seqbench.sweep.config import SweepConfig
 
 CALIBRATION = "calibration"
 

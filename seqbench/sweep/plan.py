@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from seqbench.errors import ConfigError
-from seqbench.sweep.config import Point, SweepConfig, build_config, load_toml, resolve_device
+from seqbench.results.identity import Point
+from seqbench.sweep.config import SweepConfig, build_config, load_toml, resolve_device
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -15,6 +15,7 @@ from types import SimpleNamespace
 from seqbench.errors import ConfigError, ResultsError
 from seqbench.results.ownership import Output, own
 from seqbench.results.reader import read_header, read_metadata, read_results
+from seqbench.results.identity import key_of
 from seqbench.results.schema import COLUMNS, KEY_COLUMNS, sidecar_path
 from seqbench.sweep.config import SweepConfig
 
@@ -158,5 +159,4 @@ def changed_kernels(meta: dict, cfg: SweepConfig) -> dict[str, dict]:
 
 def _key(r) -> tuple:
     """Point.key() of a row read back from the CSV (pandas types -> plain Python)."""
-    conv = {"batch_size": int, "seq_len": int, "hidden_size": int, "num_heads": int, "causal": bool}
-    return tuple(conv.get(c, str)(getattr(r, c)) for c in KEY_COLUMNS)
+    return key_of(r)

@@ -26,7 +26,8 @@ from seqbench.measure.timer import Measurement
 from seqbench.results.schema import Row, format_samples, parse_samples, tokens_per_call
 
 CAPACITY_FIELDS = tuple(f.name for f in dataclasses.fields(Row) if f.name.startswith("capacity_"))
-from seqbench.sweep.config import Point, SweepConfig
+from seqbench.results.identity import Point
+from seqbench.sweep.config import SweepConfig
 
 
 def round_config(cfg: SweepConfig, rounds: int) -> SweepConfig:

@@ -24,7 +24,8 @@ from seqbench.measure.memory import release_memory as _release_memory
 from seqbench.measure.probe import sdpa_backend
 from seqbench.measure.timer import BlockTimer, CallTooSlow, measure
 from seqbench.results.schema import SCHEMA_VERSION, Row, format_samples, tokens_per_call
-from seqbench.sweep.config import Point, SweepConfig
+from seqbench.results.identity import Point
+from seqbench.sweep.config import SweepConfig
 from seqbench.sweep.matmul_peak import calibration_point, fill_pct
 
 

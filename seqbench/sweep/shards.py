@@ -22,7 +22,7 @@ import dataclasses
 import heapq
 from typing import Sequence
 
-from seqbench.sweep.config import Point
+from seqbench.results.identity import Point
 
 # Nominal device speeds for the cost model (FLOP/s, bytes/s, seconds per sequential step). Only
 # their ratios matter for balancing; the README's measured figures put a CPU core at ~40-90 GFLOP/s
