@@ -8,13 +8,13 @@ CONFIG ?= benchmarks/configs/quick.toml
 # multi-GB CUDA build, so the workflows set TORCH_INDEX=https://download.pytorch.org/whl/cpu.
 TORCH_INDEX ?=
 
-.PHONY: install browser run test test-min bench bench-ci bench-peak bench-scan examples examples-decode clean
+.PHONY: install browser run test docs test-min bench bench-ci bench-peak bench-scan examples examples-decode clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(if $(TORCH_INDEX),$(BIN)/pip install --quiet -c constraints.txt torch --index-url $(TORCH_INDEX))
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,hf]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,hf,docs]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -26,6 +26,10 @@ run: $(STAMP)
 PYTEST_WORKERS ?= 2
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS)
+
+# The documentation site (mkdocs.yml, docs/): strict, so a broken link or a page missing from the nav fails.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d site
 
 # Debian's chromium + chromedriver for the dashboard's browser tests (tests/test_history_site.py, which
 # skip, saying why, where neither is installed). Installs only as root (CI); elsewhere it says so.

@@ -1,4 +1,4 @@
-"""Every fault case of tests/fault_cases.py, run once, as the README's Reliability table.
+"""Every fault case of tests/fault_cases.py, run once, as the Reliability table of docs/reliability.md.
 
     python tests/fault_table.py                 # Markdown table + the closing figures
     python tests/fault_table.py --json out.json # the outcomes as data too

@@ -412,10 +412,11 @@ def test_compare_of_single_runs_says_its_note_once_within_80_columns(tmp_path, c
 from pathlib import Path  # noqa: E402
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+DOCS = README.parent / "docs"
 
 
-def _block_after(marker: str, lang: str) -> str:
-    text = README.read_text()
+def _block_after(marker: str, lang: str, page: str = "README.md") -> str:
+    text = (README.parent / page).read_text()
     start = text.index(f"```{lang}\n", text.index(marker)) + len(lang) + 4
     return text[start:text.index("```", start)]
 
@@ -432,7 +433,7 @@ def test_the_readmes_layer_toml_is_a_complete_config(tmp_path):
 
     from seqbench.sweep.config import build_config
 
-    data = tomllib.loads(_block_after("`bench/layer.toml` is an ordinary sweep config", "toml"))
+    data = tomllib.loads(_block_after("`bench/layer.toml` is an ordinary sweep config", "toml", "docs/ci-start.md"))
     assert data["plugins"] == ["mylab.bench_kernels"] and "my_glr" in data["kernels"]
     # every field is one seqbench knows, with a valid value (the plugin itself is the user's)
     cfg = build_config({**data, "plugins": [], "kernels": ["rnn_loop", "sdpa"]}, "bench/layer.toml")
@@ -444,7 +445,7 @@ def test_the_readmes_python_example_names_files_that_exist_and_compare():
 
     import seqbench
 
-    block = _block_after("In a notebook the same charts are plain matplotlib Figures", "python")
+    block = _block_after("In a notebook the same charts are plain matplotlib Figures", "python", "docs/charts.md")
     paths = re.findall(r'"(results/[^"]+\.csv)"', block)
     assert len(paths) == 3 and all((README.parent / p).is_file() for p in paths), paths
     compare_line = next(ln for ln in block.splitlines() if "seqbench.compare(" in ln)
@@ -454,10 +455,10 @@ def test_the_readmes_python_example_names_files_that_exist_and_compare():
 
 
 def test_setup_says_where_seqbench_is_and_what_the_seed_is():
-    setup = README.read_text().split("## What it measured")[0]
+    setup = README.read_text().split("## What it found")[0]
     assert ".venv/bin/seqbench" in setup and "source .venv/bin/activate" in setup
     assert "*the seed*" in setup and "--install-completion" in setup
-    ci = _block_after("## Comparing runs in CI", "bash")
+    ci = _block_after("# How to gate CI on speed", "bash", "docs/ci-start.md")
     # `git worktree add ../main-checkout origin/main` failed in a fresh repo (no remote): the local branch works
     assert "git worktree add ../main-checkout origin/main" not in ci
     assert "git worktree add --detach ../main-checkout main" in ci
