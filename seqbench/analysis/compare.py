@@ -11,7 +11,7 @@ what varies from one process to the next can only be learnt from several process
 2. run statistic: the fastest round of the run. Load from other processes only ever slows a round
    down, so the fastest round is the one least disturbed. The rule is applied to every run alike,
    whatever its side and whatever the other runs did: nothing is cut relative to a side's own
-   reference, so one lucky (or unlucky) run cannot make one side look faster (issue 13, item 1);
+   reference, so one lucky (or unlucky) run cannot make one side look faster;
    a side of 3 or more runs leaves out a run more than SLOW_RUN (10%) slower than its median run
    (a disturbed process; drop_slow_runs), the same rule for both sides, and says so per point;
 3. the runs' statistics, in logs, are compared with a two-sample t-test with pooled variance (the
@@ -238,7 +238,7 @@ def min_detectable(se: float, df: int, *, threshold: float, alpha: float, tested
 def split_by_load(runs_b: dict, runs_h: dict, loaded) -> tuple[dict, dict, bool, str]:
     """Runs measured under load (`ab` records each run's: orchestration.ab.LoadMeter) are compared only with
     runs measured alike. Load slows a whole run down, every point of it, so a side whose runs saw a
-    load the other side did not is not evidence of a change (issue 25: +37% "regression" on identical
+    load the other side did not is not evidence of a change (once seen: a +37% "regression" on identical
     code whose head runs landed in a busier stretch). When both sides have MIN_RUNS runs that ran
     quiet, the loaded runs are left out (the load is measured apart from the timings, so leaving them
     out biases neither side); else, when the sides' loaded runs differ by more than one, no change may

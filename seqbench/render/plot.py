@@ -515,7 +515,7 @@ def parse_formats(text: str) -> tuple[str, ...]:
 
 
 # Each chart folder belongs to one output: a report embeds its charts by path, so a later command that
-# wrote other charts into the same folder would change what that report shows (issue 25). The folder's
+# wrote other charts into the same folder would change what that report shows. The folder's
 # owner is recorded in this file; another owner is refused even with --force.
 OWNER_FILE = ".seqbench-charts.json"
 
