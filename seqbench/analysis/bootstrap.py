@@ -4,7 +4,7 @@ Each row keeps every timed sample (`samples_s`) and, with `--rounds R`, the roun
 (`sample_rounds`). A replicate redraws what was measured, with replacement, and takes the median
 again:
   - rows with two rounds or more: the rounds are drawn (R of them), then each drawn round's samples.
-    On a shared machine slow phases last whole blocks of samples (seconds at a time: docs/noise.md), so the
+    On a shared machine slow phases last whole blocks of samples (on a shared machine they last seconds), so the
     round, not the sample, is the independent unit; redrawing the samples too keeps a replicate from
     being one of only a few multisets when R is small (with R = 3 rounds alone give 10). It errs wide.
   - rows of one round: the samples are drawn. Those samples are one block in time and not

@@ -1,7 +1,7 @@
 """Rounds (`--rounds R`): each point's samples taken in R rounds spread across the sweep.
 
 Rounds exist because of noise: on a shared machine a point's timings drift by up to +-20% in slow
-phases that last whole blocks of samples (seconds at a time: docs/noise.md). Taking every point's samples
+phases that last whole blocks of samples (on a shared machine they last seconds). Taking every point's samples
 in one block lets one slow phase ruin one point. With R rounds the sweep measures round 1 of every
 point, then round 2, ..., so each point's samples are spread across the whole run, a slow phase hits
 all points alike, and `seqbench compare` can use the spread between rounds as the point's noise.
