@@ -310,3 +310,41 @@ def shard_count_too_large(d: Path) -> Outcome:
     _expect(out, "allowed: N from 1 to 2" in out.err, f"stderr: {out.first_line()}")
     _expect(out, not (d / "s.csv").exists(), "a file was written")
     return out
+
+
+# --- 26.17: messages -----------------------------------------------------------------------------------
+
+@case("26.17", "a config that is a directory", "exit 2, one line saying it is a directory (was 'not found')", 2)
+def config_is_a_directory(d: Path) -> Outcome:
+    (d / "cfgdir").mkdir()
+    out = cli("run", d / "cfgdir", "-o", "x.csv", cwd=d)
+    _expect(out, "is a directory" in out.err, f"stderr: {out.first_line()}")
+    return out
+
+
+@case("26.17", "a config that is a FIFO", "exit 2 at once, one line saying it is not a regular file (was 'not found')", 2)
+def config_is_a_fifo(d: Path) -> Outcome:
+    import os
+
+    os.mkfifo(d / "fifo.toml")
+    out = cli("run", d / "fifo.toml", "-o", "x.csv", cwd=d)
+    _expect(out, "not a regular file" in out.err, f"stderr: {out.first_line()}")
+    return out
+
+
+@case("26.17", "`merge =x.csv` (an empty machine label)", "exit 2, one line naming the empty label and LABEL=PATH "
+      "(was 'no such results file')", 2)
+def merge_empty_label(d: Path) -> Outcome:
+    out = cli("merge", "=x.csv", "-o", "m.csv", cwd=d)
+    _expect(out, "label is empty" in out.err and "LABEL=PATH" in out.err, f"stderr: {out.first_line()}")
+    _expect(out, not (d / "m.csv").exists(), "a file was written")
+    return out
+
+
+@case("26.17", "a 500-character --machine label", "exit 2, one line giving the allowed length (not 'File name too "
+      "long')", 2)
+def machine_label_too_long(d: Path) -> Outcome:
+    out = cli("run", write_config(d), "--machine", "a" * 500, "-o", "x.csv", cwd=d)
+    _expect(out, "1-64 characters" in out.err, f"stderr: {out.first_line()}")
+    _expect(out, not (d / "x.csv").exists(), "a file was written")
+    return out

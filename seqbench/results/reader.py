@@ -308,6 +308,8 @@ def split_label(arg: str | Path) -> tuple[str | None, Path]:
     holds a path separator."""
     text = str(arg)
     label, eq, rest = text.partition("=")
+    if eq and not Path(text).exists() and not label.strip() and rest:
+        raise ResultsError(f"{text}: a machine label is empty; write LABEL=PATH (e.g. a100={rest}) or the path alone")
     if not eq or Path(text).exists() or not label.strip() or "/" in label or "\\" in label or not rest:
         return None, Path(text)
     return check_label(label, "label"), Path(rest)

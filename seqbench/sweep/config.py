@@ -84,6 +84,10 @@ _MAY_BE_EMPTY = ("plugins", "baselines")
 
 def load_toml(path: str | Path) -> dict[str, Any]:
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"config file {str(p)!r} is a directory; give a TOML file (e.g. benchmarks/configs/quick.toml)")
+    if p.exists() and not p.is_file():
+        raise ConfigError(f"config file {str(p)!r} is not a regular file (a FIFO or device?); give a TOML file")
     if not p.is_file():
         raise ConfigError(f"config file {str(p)!r} not found")
     try:
