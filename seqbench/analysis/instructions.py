@@ -1,8 +1,8 @@
 """Baseline vs candidate on instruction counts (`seqbench run --metric instructions`): a verdict per point.
 
-A count barely moves from one process to the next (docs/instructions.md: A/A runs of one code agree
-to a few parts per million), so no statistical test is needed, only an honest look at the spread
-each side actually showed. Per point and side, each run contributes its instructions per call (the
+A count moves little from one process to the next (docs/instructions.md: the same code agrees to
+~0.3% under one hash seed, ~0.7% across hash seeds, whatever the machine's load), so no statistical
+test is needed, only an honest look at the spread each side actually showed. Per point and side, each run contributes its instructions per call (the
 median over its blocks); the side's value is the median over runs and its RANGE is [min, max] over
 runs. The change is head/base of the medians, and the range of the change is what the two ranges
 allow: [min head / max base, max head / min base].
