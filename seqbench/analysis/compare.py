@@ -286,14 +286,29 @@ def _groups(df) -> dict[tuple, list[dict]]:
     iterrows) cost ~10 ms a point, 20 minutes for 100,000 points."""
     groups: dict[tuple, list[dict]] = {}
     cols = list(KEY_COLUMNS)
-    for rec in df.to_dict("records"):
+    for rec in records(df):
         groups.setdefault(tuple(rec[c] for c in cols), []).append(rec)
     return groups
 
 
+def records(df) -> list[dict]:
+    """df.to_dict("records") with the same plain Python values, ~5x faster: one tolist() per column
+    (to_dict boxes cell by cell: 5 s of a 20,000-row compare)."""
+    import pandas as pd
+
+    def column(c):
+        col = df[c]
+        if isinstance(col.dtype, pd.api.extensions.ExtensionDtype) and col.hasnans:  # pd.NA -> None, as to_dict
+            return [None if v is pd.NA else v for v in col.tolist()]
+        return col.tolist()
+
+    names = list(df.columns)
+    return [dict(zip(names, vals)) for vals in zip(*(column(c) for c in names))]
+
+
 def _records(rows) -> list[dict]:
     """A point's rows as dicts, from a DataFrame (tests, notebooks) or already as dicts (_groups)."""
-    return rows.to_dict("records") if hasattr(rows, "to_dict") else list(rows)
+    return records(rows) if hasattr(rows, "to_dict") else list(rows)
 
 
 def _first_error(rows) -> str:
