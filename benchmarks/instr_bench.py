@@ -245,18 +245,23 @@ def analyze(d: Path, reps: int, json_path: Path | None) -> None:
     lines = []
     with tempfile.TemporaryDirectory() as tmp_:
         tmp = Path(tmp_)
-        for condition in ("quiet", "load", "seeds"):
-            frames = load_runs(d / condition)
+        for condition in ("quiet", "load", "quiet+load", "seeds"):
+            # quiet+load: the processes of both, one pool (a count should not care which it ran beside)
+            frames = [f for c in condition.split("+") for f in load_runs(d / c)]
             if len(frames) < 4:
                 continue  # (two disjoint pairs of processes are needed)
             pairs = draws(len(frames), reps, seed=1 if condition == "quiet" else 2)
             res = {"processes": len(frames), "draws": len(pairs), "spread": spreads(frames)}
-            walls = [json.loads(x) for x in (d / condition / "walls.jsonl").read_text().splitlines()]
+            walls = [json.loads(x) for c in condition.split("+") for x in (d / c / "walls.jsonl").read_text().splitlines()]
             res["run_wall_s"] = [w["wall_s"] for w in walls]
             aa = [verdicts([frames[i] for i in a], [frames[i] for i in b], tmp) for a, b in pairs]
             res["aa"] = {"comparisons": len(aa), "points": len(aa[0]),
                          "false_alarms": sum(any(v in ("regression", "improvement") for v in x.values()) for x in aa),
                          "inconclusive": sum(any(v == "inconclusive" for v in x.values()) for x in aa)}
+            aa_half = [verdicts([frames[i] for i in a], [frames[i] for i in b], tmp, threshold=0.005) for a, b in pairs]
+            res["aa_threshold_0.5%"] = {
+                "false_alarms": sum(any(v in ("regression", "improvement") for v in x.values()) for x in aa_half),
+                "inconclusive": sum(any(v == "inconclusive" for v in x.values()) for x in aa_half)}
             res["planted"] = {}
             for plant, frac in PLANTS.items():
                 for thr in (None, frac / 2):
@@ -269,7 +274,9 @@ def analyze(d: Path, reps: int, json_path: Path | None) -> None:
             lines += [f"{condition}: {len(frames)} processes, {len(pairs)} comparisons drawn (2 runs a side); run wall "
                       f"{min(res['run_wall_s']):.0f}-{max(res['run_wall_s']):.0f} s",
                       f"  A/A: {res['aa']['false_alarms']}/{len(aa)} comparisons with a false alarm "
-                      f"({res['aa']['points']} points each), {res['aa']['inconclusive']} with an inconclusive point",
+                      f"({res['aa']['points']} points each), {res['aa']['inconclusive']} with an inconclusive point; "
+                      f"at threshold 0.5%: {res['aa_threshold_0.5%']['false_alarms']}/{len(aa)} false alarms, "
+                      f"{res['aa_threshold_0.5%']['inconclusive']} with an inconclusive point",
                       f"  largest spread of a point's count over all {len(frames)} processes: {worst[1]['spread']:.2e} "
                       f"({worst[0]}: {worst[1]['min']:.0f}-{worst[1]['max']:.0f})"]
             for name, per_t in res["planted"].items():
