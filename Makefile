@@ -64,15 +64,17 @@ bench-ci: $(STAMP)
 	$(BIN)/python benchmarks/aa_analyze.py --dir $(BENCH_CI_DIR) --tune 4 --json results/ci/bench-ci.json \
 		| tee results/ci/bench-ci.txt
 
-# The same questions for `--metric instructions` (docs/instructions.md): A/A false alarms quiet and under a
-# neighbour, planted +1% and +0.5% of a layer's work, wall time of `seqbench ab --metric instructions` on
-# benchmarks/configs/ci.toml. Needs Valgrind. One Valgrind process per run, ~30-60 s each on 2 cores:
-# INSTR_PROCS=8 per condition is ~15 min in all. Raw runs go to BENCH_INSTR_DIR, the figures to results/ci/.
-INSTR_PROCS     ?= 8
+# The same questions for `--metric instructions` (docs/instructions.md): A/A false alarms one process at a time,
+# beside a neighbour, and under other hash seeds; planted +1% and +0.5% of a layer's work; wall time of
+# `seqbench ab --metric instructions` on benchmarks/configs/ci.toml. Needs Valgrind. One Valgrind process per
+# run, ~220-400 s each on 2 cores: INSTR_PROCS=4 per condition is ~50 min in all. Raw runs go to BENCH_INSTR_DIR,
+# the figures to results/ci/instructions.{txt,json} (2026-12-03's raw runs: results/ci/instr-2026-12-03/).
+INSTR_PROCS     ?= 4
 BENCH_INSTR_DIR ?= bench-ci-instr-data
 bench-ci-instructions: $(STAMP)
-	$(BIN)/python benchmarks/instr_bench.py collect --dir $(BENCH_INSTR_DIR) --procs $(INSTR_PROCS) --condition quiet
-	$(BIN)/python benchmarks/instr_bench.py collect --dir $(BENCH_INSTR_DIR) --procs $(INSTR_PROCS) --condition load
+	for c in quiet load seeds; do \
+	  $(BIN)/python benchmarks/instr_bench.py collect --dir $(BENCH_INSTR_DIR) --procs $(INSTR_PROCS) --condition $$c || exit 1; \
+	done
 	$(BIN)/python benchmarks/instr_bench.py ab --dir $(BENCH_INSTR_DIR)
 	$(BIN)/python benchmarks/instr_bench.py analyze --dir $(BENCH_INSTR_DIR) --json results/ci/instructions.json \
 		| tee results/ci/instructions.txt
