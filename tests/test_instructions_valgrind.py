@@ -64,7 +64,10 @@ def test_counts_agree_on_a_copy_and_rise_with_a_planted_op(tmp_path, capsys):
     spread = (max(blocks) - min(blocks)) / one
     assert len(blocks) == 3 and spread < 5e-3, blocks  # blocks of one point agree well inside the 1% gate
     assert int(df.loc["aa_one", "number"]) > 1  # a tiny call: blocks of several calls (callgrind.BLOCK_TARGET)
-    assert abs(two - one) / one <= max(spread, 1e-4), (one, two)  # the A/A pair: within the spread
+    # the A/A pair: two copies of one layer, counted at two points of one process, agree well inside the 1% gate
+    # (not within one point's block spread: each point has its own heap history, 0.2-0.6% apart in make
+    # bench-ci-instructions; docs/instructions.md)
+    assert abs(two - one) / one < 5e-3, (one, two)
     # one extra 2x32 @ 32x32 matmul (and its Python call) per step: thousands of instructions per step
     assert (plus - one) / one > 0.05, (one, plus)
     assert 1e4 < one < 1e8  # a plausible count for 16 steps of two tiny matmuls and a tanh
