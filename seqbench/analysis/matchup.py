@@ -91,10 +91,19 @@ def side_replicates(df, side: Side, reps) -> dict[tuple, np.ndarray]:
     """
     rows = side.candidates(df)
     rows = rows[rows.index.isin(reps.index)]
-    out = {}
-    for key, g in rows.groupby(point_keys(rows)):
-        out[key] = reps.loc[g.index].to_numpy().min(axis=0)
-    return out
+    if rows.empty:
+        return {}
+    keys = point_keys(rows)
+    # one pass in numpy (a groupby loop with reps.loc per point took ~3 ms a point: minutes at 100k rows)
+    codes = rows.groupby(keys, sort=False).ngroup().to_numpy()
+    keep = codes >= 0  # rows whose key holds a NaN belong to no group (groupby's dropna)
+    rows, codes = rows[keep], codes[keep]
+    order = np.argsort(codes, kind="stable")
+    ordered = codes[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    mins = np.minimum.reduceat(reps.loc[rows.index].to_numpy()[order], starts, axis=0)
+    firsts = rows.iloc[order[starts]][keys]
+    return {tuple(k): m for k, m in zip(firsts.itertuples(index=False), mins)}
 
 
 @dataclass(frozen=True)
