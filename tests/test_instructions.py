@@ -147,12 +147,13 @@ def test_a_counted_sweep_writes_counts_and_no_times(tmp_path, monkeypatch, tiny_
     from seqbench.sweep.config import build_config
     from seqbench.orchestration.run import run_to_files
 
-    calls = []
+    calls, warmups = [], []
 
     class FakeCounter:
-        def count(self, fn, *, number=None, repeats):
+        def count(self, fn, *, number=None, repeats, warmup):
             fn()
             calls.append(repeats)
+            warmups.append(warmup)
             return callgrind.Counts([1000.0 + len(calls)] * repeats, number or 1, 40)
 
     monkeypatch.setattr(callgrind, "Counter", FakeCounter)
@@ -161,6 +162,7 @@ def test_a_counted_sweep_writes_counts_and_no_times(tmp_path, monkeypatch, tiny_
     rows = run_to_files(cfg, out, command=["test"])
     df = read_results(out)
     assert len(rows) == len(df) == 4 and calls == [3] * 4  # min_repeats blocks a point
+    assert warmups == [0] * 4  # the output check at the real size already called the step once
     assert set(df["metric"]) == {"instructions"} and list(df["instructions"]) == [1001.0, 1002.0, 1003.0, 1004.0]
     assert df["median_s"].isna().all() and df["tokens_per_s"].isna().all() and df["gflops_per_s"].isna().all()
     assert (df["samples_s"] == "").all() and (df["peak_mem_method"] == "analytic").all()
@@ -202,7 +204,7 @@ def test_a_failed_point_of_a_counted_sweep_is_labelled_instructions(tmp_path, mo
     from seqbench.sweep.config import build_config
 
     class BrokenCounter:
-        def count(self, fn, *, number=None, repeats):
+        def count(self, fn, *, number=None, repeats, warmup=1):
             raise RuntimeError("planted failure inside the counted call")
 
     monkeypatch.setattr(callgrind, "Counter", BrokenCounter)

@@ -138,10 +138,13 @@ class Counter:
               block_target: float = BLOCK_TARGET) -> Counts:
         """Instructions per call of fn: `repeats` blocks of `number` calls, each less an empty block.
 
-        The warm-up calls run uninstrumented (fast); one more instrumented call first translates the
-        code with instrumentation and takes torch's lazy first-call paths, so every counted block
-        sees the same state. number=None sizes the blocks from that call's count: as many calls as
-        make `block_target` instructions (at most MAX_NUMBER). One call alone varies by 0.2-0.8%
+        The warm-up calls run uninstrumented; then one counted call (a block of one) translates the
+        code with instrumentation, takes torch's lazy first-call paths and the requests' own, so that
+        every later block sees the same state, and sizes the blocks when number=None: as many calls as
+        make `block_target` instructions (at most MAX_NUMBER). Under Valgrind a call is as slow
+        uninstrumented as instrumented (an AVX2 matmul runs ~1000x slower than natively either way),
+        so every call beyond the counted blocks costs as much as a counted one: a caller that has
+        already called fn once (seqbench's output check) passes warmup=0. One call alone varies by 0.2-0.8%
         from block to block (an allocator that sometimes reaches malloc, a cache that sometimes
         refills), and a block of one call read 0.4% above a block of ten on nn.RNN at B=4, T=32
         (3.19 M vs 3.17 M): a fixed cost of starting a block that one call cannot amortise. Blocks of
@@ -156,12 +159,10 @@ class Counter:
         gc.disable()
         _req(_START_INSTR)
         try:
-            fn()
-            self.block(fn, 0)  # the first empty block takes ctypes' first-call paths
+            first = self.block(fn, 1)
             overhead = self.block(fn, 0)
             if number is None:
-                one = max(self.block(fn, 1) - overhead, 1)
-                number = max(1, min(MAX_NUMBER, math.ceil(block_target / one)))
+                number = max(1, min(MAX_NUMBER, math.ceil(block_target / max(first - overhead, 1))))
             samples = [(self.block(fn, number) - overhead) / number for _ in range(repeats)]
         finally:
             _req(_STOP_INSTR)

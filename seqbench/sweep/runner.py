@@ -296,7 +296,8 @@ def count_point(point: Point, cfg: SweepConfig, run_id: str, threads: int, inter
         with work.mode_context():
             if work.first is not None:
                 work.first()  # shape, dtype, finite at the real size, outside the counted region
-            counts = Counter().count(work.step, repeats=INSTRUCTION_BLOCKS)
+            counts = Counter().count(work.step, repeats=INSTRUCTION_BLOCKS,
+                                     warmup=0 if work.first is not None else 1)  # first() warmed it
         state_bytes = work.state_bytes
         peak = (decode_analytic_bytes(spec, point.shape, work.elem_size, work.param_bytes, work.state_bytes)
                 if point.mode == Mode.DECODE else
