@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Callable
 
 DIR_ENV = "SEQBENCH_CALLGRIND_DIR"  # where Callgrind writes its dumps (set by orchestration/valgrind.py)
-BLOCK_TARGET = 1e7  # instructions a counted block aims at (count(number=None))
+BLOCK_TARGET = 5e6  # instructions a counted block aims at (count(number=None)); 1e7 made ab on ci.toml 195 s, 5e6 169 s
 MAX_NUMBER = 50  # calls a block holds at most
 DUMP_NAME = "callgrind.out"  # --callgrind-out-file=DIR/callgrind.out; dumps on request are callgrind.out.N
 
@@ -148,7 +148,8 @@ class Counter:
         from block to block (an allocator that sometimes reaches malloc, a cache that sometimes
         refills), and a block of one call read 0.4% above a block of ten on nn.RNN at B=4, T=32
         (3.19 M vs 3.17 M): a fixed cost of starting a block that one call cannot amortise. Blocks of
-        ~10 M instructions agree to ~0.1% (the spread is in every row: instructions_samples).
+        ~5 M instructions agree to ~0.07% (median over ci.toml's points; 0.06% at ~10 M, which cost
+        26 s more per `ab`); the spread is in every row: instructions_samples.
         The garbage collector is off while counting: a collection falls where the allocation count
         says, which is noise here.
         """

@@ -284,7 +284,7 @@ INSTRUCTION_BLOCKS = 3  # counted blocks a point: they agree to ~0.1% (measure.c
 
 def count_point(point: Point, cfg: SweepConfig, run_id: str, threads: int, interrupts=NO_SIGNAL_HANDLING) -> Row:
     """Instructions per call of one point under Callgrind (measure.callgrind): INSTRUCTION_BLOCKS blocks
-    of as many calls as make ~10 M instructions (the block size is the row's `number`). The time columns stay empty: under Valgrind a call runs 10-100x slower than it does."""
+    of as many calls as make ~5 M instructions (BLOCK_TARGET) (the block size is the row's `number`). The time columns stay empty: under Valgrind a call runs 10-100x slower than it does."""
     from seqbench.kernels.decode import NoDecodeStep
     from seqbench.measure.callgrind import Counter
 
