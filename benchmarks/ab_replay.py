@@ -50,13 +50,13 @@ def load_pool(d: Path) -> list[dict]:
 
 
 def replay(pool: list[dict], order: list[int], *, factor: float = 1.0, auto: bool = True, fixed_runs: int = 4,
-           max_runs: int = 12, alpha: float = 0.01, beta: float | None = None) -> dict:
+           max_runs: int = 12, alpha: float = 0.01, beta: float | None = None, looks=None) -> dict:
     """One comparison on pool runs taken in `order` (ABBA labels), the head's planted points x factor."""
     from lab import PointResult, finish, judge_point, judge_runs, run_value, split_by_load
     from lab import sequential as seq
 
     points = sorted(pool[0]["values"])
-    design = seq.Design(alpha=alpha, points=len(points), max_runs=max_runs,
+    design = seq.Design(alpha=alpha, points=len(points), max_runs=max_runs, looks=looks,
                         **({"beta": beta} if beta is not None else {}))
     runs = {p: ({}, {}) for p in points}
     loaded, decided, wall, k = set(), {}, 0.0, 0

@@ -42,8 +42,20 @@ def test_false_alarms_under_the_null_stay_within_alpha_whenever_it_stops():
 
 def test_alpha_is_shared_by_every_point_and_look():
     d = seq.Design(alpha=0.01, points=12, max_runs=12)
-    assert d.calling_looks == 10 and d.alpha_look == pytest.approx(0.01 / 120)
-    assert "alpha/120" in d.describe()
+    assert d.call_at == (3, 4, 6, 8, 12) and d.calling_looks == 5 and d.alpha_look == pytest.approx(0.01 / 60)
+    assert "alpha/60" in d.describe()
+    assert seq.call_looks(4) == (3, 4) and seq.call_looks(24) == (3, 4, 6, 8, 12, 18, 24)
+    every = seq.Design(alpha=0.01, points=12, max_runs=12, looks=tuple(range(3, 13)))
+    assert every.alpha_look == pytest.approx(0.01 / 120)
+
+
+def test_a_change_is_called_only_at_the_looks_alpha_was_shared_by():
+    d = seq.Design(threshold=0.05, alpha=0.01, points=1, max_runs=12)
+    base, head = _runs(1e-3, 5, 0.01, 11), [x * 2 for x in _runs(1e-3, 5, 0.01, 12)]
+    assert seq.look(base, head, d).verdict is None  # 5 runs a side: not a look of (3, 4, 6, 8, 12)
+    assert seq.look(base[:4], head[:4], d).verdict == "regression"
+    assert seq.look(base[:4], head[:4], d, at=5).verdict is None  # 5 taken, one left out: still not a look
+    assert seq.look(base, head, seq.Design(threshold=0.05, alpha=0.01, points=1, looks=(5,))).verdict == "regression"
 
 
 def _runs(center, n, sd, seed):

@@ -127,13 +127,14 @@ def judge_point(res: PointResult, runs_b: dict, runs_h: dict, loaded, design: se
     (split_by_load), disturbed runs left out (drop_slow_runs), then the sequential test. Fills res."""
     res.base_rounds, res.head_rounds = sum(map(len, runs_b.values())), sum(map(len, runs_h.values()))
     block = {rid: i // seq.BLOCK for runs in (runs_b, runs_h) for i, rid in enumerate(runs)}  # k-th run: pass k
+    taken = min(len(runs_b), len(runs_h))  # the look: runs a side so far, before any is left out
     runs_b, runs_h, can_call, why = split_by_load(runs_b, runs_h, loaded)
     res.load_mismatch = not can_call
     (vb, res.base_dropped), (vh, res.head_dropped) = _drop_slow(runs_b, block), _drop_slow(runs_h, block)
     res.base_runs, res.head_runs = len(runs_b), len(runs_h)
     res.base_value = math.exp(sum(math.log(x) for _, x in vb) / len(vb))
     res.head_value = math.exp(sum(math.log(x) for _, x in vh) / len(vh))
-    lk = seq.look(vb, vh, design, can_call=can_call)
+    lk = seq.look(vb, vh, design, can_call=can_call, at=taken)
     res.ratio, res.ci_low, res.ci_high = lk.ratio, lk.ci_low, lk.ci_high
     if lk.verdict == "unchanged":  # show the interval that decided it
         res.ci_low, res.ci_high = lk.eq_low, lk.eq_high

@@ -26,8 +26,9 @@ side cannot reach 1/alpha_point at all, so it would need twice the runs for the 
 "Unchanged" is a futility boundary: stopping there can only remove false alarms, so it spends no
 alpha; beta bounds, at each look, the chance that a change of exactly the threshold is called
 unchanged (the power actually reached is measured, benchmarks/ab_replay.py and bench-ci).
-With alpha = 0.01 and 12 points, 10 looks: alpha_look = 8.3e-5, so a regression needs the change to
-exceed ~5 standard errors; that is the price of looking often, paid back by stopping early.
+With alpha = 0.01, 12 points and the 5 calling looks of max_runs 12 (after 3, 4, 6, 8, 12 runs a side:
+call_looks): alpha_look = 1.7e-4, so a regression needs the change to exceed ~4-5 standard errors;
+that is the price of looking, paid back by stopping early. "Unchanged" is looked for after every pass.
 
 Variance components (Kalibera & Jones, "Rigorous benchmarking in reasonable time", 2013). A run's
 rounds are not independent of each other (they share the process's offset), but they are not
@@ -56,6 +57,18 @@ BETA = 0.05
 HOPELESS_AFTER = 4  # runs a side before a point may be given up on (the sd of 3 runs is too rough to judge by)
 
 
+def call_looks(max_runs: int) -> tuple[int, ...]:
+    """Runs a side after which a change may be called: FIRST_CALL, then ~1.5x each time, and max_runs
+    (3, 4, 6, 8, 12 for the default 12). Every look that may call a change takes its share of alpha, and
+    neighbouring looks (8 runs, then 9) test nearly the same data, so looking at every pass spends alpha
+    for little: on the pool of real runs, calls at 5 looks instead of 10 caught more (docs/ci.md)."""
+    at, n = [], FIRST_CALL
+    while n < max_runs:
+        at.append(n)
+        n = max(n + 1, int(round(n * 1.5 / 2)) * 2 if n >= 4 else n + 1)
+    return tuple(at + [max_runs]) if max_runs >= FIRST_CALL else (FIRST_CALL,)
+
+
 @dataclass(frozen=True)
 class Design:
     """The stopping rule of one `ab --runs auto`: fixed before any data."""
@@ -65,11 +78,16 @@ class Design:
     beta: float = BETA  # per look: P(a change of exactly threshold called unchanged) <= beta
     max_runs: int = DEFAULT_MAX_RUNS
     points: int = 1
+    looks: tuple[int, ...] | None = None  # runs a side after which a change may be called (None: call_looks)
+
+    @property
+    def call_at(self) -> tuple[int, ...]:
+        return tuple(self.looks) if self.looks is not None else call_looks(self.max_runs)
 
     @property
     def calling_looks(self) -> int:
-        """Looks at which a change may be called: after FIRST_CALL .. max_runs runs a side."""
-        return max(1, self.max_runs - FIRST_CALL + 1)
+        """Looks at which a change may be called (call_at): alpha is shared by these only."""
+        return max(1, len(self.call_at))
 
     @property
     def alpha_look(self) -> float:
@@ -77,7 +95,8 @@ class Design:
         return self.alpha / (max(1, self.points) * self.calling_looks)
 
     def describe(self) -> str:
-        return (f"sequential: a look after every pass, up to {self.max_runs} runs a side; each of {self.points} "
+        return (f"sequential: a look after every pass, up to {self.max_runs} runs a side, changes called after "
+                f"{', '.join(map(str, self.call_at))} runs a side; each of {self.points} "
                 f"points x {self.calling_looks} looks spends alpha/{self.points * self.calling_looks} = "
                 f"{self.alpha_look:.2g} (union bound: P(any false change) <= {self.alpha:g}); unchanged when the "
                 f"{1 - 2 * self.beta:.0%} interval lies within ±{self.threshold:.0%}")
@@ -135,10 +154,12 @@ def blocked(base: list[tuple[int, float]], head: list[tuple[int, float]]) -> tup
 BLOCK = 2  # passes per block: ABBA (base, head, head, base) is a block of the blocked model
 
 
-def look(base, head, design: Design, *, can_call: bool = True) -> Look:
+def look(base, head, design: Design, *, can_call: bool = True, at: int | None = None) -> Look:
     """Decide one point from its run values (seconds) of both sides: plain values (one block: the
     two-sample t-test) or (block, value) pairs (blocked). can_call=False withholds a
-    regression/improvement (a load mismatch between the sides): only "unchanged" may be decided."""
+    regression/improvement (a load mismatch between the sides): only "unchanged" may be decided.
+    at: the runs a side taken so far (before any run was left out; default: the values given); a
+    change is called only at design.call_at, the looks alpha was shared by."""
     base = [x if isinstance(x, tuple) else (0, x) for x in base]
     head = [x if isinstance(x, tuple) else (0, x) for x in head]
     d, se, df = blocked(base, head)
@@ -151,11 +172,12 @@ def look(base, head, design: Design, *, can_call: bool = True) -> Look:
     call = t_ppf(1 - design.alpha_look / 2, df) * se
     out.eq_low, out.eq_high = _exp(d - eq), _exp(d + eq)
     out.ci_low, out.ci_high = _exp(d - call), _exp(d + call)
+    can_call = can_call and n >= FIRST_CALL and (n if at is None else at) in design.call_at
     if -edge < d - eq and d + eq < edge:
         out.verdict = Verdict.UNCHANGED
-    elif can_call and n >= FIRST_CALL and d - call > 0:
+    elif can_call and d - call > 0:
         out.verdict = Verdict.REGRESSION
-    elif can_call and n >= FIRST_CALL and d + call < 0:
+    elif can_call and d + call < 0:
         out.verdict = Verdict.IMPROVEMENT
     return out
 
@@ -173,7 +195,8 @@ def runs_needed(d: float, sd: float, design: Design, cap: int = 100) -> int | No
         se = sd * math.sqrt(2 / n)
         if abs(d) + t_ppf(1 - design.beta, df) * se < edge:
             return n
-        if n >= FIRST_CALL and t_ppf(1 - design.alpha_look / 2, df) * se < abs(d):
+        callable_n = n in design.call_at or n > design.max_runs  # beyond max_runs: a projection only
+        if n >= FIRST_CALL and callable_n and t_ppf(1 - design.alpha_look / 2, df) * se < abs(d):
             return n
     return None
 
