@@ -53,11 +53,35 @@ def merge(inputs: Sequence[str | Path], out: str | Path, *, allow_partial: bool 
     return merge_files([str(i) for i in inputs], out, allow_partial=allow_partial, allow_mixed=allow_mixed, force=force)
 
 
-def compare(baseline: str | Path, candidate: str | Path, **options):
-    """Verdicts per point between two results CSVs (see `seqbench compare --help` for the options)."""
+def compare_options(*, threshold: float | str | None = None, alpha: float = 0.01, statistic: str = "min",
+                    fail_on: str | Sequence[str] = "regression,failed", allow_missing: bool = False,
+                    allow_mismatch: str | Sequence[str] = ()) -> dict:
+    """compare's options checked and parsed, as `seqbench compare` and `seqbench ab` take them: threshold a
+    fraction or a percentage ("3%"; None: the metric's default, 5% for time, 1% for counts), fail_on and
+    allow_mismatch comma-separated or lists. Bad values are ConfigError / CompareError (one line, exit 2)."""
+    from seqbench.sweep.config import parse_list
+    from seqbench.units import parse_fraction
+
+    def listed(value, name):
+        return parse_list(value, str, name) if isinstance(value, str) else [str(v) for v in value]
+
+    return {"threshold": None if threshold is None else parse_fraction(threshold, "--threshold"), "alpha": alpha,
+            "statistic": str(statistic), "fail_on": listed(fail_on, "fail_on"), "allow_missing": allow_missing,
+            "allow_mismatch": tuple(listed(allow_mismatch, "allow_mismatch"))}
+
+
+def compare(baseline: str | Path, candidate: str | Path, *, threshold: float | str | None = None,
+            alpha: float = 0.01, normalize: str = "none", statistic: str = "min",
+            fail_on: str | Sequence[str] = "regression,failed", allow_missing: bool = False,
+            allow_mismatch: str | Sequence[str] = ()):
+    """Verdicts per point between two results CSVs (`seqbench compare`, with the same defaults; see its
+    --help). The metric (time or instructions) is read from the files. Returns analysis.compare.Comparison
+    (its .exit_code is the CLI's)."""
     from seqbench.analysis.verdicts import compare_files
 
-    return compare_files(baseline, candidate, **options)
+    options = compare_options(threshold=threshold, alpha=alpha, statistic=statistic, fail_on=fail_on,
+                              allow_missing=allow_missing, allow_mismatch=allow_mismatch)
+    return compare_files(baseline, candidate, normalize=str(normalize), **options)
 
 
 def calibrate(device: str = "auto", dtype: str = "float32", threads: int = 1, min_time: float = 0.5,
@@ -118,9 +142,10 @@ def gradflow(out: str | Path, *, force: bool = False, command: Sequence[str] = (
 
 
 def ab(config: str | Path, base: str, head: str = ".", *, out: str | Path, runs: int | str | None = None, rounds: int = 3,
-       append: bool = False, force: bool = False, on_run: Callable | None = None, allow_mismatch: Sequence[str] = (),
+       append: bool = False, force: bool = False, on_run: Callable | None = None, allow_mismatch: str | Sequence[str] = (),
        metric: str | None = None, max_runs: int | None = None, budget_s: float | None = None, runner=None,
-       **compare_options):
+       threshold: float | str | None = None, alpha: float = 0.01, statistic: str = "min",
+       fail_on: str | Sequence[str] = "regression,failed", allow_missing: bool = False):
     """Time two versions alternately (`seqbench ab`): runs into out/base.csv and out/head.csv, then compare
     them and write out/compare.md, out/compare.json and out/ab.json (the schedule, wall times, load).
 
@@ -129,6 +154,7 @@ def ab(config: str | Path, base: str, head: str = ".", *, out: str | Path, runs:
     every point is decided (analysis.sequential), at most max_runs a side (default 12) and within budget_s.
     metric: time, or instructions (each run counted under Callgrind: runs default to 2 a side, one round each;
     docs/instructions.md); None: the config's `metric` field, else time.
+    threshold, alpha, statistic, fail_on, allow_missing, allow_mismatch: as compare() (`seqbench compare`).
     Returns (orchestration.ab.ABResult, analysis.compare.Comparison)."""
     import json
 
@@ -143,6 +169,9 @@ def ab(config: str | Path, base: str, head: str = ".", *, out: str | Path, runs:
     from seqbench.results.writer import atomic_write
     from seqbench.units import fmt_time
 
+    opts = compare_options(threshold=threshold, alpha=alpha, statistic=statistic, fail_on=fail_on,
+                           allow_missing=allow_missing, allow_mismatch=allow_mismatch)
+    allow_mismatch = opts.pop("allow_mismatch")
     out = Path(out)
     sides = [resolve_side("base", str(base)), resolve_side("head", str(head))]
     b_csv, h_csv = out / "base.csv", out / "head.csv"
@@ -163,9 +192,9 @@ def ab(config: str | Path, base: str, head: str = ".", *, out: str | Path, runs:
         if runs == "auto":
             if metric == "instructions":
                 raise ABError("--runs auto is for time; instruction counts are decided by 2 runs a side (the default)")
-            if compare_options.get("threshold") is None:
-                compare_options["threshold"] = TIME_THRESHOLD
-            judge = AutoJudge(b_csv, h_csv, max_runs=max_runs or DEFAULT_MAX_RUNS, **compare_options)
+            if opts.get("threshold") is None:
+                opts["threshold"] = TIME_THRESHOLD
+            judge = AutoJudge(b_csv, h_csv, max_runs=max_runs or DEFAULT_MAX_RUNS, **opts)
             result = run_ab_auto(Path(config), sides, out, max_runs=max_runs or DEFAULT_MAX_RUNS, rounds=rounds,
                                  decide=judge, budget_s=budget_s, **kw)
             comp = judge.comparison()
@@ -176,8 +205,8 @@ def ab(config: str | Path, base: str, head: str = ".", *, out: str | Path, runs:
         else:
             result = run_ab(Path(config), sides, out, runs=int(runs or 4), rounds=rounds, metric=metric, **kw)
             if metric != "instructions":  # a count does not depend on the machine's load
-                compare_options["loaded"] = loaded_runs(result, {"base": read_results(b_csv), "head": read_results(h_csv)})
-            comp = compare_files(b_csv, h_csv, allow_mismatch=allow_mismatch, **compare_options)
+                opts["loaded"] = loaded_runs(result, {"base": read_results(b_csv), "head": read_results(h_csv)})
+            comp = compare_files(b_csv, h_csv, allow_mismatch=allow_mismatch, **opts)
         comp.warnings += result.notes + load_notes(result)
         atomic_write(out / "compare.md", lambda fh: fh.write(to_markdown(comp, fmt_time)))
         atomic_write(out / "compare.json", lambda fh: fh.write(to_json_text(comp)))

@@ -113,7 +113,7 @@ def run(
                                                      "gate on a shared runner, but blind to memory-bound effects, caches, "
                                                      "threads and CUDA (docs/instructions.md).")] = None,
     append: Annotated[bool, typer.Option("--append", help="Append rows to --out if it exists (same seqbench version), e.g. interleaved A/B rounds.")] = False,
-    reference: Annotated[bool, typer.Option("--reference", "--calibrate", help="Time a fixed reference matmul before every point's round "
+    reference: Annotated[bool, typer.Option("--reference", help="Time a fixed reference matmul before every point's round "
                                             "(column ref_s), for `seqbench compare --normalize reference`.")] = False,
     quiet: Quiet = False,
     verbose: Verbose = False,
@@ -197,15 +197,6 @@ AllowMismatch = Annotated[str, typer.Option("--allow-mismatch", help="Compare an
 Fmt = Annotated[TextFormat, typer.Option("--format", help="How to print the verdicts.")]
 
 
-def _compare_options(threshold, alpha, statistic, fail_on, allow_missing, allow_mismatch) -> dict:
-    from seqbench.sweep.config import parse_list
-    from seqbench.units import parse_fraction
-
-    return {"threshold": None if threshold is None else parse_fraction(threshold, "--threshold"), "alpha": alpha, "statistic": statistic.value,
-            "fail_on": parse_list(fail_on, str, "fail_on"), "allow_missing": allow_missing,
-            "allow_mismatch": parse_list(allow_mismatch, str, "allow_mismatch") if allow_mismatch else ()}
-
-
 @app.command()
 def compare(
     baseline: Annotated[Path, typer.Argument(help="Results CSV of the baseline (e.g. the base commit).")],
@@ -241,11 +232,12 @@ def compare(
       seqbench compare base.csv head.csv --threshold 3% --fail-on regression,failed,inconclusive\n
       seqbench compare old-torch.csv new-torch.csv --allow-mismatch torch --format json > verdicts.json
     """
-    from seqbench.analysis.verdicts import compare_files
+    from seqbench import api
     from seqbench.render import console
 
-    options = _compare_options(threshold, alpha, statistic, fail_on, allow_missing, allow_mismatch)
-    comp = compare_files(baseline, candidate, normalize=normalize.value, **options)
+    comp = api.compare(baseline, candidate, threshold=threshold, alpha=alpha, normalize=normalize.value,
+                       statistic=statistic.value, fail_on=fail_on, allow_missing=allow_missing,
+                       allow_mismatch=allow_mismatch)
     console.comparison(comp, fmt.value)
     raise typer.Exit(comp.exit_code)
 
@@ -304,7 +296,6 @@ def ab(
     from seqbench.errors import ABError
     from seqbench.units import parse_duration
 
-    options = _compare_options(threshold, alpha, statistic, fail_on, allow_missing, allow_mismatch)
     if runs is None:
         runs_n: int | str | None = None
     elif runs.strip().lower() == "auto":
@@ -319,7 +310,8 @@ def ab(
                           f"{' '.join(map(_quote, again))} --append"]
     _, comp = run_ab(config, base, head, out=out, runs=runs_n, rounds=rounds, append=append, force=force,
                      on_run=console.ab_progress, metric=metric.value if metric else None, max_runs=max_runs,
-                     budget_s=budget_s, **options)
+                     budget_s=budget_s, threshold=threshold, alpha=alpha, statistic=statistic.value, fail_on=fail_on,
+                     allow_missing=allow_missing, allow_mismatch=allow_mismatch)
     _INTERRUPT_HINT.clear()
     console.comparison(comp, fmt.value)
     console.info(f"wrote {out}/base.csv, head.csv, compare.md, compare.json, ab.json")

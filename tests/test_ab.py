@@ -17,7 +17,7 @@ from rich.console import Console
 
 from compare_helpers import make_row, make_runs, make_table
 from plugin_helpers import seqbench_cmd, write_package
-from seqbench.orchestration.ab import resolve_side, run_ab, schedule
+from seqbench.orchestration.ab import abba_order, resolve_side, run_ab
 from seqbench.analysis.compare import compare_frames
 from seqbench.cli import main
 from seqbench.errors import ABError
@@ -25,8 +25,8 @@ from seqbench.results.schema import COLUMNS
 
 
 def test_schedule_is_abba():
-    assert schedule(["base", "head"], 4) == ["base", "head", "head", "base", "base", "head", "head", "base"]
-    assert schedule(["a", "b", "c"], 2) == ["a", "b", "c", "c", "b", "a"]
+    assert abba_order(["base", "head"], 4) == ["base", "head", "head", "base", "base", "head", "head", "base"]
+    assert abba_order(["a", "b", "c"], 2) == ["a", "b", "c", "c", "b", "a"]
 
 
 def test_sides_directory_executable_and_neither(tmp_path):

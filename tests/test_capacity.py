@@ -3,13 +3,14 @@ decode rows carry it with the tokens/s timed at that batch."""
 
 import pytest
 
+from seqbench.sweep.runner import Harness
 from seqbench.sweep.budget import Preflight
-from seqbench.sweep.capacity import GUARD, Probe, largest_fitting, measure_capacity
+from seqbench.sweep.capacity import GUARD, Attempt, largest_fitting, measure_capacity
 from seqbench.results.identity import Point
 from seqbench.sweep.config import build_config
 from seqbench.sweep.runner import run_sweep
 
-from conftest import FakeTimer
+from kit import FakeTimer
 
 
 def fake_probe(bytes_of, budget, oom_from=None):
@@ -18,9 +19,9 @@ def fake_probe(bytes_of, budget, oom_from=None):
     def probe(b):
         seen.append(b)
         if oom_from is not None and b >= oom_from:
-            return Probe(b, None, False, "out of memory")
+            return Attempt(b, None, False, "out of memory")
         n = bytes_of(b)
-        return Probe(b, n, n <= budget)
+        return Attempt(b, n, n <= budget)
 
     return probe, seen
 
@@ -72,7 +73,7 @@ def test_decode_rows_carry_the_capacity_and_its_tokens_per_s():
                         "num_heads": 4, "modes": ["decode"], "capacity": True, "min_time": 0.002, "min_repeats": 3,
                         "max_warmup": 0.01})
     rows = run_sweep(cfg, type("Sink", (), {"write": lambda self, r: None})(), run_id="t",
-                     timer=FakeTimer(lambda i: 0.005), preflight=Preflight(budget_bytes=256 * 1024))
+                     harness=Harness.scripted(FakeTimer(lambda i: 0.005)), preflight=Preflight(budget_bytes=256 * 1024))
     assert all(r.status == "ok" and r.capacity_budget_bytes == 256 * 1024 for r in rows)
     for r in rows:
         assert r.capacity_batch > 0 and r.capacity_peak_bytes <= 256 * 1024

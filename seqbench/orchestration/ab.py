@@ -74,7 +74,7 @@ def resolve_side(name: str, spec: str) -> Side:
     return Side(name, spec, "executable", (str(Path(exe).resolve()), *argv[1:]), os.getcwd())
 
 
-def schedule(names: Sequence[str], runs: int) -> list[str]:
+def abba_order(names: Sequence[str], runs: int) -> list[str]:
     """`runs` runs of every side: passes over the sides, alternately forward and backward (ABBA)."""
     order = []
     for i in range(runs):
@@ -367,7 +367,7 @@ def _run_ab(config: Path, sides: Sequence[Side], out_dir: Path, *, runs: int, ro
     config, out_dir = Path(config).resolve(), Path(out_dir).resolve()
     result = _check(config, sides, out_dir, rounds, append, force)
     by_name = {s.name: s for s in sides}
-    order = schedule([s.name for s in sides], runs)
+    order = abba_order([s.name for s in sides], runs)
     starter = _Runner(config, result, rounds, runner or run_child, _threads(config), metric)
     t_all = time.perf_counter()
     # Instruction counts do not depend on the machine's load (docs/instructions.md): the sides of a pass

@@ -39,7 +39,9 @@ GUARD = 2.0  # never allocate a batch the line predicts over GUARD x the budget
 
 
 @dataclass(frozen=True)
-class Probe:
+class Attempt:
+    """One batch size the capacity search tried: what it held and whether it fit the budget."""
+
     batch_size: int
     bytes: int | None  # measured total; None when the allocation failed (or was not attempted)
     fits: bool
@@ -51,7 +53,7 @@ class Capacity:
     batch_size: int  # largest batch that fits; 0 when not even one sequence does
     peak_bytes: int | None  # measured at batch_size
     budget_bytes: int
-    probes: list[Probe] = field(default_factory=list)
+    probes: list[Attempt] = field(default_factory=list)
     step_s: float | None = None  # median time of one step at batch_size
     tokens_per_s: float | None = None  # batch_size / step_s
 
@@ -61,15 +63,15 @@ class Capacity:
                         for p in self.probes)
 
 
-def largest_fitting(probe: Callable[[int], Probe], budget: int, max_batch: int = MAX_BATCH) -> tuple[int, list[Probe]]:
+def largest_fitting(probe: Callable[[int], Attempt], budget: int, max_batch: int = MAX_BATCH) -> tuple[int, list[Attempt]]:
     """The largest B in 1..max_batch with probe(B).fits, assuming fitting is monotone in B (a pure search)."""
-    made: dict[int, Probe] = {}
+    made: dict[int, Attempt] = {}
     line: list[float] = []  # [fixed bytes, bytes per sequence] from B = 1, 2
 
     def fits(b: int) -> bool:
         if b not in made:
             if line and line[1] > 0 and line[0] + line[1] * b > GUARD * budget:
-                made[b] = Probe(b, None, False, f"predicted {int(line[0] + line[1] * b)} bytes: not allocated")
+                made[b] = Attempt(b, None, False, f"predicted {int(line[0] + line[1] * b)} bytes: not allocated")
             else:
                 made[b] = probe(b)
         return made[b].fits
@@ -125,7 +127,7 @@ def measure_capacity(point: Point, budget: int, *, seed: int = 0, measure_step=N
 
     measure_step(step) -> median seconds, for the step at the found batch (the runner passes its
     timer, so the regime and timing rules are the row's). analytic: count a step's activations with
-    the kernel's estimate instead of profiling it (tests with an injected clock).
+    the kernel's estimate instead of profiling it (Harness.memory == "analytic").
     """
     import torch
 
@@ -160,7 +162,7 @@ def measure_capacity(point: Point, budget: int, *, seed: int = 0, measure_step=N
             return cuda_peak_bytes(step)
         return peak_from_events(profiled_call(step, memory=True))
 
-    def probe(b: int) -> Probe:
+    def probe(b: int) -> Attempt:
         work = None
         try:
             work = prepare(b)
@@ -169,10 +171,10 @@ def measure_capacity(point: Point, budget: int, *, seed: int = 0, measure_step=N
                 if work.reset is not None:
                     work.reset()
                 total = params + work.retained_bytes + work.token_bytes + transient(work.step, b)
-            return Probe(b, total, total <= budget)
+            return Attempt(b, total, total <= budget)
         except Exception as exc:  # noqa: BLE001 - an allocation that fails means "does not fit"
             if is_out_of_memory(exc):
-                return Probe(b, None, False, "out of memory")
+                return Attempt(b, None, False, "out of memory")
             raise
         finally:
             work = None  # noqa: F841 - frees the candidate's tensors (no cycles: gc.collect is not needed)
