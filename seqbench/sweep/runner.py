@@ -29,6 +29,35 @@ from seqbench.sweep.config import SweepConfig
 from seqbench.sweep.matmul_peak import calibration_point, fill_pct
 
 
+@dataclass(frozen=True)
+class Harness:
+    """What a sweep measures with, its seams named (torch.utils.benchmark's `_timer_cls` is the pattern).
+
+    timer: the block timer (measure.timer.BlockTimer; None: the device's own clock, block_timer_for).
+    memory: how a point's peak memory is had: "profiled" (torch's profiler on CPU, the caching
+    allocator's peak on CUDA) or "analytic" (the kernel's estimate from its shape).
+    burn_in: run the CPU burn-in (measure.timer.burn_in) before the first timed point.
+    The default is a real run. `Harness.scripted(clock)` is a run on a scripted clock, as the tests
+    use: no profiler and no burn-in, whose costs and timings a scripted clock would not see.
+    """
+
+    timer: BlockTimer | None = None
+    memory: str = "profiled"
+    burn_in: bool = True
+
+    def __post_init__(self):
+        if self.memory not in ("profiled", "analytic"):
+            raise ValueError(f"Harness.memory is {self.memory!r}; allowed: 'profiled', 'analytic'")
+
+    @classmethod
+    def scripted(cls, timer: BlockTimer) -> "Harness":
+        """A sweep timed by `timer` alone: analytic memory, no burn-in."""
+        return cls(timer=timer, memory="analytic", burn_in=False)
+
+
+REAL = Harness()  # the device's clock, profiled memory, burn-in
+
+
 class NoSignalHandling:
     """The sweep's seam to the process's signal handling, as it is when nobody installed any (seqbench
     used as a library; Python's own SIGINT handler): every KeyboardInterrupt is a real interrupt, and
@@ -186,11 +215,13 @@ def kernel_limits(cfg: SweepConfig, spec) -> SweepConfig:
 
 
 def measure_point(
-    point: Point, cfg: SweepConfig, run_id: str, *, timer: BlockTimer | None = None, profile_memory: bool = True,
+    point: Point, cfg: SweepConfig, run_id: str, *, harness: Harness = REAL, profile_memory: bool = True,
     capacity: Callable[[Point], object] | None = None, interrupts=NO_SIGNAL_HANDLING,
 ) -> Row:
     """Build, time and memory-profile one point; any failure becomes a row with its status.
 
+    harness: the clock and how memory is had (Harness). profile_memory: False for a later round of a
+    point (its first round had the memory).
     capacity(point) -> sweep.capacity.Capacity, for a decode point's capacity columns (first round only).
     interrupts: the process's signal handling (see NoSignalHandling).
     """
@@ -209,7 +240,7 @@ def measure_point(
         with work.mode_context():
             if work.first is not None:
                 work.first()  # shape, dtype, finite at the real size, outside the timed region
-            m, capture_s = time_call(work.step, kernel_limits(cfg, spec), point.device, timer, work.reset)
+            m, capture_s = time_call(work.step, kernel_limits(cfg, spec), point.device, harness.timer, work.reset)
             if work.reset is not None:
                 work.reset()
             backend = ""
@@ -217,11 +248,11 @@ def measure_point(
             # was filled at capture with what the eager call needs
             if not profile_memory:  # a later round of a point: its first round profiled it
                 peak, method = None, ""
-            elif timer is None:
+            elif harness.memory == "profiled":
                 peak, method, events = measure_peak(work.step, point.device, work.resident_bytes)
                 if spec.family == Family.ATTENTION:
                     backend = sdpa_backend(work.step, events)
-            elif point.mode == Mode.DECODE:  # an injected clock means a test: skip the real profiler
+            elif point.mode == Mode.DECODE:
                 peak = decode_analytic_bytes(spec, point.shape, work.elem_size, work.param_bytes,
                                              work.state_retained_bytes)
                 method = "analytic"
@@ -367,9 +398,10 @@ def pin_threads(cfg: SweepConfig) -> int:
     return torch.get_num_threads()
 
 
-def measure_calibration(cfg: SweepConfig, run_id: str, *, timer=None, interrupts=NO_SIGNAL_HANDLING) -> Row:
+def measure_calibration(cfg: SweepConfig, run_id: str, *, harness: Harness = REAL,
+                        interrupts=NO_SIGNAL_HANDLING) -> Row:
     """One `calibration` row (the matmul peak) for cfg's device and dtype: ok, or a failure as for any point."""
-    row = measure_point(calibration_point(cfg.device, cfg.dtype), cfg, run_id, timer=timer, interrupts=interrupts)
+    row = measure_point(calibration_point(cfg.device, cfg.dtype), cfg, run_id, harness=harness, interrupts=interrupts)
     return fill_pct(row, row.gflops_per_s)
 
 
@@ -433,7 +465,7 @@ def check_values_everywhere(cfg: SweepConfig, source: str = "config") -> None:
                 raise PluginError(f"{source}: {exc}") from None
 
 
-def capacity_finder(cfg: SweepConfig, budget: int | None, timer: BlockTimer | None = None):
+def capacity_finder(cfg: SweepConfig, budget: int | None, harness: Harness = REAL):
     """point -> Capacity at the point's context length, searched once per (kernel, T, ...) whatever its B."""
     from seqbench.sweep.capacity import measure_capacity
 
@@ -444,9 +476,9 @@ def capacity_finder(cfg: SweepConfig, budget: int | None, timer: BlockTimer | No
             raise RuntimeError("no memory budget: free memory could not be read; give --max-memory")
         key = dataclasses.replace(point, batch_size=1)
         if key not in found:
-            found[key] = measure_capacity(point, budget, seed=cfg.seed, analytic=timer is not None,
-                                          measure_step=lambda step, reset=None: time_call(step, cfg, point.device, timer,
-                                                                                          reset)[0].median)
+            found[key] = measure_capacity(point, budget, seed=cfg.seed, analytic=harness.memory == "analytic",
+                                          measure_step=lambda step, reset=None: time_call(
+                                              step, cfg, point.device, harness.timer, reset)[0].median)
         return found[key]
 
     return find
@@ -458,7 +490,7 @@ def run_sweep(
     *,
     run_id: str,
     on_row: Callable[[Row], None] | None = None,
-    timer: BlockTimer | None = None,
+    harness: Harness = REAL,
     preflight=None,
     done: frozenset = frozenset(),
     peak: bool = False,
@@ -479,6 +511,7 @@ def run_sweep(
     again. See rounds.py for rounds and --reference and plan.py for shards: a point's row comes when
     its last round ends, or when a round fails. broken: the check's result if it already ran.
     interrupts: the process's signal handling (NoSignalHandling; orchestration.run passes its own).
+    harness: the clock, how memory is had and whether to burn in (Harness; REAL for a real run).
     """
     import torch
 
@@ -494,7 +527,7 @@ def run_sweep(
         broken = check_kernels(cfg, interrupts) if points else {}
 
     apply_threads(cfg)
-    if timer is None and cfg.metric == Metric.TIME:  # a count does not depend on the clock speed
+    if harness.burn_in and cfg.metric == Metric.TIME:  # a count does not depend on the clock speed
         burn_in(cfg.device)
     # timing.measure collects garbage before every point; with torch imported that walks ~1M objects
     # (0.15-0.35 s a point here). Everything alive now lives for the whole run: stop re-scanning it.
@@ -502,7 +535,7 @@ def run_sweep(
     rows = []
     peak_gflops = known_peak
     if peak and known_peak is None and calibration_point(cfg.device, cfg.dtype).key() not in done:
-        calib = measure_calibration(cfg, run_id, timer=timer, interrupts=interrupts)
+        calib = measure_calibration(cfg, run_id, harness=harness, interrupts=interrupts)
         calib.regime = cfg.regime
         calib = vetted(calib)
         peak_gflops = calib.gflops_per_s
@@ -512,7 +545,7 @@ def run_sweep(
             on_row(calib)
     per_round = round_config(cfg, rounds)
 
-    capacity = capacity_finder(cfg, preflight.budget_bytes, timer) if cfg.capacity else None
+    capacity = capacity_finder(cfg, preflight.budget_bytes, harness) if cfg.capacity else None
 
     def measure_round(point: Point, r: int) -> Row:
         interrupts.checkpoint()  # an interrupt deferred (it came during an import) stops the run here
@@ -531,12 +564,12 @@ def run_sweep(
             return row
         interrupts.in_flight(point)  # named in the sidecar if an interrupt cannot wait for this point's call
         try:
-            return measure_point(point, per_round, run_id, timer=timer, profile_memory=r == 1,
+            return measure_point(point, per_round, run_id, harness=harness, profile_memory=r == 1,
                                  capacity=capacity if point.mode == Mode.DECODE else None, interrupts=interrupts)
         finally:
             interrupts.in_flight(None)
 
-    ref = make_reference(cfg, rounds, timer) if reference else None
+    ref = make_reference(cfg, rounds, harness.timer) if reference else None
     for row in measure_in_rounds(points, rounds, measure_round, ref):
         row.regime = cfg.regime
         if row.status != Status.SKIPPED:
