@@ -8,7 +8,7 @@ CONFIG ?= benchmarks/configs/quick.toml
 # multi-GB CUDA build, so the workflows set TORCH_INDEX=https://download.pytorch.org/whl/cpu.
 TORCH_INDEX ?=
 
-.PHONY: install browser run test docs test-min bench bench-ci bench-peak bench-scan examples examples-decode clean
+.PHONY: install browser run test test-quick docs test-min bench bench-ci bench-peak bench-scan examples examples-decode clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ run: $(STAMP)
 PYTEST_WORKERS ?= 2
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS)
+
+# The quick part while you edit: no test marked `slow` (those spawn processes or run real sweeps,
+# Valgrind and the browser included). `make test` is the whole suite, the one CI runs.
+test-quick: $(STAMP)
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) -m "not slow"
 
 # The documentation site (mkdocs.yml, docs/): strict, so a broken link or a page missing from the nav fails.
 docs: $(STAMP)

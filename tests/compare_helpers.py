@@ -7,7 +7,7 @@ import random
 
 import pandas as pd
 
-from seqbench.results.schema import COLUMNS, Row, format_samples
+from seqbench.results.schema import COLUMNS, SCHEMA_VERSION, Row, format_samples
 
 
 def make_table(points: dict, *, side: str, kernel="rnn_loop", status=None):
@@ -24,7 +24,7 @@ KEY = dict(mode="forward", device="cpu", dtype="float32", batch_size=8, hidden_s
 
 def make_row(kernel, seq_len, rounds, *, run_id="r1", status="ok", ref=None, threads=1, error="RuntimeError: boom"):
     samples = [s for r in rounds for s in r]
-    row = Row(schema_version=2, run_id=run_id, kernel=kernel, family="recurrent", seq_len=seq_len, threads=threads,
+    row = Row(schema_version=SCHEMA_VERSION, run_id=run_id, kernel=kernel, family="recurrent", seq_len=seq_len, threads=threads,
               status=status, **KEY)
     if status == "ok":
         row.repeats, row.median_s = len(samples), sorted(samples)[len(samples) // 2]

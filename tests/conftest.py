@@ -44,24 +44,4 @@ def tiny_cfg_data():
     }
 
 
-class FakeTimer:
-    """A block timer whose per-call cost follows a script: deterministic, no real clock involved."""
-
-    def __init__(self, per_call):
-        self.per_call = per_call  # callable(call_index) -> seconds
-        self.calls = 0
-        self.gc_states = []
-
-    def __call__(self, fn, number):
-        import gc
-
-        self.gc_states.append(gc.isenabled())
-        total = 0.0
-        for _ in range(number):
-            fn()  # really run it (tiny shapes in tests), so failures surface as they would
-            total += self.per_call(self.calls)
-            self.calls += 1
-        return total
-
-
 ALL_KERNELS = sorted(KERNELS)

@@ -13,6 +13,8 @@ from seqbench.kernels import kernels, registry
 from seqbench.kernels.registry import Shape, register_kernel
 from seqbench.sweep.config import build_config
 
+from kit import TINY, FakeClock, tiny_config  # noqa: F401 - imported from here by the reliability tests
+
 
 @pytest.fixture(autouse=True)
 def frozen_gc():
@@ -21,31 +23,6 @@ def frozen_gc():
     gc.freeze()
     yield
     gc.unfreeze()
-
-
-TINY = {"hidden_size": 8, "num_heads": 2, "min_time": 0.004, "min_repeats": 3, "max_warmup": 0.05}
-
-
-def tiny_config(**fields):
-    data = {"name": "t", "kernels": ["rnn_loop"], "seq_lens": [8, 16], "batch_sizes": [1], **TINY}
-    data.update(fields)
-    return build_config(data, source="test")
-
-
-class FakeClock:
-    """A block timer that runs fn once (so faults fire) and charges `per_call(T)` seconds per call.
-
-    T is the sequence length of the last input a Probe kernel saw; `hook(T)` runs on every block.
-    """
-
-    def __init__(self, per_call=lambda t: 0.01, hook=None):
-        self.per_call, self.hook, self.last_t = per_call, hook, 0
-
-    def __call__(self, fn, number):
-        fn()
-        if self.hook:
-            self.hook(self.last_t)
-        return self.per_call(self.last_t) * number
 
 
 class Probe(nn.Module):

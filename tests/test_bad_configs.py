@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reliability_helpers import register_probe
+from kit import one_line_error, tiny_config
 from seqbench.errors import SeqbenchError
 from seqbench.cli import main
 from seqbench.errors import ConfigError
@@ -73,33 +74,25 @@ def probes(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
 
 
-def _one_line_error(capfd, rc, words):
-    err = capfd.readouterr().err
-    assert rc == 2
-    assert err.count("\n") == 1 and err.startswith("seqbench: error: "), err
-    assert "Traceback" not in err
-    assert words in err, err
-
-
 @pytest.mark.parametrize("override, words", [c[1:] for c in TOML_CASES], ids=[c[0] for c in TOML_CASES])
 def test_bad_config_file(probes, tmp_path, capfd, override, words):
     fields = {**BASE, **override}
     (tmp_path / "c.toml").write_text("".join(f"{k} = {v}\n" for k, v in fields.items() if v is not None))
     rc = main(["run", "c.toml", "-o", "out.csv"])
-    _one_line_error(capfd, rc, words)
+    one_line_error(capfd, rc, words)
     assert not (tmp_path / "out.csv").exists() and not (tmp_path / "out.json").exists()
     assert not (tmp_path / "PWNED").exists()
 
 
 @pytest.mark.parametrize("argv, words", [c[1:] for c in FLAG_CASES], ids=[c[0] for c in FLAG_CASES])
 def test_bad_flags(probes, tmp_path, capfd, argv, words):
-    _one_line_error(capfd, main(["run", *argv]), words)
+    one_line_error(capfd, main(["run", *argv]), words)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_invalid_toml(probes, tmp_path, capfd):
     (tmp_path / "c.toml").write_text('kernels = ["rnn_loop"\nseq_lens = 8\n')
-    _one_line_error(capfd, main(["run", "c.toml"]), "is not valid TOML")
+    one_line_error(capfd, main(["run", "c.toml"]), "is not valid TOML")
 
 
 TINY_TOML = 'kernels = ["rnn_loop"]\nseq_lens = [4]\nbatch_sizes = [1]\nhidden_size = 8\nnum_heads = 2\nmin_time = 0.01\nmax_warmup = 0.05\n'
@@ -116,9 +109,9 @@ def test_resume_refuses_a_different_config(probes, tmp_path, capfd, tiny_toml):
     assert main(["run", tiny_toml, "-o", "r.csv", "-q"]) == 0
     capfd.readouterr()
     before = (tmp_path / "r.csv").read_text()
-    _one_line_error(capfd, main(["run", tiny_toml, "--hidden-size", "16", "--resume", "-o", "r.csv"]),
+    one_line_error(capfd, main(["run", tiny_toml, "--hidden-size", "16", "--resume", "-o", "r.csv"]),
                     "--resume refused: hidden_size is 16 but the run in r.csv used 8")
-    _one_line_error(capfd, main(["run", tiny_toml, "--min-time", "0.5", "--resume", "-o", "r.csv"]),
+    one_line_error(capfd, main(["run", tiny_toml, "--min-time", "0.5", "--resume", "-o", "r.csv"]),
                     "--resume refused: min_time is 0.5 but the run in r.csv used 0.01")
     assert (tmp_path / "r.csv").read_text() == before
     assert main(["run", "--resume", "-o", "r.csv", "-q"]) == 0  # the recorded config: nothing left to do
@@ -129,7 +122,7 @@ def test_resume_refuses_a_different_config(probes, tmp_path, capfd, tiny_toml):
 # --- device selection ------------------------------------------------------------------------
 
 def _cfg(device):
-    return build_config({"name": "d", "kernels": ["rnn_loop"], "seq_lens": [8], "batch_sizes": [1], "device": device})
+    return tiny_config(seq_lens=[8], device=device)
 
 
 def test_device_cuda_without_cuda_is_an_error(monkeypatch):
@@ -145,7 +138,7 @@ def test_device_auto_falls_back_to_cpu_and_says_so(monkeypatch, tmp_path, capfd,
     monkeypatch.chdir(tmp_path)
     rc = main(["run", tiny_toml, "--device", "auto", "-o", "a.csv"])
     assert rc == 0 and "device: cpu" in capfd.readouterr().err
-    _one_line_error(capfd, main(["run", "--kernels", "rnn_loop", "--seq-lens", "4", "--batch-sizes", "1",
+    one_line_error(capfd, main(["run", "--kernels", "rnn_loop", "--seq-lens", "4", "--batch-sizes", "1",
                                  "--device", "cuda", "-o", "c.csv"]), "CUDA is not available")
 
 

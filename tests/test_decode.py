@@ -9,6 +9,7 @@ from kit import builtin_kernels
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from seqbench.sweep.runner import Harness
 from seqbench.errors import ConfigError
 from seqbench.kernels import KERNELS, Shape, decode, get_kernel
 from seqbench.kernels.registry import register_kernel, unregister
@@ -16,7 +17,7 @@ from seqbench.results.identity import Point
 from seqbench.sweep.config import build_config
 from seqbench.sweep.runner import run_sweep
 
-from conftest import FakeTimer
+from kit import FakeTimer, tiny_config
 from reliability_helpers import ListSink
 
 DECODING = sorted(k for k, s in builtin_kernels().items() if s.family != "calibration")  # HF blocks: test_hf_blocks
@@ -99,15 +100,13 @@ def test_decode_flop_formula_matches_torch_flop_counter(name):
 
 
 def _decode_cfg(**over):
-    data = {"name": "dec", "kernels": ["rnn_fused", "sdpa", "linear_attention", "mingru_scan", "lstm_loop"],
-            "seq_lens": [10], "batch_sizes": [2], "hidden_size": 16, "num_heads": 4, "modes": ["decode"],
-            "min_time": 0.002, "min_repeats": 3, "max_warmup": 0.01}
-    data.update(over)
-    return build_config(data)
+    return tiny_config(**{"name": "dec", "kernels": ["rnn_fused", "sdpa", "linear_attention", "mingru_scan", "lstm_loop"],
+                          "seq_lens": [10], "batch_sizes": [2], "hidden_size": 16, "num_heads": 4, "modes": ["decode"],
+                          "min_time": 0.002, "max_warmup": 0.01, **over})
 
 
 def test_decode_rows_hold_exact_tokens_flops_and_state_bytes():
-    rows = run_sweep(_decode_cfg(), ListSink(), run_id="t", timer=FakeTimer(lambda i: 0.002))
+    rows = run_sweep(_decode_cfg(), ListSink(), run_id="t", harness=Harness.scripted(FakeTimer(lambda i: 0.002)))
     by = {r.kernel: r for r in rows}
     assert all(r.status == "ok" and r.mode == "decode" and r.causal and r.regime == "eager" for r in rows)
     r = by["sdpa"]
@@ -144,7 +143,7 @@ def stepless_kernel():
 
 def test_a_kernel_without_a_step_is_skipped_in_decode_not_failed(stepless_kernel):
     cfg = _decode_cfg(kernels=["test_stepless", "rnn_fused"], modes=["forward", "decode"])
-    rows = run_sweep(cfg, ListSink(), run_id="t", timer=FakeTimer(lambda i: 0.001))
+    rows = run_sweep(cfg, ListSink(), run_id="t", harness=Harness.scripted(FakeTimer(lambda i: 0.001)))
     got = {(r.kernel, r.mode): r for r in rows}
     assert got["test_stepless", "forward"].status == "ok"
     skipped = got["test_stepless", "decode"]
@@ -206,7 +205,7 @@ def test_a_users_layer_decodes_through_the_plugin_api_and_a_step_that_mutates_it
     load_plugins([str(path)])
     try:
         cfg = _decode_cfg(kernels=["user_glr", "user_glr_inplace", "sdpa"], modes=["forward", "decode"])
-        rows = run_sweep(cfg, ListSink(), run_id="t", timer=FakeTimer(lambda i: 0.004))
+        rows = run_sweep(cfg, ListSink(), run_id="t", harness=Harness.scripted(FakeTimer(lambda i: 0.004)))
         got = {(r.kernel, r.mode): r for r in rows}
         ok = got["user_glr", "decode"]
         assert ok.status == "ok" and ok.gflop == pytest.approx(6 * 2 * 16**2 / 1e9)
@@ -222,7 +221,7 @@ def test_a_users_layer_decodes_through_the_plugin_api_and_a_step_that_mutates_it
 def test_rounds_pool_decode_samples_into_tokens_per_step():
     from seqbench.sweep.rounds import combine_rounds
 
-    rows = run_sweep(_decode_cfg(kernels=["rnn_fused"]), ListSink(), run_id="t", timer=FakeTimer(lambda i: 0.002),
+    rows = run_sweep(_decode_cfg(kernels=["rnn_fused"]), ListSink(), run_id="t", harness=Harness.scripted(FakeTimer(lambda i: 0.002)),
                      rounds=2)
     (r,) = rows
     assert r.sample_rounds.split()[0] == "1" and r.sample_rounds.split()[-1] == "2"

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from reliability_helpers import FakeClock, ListSink, frozen_gc, register_probe, tiny_config  # noqa: F401
+from seqbench.sweep.runner import Harness
 from seqbench.sweep import resume as resume_mod
 from seqbench.sweep import runner as sweep
 from seqbench.measure.memory import estimate_bytes
@@ -49,7 +50,7 @@ def test_failing_point_is_a_row_and_the_sweep_goes_on(monkeypatch, fault, status
     monkeypatch.setattr(sweep, "_release_memory", lambda device: (dead_at_release.append(leaks[-1]() is None), real_release(device)))
     cfg = tiny_config(kernels=["probe", "rnn_loop"], seq_lens=[8, 16, 32], batch_sizes=[1, 2])
     sink = ListSink()
-    rows = run_sweep(cfg, sink, run_id="r", timer=clock)
+    rows = run_sweep(cfg, sink, run_id="r", harness=Harness.scripted(clock))
     assert sink.rows == rows and len(rows) == 12
     probe = [(r.batch_size, r.seq_len, r.status) for r in rows if r.kernel == "probe"]
     # after an oom the larger T of that kernel and B are skipped, after a plain error they are retried
@@ -76,7 +77,7 @@ def test_oom_on_cuda_empties_the_cache(monkeypatch):
     monkeypatch.setattr("seqbench.sweep.runner.build_workload", lambda p, seed=0: (_ for _ in ()).throw(MemoryError()))
     cfg = tiny_config(kernels=["probe"])
     point = Point("probe", "forward", "cuda", "float32", 1, 8, 8, 2, False)
-    row = measure_point(point, cfg, "r", timer=FakeClock())
+    row = measure_point(point, cfg, "r", harness=Harness.scripted(FakeClock()))
     assert row.status == "oom" and calls == [1]
 
 
@@ -84,18 +85,18 @@ def test_timeout_skips_larger_t_for_that_kernel_and_batch_only(monkeypatch):
     clock = FakeClock(per_call=lambda t: t * 1e-3)  # 1 ms per token: T=32 takes 32 ms
     register_probe(monkeypatch, clock=clock)
     cfg = tiny_config(kernels=["probe"], seq_lens=[8, 64, 32, 16], batch_sizes=[1, 2], max_time_per_point=0.02)
-    rows = run_sweep(cfg, ListSink(), run_id="r", timer=clock)
+    rows = run_sweep(cfg, ListSink(), run_id="r", harness=Harness.scripted(clock))
     got = [(r.batch_size, r.seq_len, r.status) for r in rows]
     # listed order is kept: T=64 times out first, then T=32 (smaller) is still tried and times out too
     assert got == [(1, 8, "ok"), (1, 64, "timeout"), (1, 32, "timeout"), (1, 16, "ok"),
                    (2, 8, "ok"), (2, 64, "timeout"), (2, 32, "timeout"), (2, 16, "ok")]
     assert "0.064 s" in rows[1].error and "--max-time-per-point" in rows[1].error
     cfg = tiny_config(kernels=["probe"], seq_lens=[8, 32, 64], batch_sizes=[1], max_time_per_point=0.02)
-    rows = run_sweep(cfg, ListSink(), run_id="r", timer=clock)
+    rows = run_sweep(cfg, ListSink(), run_id="r", harness=Harness.scripted(clock))
     assert [r.status for r in rows] == ["ok", "timeout", "skipped"]
     assert "T=32" in rows[2].error
     # without a limit the same points are measured
-    rows = run_sweep(tiny_config(kernels=["probe"], seq_lens=[64]), ListSink(), run_id="r", timer=clock)
+    rows = run_sweep(tiny_config(kernels=["probe"], seq_lens=[64]), ListSink(), run_id="r", harness=Harness.scripted(clock))
     assert rows[0].status == "ok" and rows[0].median_s == pytest.approx(0.064)
 
 
@@ -104,7 +105,7 @@ def test_budget_skips_points_that_do_not_fit():
     big = Point("attention_naive", "forward", "cpu", "float32", 1, 128, 8, 2, False)
     small = Point("attention_naive", "forward", "cpu", "float32", 1, 8, 8, 2, False)
     budget = (estimate_bytes(big.kernel, big.shape, big.mode, big.dtype) + estimate_bytes(small.kernel, small.shape, small.mode, small.dtype)) // 2
-    rows = run_sweep(cfg, ListSink(), run_id="r", timer=FakeClock(), preflight=Preflight(budget))
+    rows = run_sweep(cfg, ListSink(), run_id="r", harness=Harness.scripted(FakeClock()), preflight=Preflight(budget))
     assert [(r.kernel, r.seq_len, r.status) for r in rows] == [
         ("attention_naive", 8, "ok"), ("attention_naive", 128, "skipped"), ("rnn_loop", 8, "ok"), ("rnn_loop", 128, "ok")]
     assert "exceeds the budget" in rows[1].error and rows[1].median_s is None
@@ -131,7 +132,7 @@ def test_sigterm_keeps_rows_marks_sidecar_and_resume_completes(tmp_path, monkeyp
     cfg = tiny_config(kernels=["probe"], seq_lens=[8, 16, 32], batch_sizes=[1, 2])
     before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)  # SIG_IGN in a background job
     with pytest.raises(KeyboardInterrupt):
-        run_to_files(cfg, out, command=["test"], timer=clock)
+        run_to_files(cfg, out, command=["test"], harness=Harness.scripted(clock))
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before  # handlers restored
     meta = read_metadata(out)
     assert meta["status"] == "interrupted" and meta["interrupted_by"] == "SIGTERM"
@@ -141,7 +142,7 @@ def test_sigterm_keeps_rows_marks_sidecar_and_resume_completes(tmp_path, monkeyp
 
     state = resume_mod.load(out, cfg)
     assert len(state.done) == len(first)
-    new = run_to_files(cfg, out, command=["test", "--resume"], timer=FakeClock(), resume=state)
+    new = run_to_files(cfg, out, command=["test", "--resume"], harness=Harness.scripted(FakeClock()), resume=state)
     assert len(new) == 6 - len(first)
     df = read_results(out)
     keys = list(zip(df.batch_size, df.seq_len))
@@ -157,14 +158,14 @@ def test_resume_remembers_timeouts_and_drops_a_half_written_row(tmp_path, monkey
     register_probe(monkeypatch, clock=clock)
     out = tmp_path / "run.csv"
     cfg = tiny_config(kernels=["probe"], seq_lens=[8, 32, 64, 128], max_time_per_point=0.02)
-    run_to_files(cfg, out, command=["test"], timer=clock)
+    run_to_files(cfg, out, command=["test"], harness=Harness.scripted(clock))
     lines = out.read_text().splitlines(keepends=True)
     assert [ln.split(",")[13] for ln in lines[1:]] == ["ok", "timeout", "skipped", "skipped"]
     # as if killed mid-write of the 3rd row: 2 rows on disk plus half a line
     out.write_text("".join(lines[:3]) + lines[3][:25])
     state = resume_mod.load(out, cfg)
     assert "unfinished last line" in state.note and len(state.done) == 2
-    rows = run_to_files(cfg, out, command=["test"], timer=clock, resume=state)
+    rows = run_to_files(cfg, out, command=["test"], harness=Harness.scripted(clock), resume=state)
     assert [(r.seq_len, r.status) for r in rows] == [(64, "skipped"), (128, "skipped")]
     assert list(read_results(out).seq_len) == [8, 32, 64, 128]
 
@@ -193,7 +194,7 @@ def test_a_signal_during_a_row_write_waits_until_the_row_is_written_and_counted(
 def test_resume_refuses_a_run_that_is_still_being_written_and_trusts_no_pid(tmp_path):
     out = tmp_path / "run.csv"
     cfg = tiny_config()
-    run_to_files(cfg, out, command=["test"], timer=FakeClock())
+    run_to_files(cfg, out, command=["test"], harness=Harness.scripted(FakeClock()))
     side = out.with_suffix(".json")
     meta = json.loads(side.read_text())
     assert meta["pid"] == os.getpid() and meta["status"] == "complete"
@@ -222,10 +223,10 @@ def _overcommit_refuses_huge_allocations() -> bool:
 def test_a_real_cpu_out_of_memory_is_a_row_and_the_sweep_goes_on():
     # Naive attention at T=2^17 asks the allocator for B*h*T^2*4 bytes = 1 TiB of scores: refused at once.
     cfg = tiny_config(kernels=["attention_naive"], seq_lens=[8, 2**17], batch_sizes=[8, 1], max_memory="1000TB")
-    rows = run_sweep(cfg, ListSink(), run_id="r", timer=FakeClock(), preflight=Preflight(cfg.max_memory))
+    rows = run_sweep(cfg, ListSink(), run_id="r", harness=Harness.scripted(FakeClock()), preflight=Preflight(cfg.max_memory))
     assert [(r.batch_size, r.seq_len, r.status) for r in rows] == [(8, 8, "ok"), (8, 2**17, "oom"), (1, 8, "ok"), (1, 2**17, "oom")]
     assert "can't allocate memory" in rows[1].error
     # with the default budget the same point is never tried
     rows = run_sweep(tiny_config(kernels=["attention_naive"], seq_lens=[2**17], batch_sizes=[8]), ListSink(),
-                     run_id="r", timer=FakeClock(), preflight=Preflight(10 * 2**30))
+                     run_id="r", harness=Harness.scripted(FakeClock()), preflight=Preflight(10 * 2**30))
     assert rows[0].status == "skipped" and "exceeds the budget" in rows[0].error

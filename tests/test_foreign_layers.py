@@ -11,6 +11,7 @@ import textwrap
 import pytest
 import torch
 
+from seqbench.sweep.runner import Harness
 from seqbench.cli import main
 from seqbench.kernels import get_kernel, load_plugins
 from seqbench.kernels.check import check_decode, check_shape
@@ -220,7 +221,7 @@ def test_a_kernels_own_limits_and_a_resume_with_a_changed_limit(forlab, tmp_path
     from seqbench.sweep.resume import check_same_config
     from seqbench.sweep.runner import kernel_limits, run_sweep
 
-    from conftest import FakeTimer
+    from kit import FakeTimer
     from reliability_helpers import ListSink
 
     layers = __import__("forlab.layers", fromlist=["WideGLR"])
@@ -231,7 +232,7 @@ def test_a_kernels_own_limits_and_a_resume_with_a_changed_limit(forlab, tmp_path
         cfg = build_config({"name": "t", "kernels": ["forlab_short"], "seq_lens": [8, 16], "batch_sizes": [2],
                             "hidden_size": 16, "num_heads": 1, "max_time_per_point": 2}, source="test")
         assert kernel_limits(cfg, spec).max_time_per_point == 30 and kernel_limits(cfg, get_kernel("forlab_glr")) is cfg
-        rows = {r.seq_len: r for r in run_sweep(cfg, ListSink(), run_id="t", timer=FakeTimer(lambda i: 0.001))}
+        rows = {r.seq_len: r for r in run_sweep(cfg, ListSink(), run_id="t", harness=Harness.scripted(FakeTimer(lambda i: 0.001)))}
         assert rows[8].status == "ok"
         assert rows[16].status == "skipped" and "beyond the kernel's max_seq_len=8" in rows[16].error
         with pytest.raises(seqbench.errors.PluginError, match="max_seq_len=0; allowed: a number > 0"):

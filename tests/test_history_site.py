@@ -19,6 +19,7 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--window-size=1300,1000")
 N_RUNS, STEP_AT = 12, 8  # sdpa 15% slower from c0008
+pytestmark = pytest.mark.slow  # starts a real browser
 
 
 @pytest.fixture(scope="module")

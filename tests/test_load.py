@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from seqbench.sweep.runner import Harness
 from seqbench.measure import load
 
 pytestmark = pytest.mark.skipif(not load.PROC.is_dir(), reason="reads /proc (Linux)")
@@ -111,7 +112,7 @@ def test_a_loaded_run_records_the_load_in_its_sidecar(tmp_path, monkeypatch, nei
     monkeypatch.setenv("SEQBENCH_LOAD_WINDOW", "0.3")
     monkeypatch.setattr(load, "available_cores", lambda: 1)  # as under a one-CPU quota: no core to spare
     out = tmp_path / "run.csv"
-    run_to_files(tiny_config(kernels=["rnn_loop"], seq_lens=[8]), out, command=["test"], timer=FakeClock())
+    run_to_files(tiny_config(kernels=["rnn_loop"], seq_lens=[8]), out, command=["test"], harness=Harness.scripted(FakeClock()))
     record = read_metadata(out)["load"]
     assert set(record) == {"start", "during", "end"}
     for moment in ("start", "end"):
@@ -133,5 +134,5 @@ def test_load_off_records_nothing(tmp_path):
     from seqbench.orchestration.run import run_to_files
 
     out = tmp_path / "run.csv"  # conftest: SEQBENCH_LOAD_WINDOW=off
-    run_to_files(tiny_config(kernels=["rnn_loop"], seq_lens=[8]), out, command=["test"], timer=FakeClock())
+    run_to_files(tiny_config(kernels=["rnn_loop"], seq_lens=[8]), out, command=["test"], harness=Harness.scripted(FakeClock()))
     assert "load" not in read_metadata(out)

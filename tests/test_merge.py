@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from seqbench.sweep.runner import Harness
 from seqbench.analysis import load
 from seqbench.cli import main
 from seqbench.render import plot, report
@@ -29,7 +30,7 @@ def run_shards(tmp_path, n, *, cfg=CFG, per_call=(1e-3, 2e-3, 3e-3), prefix="sh"
     paths = []
     for k in range(1, n + 1):
         p = tmp_path / f"{prefix}{k}.csv"
-        run_to_files(c, p, command=["t"], timer=clock(per_call[(k - 1) % len(per_call)]), shard=(k, n), peak=True, **kw)
+        run_to_files(c, p, command=["t"], harness=Harness.scripted(clock(per_call[(k - 1) % len(per_call)])), shard=(k, n), peak=True, **kw)
         paths.append(p)
     return paths
 
@@ -120,8 +121,8 @@ def test_same_file_twice_and_overlapping_runs_refused(tmp_path, capsys):
     assert "in both" in err
     c = build_config(CFG)
     a, b = tmp_path / "a.csv", tmp_path / "b.csv"
-    run_to_files(c, a, command=["t"], timer=clock(1e-3), peak=True)
-    run_to_files(c, b, command=["t"], timer=clock(2e-3), peak=True)
+    run_to_files(c, a, command=["t"], harness=Harness.scripted(clock(1e-3)), peak=True)
+    run_to_files(c, b, command=["t"], harness=Harness.scripted(clock(2e-3)), peak=True)
     err = refused(capsys, ["merge", str(a), str(b), "-o", str(tmp_path / "m.csv")])  # one machine measured it twice
     assert "in both" in err and "a100=a.csv" in err
 
@@ -130,8 +131,8 @@ def test_two_machines_merged_and_reported_side_by_side(tmp_path, capsys):
     c = build_config(dict(CFG, seq_lens=[128, 256, 512]))
     a, b = tmp_path / "a.csv", tmp_path / "b.csv"
     # machine a: rnn_loop slower than sdpa above T=256; machine b: 3x faster everywhere
-    run_to_files(c, a, command=["t"], timer=clock(1e-3), peak=True)
-    run_to_files(c, b, command=["t"], timer=clock(3e-3), peak=True)
+    run_to_files(c, a, command=["t"], harness=Harness.scripted(clock(1e-3)), peak=True)
+    run_to_files(c, b, command=["t"], harness=Harness.scripted(clock(3e-3)), peak=True)
     both = tmp_path / "both.csv"
     assert main(["merge", f"a100={a}", f"h100={b}", "-o", str(both)]) == 0
     assert "machines: a100, h100" in capsys.readouterr().err

@@ -6,6 +6,7 @@ import hashlib
 
 import pytest
 
+from seqbench.sweep.runner import Harness
 from seqbench.cli import main
 from seqbench.render import plot
 
@@ -152,7 +153,7 @@ def test_a_run_that_hits_the_thread_limit_says_so_in_its_sidecar(tmp_path, monke
     clock = FakeClock(hook=limit_then_sigint)
     out = tmp_path / "run.csv"
     with pytest.raises(ResourceError, match="not an interrupt"):
-        run_to_files(tiny_config(kernels=["rnn_loop"], seq_lens=[8, 16]), out, command=["test"], timer=clock)
+        run_to_files(tiny_config(kernels=["rnn_loop"], seq_lens=[8, 16]), out, command=["test"], harness=Harness.scripted(clock))
     monkeypatch.undo()
     meta = read_metadata(out)
     assert meta["status"] == "failed" and "interrupted_by" not in meta
@@ -241,7 +242,7 @@ def test_a_run_beside_a_busy_neighbour_warns_and_records_the_load(tmp_path, neig
     from seqbench.orchestration.run import run_to_files
 
     out = tmp_path / "busy.csv"
-    rows = run_to_files(tiny_config(kernels=["rnn_loop"], seq_lens=[8]), out, command=["test"], timer=FakeClock())
+    rows = run_to_files(tiny_config(kernels=["rnn_loop"], seq_lens=[8]), out, command=["test"], harness=Harness.scripted(FakeClock()))
     console.set_verbosity()
     console.run_summary(rows, out, read_metadata(out))
     err = capsys.readouterr().err
@@ -330,7 +331,7 @@ def test_a_shard_summary_says_it_is_partial_and_names_no_best(tmp_path, capsys):
 
     cfg = tiny_config(kernels=["rnn_loop", "attention_naive", "sdpa"], seq_lens=[8, 16], batch_sizes=[1, 2])
     out = tmp_path / "part1.csv"
-    rows = run_to_files(cfg, out, command=["test"], timer=FakeClock(), shard=(1, 2))
+    rows = run_to_files(cfg, out, command=["test"], harness=Harness.scripted(FakeClock()), shard=(1, 2))
     assert 0 < len(rows) < 12  # part of the 12 points
     console.set_verbosity()
     console.run_summary(rows, out, read_metadata(out))
@@ -341,7 +342,7 @@ def test_a_shard_summary_says_it_is_partial_and_names_no_best(tmp_path, capsys):
     assert "> **Part of a sweep: shard 1/2.**" in out.with_suffix(".md").read_text()
     # a whole run still gets its comparison
     whole = tmp_path / "whole.csv"
-    rows = run_to_files(cfg, whole, command=["test"], timer=FakeClock())
+    rows = run_to_files(cfg, whole, command=["test"], harness=Harness.scripted(FakeClock()))
     console.set_verbosity()  # report -q left it quiet
     console.run_summary(rows, whole, read_metadata(whole))
     assert "best recurrence vs best softmax attention" in capsys.readouterr().err

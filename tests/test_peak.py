@@ -2,6 +2,7 @@
 
 import pytest
 
+from seqbench.sweep.runner import Harness
 from seqbench.cli import main
 from seqbench.sweep.config import build_config
 from seqbench.kernels import Shape, get_kernel
@@ -19,7 +20,7 @@ def test_run_sweep_with_peak_puts_calibration_first_and_fills_pct(tmp_path):
                         "num_heads": 2, "min_time": 0.05})
     path = tmp_path / "r.csv"
     with CsvSink(path) as sink:
-        rows = run_sweep(cfg, sink, run_id="t", timer=fixed_timer, peak=True)
+        rows = run_sweep(cfg, sink, run_id="t", harness=Harness.scripted(fixed_timer), peak=True)
     assert [r.kernel for r in rows] == ["calibration", "rnn_loop", "sdpa"]
     assert rows[0].pct_of_peak == pytest.approx(100.0)
     peak = rows[0].gflops_per_s
@@ -34,7 +35,7 @@ def test_run_sweep_with_peak_puts_calibration_first_and_fills_pct(tmp_path):
 def test_run_sweep_without_peak_leaves_pct_empty(tmp_path):
     cfg = build_config({"name": "t", "kernels": ["rnn_loop"], "seq_lens": [8], "batch_sizes": [1], "hidden_size": 8, "num_heads": 1})
     with CsvSink(tmp_path / "r.csv") as sink:
-        rows = run_sweep(cfg, sink, run_id="t", timer=fixed_timer)
+        rows = run_sweep(cfg, sink, run_id="t", harness=Harness.scripted(fixed_timer))
     assert [r.kernel for r in rows] == ["rnn_loop"] and rows[0].pct_of_peak is None
 
 

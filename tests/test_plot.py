@@ -3,6 +3,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from matplotlib.figure import Figure
 
+from kit import one_line_error
 from seqbench.analysis import fits, load, scaling as analysis
 from seqbench.render import plot
 from seqbench.cli import main
@@ -118,13 +119,6 @@ def test_every_chart_survives_a_run_where_everything_failed(tmp_path):
         assert isinstance(fig, Figure), name
 
 
-def _one_line_error(capsys, *needles):
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    for n in needles:
-        assert n in err, err
-
-
 def test_cli_plot_writes_charts_and_refuses_to_overwrite(tmp_path, capsys):
     from synthetic_results import row
 
@@ -135,8 +129,7 @@ def test_cli_plot_writes_charts_and_refuses_to_overwrite(tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == sorted([plot.OWNER_FILE] + [f"{c}-forward.png" for c in plot.CHART_NAMES])
     before = (out / "latency_vs_T-forward.png").read_bytes()
     assert before.startswith(PNG_MAGIC)
-    assert main(["plot", str(small), "--out-dir", str(out)]) == 2
-    _one_line_error(capsys, "latency_vs_T-forward.png already exists", "--force")
+    one_line_error(capsys, main(["plot", str(small), "--out-dir", str(out)]), "latency_vs_T-forward.png already exists", "--force")
     assert (out / "latency_vs_T-forward.png").read_bytes() == before
     assert main(["plot", str(small), "--out-dir", str(out), "--image-format", "svg", "--force", "-q"]) == 0
     assert (out / "memory_vs_T-forward.svg").exists()
@@ -161,8 +154,7 @@ def test_cli_plot_bad_csv_exits_2_naming_the_file(tmp_path, capsys, content, nee
         p.write_text(good.splitlines(keepends=True)[0])
     else:
         p.write_text(content)
-    assert main(["plot", str(p), "--out-dir", str(tmp_path / "o")]) == 2
-    _one_line_error(capsys, str(p), needle)
+    one_line_error(capsys, main(["plot", str(p), "--out-dir", str(tmp_path / "o")]), str(p), needle)
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -170,5 +162,4 @@ def test_cli_plot_bad_csv_exits_2_naming_the_file(tmp_path, capsys, content, nee
     (["--batch", "3"], "measured batch sizes: 1, 4"),
 ])
 def test_cli_plot_bad_flags_exit_2(csv_path, tmp_path, capsys, args, needle):
-    assert main(["plot", str(csv_path), "--out-dir", str(tmp_path), *args]) == 2
-    _one_line_error(capsys, needle)
+    one_line_error(capsys, main(["plot", str(csv_path), "--out-dir", str(tmp_path), *args]), needle)

@@ -8,6 +8,7 @@ import io
 import pytest
 
 from reliability_helpers import FakeClock, frozen_gc, tiny_config  # noqa: F401
+from seqbench.sweep.runner import Harness
 from seqbench.cli import main
 from seqbench.results.schema import COLUMNS
 from seqbench.errors import ResultsError
@@ -19,7 +20,7 @@ from seqbench.orchestration.run import run_to_files
 def good(tmp_path_factory):
     """A real two-row results CSV (and its sidecar) written by run_to_files."""
     out = tmp_path_factory.mktemp("good") / "run.csv"
-    run_to_files(tiny_config(seq_lens=[8, 16]), out, command=["test"], timer=FakeClock())
+    run_to_files(tiny_config(seq_lens=[8, 16]), out, command=["test"], harness=Harness.scripted(FakeClock()))
     return out.read_text(), out.with_suffix(".json").read_text()
 
 

@@ -12,6 +12,7 @@ from kit import builtin_kernels
 import torch
 from torch import nn
 
+from seqbench.sweep.runner import Harness
 import seqbench
 from seqbench.cli import main
 from seqbench.errors import PluginError
@@ -22,7 +23,7 @@ from seqbench.results.reader import read_results
 from seqbench.sweep.config import build_config
 from seqbench.orchestration.run import run_to_files
 from seqbench.sweep.runner import run_sweep
-from conftest import FakeTimer
+from kit import FakeTimer
 from plugin_helpers import write_package
 
 
@@ -212,7 +213,7 @@ def test_a_failing_kernel_gets_error_rows_and_no_numbers(scratch_registry, tiny_
         def write(self, row):
             pass
 
-    rows = run_sweep(cfg, Sink(), run_id="t", timer=FakeTimer(lambda i: 1e-3))
+    rows = run_sweep(cfg, Sink(), run_id="t", harness=Harness.scripted(FakeTimer(lambda i: 1e-3)))
     wide = [r for r in rows if r.kernel == "wide"]
     assert len(wide) == 2 and all(r.status == "error" and "output shape" in r.error and r.median_s is None for r in wide)
     assert all(r.status == "ok" for r in rows if r.kernel == "sdpa")
@@ -222,7 +223,7 @@ def test_a_factory_that_raises_stops_before_any_file(scratch_registry, tiny_cfg_
     seqbench.register_kernel("raises", family="scan", flops="B*T*d", factory=lambda s: 1 / 0)
     cfg = build_config({**tiny_cfg_data, "kernels": ["raises"]})
     with pytest.raises(PluginError, match="kernel 'raises' .*its factory raised ZeroDivisionError: division by zero"):
-        run_to_files(cfg, tmp_path / "r.csv", command=["t"], timer=FakeTimer(lambda i: 1e-3))
+        run_to_files(cfg, tmp_path / "r.csv", command=["t"], harness=Harness.scripted(FakeTimer(lambda i: 1e-3)))
     assert not any(tmp_path.iterdir())
 
 

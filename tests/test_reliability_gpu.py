@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from reliability_helpers import ListSink, frozen_gc  # noqa: F401
+from reliability_helpers import ListSink, frozen_gc, tiny_config  # noqa: F401
 from seqbench.measure.memory import estimate_bytes
 from seqbench.sweep.budget import Preflight, resolve_budget
 from seqbench.results.identity import Point
@@ -19,10 +19,8 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
 
 
 def _cfg(**fields):
-    data = {"name": "gpu", "kernels": ["attention_naive"], "seq_lens": [64], "batch_sizes": [1], "hidden_size": 64,
-            "num_heads": 8, "device": "cuda", "min_time": 0.01, "min_repeats": 3, "max_warmup": 0.1}
-    data.update(fields)
-    return build_config(data, source="test")
+    return tiny_config(**{"name": "gpu", "kernels": ["attention_naive"], "seq_lens": [64], "hidden_size": 64,
+                          "num_heads": 8, "device": "cuda", "min_time": 0.01, "max_warmup": 0.1, **fields})
 
 
 @pytest.mark.parametrize("kernel", ["attention_naive", "sdpa", "mha", "lstm_fused", "rnn_loop"])

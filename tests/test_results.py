@@ -2,7 +2,7 @@
 
 import pytest
 
-from seqbench.results.schema import COLUMNS, REQUIRED_COLUMNS, Row, parse_samples, format_samples
+from seqbench.results.schema import COLUMNS, REQUIRED_COLUMNS, SCHEMA_VERSION, Row, format_samples, parse_samples
 from seqbench.results.writer import CsvSink, check_output
 from seqbench.errors import ResultsError
 from seqbench.results.reader import read_results
@@ -15,7 +15,7 @@ DESIGN_COLUMNS = (
 
 
 def make_row(**kw):
-    base = dict(schema_version=1, run_id="r1", kernel="sdpa", family="attention", mode="forward",
+    base = dict(schema_version=SCHEMA_VERSION, run_id="r1", kernel="sdpa", family="attention", mode="forward",
                 device="cpu", dtype="float32", batch_size=8, seq_len=64, hidden_size=256, num_heads=4,
                 causal=False, threads=2, status="ok", repeats=3, median_s=0.002, iqr_s=0.0001,
                 min_s=0.0019, mean_s=0.00201, tokens_per_s=256000.0, gflop=0.1, gflops_per_s=50.0,
@@ -66,7 +66,7 @@ def test_append_keeps_one_header(tmp_path):
         (lambda t: "", "file is empty"),
         (lambda t: t[:-15], "truncated"),
         (lambda t: "a,b,c\n1,2,3\n", "not a seqbench results CSV"),
-        (lambda t: t.replace("\n1,r1", "\n7,r1", 1), "schema_version 7 is not supported"),
+        (lambda t: t.replace(f"\n{SCHEMA_VERSION},r1", "\n99,r1", 1), "schema_version 99 is not supported"),
         (lambda t: t.replace(",0.002,", ",fast,", 1), "median_s 'fast' is not a number"),
         (lambda t: t.replace(",0.002,", ",nan,", 1), "median_s is nan"),
         (lambda t: t.replace(",ok,", ",great,", 1), "status 'great' unknown"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from seqbench.sweep.runner import Harness
 from seqbench.cli import main
 from seqbench.errors import ConfigError
 from seqbench.sweep.config import build_config
@@ -72,7 +73,7 @@ def test_round_config_splits_the_budget():
 def test_run_with_rounds_and_reference_writes_rounds_per_sample(tmp_path):
     cfg = build_config(dict(CFG, kernels=["rnn_loop"], seq_lens=[8], batch_sizes=[1]))
     out = tmp_path / "r.csv"
-    run_to_files(cfg, out, command=["test"], timer=fake_timer, rounds=3, reference=True)
+    run_to_files(cfg, out, command=["test"], harness=Harness.scripted(fake_timer), rounds=3, reference=True)
     df = read_results(out)
     assert len(df) == 1
     row = df.iloc[0]
@@ -104,7 +105,7 @@ def test_shards_merge_back_into_the_whole_sweep(tmp_path):
     parts = []
     for k in (1, 2, 3):
         p = tmp_path / f"part{k}.csv"
-        run_to_files(cfg, p, command=["t"], timer=fake_timer, shard=(k, 3))
+        run_to_files(cfg, p, command=["t"], harness=Harness.scripted(fake_timer), shard=(k, 3))
         parts.append(p)
     out = tmp_path / "all.csv"
     assert merge_files(parts, out).rows == len(cfg.points())
@@ -119,7 +120,7 @@ def test_shards_merge_back_into_the_whole_sweep(tmp_path):
 def test_merge_refuses_mixed_schemas(tmp_path):
     cfg = build_config(dict(CFG, kernels=["rnn_loop"], seq_lens=[8], batch_sizes=[1]))
     a = tmp_path / "a.csv"
-    run_to_files(cfg, a, command=["t"], timer=fake_timer)
+    run_to_files(cfg, a, command=["t"], harness=Harness.scripted(fake_timer))
     b = tmp_path / "b.csv"
     lines = a.read_text().splitlines()
     b.write_text("\n".join([lines[0] + ",note"] + [ln.replace(",8,", ",16,", 1) + ",x" for ln in lines[1:]]) + "\n")
@@ -130,8 +131,8 @@ def test_merge_refuses_mixed_schemas(tmp_path):
 def test_append_adds_runs_and_refuses_a_foreign_file(tmp_path, capsys):
     cfg = build_config(dict(CFG, kernels=["rnn_loop"], seq_lens=[8], batch_sizes=[1]))
     out = tmp_path / "x.csv"
-    run_to_files(cfg, out, command=["t"], timer=fake_timer, append=True)
-    run_to_files(cfg, out, command=["t"], timer=fake_timer, append=True)
+    run_to_files(cfg, out, command=["t"], harness=Harness.scripted(fake_timer), append=True)
+    run_to_files(cfg, out, command=["t"], harness=Harness.scripted(fake_timer), append=True)
     df = read_results(out)
     assert len(df) == 2 and df["run_id"].nunique() == 2
     assert len(read_metadata(out)["previous_runs"]) == 1

@@ -28,8 +28,8 @@ class Slow(nn.Module):
 
     def forward(self, x):
         if x.shape[1] >= 16:  # the timed point, not the check at T = 8
+            a = torch.randn(6000, 6000)  # before the marker: a signal during randn would be handled between the two
             open(self.marker, "w").close()
-            a = torch.randn(6000, 6000)
             a @ a  # one op of ~10 s on one thread: no Python bytecode runs until it returns
         return self.w(x)
 
@@ -66,5 +66,6 @@ def test_sigterm_during_a_long_call_is_recorded_within_a_second(tmp_path):
     meta = json.loads(out.with_suffix(".json").read_text())
     assert proc.returncode == 130 and "interrupted by SIGTERM" in err
     assert meta["status"] == "interrupted" and meta["interrupted_by"] == "SIGTERM"
+    assert "interrupted_point" in meta, (meta, err)
     assert meta["interrupted_point"]["kernel"] == "slow_op" and meta["interrupted_point"]["seq_len"] == 16
     assert took < 1.5, f"recorded {took:.2f} s after SIGTERM"

@@ -3,13 +3,14 @@
 import pytest
 import torch
 
+from seqbench.sweep.runner import Harness
 from seqbench.sweep.config import build_config
 from seqbench.kernels.registry import register_kernel, unregister
 from seqbench.results.schema import REQUIRED_COLUMNS
 from seqbench.results.reader import read_results
 from seqbench.orchestration.run import run_to_files
 from seqbench.sweep.runner import classify_failure, run_sweep
-from conftest import FakeTimer
+from kit import FakeTimer
 from reliability_helpers import ListSink
 
 
@@ -35,7 +36,7 @@ def failing_kernel():
 def test_rows_have_the_numbers_the_samples_imply(tiny_cfg_data):
     cfg = build_config(tiny_cfg_data)
     sink = ListSink()
-    rows = run_sweep(cfg, sink, run_id="t", timer=FakeTimer(lambda i: 0.004))
+    rows = run_sweep(cfg, sink, run_id="t", harness=Harness.scripted(FakeTimer(lambda i: 0.004)))
     assert sink.rows == rows and len(rows) == 4
     r = rows[0]
     assert (r.kernel, r.seq_len, r.status) == ("rnn_loop", 4, "ok")
@@ -50,7 +51,7 @@ def test_rows_have_the_numbers_the_samples_imply(tiny_cfg_data):
 def test_a_failing_point_is_recorded_and_the_sweep_goes_on(tiny_cfg_data, failing_kernel):
     tiny_cfg_data["kernels"] = ["test_boom", "rnn_loop"]
     cfg = build_config(tiny_cfg_data)
-    rows = run_sweep(cfg, ListSink(), run_id="t", timer=FakeTimer(lambda i: 0.001))
+    rows = run_sweep(cfg, ListSink(), run_id="t", harness=Harness.scripted(FakeTimer(lambda i: 0.001)))
     assert [(r.kernel, r.seq_len, r.status) for r in rows] == [
         ("test_boom", 4, "ok"), ("test_boom", 8, "error"), ("rnn_loop", 4, "ok"), ("rnn_loop", 8, "ok")]
     bad = rows[1]

@@ -5,7 +5,7 @@ import statistics
 import pytest
 
 from seqbench.measure.timer import BLOCK_TARGET_S, Measurement, _pick_number, measure, warm_up
-from conftest import FakeTimer
+from kit import FakeTimer
 
 
 def test_warm_up_runs_until_a_slow_start_settles():
