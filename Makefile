@@ -72,8 +72,8 @@ bench-ci: $(STAMP)
 # The same questions for `--metric instructions` (docs/instructions.md): A/A false alarms one process at a time,
 # beside a neighbour, and under other hash seeds; planted +1% and +0.5% of a layer's work; wall time of
 # `seqbench ab --metric instructions` on benchmarks/configs/ci.toml. Needs Valgrind. One Valgrind process per
-# run, ~220-400 s each on 2 cores: INSTR_PROCS=4 per condition is ~50 min in all. Raw runs go to BENCH_INSTR_DIR,
-# the figures to results/ci/instructions.{txt,json} (2026-12-03's raw runs: results/ci/instr-2026-12-03/).
+# run, ~145-285 s each on 2 cores: INSTR_PROCS=4 per condition is ~36 min in all. Raw runs go to BENCH_INSTR_DIR,
+# the figures to results/ci/instructions.{txt,json} (raw runs of 2026-12-04: results/ci/instr-2026-12-04/).
 INSTR_PROCS     ?= 4
 BENCH_INSTR_DIR ?= bench-ci-instr-data
 bench-ci-instructions: $(STAMP)
