@@ -163,3 +163,22 @@ def test_cli_plot_bad_csv_exits_2_naming_the_file(tmp_path, capsys, content, nee
 ])
 def test_cli_plot_bad_flags_exit_2(csv_path, tmp_path, capsys, args, needle):
     one_line_error(capsys, main(["plot", str(csv_path), "--out-dir", str(tmp_path), *args]), needle)
+
+
+def test_a_sweep_of_many_sizes_draws_a_readable_few_and_says_so(tmp_path):
+    """40 batch sizes x 20 lengths: 6 panels (first and last among them), at most 12 labelled ticks, no cell texts."""
+    from synthetic_results import row
+
+    bs, ts = list(range(1, 41)), [16 * (i + 1) for i in range(20)]
+    df = load([write_csv(tmp_path / "big.csv", [row(k, t, b) for k in ("rnn_loop", "sdpa") for b in bs for t in ts])])
+    fig = plot.latency_vs_seq_len(df)
+    drawn = [ax for ax in fig.axes if ax.get_visible() and ax.get_title()]
+    titles = [ax.get_title() for ax in drawn]
+    assert len(drawn) == plot.MAX_PANELS and titles[0] == "batch size B = 1" and titles[-1] == "batch size B = 40"
+    ticks = list(drawn[0].get_xticks())
+    assert 5 <= len(ticks) <= plot.MAX_TICKS and ticks[0] == 16 and ticks[-1] == 320
+    assert any("panels at 6 of the 40 measured batch sizes" in t.get_text() for t in fig.texts)
+    heat = plot.speedup_heatmap(df)
+    assert not any(ax.texts for ax in heat.axes)  # 800 cells a panel: colours only
+    assert any("cells not labelled" in t.get_text() for t in heat.texts)
+    assert plot.spread_log([1, 2, 4, 8, 16, 32, 64], 3) == [1, 8, 64] and plot.spread([1, 2, 3], 5) == [1, 2, 3]

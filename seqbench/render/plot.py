@@ -7,6 +7,8 @@ Greyscale-safe: every kernel has its own marker, every family its own line style
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 
 import numpy as np
@@ -104,18 +106,44 @@ def _figure(n_panels: int, title: str, df, mode: str, *, panel_w=4.6, panel_h=3.
     return fig, axes[:n_panels]
 
 
-def _footnote(fig, df, mode: str) -> None:
+def _footnote(fig, df, mode: str, extra: str = "") -> None:
     bad = scaling.failed_points(df)
     bad = bad[bad["mode"] == mode]
+    notes = [extra] if extra else []
     if len(bad):
         counts = ", ".join(f"{n} {s}" for s, n in bad["status"].value_counts().sort_index().items())
+        notes.append(f"not drawn: {counts} point(s) (see the report)")
+    if notes:
         fig.get_layout_engine().set(rect=(0, 0.04, 1, 0.96))  # keep the note clear of the x labels
-        fig.text(0.005, 0.005, f"not drawn: {counts} point(s) (see the report)", fontsize=7, color="0.3")
+        fig.text(0.005, 0.005, "; ".join(notes), fontsize=7, color="0.3")
+
+
+MAX_PANELS = 6  # panels a chart draws when nobody picked them: a figure of dozens of panels is not read
+MAX_CELL_TEXTS = 150  # cells of a heatmap panel that get their ratio and winner written in them
+MAX_TICKS = 12  # labelled ticks on a log2 axis (more overlap and cost ~10 ms each to lay out)
+
+
+def spread(values: list, k: int) -> list:
+    """At most k of the sorted values, evenly spread by rank, the first and last always among them."""
+    if len(values) <= k:
+        return list(values)
+    return [values[i] for i in sorted({round(i * (len(values) - 1) / (k - 1)) for i in range(k)})]
+
+
+def spread_log(values: list, k: int) -> list:
+    """At most k of the sorted positive values, evenly spread on a log axis (the nearest to k geometric
+    steps from the first to the last), the first and last always among them."""
+    if len(values) <= k:
+        return list(values)
+    lo, hi = math.log(values[0]), math.log(values[-1])
+    logs = [math.log(v) for v in values]
+    picked = {min(range(len(values)), key=lambda i: abs(logs[i] - (lo + (hi - lo) * j / (k - 1)))) for j in range(k)}
+    return [values[i] for i in sorted(picked)]
 
 
 def _log2_x(ax, values) -> None:
     ax.set_xscale("log", base=2)
-    ticks = sorted({int(v) for v in values})
+    ticks = spread_log(sorted({int(v) for v in values}), MAX_TICKS)
     ax.set_xticks(ticks)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{int(v)}" if v >= 1 else f"{v:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
@@ -177,6 +205,11 @@ def _panels(df, mode, by, values, title, ylabel, draw, *, shared_legend=True, le
         panel_title = CONTEXT_LABELS[by][0] if by in CONTEXT_LABELS else panel_title
         xlabel = CONTEXT_LABELS[x][1] if x in CONTEXT_LABELS else xlabel
     measured = sorted({int(v) for v in ok[by]})
+    note = ""
+    if values is None and len(measured) > MAX_PANELS:
+        values = spread(measured, MAX_PANELS)
+        note = (f"panels at {len(values)} of the {len(measured)} measured {by.replace('_', ' ')}s"
+                + (" (--batch picks others)" if by == "batch_size" else ""))
     values = values(measured) if callable(values) else (measured if values is None else sorted(values))
     fig, axes = _figure(max(len(values), 1), title, df, mode)
     if not values:
@@ -193,7 +226,7 @@ def _panels(df, mode, by, values, title, ylabel, draw, *, shared_legend=True, le
         ax.set_ylabel(ylabel)
         ax.set_title(panel_title.format(v), fontsize=10)
     _legend(fig, axes, shared_legend, legend_title)
-    _footnote(fig, df, mode)
+    _footnote(fig, df, mode, note)
     return fig
 
 
@@ -280,9 +313,9 @@ def speedup_heatmap(df, *, mode: str | None = None, baselines=None):
             panels.append((src, side, s[s["mode"] == mode]))
     n_t = max([s["seq_len"].nunique() for *_, s in panels] + [1])  # wide enough for kernel names in every cell
     fig, axes = _figure(max(len(panels), 1), "Who is faster, by how much: recurrent side vs best softmax attention",
-                        df, mode, panel_w=max(5.2, 1.0 * n_t), panel_h=3.9)
+                        df, mode, panel_w=max(5.2, 1.0 * min(n_t, MAX_TICKS)), panel_h=3.9)
     span = max([float(np.nanmax(np.abs(np.log2(s["speedup"])))) for *_, s in panels if len(s)] + [1.0])
-    image = None
+    image, unwritten = None, False
     for ax, (src, side, s) in zip(axes, panels):
         title = f"{side.label} vs best attention" + (f" [{src}]" if len(_sources(df)) > 1 else "")
         ax.set_title(title, fontsize=10)
@@ -293,20 +326,24 @@ def speedup_heatmap(df, *, mode: str | None = None, baselines=None):
         bs = sorted({int(b) for b in s["batch_size"]})
         grid = np.full((len(bs), len(ts)), np.nan)
         names = {}
+        row, col = {b: i for i, b in enumerate(bs)}, {t: j for j, t in enumerate(ts)}
         for r in s.itertuples():
-            i, j = bs.index(int(r.batch_size)), ts.index(int(r.seq_len))
+            i, j = row[int(r.batch_size)], col[int(r.seq_len)]
             grid[i, j] = r.speedup  # recurrent-side time / attention time: > 1, attention is faster
             winner, loser = (r.right_kernel, r.left_kernel) if r.speedup > 1 else (r.left_kernel, r.right_kernel)
             names[i, j] = (winner, "" if side.kernel else f"\nvs {loser}")
         image = ax.imshow(np.log2(grid), cmap="RdBu", vmin=-span, vmax=span, origin="lower", aspect="auto")
+        if len(names) > MAX_CELL_TEXTS:  # unreadable, and ~10 ms each to draw: the colours carry it
+            names, unwritten = {}, True
         for (i, j), name in names.items():
             v = grid[i, j]
             dark = abs(np.log2(v)) > 0.6 * span
             ax.text(j, i, f"{name[0]}\n{fmt_faster(v, '', '').strip()}{name[1]}", ha="center", va="center",
                     fontsize=5.5 if name[1] else 6.5,
                     color="white" if dark else "black")
-        ax.set_xticks(range(len(ts)), [str(t) for t in ts], fontsize=8)
-        ax.set_yticks(range(len(bs)), [str(b) for b in bs], fontsize=8)
+        for axis, values in ((ax.set_xticks, ts), (ax.set_yticks, bs)):
+            at = spread(list(range(len(values))), MAX_TICKS)
+            axis(at, [str(values[k]) for k in at], fontsize=8)
         ax.set_xlabel("sequence length T (tokens)")
         ax.set_ylabel("batch size B")
     if image is not None:
@@ -315,7 +352,8 @@ def speedup_heatmap(df, *, mode: str | None = None, baselines=None):
         cb.formatter = FuncFormatter(lambda v, _: "equal" if abs(v) < 1e-9 else
                                      f"{'attention' if v > 0 else 'recurrent'} {2 ** abs(v):.2g}×")
         cb.update_ticks()
-    _footnote(fig, df, mode)
+    _footnote(fig, df, mode, f"cells not labelled: over {MAX_CELL_TEXTS} in a panel (the report's tables have the figures)"
+              if unwritten else "")
     return fig
 
 
