@@ -61,13 +61,42 @@ def point_replicates(samples, rounds=None, *, n_boot: int = N_BOOT, rng: np.rand
     return np.nanmedian(values.reshape(n_boot, -1), axis=1)
 
 
+CHUNK = 2000  # rows whose plain replicates are reduced in one np.median call (~80 MB at 5 samples a row)
+
+
 def replicate_medians(df, *, n_boot: int = N_BOOT, seed: int = SEED):
-    """A (rows x n_boot) DataFrame of bootstrap medians, indexed like df's rows that have samples."""
+    """A (rows x n_boot) DataFrame of bootstrap medians, indexed like df's rows that have samples.
+
+    The same replicates as point_replicates row by row (each row's own generator, drawn in the same
+    order); rows of one round are reduced together, grouped by their number of samples, and the rows
+    are read as plain records (a per-row Series copies the frame's attrs): 100,000 rows in seconds."""
     import pandas as pd
 
-    out = {}
-    for label, row in df.iterrows():
+    cols = [c for c in dict.fromkeys((*_IDENTITY, "samples_s", "sample_rounds")) if c in df.columns]
+    out: dict = {}
+    plain: dict[int, list] = {}  # samples a row -> [(label, drawn indices' values)], reduced per CHUNK
+
+    def reduce(group: list) -> None:
+        meds = np.median(np.stack([d for _, d in group]), axis=2)
+        for (label, _), m in zip(group, meds):
+            out[label] = m
+        group.clear()
+
+    for label, row in zip(df.index, df[cols].to_dict("records")):
         samples = parse_samples(row.get("samples_s", ""))
-        if samples:
-            out[label] = point_replicates(samples, _rounds_of(row, len(samples)), n_boot=n_boot, rng=_rng(row, seed))
-    return pd.DataFrame.from_dict(out, orient="index", columns=range(n_boot))
+        if not samples:
+            continue
+        rounds, rng = _rounds_of(row, len(samples)), _rng(row, seed)
+        if rounds is not None:
+            out[label] = point_replicates(samples, rounds, n_boot=n_boot, rng=rng)
+            continue
+        s = np.asarray(samples, dtype=float)
+        group = plain.setdefault(len(s), [])
+        group.append((label, s[rng.integers(0, len(s), size=(n_boot, len(s)))]))
+        if len(group) >= CHUNK:
+            reduce(group)
+    for group in plain.values():
+        if group:
+            reduce(group)
+    order = [label for label in df.index if label in out]
+    return pd.DataFrame.from_dict({label: out[label] for label in order}, orient="index", columns=range(n_boot))
