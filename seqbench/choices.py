@@ -26,6 +26,13 @@ class Metric(StrEnum):
     INSTRUCTIONS = "instructions"  # instructions per call, counted by Valgrind's Callgrind (docs/instructions.md)
 
 
+class PeakMemory(StrEnum):
+    """How a sweep has each point's peak memory (sweep.runner.Harness.memory)."""
+
+    PROFILED = "profiled"  # torch's profiler on CPU, the caching allocator's peak on CUDA
+    ANALYTIC = "analytic"  # the kernel's estimate from its shape (a run on a scripted clock)
+
+
 class Device(StrEnum):
     CPU = "cpu"
     CUDA = "cuda"

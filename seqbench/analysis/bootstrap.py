@@ -41,11 +41,16 @@ def _rng(row, seed: int) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(key.encode())])
 
 
+def _drawn(s: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_boot, len(s)): the samples drawn with replacement, one replicate a row (before its median)."""
+    return s[rng.integers(0, len(s), size=(n_boot, len(s)))]
+
+
 def point_replicates(samples, rounds=None, *, n_boot: int = N_BOOT, rng: np.random.Generator) -> np.ndarray:
     """n_boot bootstrap medians of one point: rounds then samples within them, or samples alone."""
     s = np.asarray(samples, dtype=float)
     if rounds is None:
-        return np.median(s[rng.integers(0, len(s), size=(n_boot, len(s)))], axis=1)
+        return np.median(_drawn(s, n_boot, rng), axis=1)
     labels, idx = np.unique(np.asarray(rounds), return_inverse=True)
     groups = [np.sort(s[idx == j]) for j in range(len(labels))]
     sizes = np.array([len(g) for g in groups])
@@ -90,9 +95,8 @@ def replicate_medians(df, *, n_boot: int = N_BOOT, seed: int = SEED):
         if rounds is not None:
             out[label] = point_replicates(samples, rounds, n_boot=n_boot, rng=rng)
             continue
-        s = np.asarray(samples, dtype=float)
-        group = plain.setdefault(len(s), [])
-        group.append((label, s[rng.integers(0, len(s), size=(n_boot, len(s)))]))
+        group = plain.setdefault(len(samples), [])
+        group.append((label, _drawn(np.asarray(samples, dtype=float), n_boot, rng)))
         if len(group) >= CHUNK:
             reduce(group)
     for group in plain.values():

@@ -65,7 +65,7 @@ def call_looks(max_runs: int) -> tuple[int, ...]:
     at, n = [], FIRST_CALL
     while n < max_runs:
         at.append(n)
-        n = max(n + 1, int(round(n * 1.5 / 2)) * 2 if n >= 4 else n + 1)
+        n = n + 1 if n < 4 else 2 * round(0.75 * n)  # ~1.5x, even
     return tuple(at + [max_runs]) if max_runs >= FIRST_CALL else (FIRST_CALL,)
 
 

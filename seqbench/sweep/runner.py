@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
 
-from seqbench.choices import Family, Metric, Mode, Status
+from seqbench.choices import Family, Metric, Mode, PeakMemory, Status
 from seqbench.errors import ResourceError, ResultsError
 from seqbench.kernels import get_kernel
 from seqbench.measure.memory import (analytic_bytes, decode_analytic_bytes, is_out_of_memory, measure_peak,
@@ -34,25 +34,24 @@ class Harness:
     """What a sweep measures with, its seams named (torch.utils.benchmark's `_timer_cls` is the pattern).
 
     timer: the block timer (measure.timer.BlockTimer; None: the device's own clock, block_timer_for).
-    memory: how a point's peak memory is had: "profiled" (torch's profiler on CPU, the caching
-    allocator's peak on CUDA) or "analytic" (the kernel's estimate from its shape).
+    memory: how a point's peak memory is had (choices.PeakMemory): profiled (torch's profiler on CPU, the caching
+    allocator's peak on CUDA) or analytic (the kernel's estimate from its shape).
     burn_in: run the CPU burn-in (measure.timer.burn_in) before the first timed point.
     The default is a real run. `Harness.scripted(clock)` is a run on a scripted clock, as the tests
     use: no profiler and no burn-in, whose costs and timings a scripted clock would not see.
     """
 
     timer: BlockTimer | None = None
-    memory: str = "profiled"
+    memory: PeakMemory = PeakMemory.PROFILED
     burn_in: bool = True
 
     def __post_init__(self):
-        if self.memory not in ("profiled", "analytic"):
-            raise ValueError(f"Harness.memory is {self.memory!r}; allowed: 'profiled', 'analytic'")
+        object.__setattr__(self, "memory", PeakMemory(self.memory))  # ValueError on anything else
 
     @classmethod
     def scripted(cls, timer: BlockTimer) -> "Harness":
         """A sweep timed by `timer` alone: analytic memory, no burn-in."""
-        return cls(timer=timer, memory="analytic", burn_in=False)
+        return cls(timer=timer, memory=PeakMemory.ANALYTIC, burn_in=False)
 
 
 REAL = Harness()  # the device's clock, profiled memory, burn-in
@@ -248,7 +247,7 @@ def measure_point(
             # was filled at capture with what the eager call needs
             if not profile_memory:  # a later round of a point: its first round profiled it
                 peak, method = None, ""
-            elif harness.memory == "profiled":
+            elif harness.memory == PeakMemory.PROFILED:
                 peak, method, events = measure_peak(work.step, point.device, work.resident_bytes)
                 if spec.family == Family.ATTENTION:
                     backend = sdpa_backend(work.step, events)
@@ -476,7 +475,7 @@ def capacity_finder(cfg: SweepConfig, budget: int | None, harness: Harness = REA
             raise RuntimeError("no memory budget: free memory could not be read; give --max-memory")
         key = dataclasses.replace(point, batch_size=1)
         if key not in found:
-            found[key] = measure_capacity(point, budget, seed=cfg.seed, analytic=harness.memory == "analytic",
+            found[key] = measure_capacity(point, budget, seed=cfg.seed, analytic=harness.memory == PeakMemory.ANALYTIC,
                                           measure_step=lambda step, reset=None: time_call(
                                               step, cfg, point.device, harness.timer, reset)[0].median)
         return found[key]
