@@ -312,6 +312,317 @@ def shard_count_too_large(d: Path) -> Outcome:
     return out
 
 
+# --- 26.6, 26.7, 27.12: injection into reports, terminals and file names --------------------------
+
+_EVIL = ["<script>alert(1)</script>", "[click](javascript:alert(1))", "![x](http://evil.example/x.png)",
+         "<img src=x onerror=alert(1)>", "<details open>", "```", "a|b|c"]
+
+
+def _no_markup(text: str) -> list[str]:
+    """What must never appear raw in Markdown that a browser or CI renders."""
+    import re
+
+    found = [s for s in ("<script", "<img", "<details", "\x1b") if s in text]
+    found += [m.group() for m in re.finditer(r"(?<!\\)\]\((javascript|http)", text)]
+    if "```" in text.replace("\\`\\`\\`", ""):
+        found.append("```")
+    return found
+
+
+@case("26.6", "labels with HTML, links, images, `<details open>` and fences: `--machine`, LABEL=PATH, a "
+      "sidecar's machine; then report", "written as literal text: no raw tag, link or image in the report", 0)
+def report_escapes_labels(d: Path) -> Outcome:
+    from synthetic_results import row, write_csv
+
+    write_csv(d / "a.csv", [row("sdpa", 8, 1)])
+    meta = json.loads((d / "a.json").read_text())
+    out = Outcome(0)
+    for i, label in enumerate(_EVIL):
+        (d / "a.json").write_text(json.dumps({**meta, "machine": label}))
+        o = cli("report", "a.csv", "--no-charts", "-o", f"r{i}.md", cwd=d)
+        out.merge(o, label)
+        text = (d / f"r{i}.md").read_text() if (d / f"r{i}.md").exists() else ""
+        _expect(out, o.rc == 0 and not _no_markup(text), f"{label!r}: exit {o.rc}, raw {_no_markup(text)}")
+    return out
+
+
+@case("26.6", "a sidecar machine label with newlines (a heading and a remote image), a 500-character label, "
+      "an ANSI escape in a LABEL=; `--machine` with a newline", "refused on read, exit 2, one line each naming "
+      "the sidecar or the label and what is allowed; nothing printed raw to the terminal", 2)
+def bad_labels_refused(d: Path) -> Outcome:
+    from synthetic_results import row, write_csv
+
+    write_csv(d / "a.csv", [row("sdpa", 8, 1)])
+    meta = json.loads((d / "a.json").read_text())
+    (d / "a.json").write_text(json.dumps({**meta, "machine": "x\n# pwned\n![i](http://evil.example/i.png)"}))
+    outs = {"newline in sidecar": cli("report", "a.csv", "--no-charts", "-o", "r.md", cwd=d)}
+    (d / "a.json").write_text(json.dumps({**meta, "machine": "m" * 500}))
+    outs["500 characters"] = cli("report", "a.csv", "--no-charts", "-o", "r.md", cwd=d)
+    (d / "a.json").write_text(json.dumps(meta))
+    outs["ANSI in LABEL="] = cli("report", "\x1b[2Jx=a.csv", "--no-charts", "-o", "s.md", cwd=d)
+    outs["--machine newline"] = cli("run", write_config(d), "--machine", "a\nb", "-o", "m.csv", cwd=d)
+    out = _all_exit(outs, 2)
+    _expect(out, not any("\x1b" in o.err for o in outs.values()), "an escape sequence reached stderr raw")
+    _expect(out, not (d / "r.md").exists() and not (d / "s.md").exists(), "a report was written")
+    return out
+
+
+@case("26.6", "identity columns that are not identities: a kernel name with a newline (a quoted CSV field), "
+      "with an ANSI escape, with markup; a run_id with spaces", "refused on read, exit 2, one line naming "
+      "file, line and column and what is allowed", 2)
+def identity_columns_validated(d: Path) -> Outcome:
+    from seqbench.results.schema import SCHEMA_VERSION  # noqa: F401
+
+    from fault_cases import _edited
+
+    outs = {}
+    for label, cells in {"kernel newline": {"kernel": "sdpa\n### pwned"}, "kernel ANSI": {"kernel": "\x1b[31msdpa"},
+                         "kernel markup": {"kernel": "<b>sdpa</b>"}, "run_id": {"run_id": "a b"}}.items():
+        bad = _edited(d, **cells)
+        outs[label] = cli("compare", bad, bad, "--format", "markdown", cwd=d)
+    out = _all_exit(outs, 2)
+    _expect(out, all(": line 2:" in o.err and "allowed" in o.err for o in outs.values()), "a message does not name line and rule")
+    _expect(out, not any("\x1b" in o.err for o in outs.values()), "an escape sequence reached stderr raw")
+    return out
+
+
+@case("27.12", "error text with `|`, `![..](http://..)`, `<img>`, `<details open>`, ``` and an ANSI escape in "
+      "`compare --format markdown` (what CI posts)", "each written as literal text in its one cell: the table "
+      "keeps its columns, no raw tag, image or fence", 0)
+def compare_markdown_escapes_errors(d: Path) -> Outcome:
+    from synthetic_results import row, write_csv
+
+    from fault_lab import captured, isolated
+
+    import os
+
+    evil = " ".join(_EVIL) + " \x1b[31mred"
+    write_csv(d / "a.csv", [row("sdpa", 8, 1), row("sdpa", 16, 1)])
+    write_csv(d / "b.csv", [row("sdpa", 8, 1), row("sdpa", 16, 1, status="error", error=evil)])
+    from seqbench.cli import main
+
+    here = Path.cwd()
+    os.chdir(d)
+    try:
+        with isolated(), captured() as got:
+            rc = main(["compare", "a.csv", "b.csv", "--format", "markdown", "--fail-on", "regression"])
+    finally:
+        os.chdir(here)
+    out = Outcome(rc, got["err"])
+    text = got["out"]
+    _expect(out, not _no_markup(text), f"raw in compare.md: {_no_markup(text)}")
+    rows = [ln for ln in text.splitlines() if ln.startswith("| sdpa")]
+    cells = {len([c for c in __import__("re").split(r"(?<!\\)\|", ln)]) for ln in rows}
+    _expect(out, len(rows) == 2 and len(cells) == 1, f"table rows {len(rows)}, cell counts {cells}")
+    return out
+
+
+@case("26.7", "a CSV whose mode is `x/../../../escaped` (and an unknown mode); plot -d into a folder",
+      "refused on read, exit 2, one line naming the column and the allowed modes; nothing written outside "
+      "(or inside) the folder", 2)
+def mode_path_traversal(d: Path) -> Outcome:
+    from fault_cases import _edited
+
+    (d / "w").mkdir()
+    outs = {"traversal": cli("plot", _edited(d, mode="x/../../../escaped"), "-d", "w/pl", cwd=d),
+            "unknown": cli("plot", _edited(d, mode="sideways"), "-d", "w/pl2", cwd=d)}
+    out = _all_exit(outs, 2)
+    _expect(out, "allowed: forward, train, decode" in out.err, f"stderr: {out.first_line()}")
+    _expect(out, not list(d.rglob("*escaped*")) and not list((d / "w").rglob("*.png")), "a chart was written")
+    return out
+
+
+# --- 26.4, 27.3, 26.9: ab's output folder and its runs ---------------------------------------------
+
+def _hold_ab_folder(out: Path) -> int:
+    """Hold OUT's ab lock as a live `seqbench ab` would (another open file description: flock conflicts)."""
+    import fcntl
+    import os
+
+    out.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out / ".ab.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.pwrite(fd, b"4242", 0)
+    return fd
+
+
+@case("26.4", "`ab -o OUT --force` and (27.3) `ab -o OUT --append` while another ab writes OUT",
+      "each refused with one line naming the owner's pid; OUT's files untouched", 2)
+def ab_folder_owned(d: Path) -> Outcome:
+    import os
+
+    cfg = write_config(d)
+    out_dir = d / "OUT"
+    fd = _hold_ab_folder(out_dir)
+    (out_dir / "base.csv").write_text("theirs\n")
+    (out_dir / "base.json").write_text("{}\n")
+    try:
+        outs = {"--force": cli("ab", cfg, "--base", d, "--head", d, "-o", out_dir, "--force", cwd=d),
+                "--append": cli("ab", cfg, "--base", d, "--head", d, "-o", out_dir, "--append", cwd=d)}
+    finally:
+        os.close(fd)
+    out = _all_exit(outs, 2)
+    _expect(out, all("another seqbench ab (pid 4242)" in o.err for o in outs.values()), f"stderr: {out.first_line()}")
+    _expect(out, (out_dir / "base.csv").read_text() == "theirs\n", "the other ab's file changed")
+    return out
+
+
+@case("26.4", "`ab OUT/base.json -o OUT --force`: the config is named like a file ab writes in OUT",
+      "refused before anything is deleted, exit 2, one line; the config intact", 2)
+def ab_config_inside_out(d: Path) -> Outcome:
+    out_dir = d / "OUT"
+    out_dir.mkdir()
+    cfg = write_config(out_dir)
+    (out_dir / "base.json").write_text(cfg.read_text())
+    before = (out_dir / "base.json").read_text()
+    out = cli("ab", out_dir / "base.json", "--base", d, "--head", d, "-o", out_dir, "--force", cwd=d)
+    _expect(out, (out_dir / "base.json").exists() and (out_dir / "base.json").read_text() == before, "the config was deleted")
+    _expect(out, "is also an input" in out.err, f"stderr: {out.first_line()}")
+    return out
+
+
+@case("26.9", "an ab side whose run exits 0 without writing a row (a head that stops early; `true`)",
+      "exit 2 at that run, one line naming the side and run and saying it added no rows; never counted", 2)
+def ab_run_writes_nothing(d: Path) -> Outcome:
+    fake = d / "fakebase.sh"  # appends a header and a row to the file after -o, as a run would
+    fake.write_text('for a; do [ "$prev" = "-o" ] && printf "h\\nr\\n" >> "$a"; prev="$a"; done\n')
+    cfg = write_config(d)
+    out = cli("ab", cfg, "--base", f"sh {fake}", "--head", "true", "-o", d / "OUT", "--runs", "2", "-q", cwd=d)
+    _expect(out, "head: executable true: run 1 exited 0 but added no rows" in out.err, f"stderr: {out.first_line()}")
+    _expect(out, not (d / "OUT" / "compare.md").exists(), "a comparison was written")
+    return out
+
+
+# --- 26.3: merge takes only what belongs ----------------------------------------------------------------
+
+@case("26.3", "merge of shards where one holds a point twice; a row outside the sweep (T=999, a kernel not in "
+      "the config); rows pasted from another run", "each refused, exit 2, one line naming the file and the row; "
+      "the unedited shards merge (every point once)", 2)
+def merge_takes_only_its_rows(d: Path) -> Outcome:
+    from dataclasses import replace
+
+    from synthetic_results import row, write_csv
+
+    config = {"name": "s", "kernels": ["rnn_loop", "sdpa"], "seq_lens": [32, 64], "batch_sizes": [1],
+              "modes": ["forward"], "hidden_size": 64, "num_heads": 2, "dtype": "float32"}
+    env = {"device": "cpu", "cpu": "Test CPU", "torch": "0.0-test", "python": "3", "seqbench": "x"}
+
+    def shard(sub: Path, k: int, rows, run: str) -> None:
+        sub.mkdir(exist_ok=True)
+        write_csv(sub / f"s{k}.csv", [replace(r, run_id=run) for r in rows], sidecar=False)
+        (sub / f"s{k}.json").write_text(json.dumps({
+            "schema_version": 2, "run_id": run, "config": config, "environment": env, "status": "complete",
+            "schedule": {"shard": [k, 2]}, "machine": "box"}))
+
+    def pair(name: str, extra=(), swap=None) -> str:
+        sub = d / name
+        one = [row("rnn_loop", 32, 1), row("rnn_loop", 64, 1)]
+        if swap:
+            one = [replace(one[0], **swap)] + one[1:]
+        shard(sub, 1, one + list(extra), "run-1")
+        shard(sub, 2, [row("sdpa", 32, 1), row("sdpa", 64, 1)], "run-2")
+        return name
+
+    cases = {"twice": pair("twice", extra=[row("rnn_loop", 32, 1)]),
+             "T=999": pair("t999", swap={"seq_len": 999}),
+             "kernel": pair("kern", swap={"kernel": "lstm_loop"}),
+             "pasted": pair("paste", extra=[replace(row("rnn_loop", 128, 1), run_id="run-elsewhere")])}
+    good = cli("merge", "ok/s1.csv", "ok/s2.csv", "-o", "m.csv", cwd=d) if pair("ok") else None
+    outs = {k: cli("merge", f"{sub}/s1.csv", f"{sub}/s2.csv", "-o", f"{sub}/m.csv", cwd=d) for k, sub in cases.items()}
+    out = _all_exit(outs, 2)
+    _expect(out, good.rc == 0, f"the good shards did not merge: {good.first_line()}")
+    _expect(out, not any((d / sub / "m.csv").exists() for sub in cases.values()), "a refused merge wrote a file")
+    return count(out, d / "m.csv", 4)
+
+
+# --- 26.10: signals reach the whole process tree ------------------------------------------------------
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (ended, not yet reaped by its parent) is not running
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _descendants(pid: int) -> list[int]:
+    import subprocess
+
+    r = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    kids = [int(p) for p in r.stdout.split()]
+    return kids + [g for k in kids for g in _descendants(k)]
+
+
+@__import__("functools").lru_cache(maxsize=None)
+def _tree_signals() -> dict:
+    """`seqbench ab` and `seqbench launch --cluster local`, each sent SIGTERM to its own pid only once its
+    child run has written a row; and a launch sent SIGINT to its whole process group (a terminal's Ctrl-C)."""
+    import signal
+    import time
+
+    from fault_lab import finish, scratch, spawn, wait_for
+
+    d = scratch("seqbench-tree-")
+    cfg = write_config(d, "tree", seq_lens=list(range(4, 204, 4)), min_time=0.05, max_warmup=0.05)
+    procs = {"ab": spawn("ab", cfg, "--base", d, "--head", d, "-o", d / "ab", "--runs", "2", "--rounds", "1", cwd=d),
+             "launch-term": spawn("launch", cfg, "--shards", "2", "--cluster", "local", "-o", d / "lt.csv", "-q", cwd=d),
+             "launch-int": spawn("launch", cfg, "--shards", "2", "--cluster", "local", "-o", d / "li.csv", "-q", cwd=d)}
+    csvs = {"ab": d / "ab" / "base.csv", "launch-term": d / "lt.shards" / "shard-1-of-2.csv",
+            "launch-int": d / "li.shards" / "shard-1-of-2.csv"}
+    seen, ends = {}, {}
+    for k, p in procs.items():
+        wait_for(lambda: csvs[k].exists() and len(csvs[k].read_bytes().splitlines()) >= 2, p, timeout=90,
+                 what=f"{k}'s first row")
+        seen[k] = _descendants(p.pid)
+        if k == "launch-int":
+            import os
+
+            os.killpg(p.pid, signal.SIGINT)  # spawn() starts a session: its group is the terminal's job
+        else:
+            p.send_signal(signal.SIGTERM)
+    for k, p in procs.items():
+        ends[k] = finish(p, timeout=90)
+        ends[k].note = f"children alive after exit: {[c for c in seen[k] if _alive(c)]}"
+        time.sleep(0)
+    return {"dir": d, "ends": ends, "seen": seen, "csvs": csvs}
+
+
+def _tree_case(key: str) -> Outcome:
+    r = _tree_signals()
+    out = r["ends"][key]
+    alive = [c for c in r["seen"][key] if _alive(c)]
+    _expect(out, r["seen"][key], "no child process was seen")
+    _expect(out, not alive, f"children still running after exit: {alive}")
+    meta = sidecar(r["csvs"][key])
+    _expect(out, meta.get("status") == "interrupted", f"the child run's sidecar says {meta.get('status')}")
+    out.note = ""
+    return count(out, r["csvs"][key], int(meta.get("rows", -1)))
+
+
+@case("26.10", "SIGTERM to `seqbench ab`'s own pid (as `timeout` sends) while its child run measures",
+      "exit 130, one line; the child run is stopped before ab exits (its sidecar 'interrupted', rows kept): "
+      "no orphan measuring beside a relaunch", 130, slow=True)
+def sigterm_ab_tree(d: Path) -> Outcome:
+    return _tree_case("ab")
+
+
+@case("26.10", "SIGTERM to `seqbench launch --cluster local`'s own pid while a shard measures",
+      "exit 130, one line; the shard job stopped before launch exits (its sidecar 'interrupted')", 130, slow=True)
+def sigterm_launch_tree(d: Path) -> Outcome:
+    return _tree_case("launch-term")
+
+
+@case("26.10", "Ctrl-C (SIGINT to the process group) on `seqbench launch --cluster local`",
+      "exit 130, one line on stderr: no traceback from submitit's controller; the shard stopped", 130, slow=True)
+def ctrl_c_launch(d: Path) -> Outcome:
+    return _tree_case("launch-int")
+
+
 # --- 26.17: messages -----------------------------------------------------------------------------------
 
 @case("26.17", "a config that is a directory", "exit 2, one line saying it is a directory (was 'not found')", 2)
