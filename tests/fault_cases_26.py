@@ -659,3 +659,114 @@ def machine_label_too_long(d: Path) -> Outcome:
     _expect(out, "1-64 characters" in out.err, f"stderr: {out.first_line()}")
     _expect(out, not (d / "x.csv").exists(), "a file was written")
     return out
+
+
+@case("26.17", "`report a.csv -o f.md` and `run -o fifo.csv --force` where the output is a FIFO",
+      "exit 2 at once, one line each saying it is not a regular file (was: blocked; 'Illegal seek' and a "
+      "sidecar left)", 2)
+def output_is_a_fifo(d: Path) -> Outcome:
+    import os
+
+    from synthetic_results import row, write_csv
+
+    write_csv(d / "a.csv", [row("sdpa", 8, 1)])
+    os.mkfifo(d / "f.md")
+    os.mkfifo(d / "fifo.csv")
+    outs = {"report": cli("report", "a.csv", "-o", "f.md", "--no-charts", cwd=d),
+            "run --force": cli("run", write_config(d), "-o", "fifo.csv", "--force", "--no-peak", "-q", cwd=d)}
+    out = _all_exit(outs, 2)
+    _expect(out, all("not a regular file" in o.err for o in outs.values()), f"stderr: {out.first_line()}")
+    _expect(out, not (d / "fifo.json").exists(), "a sidecar was left beside the FIFO")
+    return out
+
+
+SEGV = """
+import os, signal
+from torch import nn
+import seqbench
+
+
+class Crash(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.lin = nn.Linear(d, d)
+
+    def forward(self, x):
+        if x.shape[1] == 16:
+            os.kill(os.getpid(), signal.SIGSEGV)  # a crash in native code, at one point
+        return self.lin(x)
+
+
+seqbench.register_kernel("crash", family="recurrent", flops="2*B*T*d*d", factory=lambda s: Crash(s.hidden_size))
+"""
+
+
+@case("26.17", "a shard of `launch --cluster local` killed by SIGSEGV (a plugin crashing at T=16)",
+      "exit 4; the failed shard's line says its process crashed with a segmentation fault (was submitit's "
+      "'Loading pickle' log line); the other shard kept", 4, slow=True)
+def shard_segfault_named(d: Path) -> Outcome:
+    (d / "segv.py").write_text(SEGV)
+    cfg = write_config(d, "seg", kernels=["crash", "sdpa"], plugins=[str(d / "segv.py")], seq_lens=[8, 16])
+    out = cli("launch", cfg, "--shards", "2", "--cluster", "local", "-o", "l.csv", "-q", cwd=d)
+    _expect(out, "crashed: Segmentation fault" in out.err, f"stderr: {out.first_line()}")
+    _expect(out, "Loading pickle" not in out.err, "submitit's log line shown as the reason")
+    out.err = "\n".join(ln for ln in out.err.splitlines() if "1 of 2 shards failed" in ln)  # the summary line
+    return out
+
+
+SQUARE = """
+import torch
+from torch import nn
+import seqbench
+
+
+class Square(nn.Module):
+    \"\"\"A correct causal layer whose decode step builds a B x B matrix: its memory grows as B squared.\"\"\"
+
+    def __init__(self, d):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(d))
+
+    def forward(self, x):
+        return x * self.w
+
+    def init_state(self, batch_size, max_len):
+        return {"h": torch.zeros(batch_size, self.w.shape[0])}
+
+    def step(self, x_t, state):
+        flat = x_t.reshape(x_t.shape[0], -1)
+        return x_t * self.w + 0 * (flat @ flat.T).sum(), state
+
+
+seqbench.register_kernel("square", family="recurrent", flops="2*B*T*d", factory=lambda s: Square(s.hidden_size))
+"""
+
+
+@case("26.17", "`--capacity` for a decode step whose memory grows as B squared, budget 64 MiB",
+      "exit 0; the capacity found fits and B + 1 does not; no batch tried needs over 1.5x the budget "
+      "(was 1.37 GB tried for 256 MiB; 15.6 GB RSS measured before the fix)", 0)
+def capacity_footprint_bends(d: Path) -> Outcome:
+    from seqbench.kernels.plugins import load_plugin
+    from seqbench.results.identity import Point
+    from seqbench.sweep.capacity import measure_capacity
+
+    from fault_lab import isolated
+
+    (d / "sq.py").write_text(SQUARE)
+    budget = 64 << 20
+    cfg = write_config(d, "sq", kernels=["square"], plugins=[str(d / "sq.py")], modes=["decode"], seq_lens=[8],
+                       capacity=True)
+    out = cli("run", cfg, "-o", "sq.csv", "--no-peak", "-q", "--max-memory", "64MiB", cwd=d)
+    rows = _rows(d / "sq.csv") if (d / "sq.csv").exists() else []
+    with isolated():
+        load_plugin(str(d / "sq.py"))
+        cap = measure_capacity(Point("square", "decode", "cpu", "float32", 1, 8, 8, 2, True), budget)
+    tried = [p.bytes for p in cap.probes if p.bytes is not None]
+    above = next((p for p in cap.probes if p.batch_size == cap.batch_size + 1), None)
+    _expect(out, rows and rows[0]["capacity_batch"] == str(cap.batch_size), f"row {rows[:1]}, search {cap.batch_size}")
+    _expect(out, cap.batch_size > 1 and cap.peak_bytes <= budget and above is not None and not above.fits,
+            f"capacity {cap.batch_size}: {cap.probes_text()}")
+    _expect(out, max(tried) <= 1.5 * budget, f"tried {max(tried) / budget:.1f}x the budget: {cap.probes_text()}")
+    out.note = f"{len(cap.probes)} probes, largest {max(tried) / budget:.2f}x the budget"
+    return out
+

@@ -26,11 +26,30 @@ def fake_probe(bytes_of, budget, oom_from=None):
     return probe, seen
 
 
-def test_a_linear_footprint_takes_four_probes():
+def test_a_linear_footprint_takes_six_probes():
     probe, seen = fake_probe(lambda b: 1000 + 100 * b, 10_000)
     best, probes = largest_fitting(probe, 10_000)
-    assert best == 90 and seen == [1, 2, 90, 91]  # the line's prediction and its neighbour, both measured
-    assert [p.fits for p in probes] == [True, True, True, False]
+    assert best == 90 and seen == [1, 2, 4, 32, 90, 91]  # the line, its check, 8x, its prediction, the neighbour
+    assert [p.fits for p in probes] == [True, True, True, True, True, False]
+
+
+@pytest.mark.parametrize("bytes_of, budget", [
+    (lambda b: 10_000_000 + 2000 * b * b, 256 << 20),  # a state that grows with B squared (issue 26.17: 1.37 GB for 256 MiB)
+    (lambda b: 1_000_000 + 4096 * b + 64 * b * b, 256 << 20),  # looks straight at B <= 4
+    (lambda b: 1000 + 5 * b ** 3, 10 ** 9),
+])
+def test_a_footprint_that_bends_up_is_never_allocated_far_over_the_budget(bytes_of, budget):
+    probe, seen = fake_probe(bytes_of, budget)
+    best, _ = largest_fitting(probe, budget)
+    assert bytes_of(best) <= budget < bytes_of(best + 1)
+    assert max(bytes_of(b) for b in seen) <= 1.1 * budget, [(b, bytes_of(b) / budget) for b in seen]
+    assert len(seen) <= 12
+
+
+def test_a_footprint_that_flattens_is_not_cut_short_by_the_guard():
+    probe, seen = fake_probe(lambda b: 1000 + 4000 * b ** 0.5, 10 ** 6)  # the line through 1, 2 would stop at ~1200
+    best, _ = largest_fitting(probe, 10 ** 6)
+    assert best == 62375 and len(seen) <= 12
 
 
 def test_a_footprint_that_jumps_is_still_searched_exactly():

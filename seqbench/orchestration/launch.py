@@ -89,7 +89,10 @@ def run_shard(task: ShardTask) -> dict:
     from seqbench.sweep.plan import plan_run
     from seqbench.orchestration.run import execute
 
+    import faulthandler
+
     os.environ["SEQBENCH_SHARD"] = f"{task.k}/{task.n}"  # for plugins and logs: which shard this process is
+    faulthandler.enable()  # a crash (SIGSEGV in a kernel) says so in the job's stderr, which _job_error reads
     if task.resume:
         plan = plan_run(out=Path(task.out), resume=True)
         command = ["seqbench", "run", "--resume", "-o", task.out]
@@ -175,16 +178,23 @@ def _executor(folder: Path, cluster: str, name: str, timeout_min: float | None, 
 
 def _job_error(job) -> tuple[str, str]:
     """(one line saying why the job failed, its log file) from submitit's exception."""
+    import re
+
     text = str(job.exception() or "no result")
-    if "-" * 22 in text:  # a FailedJobError: the job's traceback between dashed lines; its last line names the error
-        lines = [ln.strip() for ln in text.split("-" * 22)[1].splitlines() if ln.strip()]
+    crash = re.search(r"Fatal Python error: ([^\n]+)", text)  # run_shard's faulthandler, in the job's stderr
+    if crash:  # a crash in native code (a kernel or a plugin): the process died, so no traceback to read
+        lines = [f"the shard's process crashed: {crash.group(1).strip()} (in native code: a kernel or a plugin)"]
+    elif "-" * 22 in text:  # a FailedJobError: the job's traceback between dashed lines; its last line names the error
+        lines = [ln.strip() for ln in text.split("-" * 22)[1].splitlines()
+                 if ln.strip() and not ln.lstrip().startswith("submitit ")]  # submitit's own log lines say nothing
     else:  # an UncompletedJobError: the job died without a result (killed, timed out, node lost)
         lines = [" ".join(text.split("\n")[:2])]
     try:
         log = str(job.paths.stderr)
     except Exception:  # noqa: BLE001 - the log path is a courtesy
         log = ""
-    why = lines[-1] if lines else "failed"
+    why = lines[-1] if lines else ("the shard's process ended with no result and no error message (killed by SIGKILL, "
+                                   "the out-of-memory killer?)")
     return (why if len(why) <= 600 else "…" + why[-600:]), log  # the end names the error
 
 

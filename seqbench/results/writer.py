@@ -250,6 +250,9 @@ def refuse_existing(path: str | Path, force: bool, hint: str = "choose another -
     p = Path(path)
     if not p.exists():
         return
+    if not (p.is_file() or p.is_dir()):  # opening a FIFO blocks; a device is nobody's output
+        raise ResultsError(f"{path} exists and is not a regular file (a FIFO, socket or device); "
+                           f"seqbench writes only regular files: {hint}")
     refuse_owned(p, f"overwriting {p.name}")
     if not force:
         raise ResultsError(f"{path} already exists; pass --force to overwrite it, or {hint}")

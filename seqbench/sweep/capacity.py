@@ -7,11 +7,12 @@ and one step is run, and its bytes are what the allocator saw (CPU: the profiler
 allocations; CUDA: the caching allocator's peak). B fits when that total is within the budget and no
 allocation failed.
 
-Search: B = 1 and 2 give a straight line (fixed bytes + bytes per sequence); its prediction is
-checked, then the search gallops up or down from it one, two, four... sequences at a time and
-bisects, so the answer B fits as measured and B + 1 was measured not to fit (usually four probes in
-all). A candidate the line predicts over twice the budget is not allocated (a CPU has no allocator
-that fails cleanly before the kernel's OOM killer steps in).
+Search (largest_fitting): B = 1, 2 and 4 give fixed bytes and how the per-sequence part grows
+(_Footprint); the search goes up to its prediction, at most 8x past the largest batch measured at a
+time, then gallops past it or narrows the bracket it found, so the answer B fits as measured and B + 1
+was measured not to fit (six probes on a straight line up to B = 256, one more per 8x beyond). A
+candidate predicted over twice the budget is not allocated (a CPU has no allocator that fails cleanly
+before the kernel's OOM killer steps in, and Linux lets a 17 GB buffer be allocated on 24 GB).
 
 Prefilling B*T tokens at the capacity batch would take hours for a recurrence (B runs into the
 hundreds of thousands), so one sequence is prefilled for real and its state copied into every batch
@@ -24,6 +25,7 @@ two sequences after the same context (kernels.state.replicate).
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -35,7 +37,7 @@ from seqbench.measure.memory import (cuda_peak_bytes, decode_step_bytes, is_out_
 from seqbench.results.identity import Point
 
 MAX_BATCH = 1 << 22
-GUARD = 2.0  # never allocate a batch the line predicts over GUARD x the budget
+GUARD = 2.0  # never allocate a batch predicted (_Footprint) to need over GUARD x the budget
 
 
 @dataclass(frozen=True)
@@ -63,15 +65,55 @@ class Capacity:
                         for p in self.probes)
 
 
+class _Footprint:
+    """Bytes as a function of B, from the batches measured so far: fixed bytes (the line through the two
+    smallest) plus a per-sequence part that grows as B^k, k read off the two largest measured (1 on a
+    straight line, ~2 where something grows with B squared, < 1 where it flattens). No guess goes more
+    than REACH times past the largest batch measured: a B x B buffer hidden by rounding at B <= 4
+    (a straight line there) is seen on the way up, before a batch of 8^n tries terabytes."""
+
+    REACH = 8
+
+    def __init__(self, made: dict[int, Attempt]):
+        pts = sorted((a.batch_size, a.bytes) for a in made.values() if a.bytes is not None)
+        self.ok = len(pts) >= 2 and pts[1][1] > pts[0][1]
+        if not self.ok:
+            return
+        (b1, y1), (b2, y2) = pts[0], pts[1]
+        self.slope = (y2 - y1) / (b2 - b1)
+        self.fixed = y1 - self.slope * b1
+        (ba, ya), (self.bb, yb) = pts[-2], pts[-1]
+        va, self.vb = ya - self.fixed, yb - self.fixed
+        self.k = math.log(self.vb / va) / math.log(self.bb / ba) if 0 < va <= self.vb and ba < self.bb else None
+        if self.k is not None:
+            self.k = min(max(self.k, 0.25), 4.0)
+
+    def reach(self) -> int:
+        return int(self.REACH * self.bb)
+
+    def bytes(self, b: int) -> float:
+        if self.k is None:
+            return self.fixed + self.slope * b
+        return self.fixed + self.vb * (b / self.bb) ** self.k
+
+    def largest_within(self, budget: int) -> int:
+        """The largest B predicted to fit budget, at most REACH x the largest measured."""
+        room = budget - self.fixed
+        if room <= 0:
+            return 0
+        b = self.bb * (room / self.vb) ** (1 / self.k) if self.k is not None else room / self.slope
+        return int(min(b, self.reach(), MAX_BATCH))
+
+
 def largest_fitting(probe: Callable[[int], Attempt], budget: int, max_batch: int = MAX_BATCH) -> tuple[int, list[Attempt]]:
     """The largest B in 1..max_batch with probe(B).fits, assuming fitting is monotone in B (a pure search)."""
     made: dict[int, Attempt] = {}
-    line: list[float] = []  # [fixed bytes, bytes per sequence] from B = 1, 2
 
     def fits(b: int) -> bool:
         if b not in made:
-            if line and line[1] > 0 and line[0] + line[1] * b > GUARD * budget:
-                made[b] = Attempt(b, None, False, f"predicted {int(line[0] + line[1] * b)} bytes: not allocated")
+            model = _Footprint(made)
+            if model.ok and model.bytes(b) > GUARD * budget:
+                made[b] = Attempt(b, None, False, f"predicted {int(model.bytes(b))} bytes: not allocated")
             else:
                 made[b] = probe(b)
         return made[b].fits
@@ -79,45 +121,36 @@ def largest_fitting(probe: Callable[[int], Attempt], budget: int, max_batch: int
     def result(b: int):
         return b, list(made.values())
 
-    if not fits(1):
-        return result(0)
-    if max_batch == 1 or not fits(2):
-        return result(1)
-    b1, b2 = made[1].bytes, made[2].bytes
-    per_seq = (b2 - b1) if b1 is not None and b2 is not None else 0
-    if per_seq > 0:
-        line[:] = [b1 - per_seq, per_seq]
-        guess = int((budget - line[0]) // per_seq)
-    else:
-        guess = 4
-    lo, hi = 2, None  # lo fits; hi does not (None: not found yet)
-    b = min(max(guess, 3), max_batch)
-    if fits(b):
-        lo, stride = b, 1
-        while hi is None and lo < max_batch:  # gallop up from the prediction
-            nxt = min(max_batch, lo + stride)
-            if fits(nxt):
-                lo = nxt
-            else:
-                hi = nxt
-            stride *= 2
-        if hi is None:
+    lo, hi = 0, None  # lo fits (0: nothing yet); hi does not (None: not found yet)
+    for b in (1, 2, 4):  # the line, and whether it bends
+        if b > max_batch:
             return result(lo)
-    else:
-        hi, stride = b, 1
-        while hi - lo > 1:  # gallop down from the prediction
-            nxt = max(lo + 1, hi - stride)
-            if fits(nxt):
-                lo = nxt
-                break
-            hi = nxt
-            stride *= 2
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if fits(mid):
-            lo = mid
+        if not fits(b):
+            hi = b
+            break
+        lo = b
+    stride, halved = 1, True
+    while hi is None or hi - lo > 1:
+        model = _Footprint(made)
+        guess = model.largest_within(budget) if model.ok else 2 * lo
+        if hi is None:  # up to the prediction, or galloping past it (1, 2, 4... more) while it is passed
+            if guess > lo:
+                b, stride = guess, 1
+            else:
+                b, stride = lo + stride, stride * 2
+            b = min(max_batch, b)
+        elif halved:  # a bracket: the prediction inside it, or the middle when that did not halve it
+            b = min(max(guess, lo + 1), hi - 1)
         else:
-            hi = mid
+            b = min((lo + hi) // 2, model.reach() if model.ok else hi)
+        width = (hi - lo) if hi is not None else None
+        if fits(b):
+            lo = b
+            if lo == max_batch:
+                break
+        else:
+            hi = b
+        halved = width is None or (hi - lo) * 2 <= width
     return result(lo)
 
 
