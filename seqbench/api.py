@@ -185,7 +185,7 @@ def ab(config: str | Path, base: str, head: str = ".", *, out: str | Path, runs:
 
         metric = str(load_toml(config).get("metric", "time"))
     if metric == "instructions":  # a count needs no rounds, and 2 runs a side show its spread
-        runs, rounds = runs or 2, 1
+        runs, rounds = (2 if runs is None else runs), 1
     with own_folder(out):  # from the first deletion to the last file: one ab per folder
         earlier = earlier_record(out) if append else {}  # ab.json keeps the runs of every --append
         kw = dict(append=append, force=force, on_run=on_run, after_first_pass=check, runner=runner)
@@ -194,8 +194,9 @@ def ab(config: str | Path, base: str, head: str = ".", *, out: str | Path, runs:
                 raise ABError("--runs auto is for time; instruction counts are decided by 2 runs a side (the default)")
             if opts.get("threshold") is None:
                 opts["threshold"] = TIME_THRESHOLD
-            judge = AutoJudge(b_csv, h_csv, max_runs=max_runs or DEFAULT_MAX_RUNS, **opts)
-            result = run_ab_auto(Path(config), sides, out, max_runs=max_runs or DEFAULT_MAX_RUNS, rounds=rounds,
+            max_runs = DEFAULT_MAX_RUNS if max_runs is None else max_runs
+            judge = AutoJudge(b_csv, h_csv, max_runs=max_runs, **opts)
+            result = run_ab_auto(Path(config), sides, out, max_runs=max_runs, rounds=rounds,
                                  decide=judge, budget_s=budget_s, **kw)
             comp = judge.comparison()
             comp.warnings[:0] = accepted
@@ -203,7 +204,7 @@ def ab(config: str | Path, base: str, head: str = ".", *, out: str | Path, runs:
         elif max_runs is not None or budget_s is not None:
             raise ABError("--max-runs and --budget go with --runs auto (a fixed --runs N takes N runs a side)")
         else:
-            result = run_ab(Path(config), sides, out, runs=int(runs or 4), rounds=rounds, metric=metric, **kw)
+            result = run_ab(Path(config), sides, out, runs=4 if runs is None else int(runs), rounds=rounds, metric=metric, **kw)
             if metric != "instructions":  # a count does not depend on the machine's load
                 opts["loaded"] = loaded_runs(result, {"base": read_results(b_csv), "head": read_results(h_csv)})
             comp = compare_files(b_csv, h_csv, allow_mismatch=allow_mismatch, **opts)

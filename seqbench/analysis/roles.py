@@ -98,9 +98,15 @@ def annotate(df, sidecars: Sequence[dict] = (), baselines: Sequence[str] | None 
         baselines = chosen or [k for k, i in info.items() if i.get("baseline")]
     quadratic = [bool(info.get(k, {}).get("quadratic")) for k in df["kernel"]]
     roles = [contender(f, q) for f, q in zip(df["family"], quadratic)]
+    claimed: dict[str, str] = {}  # kernel -> the side that named it
     for side, patterns in (sides or {}).items():
         if patterns:
             members = set(match_kernels(patterns, present, f"--{side}"))
+            both = sorted(k for k in members if claimed.get(k, side) != side)
+            if both:
+                raise ConfigError(f"--{claimed[both[0]]} and --{side} both take {', '.join(both)}; a kernel is on "
+                                  "one side of the best-vs-best comparison")
+            claimed.update(dict.fromkeys(members, side))
             roles = [side if k in members else ("" if r == side else r) for k, r in zip(df["kernel"], roles)]
     out = df.assign(quadratic=quadratic, baseline=[k in set(baselines) for k in df["kernel"]], contender=roles)
     out.attrs.update(df.attrs, baselines=[b for b in baselines if b in present])

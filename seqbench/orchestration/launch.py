@@ -104,6 +104,29 @@ def run_shard(task: ShardTask) -> dict:
     return {"rows": len(rows), "failed_points": sum(r.status != "ok" for r in rows)}
 
 
+def _record_killed(out: Path, signum: int) -> None:
+    """A shard stopped with the launch whose sidecar still says running: its process was killed before it
+    could record the interrupt (submitit's local controller sends SIGKILL a second after a Ctrl-C reaches
+    it). Record it as the run would have: interrupted, with the rows its CSV holds."""
+    from seqbench.results.ownership import is_locked
+    from seqbench.results.reader import read_results
+    from seqbench.results.writer import write_json_last
+
+    side = sidecar_path(out)
+    try:
+        meta = json.loads(side.read_text())
+        if not isinstance(meta, dict) or meta.get("status") != "running" or is_locked(out):
+            return
+        meta.update(status="interrupted", interrupted_by=signal.Signals(signum).name,
+                    finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    note="the shard's process was stopped before it could record this; launch recorded it")
+        with contextlib.suppress(SeqbenchError):
+            meta["rows"] = len(read_results(out))
+        write_json_last(side, meta)
+    except (OSError, ValueError, SeqbenchError):
+        pass  # a courtesy to the next launch, which resumes the shard either way
+
+
 def shard_path(folder: Path, k: int, n: int) -> Path:
     return folder / f"shard-{k}-of-{n}.csv"
 
@@ -312,6 +335,9 @@ def _run_jobs(executor, todo: list[ShardTask], parallel: int | None, manifest: d
                 stop_process(proc, signal.SIGTERM)
             else:
                 job.cancel(check=False)
+        for t, job, _ in running:
+            if getattr(job, "_process", None) is not None:  # ended here, so its sidecar can be read as final
+                _record_killed(Path(t.out), signum)
 
     # interrupted (a signal, Ctrl-C): children_stopped stops the jobs, whose shards a later launch resumes
     with children_stopped(stop_jobs):

@@ -100,7 +100,7 @@ def entry_from_file(path: str | Path, *, commit: str | None = None, branch: str 
                     time: str | None = None, machine: str | None = None) -> RunEntry:
     """Read a results CSV and its sidecar into a RunEntry. The commit and time come from the flags, else
     the sidecar (the seqbench checkout's commit, the run's start), else git and the file's mtime."""
-    from seqbench.results.reader import read_metadata, read_results, run_machines
+    from seqbench.results.reader import check_label, read_metadata, read_results, run_machines
 
     p = Path(path)
     df = read_results(p)
@@ -108,7 +108,9 @@ def entry_from_file(path: str | Path, *, commit: str | None = None, branch: str 
         raise ResultsError(f"{p}: has a header but no rows; the run recorded no points")
     meta = read_metadata(p)
     run_ids = sorted({str(r) for r in df["run_id"]})
-    if machine is None:
+    if machine is not None:
+        machine = check_label(machine, "--machine")
+    else:
         labels = run_machines(meta)
         found = sorted({labels.get(r, "unknown") for r in run_ids})
         if len(found) > 1:

@@ -56,6 +56,9 @@ def read_results(path: str | Path):
         raise ResultsError(f"{p}: cannot be read ({exc})") from None
     if not text.strip():
         raise ResultsError(f"{p}: file is empty; expected a seqbench results CSV")
+    if text.startswith("\ufeff"):  # the writer never adds one: the file was saved by another program
+        raise ResultsError(f"{p}: starts with a byte-order mark, so another program (a spreadsheet?) saved it; "
+                           "seqbench reads the CSV as it wrote it: use the original, or save it as plain UTF-8")
     # Records as the csv module sees them, not str.splitlines(): that also splits on \r, \x1c, \u2028...
     reader = csv.reader(io.StringIO(text, newline=""))
     header = next(reader)

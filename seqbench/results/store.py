@@ -197,7 +197,17 @@ class Store:
         """Record that the change first seen at COMMIT (matching points and machines) was intended."""
         from seqbench.results import store_schema as sch
 
+        sa = _sqlalchemy()
+        r = sch.runs
         with self._transaction(write=True) as (conn, _):
+            known = sorted({c for (c,) in conn.execute(sa.select(r.c.commit_sha).distinct()).all()
+                            if c.startswith(commit)})
+            if len(known) != 1:  # a typo would silence nothing and say it did; a short prefix, the wrong change
+                latest = [c for (c,) in conn.execute(sa.select(r.c.commit_sha).order_by(r.c.time.desc())).all()]
+                shown = ", ".join(list(dict.fromkeys(c[:12] for c in latest))[:5])
+                raise ResultsError(f"commit {commit!r} " + (f"matches {len(known)} commits in the store "
+                                   f"({', '.join(c[:12] for c in known[:5])}); give more of it" if known else
+                                   f"is not a commit of any run in the store {self.where}; latest: {shown or 'none'}"))
             conn.execute(sch.accepted.insert().values(commit_sha=commit, point=point, machine=machine, note=note,
                                                       added_at=_now()))
 

@@ -62,12 +62,9 @@ class RunPlan:
 
 def check_machine(label: str | None) -> str | None:
     """A machine label is a short name for tables and legends: printable, one line, no '='."""
-    if label is None:
-        return None
-    text = str(label).strip()
-    if not text or len(text) > 64 or "=" in text or not text.isprintable():
-        raise ConfigError(f"--machine {label!r}: give a short printable name (1-64 characters, no '='), e.g. a100")
-    return text
+    from seqbench.results.reader import check_label
+
+    return None if label is None else check_label(label, "--machine")
 
 
 def bounded_threads(threads: int, source: str, where: str = "threads") -> str:
