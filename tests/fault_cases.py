@@ -584,3 +584,4 @@ def run_all(cases=None, keep: bool = False) -> list[tuple[Case, Outcome]]:
 
 import fault_cases_26  # noqa: E402,F401 - issue 26's cases register themselves into CASES
 import fault_cases_second_round  # noqa: E402,F401 - registers the second round's cases (issues 26.13, 27)
+import fault_cases_round3  # noqa: E402,F401 - registers round three's cases (history, option refusals)

@@ -134,6 +134,31 @@ def test_replicates_are_seeded_by_the_point_not_the_file():
     pd.testing.assert_frame_equal(a.iloc[:3], c)
 
 
+def test_a_large_file_is_split_with_a_forked_child_and_its_replicates_do_not_change(monkeypatch):
+    """Above FORK_MIN_ROWS a child computes the second half of the rows into shared memory: the replicates
+    are those of one process, bit for bit, and a child that fails leaves its half to the parent."""
+    import os
+
+    rng = np.random.default_rng(12)
+    df = _frame([_row(k, "recurrent", t, 1e-6 * t, rng) for k in ("rnn_loop", "lstm_loop", "gru_loop") for t in T])
+    alone = bootstrap.replicate_medians(df, n_boot=50)
+    monkeypatch.setattr(bootstrap, "FORK_MIN_ROWS", 4)
+    forks = []
+    real_fork = os.fork
+    monkeypatch.setattr(os, "fork", lambda: forks.append(1) or real_fork())
+    pd.testing.assert_frame_equal(bootstrap.replicate_medians(df, n_boot=50), alone)
+    parent, real_fill = os.getpid(), bootstrap._fill
+
+    def fails_in_the_child(out, parsed, part, n_boot, seed):
+        if os.getpid() != parent:
+            raise RuntimeError("child")
+        real_fill(out, parsed, part, n_boot, seed)
+
+    monkeypatch.setattr(bootstrap, "_fill", fails_in_the_child)
+    pd.testing.assert_frame_equal(bootstrap.replicate_medians(df, n_boot=50), alone)
+    assert len(forks) == 2 or os.cpu_count() == 1
+
+
 def test_best_of_family_is_resampled_per_replicate_and_named_in_the_crossing():
     """Two recurrent kernels within noise of each other: the best recurrence of a replicate is the faster
     of the two in that replicate, so its replicates are never slower than either kernel's."""

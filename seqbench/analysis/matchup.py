@@ -84,6 +84,9 @@ def versus(df, left: Side, right: Side = BEST_ATTENTION):
     return m.sort_values(keys).reset_index(drop=True)
 
 
+BLOCK = 4096  # points whose replicates side_replicates reduces together (~30-100 MB at 1000 replicates)
+
+
 def side_replicates(df, side: Side, reps) -> dict[tuple, np.ndarray]:
     """Point key -> the side's replicate times: per replicate, the fastest of its candidates.
 
@@ -101,7 +104,13 @@ def side_replicates(df, side: Side, reps) -> dict[tuple, np.ndarray]:
     order = np.argsort(codes, kind="stable")
     ordered = codes[order]
     starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-    mins = np.minimum.reduceat(reps.loc[rows.index].to_numpy()[order], starts, axis=0)
+    at = reps.index.get_indexer(rows.index)[order]  # positions in the replicates' single float block
+    table = reps.to_numpy()
+    mins = np.empty((len(starts), table.shape[1]))
+    ends = np.r_[starts[1:], len(order)]
+    for lo in range(0, len(starts), BLOCK):  # a few thousand points at a time: no copy of every candidate's replicates
+        first, last = starts[lo], ends[min(lo + BLOCK, len(starts)) - 1]
+        mins[lo:lo + BLOCK] = np.minimum.reduceat(table[at[first:last]], starts[lo:lo + BLOCK] - first, axis=0)
     firsts = rows.iloc[order[starts]][keys]
     return {tuple(k): m for k, m in zip(firsts.itertuples(index=False), mins)}
 
@@ -129,14 +138,24 @@ class Crossing:
         return self.points >= 2 and (self.crossing_share is None or self.crossing_share <= fits.MISSING_WIDE)
 
 
-def crossings(df, left: Side, right: Side = BEST_ATTENTION, reps=None) -> list[Crossing]:
-    """T* per series where left and right take the same time, with intervals when replicates are given."""
+def crossings(df, left: Side, right: Side = BEST_ATTENTION, reps=None, cache: dict | None = None) -> list[Crossing]:
+    """T* per series where left and right take the same time, with intervals when replicates are given.
+
+    cache: side -> its side_replicates, kept across calls on the same df and reps (figures.Figures)."""
     v = versus(df, left, right)
     if v.empty:
         return []
     skeys = series_keys(v)
-    rep_a = side_replicates(df, left, reps) if reps is not None else {}
-    rep_b = side_replicates(df, right, reps) if reps is not None else {}
+    cache = {} if cache is None else cache
+
+    def replicates(side: Side) -> dict:
+        if reps is None:
+            return {}
+        if side not in cache:
+            cache[side] = side_replicates(df, side, reps)
+        return cache[side]
+
+    rep_a, rep_b = replicates(left), replicates(right)
     out = []
     for key, g in v.groupby(skeys, sort=True):
         g = g.sort_values("seq_len")

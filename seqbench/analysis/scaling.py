@@ -70,10 +70,13 @@ def kernel_fits(df, min_T: float = FIT_MIN_T, reps=None) -> list[dict]:
     ok = ok_points(df)
     cols = _by(ok, "kernel", "family", "device", "dtype", "mode", "batch_size")
     rows = []
+    table = reps.to_numpy() if reps is not None else None  # by position: one take per series, not .loc
+    at = reps.index.get_indexer(ok.index) if reps is not None else None
     for key, g in ok.groupby(cols, sort=True):
         fit = fit_exponent(g["seq_len"], g["median_s"], min_T=min_T)
-        if fit is not None and reps is not None and g.index.isin(reps.index).all():
-            ci = exponent_interval(g["seq_len"], reps.loc[g.index].to_numpy(), min_T=min_T)
+        where = at[ok.index.get_indexer(g.index)] if at is not None else None
+        if fit is not None and where is not None and (where >= 0).all():
+            ci = exponent_interval(g["seq_len"], table[where], min_T=min_T)
             fit = dataclasses.replace(fit, ci=ci)
         rows.append({**dict(zip(cols, key)), "fit": fit})
     order = {k: i for i, k in enumerate(ordered_kernels(ok["kernel"]))}

@@ -7,9 +7,11 @@ that the CSV does not hold. A CSV whose points all failed still gets a report th
 from __future__ import annotations
 
 import os
+from collections import namedtuple
 from pathlib import Path
 
 from seqbench.analysis import bootstrap, decode, fits, matchup, scaling
+from seqbench.analysis.figures import Figures
 from seqbench.render import machines
 from seqbench.render.markdown import plain, table as _table
 from seqbench.units import fmt_bytes, fmt_num, fmt_spread, fmt_time
@@ -73,8 +75,8 @@ def _fit_note(fit) -> str:
     return "; ".join(notes)
 
 
-def fits_section(df, reps=None) -> list[str]:
-    series = scaling.kernel_fits(df, reps=reps)
+def fits_section(fig: Figures) -> list[str]:
+    series = fig.fits()
     lines = ["## Scaling exponents", "",
              f"k is the slope of log(median latency) vs log(T), least squares over the points with "
              f"T ≥ {scaling.FIT_MIN_T}; an RNN should give k ≈ 1 and attention tends to k ≈ 2 once its "
@@ -95,7 +97,7 @@ def fits_section(df, reps=None) -> list[str]:
     return lines + _table(head, rows, "lllrrrrrll") + [""]
 
 
-def crossover_section(df, reps=None) -> list[str]:
+def crossover_section(fig: Figures) -> list[str]:
     lines = ["## Crossover length T*", "",
              "T* is where two sides take the same time, interpolated linearly in log T vs log(time ratio) between "
              "the two measured lengths that bracket it. *Best attention* is the fastest softmax-attention kernel "
@@ -104,8 +106,8 @@ def crossover_section(df, reps=None) -> list[str]:
              "(`report --baseline KERNEL`, the config's `baselines`, else the registered ones: the seed's rnn_loop). "
              "The interval (95% bootstrap) is of the last crossing; with no crossing, the share of resamples "
              "in which the curves do cross says how sure the \"none\" is.", ""]
-    rows = crossing_rows([c for side in matchup.challengers(df) + [matchup.BEST_LINEAR_ATTENTION]
-                          for c in matchup.crossings(df, side, reps=reps)])
+    rows = crossing_rows([c for side in matchup.challengers(fig.df) + [matchup.BEST_LINEAR_ATTENTION]
+                          for c in fig.crossings(side)])
     if not rows:
         return lines + ["No crossover can be computed: the run needs an O(T²) attention kernel and a recurrent, "
                         "scan or baseline kernel.", ""]
@@ -134,8 +136,9 @@ def results_sections(df) -> list[str]:
     wanted = ["mode", "batch_size", "kernel", "seq_len", "median_s", "iqr_s", "tokens_per_s", "gflops_per_s",
               "pct_of_peak", "sdpa_backend", "peak_mem_bytes", "device", "dtype"]
     slim = ok[[c for c in wanted if c in ok]].sort_values("seq_len", kind="stable")
+    Rec = namedtuple("Rec", slim.columns)  # rows from column lists: itertuples reads extension arrays cell by cell
     by: dict = {}
-    for r in slim.itertuples(index=False):
+    for r in map(Rec._make, zip(*(slim[c].tolist() for c in slim.columns))):
         by.setdefault((r.mode, r.batch_size), {}).setdefault(r.kernel, []).append(r)
     for (mode, b) in sorted(by):
         part, rows = by[mode, b], []
@@ -204,32 +207,36 @@ def _fit_cell(fit, kernel: str = "") -> str:
     return f"{name}{_k_cell(fit)}"
 
 
-def key_table(df, reps=None) -> list[str]:
+def key_table(fig: Figures) -> list[str]:
     """Per series: who wins (T* best recurrence = best attention, and the textbook loop) and how each grows."""
+    df = fig.df
     sides = matchup.challengers(df)
     textbook = [s for s in sides if s.kernel]
-    cross = {s.label: {tuple(c.series.values()): c for c in matchup.crossings(df, s, reps=reps)} for s in sides}
+    cross = {s.label: {tuple(c.series.values()): c for c in fig.crossings(s)} for s in sides}
     fitted = {(f.get("source"), f["kernel"], f["device"], f["dtype"], f["mode"], f["batch_size"]): f["fit"]
-              for f in scaling.kernel_fits(df, reps=reps)}
+              for f in fig.fits()}
     skeys = matchup.series_keys(df)
     varying = [k for k in ("source", "device", "dtype") if k in df and df[k].nunique() > 1]
     head = [*varying, "mode", "B", "T*: best recurrence = best attention",
             *(f"T*: {s.label} = best attention" for s in textbook), *(f"k {s.label}" for s in textbook),
             "k best recurrence", "k best attention"]
+    pkeys = matchup.point_keys(df)
+    best_at = [{tuple(p): k for p, k in zip(b[pkeys].itertuples(index=False), b["kernel"])}  # point -> its best kernel
+               for b in (matchup.best(df, s) for s in (matchup.BEST_RECURRENCE, matchup.BEST_ATTENTION))]
     rows = []
-    for key, g in scaling.ok_points(df).groupby(skeys, sort=True):
+    for key, longest in scaling.ok_points(df).groupby(skeys, sort=True)["seq_len"].max().items():
+        key = key if isinstance(key, tuple) else (key,)
         series = dict(zip(skeys, key))
         c = cross[matchup.BEST_RECURRENCE.label].get(key)
         if c is None:
             continue
         fit_of = lambda kernel: fitted.get((series.get("source"), kernel, series["device"], series["dtype"],  # noqa: E731
                                             series["mode"], series["batch_size"]))
-        longest = g[g["seq_len"] == g["seq_len"].max()]
-        leaders = [matchup.best(longest, s)["kernel"] for s in (matchup.BEST_RECURRENCE, matchup.BEST_ATTENTION)]
+        leaders = [best.get((*key, longest)) for best in best_at]  # the side's fastest at the series' longest T
         rows.append([*(str(series[k]) for k in varying), series["mode"], series["batch_size"], _tstar_cell(c),
                      *(_tstar_cell(cross[s.label].get(key)) for s in textbook),
                      *(_fit_cell(fit_of(s.kernel)) for s in textbook),
-                     *(_fit_cell(fit_of(k.iloc[0]), k.iloc[0]) if len(k) else "-" for k in leaders)])
+                     *(_fit_cell(fit_of(k), k) if k else "-" for k in leaders)])
     return _table(head, rows) + [""] if rows else []
 
 
@@ -255,7 +262,8 @@ def noise_section(df, meta: dict | None) -> list[str]:
     return ["> **Warning: this run was disturbed.**", ">"] + [f"> - {plain(w)}" for w in found] + [""]
 
 
-def key_figures(df, reps=None) -> list[str]:
+def key_figures(df, reps=None, fig: Figures | None = None) -> list[str]:
+    """fig: the crossings and fits of df's modes other than decode (computed here when not given)."""
     ok, bad = scaling.ok_points(df), scaling.failed_points(df)
     n = len(ok) + len(bad)
     lines = ["## Key figures", ""]
@@ -269,8 +277,9 @@ def key_figures(df, reps=None) -> list[str]:
                      "`--append`): the later row is used.")
     for key, peak in sorted(scaling.matmul_peak(df).items()):
         lines.append(f"- Measured matmul peak ({', '.join(map(str, key[-2:]))}): {peak:.3g} GFLOP/s.")
-    whole = decode.other_modes(df)  # decode's figures follow, by their own rules
-    table = key_table(whole, reps)
+    fig = fig or Figures(decode.other_modes(df), reps)  # decode's figures follow, by their own rules
+    whole = fig.df
+    table = key_table(fig)
     if table:
         lines += ["", "Best recurrence (the fastest recurrent or scan kernel at each point) against best attention "
                   "(the fastest softmax-attention kernel), the seed's loop as the textbook case, and exponents k "
@@ -373,10 +382,11 @@ def build_report(df, meta: dict, *, csv_path: str | Path, report_path: str | Pat
              f"({len(df)} rows, schema_version {int(df['schema_version'].iloc[0])}).", ""]
     ok = scaling.ok_points(df)
     reps = bootstrap.replicate_medians(ok) if not ok.empty else None
-    lines += machines.merged_note(df, meta) + shard_section(meta) + noise_section(df, meta) + key_figures(df, reps) + environment_section(meta, df)
-    whole = decode.other_modes(df)  # decode rows have sections of their own (T is a context, not a sequence)
-    if not scaling.ok_points(whole).empty:
-        lines += crossover_section(whole, reps) + fits_section(whole, reps)
+    fig = Figures(decode.other_modes(df), reps)  # decode rows have sections of their own (T is a context)
+    lines += (machines.merged_note(df, meta) + shard_section(meta) + noise_section(df, meta)
+              + key_figures(df, reps, fig) + environment_section(meta, df))
+    if not scaling.ok_points(fig.df).empty:
+        lines += crossover_section(fig) + fits_section(fig)
     if not ok.empty:
         lines += decode_section(df, reps) + results_sections(df)
     lines += failures_section(df) + charts_section(list(chart_files), report_path)
@@ -461,8 +471,8 @@ def build_side_by_side(df, metas: list[dict], *, csv_paths, report_path: str | P
         sections = failures_section(part)
         whole = decode.other_modes(part)
         if not scaling.ok_points(part).empty:
-            sections = ((crossover_section(whole, reps) + fits_section(whole, reps)
-                         if not scaling.ok_points(whole).empty else [])
+            fig = Figures(whole, reps)
+            sections = ((crossover_section(fig) + fits_section(fig) if not scaling.ok_points(whole).empty else [])
                         + decode_section(part, reps) + results_sections(part) + sections)
         meta = next((m for m in metas if m.get("machine") == src), {}) if len(metas) > 1 else metas[0]
         sections = noise_section(part, meta) + sections

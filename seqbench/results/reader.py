@@ -159,6 +159,9 @@ def check_sidecar_runs(path: Path, df, meta: dict, linenos: Sequence[int] = ()) 
                 "(a copied row is not a second round): remove the copy")
 
 
+_NUMERIC = tuple((c, c in INT_COLUMNS, c in POSITIVE_COLUMNS) for c in INT_COLUMNS + FLOAT_COLUMNS)
+
+
 def validate_record(where: str, rec: dict[str, str]) -> dict[str, Any]:
     """One record's cells (strings) checked and typed; a ResultsError starting with `where` if the
     reader would refuse it. The writer runs the same check on every row before it writes it."""
@@ -180,10 +183,11 @@ def validate_record(where: str, rec: dict[str, str]) -> dict[str, Any]:
         raise ResultsError(f"{where}: metric {metric!r} unknown; allowed: {', '.join(METRICS)}")
     counted = metric == Metric.INSTRUCTIONS
     needed = ("instructions", "repeats") if counted else ("median_s", "repeats")
-    for col in INT_COLUMNS + FLOAT_COLUMNS:
-        if col not in rec:
+    for col, integer, positive in _NUMERIC:
+        raw = rec.get(col)
+        if raw is None:
             continue
-        raw = rec[col].strip()
+        raw = raw.strip()
         if raw == "":
             if ok and col in needed:
                 raise ResultsError(f"{where}: status ok but {col} is empty")
@@ -195,12 +199,12 @@ def validate_record(where: str, rec: dict[str, str]) -> dict[str, Any]:
             raise ResultsError(f"{where}: {col} {raw!r} is not a number") from None
         if not math.isfinite(val):
             raise ResultsError(f"{where}: {col} is {raw} (must be finite)")
-        if col in INT_COLUMNS:
+        if integer:
             if val != int(val):
                 raise ResultsError(f"{where}: {col} {raw!r} is not an integer")
             val = int(val)
-        if val < 0 or (val == 0 and col in POSITIVE_COLUMNS):
-            raise ResultsError(f"{where}: {col} is {raw}; it must be {'> 0' if col in POSITIVE_COLUMNS else '>= 0'}")
+        if val < 0 or (val == 0 and positive):
+            raise ResultsError(f"{where}: {col} is {raw}; it must be {'> 0' if positive else '>= 0'}")
         out[col] = val
     for col in BOOL_COLUMNS:
         if col in rec:
