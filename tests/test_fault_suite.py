@@ -24,3 +24,17 @@ def test_fault_case(case, tmp_path):
     else:  # a refusal or an interruption: one line
         assert out.lines == 1, out.err
     assert out.lost == 0 and out.duplicates == 0, f"{out.rows_found} of {out.rows_expected} rows, {out.duplicates} twice"
+
+
+def test_the_trust_model_names_only_cases_of_the_suite():
+    """docs/trust.md says which fault cases hold each of its rows: every name there is a case here, and
+    every row of its table names at least one."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "trust.md").read_text()
+    ids = {c.id for c in CASES}
+    rows = [ln for ln in text.splitlines() if ln.startswith("| ") and not ln.startswith("| input")]
+    assert rows and all(re.findall(r"`([a-z0-9-]+)`", ln.rsplit("|", 2)[-2]) for ln in rows), rows
+    named = set(re.findall(r"`([a-z0-9]+(?:-[a-z0-9]+)+)`", text))
+    assert named and named <= ids, sorted(named - ids)
