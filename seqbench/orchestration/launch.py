@@ -321,6 +321,8 @@ def _run_jobs(executor, todo: list[ShardTask], parallel: int | None, manifest: d
         with _stderr_to(folder / "jobs" / "controllers.log"), executor.batch():  # one Slurm job array for the lot
             jobs = [executor.submit(run_shard, t) for t in tasks]
         for t, job in zip(tasks, jobs):
+            if getattr(job, "_process", None) is not None:  # a local job writes to this disk: a job that died
+                job._results_timeout_s = 0  # without a result has none coming (submitit waits 15 s, twice, for NFS)
             running.append((t, job, time.perf_counter()))
             manifest["jobs"].append({"shard": t.k, "job_id": str(job.job_id), "cluster": cluster,
                                      "resume": t.resume, "submitted_at": _now()})
