@@ -121,3 +121,25 @@ def test_report_names_the_sdpa_backend_and_flags_a_poor_fit(tmp_path):
     assert re.search(r"\| not key \(R² 0\.0\d\d\): 0\.29 \[", key)
     assert re.search(r"\| sdpa 2\.00 \[\d\.\d\d, \d\.\d\d\] \|", key)
     assert re.search(r"\| rnn_loop \| recurrent \| forward \| 1 \| 0\.29 \| .* \| poor fit", md)
+
+
+@pytest.mark.parametrize("status, extra, says", [
+    ("running", {}, "ended without recording how"),  # no process holds the CSV: killed or crashed
+    ("interrupted", {"interrupted_by": "SIGTERM"}, "interrupted by SIGTERM"),
+    ("failed", {"error": "disk full"}, "failed: disk full"),
+    ("complete", {}, None),
+])
+def test_a_run_that_did_not_finish_says_so_before_any_figure(tmp_path, status, extra, says):
+    import json
+
+    csv = write_csv(tmp_path / "r.csv", [row("rnn_loop", 32, 1), row("sdpa", 32, 1)])
+    meta = json.loads(csv.with_suffix(".json").read_text())
+    csv.with_suffix(".json").write_text(json.dumps({**meta, "status": status, **extra}))
+    assert main(["report", str(csv), "--no-charts", "-o", str(tmp_path / "r.md"), "-q"]) == 0
+    text = (tmp_path / "r.md").read_text()
+    if says is None:
+        assert "did not finish" not in text
+    else:
+        warning = next(ln for ln in text.splitlines() if "did not finish" in ln)
+        assert says in warning and "--resume -o r.csv" in warning
+        assert text.index("did not finish") < text.index("## Key figures")

@@ -19,6 +19,19 @@ from seqbench.units import fmt_bytes, fmt_num, fmt_spread, fmt_time
 POOR_FIT_R2 = 0.9  # below this a single exponent misdescribes the series: not a key figure, whatever its interval
 
 
+def unfinished_section(meta: dict, csv_path) -> list[str]:
+    """Before any figure: a run that did not complete says so, and how to continue it."""
+    from seqbench.results.ownership import unfinished
+
+    why = unfinished(csv_path, meta)
+    if why is None:
+        return []
+    rows = meta.get("rows")
+    return [f"> **This run did not finish:** {plain(why)}." + (f" {rows} rows were recorded." if rows else "")
+            + f" Every figure below is of the points it measured; `seqbench run --resume -o {Path(csv_path).name}` "
+            "measures the rest.", ""]
+
+
 def environment_section(meta: dict, df) -> list[str]:
     env = dict(meta.get("environment", {}))
     cfg = meta.get("config", {})
@@ -379,11 +392,12 @@ def build_report(df, meta: dict, *, csv_path: str | Path, report_path: str | Pat
     name = meta.get("config", {}).get("name") or Path(csv_path).stem
     lines = [f"# seqbench report: {name}", "",
              f"From `{Path(os.path.relpath(csv_path, report_path.parent)).as_posix()}` "
-             f"({len(df)} rows, schema_version {int(df['schema_version'].iloc[0])}).", ""]
+             f"({len(df)} row{'' if len(df) == 1 else 's'}, schema_version {int(df['schema_version'].iloc[0])}).", ""]
     ok = scaling.ok_points(df)
     reps = bootstrap.replicate_medians(ok) if not ok.empty else None
     fig = Figures(decode.other_modes(df), reps)  # decode rows have sections of their own (T is a context)
-    lines += (machines.merged_note(df, meta) + shard_section(meta) + noise_section(df, meta)
+    lines += (machines.merged_note(df, meta) + unfinished_section(meta, csv_path) + shard_section(meta)
+              + noise_section(df, meta)
               + key_figures(df, reps, fig) + environment_section(meta, df))
     if not scaling.ok_points(fig.df).empty:
         lines += crossover_section(fig) + fits_section(fig)

@@ -148,6 +148,24 @@ def is_locked(path: str | Path) -> bool:
         os.close(fd)
 
 
+def unfinished(csv_path: str | Path, meta: dict) -> str | None:
+    """How the run of csv_path ended if it did not complete, in words (None: complete, or no record).
+    A sidecar that still says running while no process holds the CSV's lock belongs to a run that was
+    killed (SIGKILL, the out-of-memory killer) or crashed (a segfault in a kernel) before it could
+    record its end."""
+    status = meta.get("status") if isinstance(meta, dict) else None
+    if status in (None, "complete"):
+        return None
+    if status == "running":
+        if is_locked(csv_path):
+            return "still running: another process is writing it now"
+        return ("ended without recording how: the process was killed (SIGKILL, the out-of-memory killer) or "
+                "crashed (a segfault in a kernel)")
+    if status == "interrupted":
+        return f"interrupted by {meta.get('interrupted_by') or 'a signal'}"
+    return f"{status}" + (f": {meta['error']}" if meta.get("error") else "")
+
+
 def refuse_owned(path: str | Path, what: str = "it") -> None:
     """Refuse to replace or delete a file a live seqbench run owns (its CSV holds the lock), or the
     sidecar of such a CSV: --force never overrides a running writer."""
