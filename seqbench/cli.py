@@ -80,7 +80,7 @@ def _load_plugins(plugins: list[str] | None) -> None:
 @app.command()
 def run(
     config: Annotated[Optional[Path], typer.Argument(help="Sweep config (TOML). Flags below override its fields.")] = None,
-    kernels: Annotated[Optional[str], typer.Option(help="Comma-separated kernel names (see `seqbench list`).")] = None,
+    kernels: Annotated[Optional[str], typer.Option(help="Comma-separated kernel names or globs (rnn_*,sdpa; see `seqbench list`).")] = None,
     seq_lens: Annotated[Optional[str], typer.Option(help="Comma-separated sequence lengths T, e.g. 64,256,1024.")] = None,
     batch_sizes: Annotated[Optional[str], typer.Option(help="Comma-separated batch sizes B, e.g. 1,8,32.")] = None,
     hidden_size: Annotated[Optional[int], typer.Option(help="Model width d.")] = None,

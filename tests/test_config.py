@@ -95,3 +95,13 @@ def test_cuda_without_cuda_is_an_error_not_a_fallback(tiny_cfg_data):
         resolve_device(build_config(tiny_cfg_data))
     tiny_cfg_data["device"] = "auto"
     assert resolve_device(build_config(tiny_cfg_data)).device == "cpu"
+
+
+def test_kernel_globs_expand_to_registered_names_in_registry_order(tiny_cfg_data):
+    cfg = build_config({**tiny_cfg_data, "kernels": ["sdpa", "rnn_*", "rnn_loop"]})  # a name a glob covers: once
+    assert cfg.kernels == ("sdpa", "rnn_loop", "rnn_loop_hoisted", "rnn_fused")
+    with pytest.raises(ConfigError, match="'zzz\\*' matches no kernel; known kernels: rnn_loop"):
+        build_config({**tiny_cfg_data, "kernels": ["zzz*"]})
+    with pytest.raises(ConfigError, match="lists 'sdpa' twice"):  # a name written twice is still a mistake
+        build_config({**tiny_cfg_data, "kernels": ["sdpa", "sdpa"]})
+    assert "calibration" not in build_config({**tiny_cfg_data, "kernels": ["*"]}).kernels

@@ -138,6 +138,30 @@ def build_config(data: dict[str, Any], source: str = "config") -> SweepConfig:
     return cfg
 
 
+def _expand_kernel_globs(names: list[str], source: str) -> list[str]:
+    """`rnn_*`, `hf_*`: the registered kernels a glob matches, in registry order (as plot and report read
+    --kernels); plain names pass through, checked below. The config records the names, not the glob."""
+    import fnmatch
+
+    from seqbench.kernels import kernels as registered
+
+    out: list[str] = []
+    globbed: set[str] = set()  # a name a glob already gave is not repeated; a name written twice is refused
+    for pattern in names:
+        if not any(ch in pattern for ch in "*?["):
+            if pattern not in globbed:
+                out.append(pattern)
+            continue
+        known = [k for k, spec in registered().items() if str(spec.family) != "calibration"]
+        hits = [k for k in known if fnmatch.fnmatchcase(k, pattern) and k not in out]
+        globbed.update(hits)
+        if not any(fnmatch.fnmatchcase(k, pattern) for k in known):
+            raise ConfigError(f"{source}: kernels pattern {pattern!r} matches no kernel; known kernels: "
+                              f"{', '.join(known)}")
+        out += hits
+    return out
+
+
 def _type_error(source, name, want, got) -> ConfigError:
     return ConfigError(f"{source}: field {name!r} must be {want}, got {got!r}")
 
@@ -158,6 +182,8 @@ def _check_field(name: str, value: Any, source: str) -> Any:
                 raise _type_error(source, name, want, value)
             if kind is str and not isinstance(v, str):
                 raise _type_error(source, name, want, value)
+        if name == "kernels":
+            value = _expand_kernel_globs(value, source)
         seen: set = set()
         dupes = sorted({v for v in value if v in seen or seen.add(v)}, key=str)
         if dupes:
