@@ -136,7 +136,7 @@ def replicate_medians(df, *, n_boot: int = N_BOOT, seed: int = SEED):
     round are reduced together into one preallocated array (a frame of one float block); the rows are
     read as plain column lists (a per-row Series copies the frame's attrs). On a large file the second
     half of the rows is computed by a forked child into shared memory while this process does the first:
-    the per-point generators hold the GIL, so threads would not help (100,000 rows: ~14 s -> ~8 s on 2
+    the per-point generators hold the GIL, so threads would not help (100,000 rows: ~16 s -> ~10 s on 2
     cores); if the child fails, this process computes its half too."""
     import mmap
 
