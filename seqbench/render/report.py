@@ -27,7 +27,7 @@ def unfinished_section(meta: dict, csv_path) -> list[str]:
     if why is None:
         return []
     rows = meta.get("rows")
-    return [f"> **This run did not finish:** {plain(why)}." + (f" {rows} rows were recorded." if rows else "")
+    return [f"> **This run did not finish:** {plain(why)}." + (f" {rows} row{'' if rows == 1 else 's'} recorded." if rows else "")
             + f" Every figure below is of the points it measured; `seqbench run --resume -o {Path(csv_path).name}` "
             "measures the rest.", ""]
 
