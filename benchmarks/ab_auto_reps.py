@@ -8,6 +8,8 @@ k compares base with copy (A/A), p10 and p5 in turn, each a full `seqbench ab --
 command runs: seqbench.api.ab), and records its verdicts, runs a side and wall time in
 POOL/auto-reps/rep-NNN.json. It starts repetitions only while --minutes allows another of ~3 min, so a
 chunk stays under the lock's 10-minute etiquette; run it again to add more.
+
+    python benchmarks/ab_auto_reps.py --dir POOL --summary   # the figures of the repetitions so far
 """
 
 from __future__ import annotations
@@ -26,6 +28,35 @@ HEADS = {"copy": None, "p10": {64: 0.10, 128: 0.10}, "p5": {32: 0.05, 64: 0.05, 
 EXPECT_S = 200  # a repetition's wall time to plan a chunk by
 
 
+def summary(out: Path) -> dict:
+    """Per head: repetitions, points with a false change, planted points caught (as a regression) and
+    their share, and the median runs a side and wall time."""
+    import statistics
+
+    reps = [json.loads(p.read_text()) for p in sorted(out.glob("rep-*.json"))]
+    table = {}
+    for head, plant in HEADS.items():
+        mine = [r for r in reps if r["head"] == head]
+        if not mine:
+            continue
+        planted = [(r, p) for r in mine for p, v in r["verdicts"].items()
+                   if plant and p.startswith("cilab_glr ") and int(p.split()[1]) in plant]
+        others = [(r, p) for r in mine for p, v in r["verdicts"].items() if (r, p) not in planted]
+        table[head] = {
+            "repetitions": len(mine), "neighbour": sorted({r["neighbour"] for r in mine}),
+            "comparisons_with_a_false_change": sum(any(r["verdicts"][p] in ("regression", "improvement")
+                                                       for rr, p in others if rr is r) for r in mine),
+            "false_changes": sum(r["verdicts"][p] in ("regression", "improvement") for r, p in others),
+            "other_points": len(others),
+            "planted_caught": sum(r["verdicts"][p] == "regression" for r, p in planted),
+            "planted_points": len(planted),
+            "median_runs_a_side": statistics.median(r["runs_a_side"] for r in mine),
+            "median_wall_s": statistics.median(r["wall_s"] for r in mine),
+            "max_wall_s": max(r["wall_s"] for r in mine),
+        }
+    return table
+
+
 def main() -> None:
     import aa_collect
     import seqbench
@@ -35,8 +66,12 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=9.0)
     ap.add_argument("--neighbour", action="store_true", help="run aa_collect.py's neighbour during the chunk")
     ap.add_argument("--max-runs", type=int, default=12)
+    ap.add_argument("--summary", action="store_true", help="print the figures of the repetitions so far and stop")
     args = ap.parse_args()
     d = Path(args.dir).resolve()
+    if args.summary:
+        print(json.dumps(summary(d / "auto-reps"), indent=1))
+        return
     sides = d / "sides"
     for name, plant in HEADS.items():
         if plant and not (sides / name).exists():
