@@ -237,7 +237,6 @@ def merge_other_code(d: Path) -> Outcome:
 
 @case("26.13", "`ab --append` (runs 1 a side, then 1 more)", "ab.json lists all 4 runs, the first two kept", 0)
 def ab_append_keeps_runs(d: Path) -> Outcome:
-    import functools
     import subprocess
 
     ab_mod = _module("ab")
@@ -248,14 +247,14 @@ def ab_append_keeps_runs(d: Path) -> Outcome:
         return subprocess.CompletedProcess(argv, o.rc, "", o.err)
 
     cfg = write_config(d, seq_lens=[4])
-    real = ab_mod.run_ab
-    ab_mod.run_ab = functools.partial(real, runner=in_process)
+    real = ab_mod.run_child  # what ab starts when no runner is given (seqbench.ab passes none)
+    ab_mod.run_child = in_process
     try:
         quiet = ("--runs", "1", "--rounds", "1", "-o", "out", "-q", "--fail-on", "failed")  # a verdict is noise here
         first = cli("ab", cfg, "--base", d, "--head", d, *quiet, cwd=d)
         out = cli("ab", cfg, "--base", d, "--head", d, *quiet, "--append", cwd=d)
     finally:
-        ab_mod.run_ab = real
+        ab_mod.run_child = real
     out.merge(first, "first ab")
     runs = json.loads((d / "out" / "ab.json").read_text())["runs"]
     _expect(out, [(r["side"], r["index"]) for r in runs] == [("base", 1), ("head", 1), ("base", 2), ("head", 2)],
