@@ -21,6 +21,19 @@ def _results(d: Path, name: str = "a", kernels=("sdpa", "rnn_loop")) -> Path:
     return write_csv(d / f"{name}.csv", [replace(row(k, T, 1), run_id=f"run-{name}") for k in kernels for T in (8, 16)])
 
 
+def _altered(a: Path, name: str, data: bytes) -> Path:
+    """A copy of results file a (its sidecar beside it) whose CSV holds data instead: what another
+    program, a cut-off write or an edit leaves."""
+    p = a.with_name(f"{name}.csv")
+    p.write_bytes(data)
+    p.with_suffix(".json").write_bytes(a.with_suffix(".json").read_bytes())
+    return p
+
+
+def _header_only(a: Path, name: str) -> Path:
+    return _altered(a, name, a.read_bytes().splitlines(keepends=True)[0])
+
+
 def _store_runs(db: Path) -> int:
     import sqlite3
 
@@ -100,8 +113,7 @@ def history_add_markup_refs(d: Path) -> Outcome:
       "report", "exit 2, one line saying another program saved it (was: 'missing column schema_version')", 2)
 def csv_with_bom(d: Path) -> Outcome:
     a = _results(d)
-    (d / "bom.csv").write_bytes(b"\xef\xbb\xbf" + a.read_bytes())
-    (d / "bom.json").write_bytes(a.with_suffix(".json").read_bytes())
+    _altered(a, "bom", b"\xef\xbb\xbf" + a.read_bytes())
     outs = {"compare": cli("compare", "bom.csv", a, cwd=d), "report": cli("report", "bom.csv", "--no-charts", cwd=d)}
     out = _all_exit(outs, 2)
     _expect(out, all("byte-order mark" in o.err for o in outs.values()), f"stderr: {out.first_line()}")
@@ -136,12 +148,8 @@ def report_kernel_on_both_sides(d: Path) -> Outcome:
       "exit 2, one line each naming the file and what is wrong; nothing stored", 2)
 def history_add_not_results(d: Path) -> Outcome:
     a = _results(d)
-    (d / "t.csv").write_bytes(a.read_bytes()[:300])
-    (d / "t.json").write_bytes(a.with_suffix(".json").read_bytes())
-    (d / "h.csv").write_text(a.read_text().splitlines()[0] + "\n")
-    (d / "h.json").write_bytes(a.with_suffix(".json").read_bytes())
     outs = {f: cli("history", "add", f, "--store", d / "s.db", "--commit", "abc1234", cwd=d)
-            for f in (write_config(d), d / "t.csv", d / "h.csv")}
+            for f in (write_config(d), _altered(a, "t", a.read_bytes()[:300]), _header_only(a, "h"))}
     out = _all_exit(outs, 2)
     _expect(out, not (d / "s.db").exists() or _store_runs(d / "s.db") == 0, "something was stored")
     return out
@@ -239,8 +247,7 @@ def compare_bad_options(d: Path) -> Outcome:
 def compare_empty_files(d: Path) -> Outcome:
     a = _results(d)
     (d / "empty.csv").write_text("")
-    (d / "hdr.csv").write_text(a.read_text().splitlines()[0] + "\n")
-    (d / "hdr.json").write_bytes(a.with_suffix(".json").read_bytes())
+    _header_only(a, "hdr")
     outs = {"empty": cli("compare", "empty.csv", a, cwd=d), "header": cli("compare", "hdr.csv", a, cwd=d)}
     out = _all_exit(outs, 2)
     _expect(out, "file is empty" in outs["empty"].err, f"empty: {outs['empty'].first_line()}")

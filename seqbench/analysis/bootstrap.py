@@ -111,8 +111,9 @@ def _forked(work) -> int | None:
     held forever in the child)."""
     import threading
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if cores < 2 or threading.active_count() > 1 or not hasattr(os, "fork"):
+    from seqbench.measure.load import available_cores  # affinity and a container's CPU quota
+
+    if available_cores() < 2 or threading.active_count() > 1 or not hasattr(os, "fork"):
         return None
     try:
         pid = os.fork()

@@ -108,14 +108,14 @@ def _record_killed(out: Path, signum: int) -> None:
     """A shard stopped with the launch whose sidecar still says running: its process was killed before it
     could record the interrupt (submitit's local controller sends SIGKILL a second after a Ctrl-C reaches
     it). Record it as the run would have: interrupted, with the rows its CSV holds."""
-    from seqbench.results.ownership import is_locked
+    from seqbench.results.ownership import abandoned
     from seqbench.results.reader import read_results
     from seqbench.results.writer import write_json_last
 
     side = sidecar_path(out)
     try:
         meta = json.loads(side.read_text())
-        if not isinstance(meta, dict) or meta.get("status") != "running" or is_locked(out):
+        if not abandoned(out, meta):
             return
         meta.update(status="interrupted", interrupted_by=signal.Signals(signum).name,
                     finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -117,11 +117,12 @@ def entry_from_file(path: str | Path, *, commit: str | None = None, branch: str 
             raise ResultsError(f"{p}: holds runs of {len(found)} machines ({', '.join(found)}); add each machine's "
                                "file, or name one with --machine")
         machine = found[0]
-    commit = _check_ref(commit, "--commit", _COMMIT) if commit else _sidecar_commit(meta) or _git_head(p)
+    given = commit
+    commit = commit or _sidecar_commit(meta) or _git_head(p)
     if not commit:
         raise ResultsError(f"{p}: no commit in its sidecar and not inside a git checkout; give --commit SHA")
-    commit = _check_ref(commit, f"{p}: commit", _COMMIT)  # a sidecar's too: it is shown in every page
-    branch = _check_ref(branch, "--branch", _BRANCH) if branch else branch
+    commit = _check_ref(commit, "--commit" if given else f"{p}: commit", _COMMIT, _COMMIT_IS)  # shown on every page
+    branch = _check_ref(branch, "--branch", _BRANCH, _BRANCH_IS) if branch else branch
     time = _parse_time(time, "--time") if time else _sidecar_time(meta) or _mtime(p)
     entry = RunEntry(source=str(p), machine=machine, commit=commit, branch=branch, time=time, run_ids=run_ids,
                      sidecar=meta)
@@ -164,17 +165,17 @@ def _plain(v):
 
 
 _COMMIT = r"[0-9A-Za-z][0-9A-Za-z._+~^/-]{0,99}"  # a SHA (with git's -dirty), a tag, HEAD~1
+_COMMIT_IS = "a commit (a SHA, a tag or HEAD~1): letters, digits and . _ - / + ~ ^"
 _BRANCH = r"[^\s<>\"'`\\~^:?*\[\x00-\x1f\x7f]{1,200}"  # what git allows in a branch name, less <>"'`
+_BRANCH_IS = "a git branch name: no spaces, control characters, markup (<>\"'`) or \\~^:?*["
 
 
-def _check_ref(text: str, what: str, pattern: str) -> str:
+def _check_ref(text: str, what: str, pattern: str, kind: str) -> str:
     """A commit or branch as the store keeps it and every page shows it: one token, no markup."""
     import re
 
     if not re.fullmatch(pattern, str(text)):
         shown = str(text) if len(str(text)) <= 40 else f"{str(text)[:40]}..."
-        kind = ("a commit (a SHA, a tag or HEAD~1): letters, digits and . _ - / + ~ ^" if pattern == _COMMIT else
-                "a git branch name: no spaces, control characters, markup (<>\"'`) or \\~^:?*[")
         raise ResultsError(f"{what} {shown!r} is not {kind}")
     return str(text)
 

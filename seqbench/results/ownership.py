@@ -148,19 +148,22 @@ def is_locked(path: str | Path) -> bool:
         os.close(fd)
 
 
+def abandoned(csv_path: str | Path, meta: dict) -> bool:
+    """A sidecar that still says running while no process holds the CSV's lock: the run was killed
+    (SIGKILL, the out-of-memory killer) or crashed (a segfault in a kernel) before it recorded its end."""
+    return isinstance(meta, dict) and meta.get("status") == "running" and not is_locked(csv_path)
+
+
 def unfinished(csv_path: str | Path, meta: dict) -> str | None:
-    """How the run of csv_path ended if it did not complete, in words (None: complete, or no record).
-    A sidecar that still says running while no process holds the CSV's lock belongs to a run that was
-    killed (SIGKILL, the out-of-memory killer) or crashed (a segfault in a kernel) before it could
-    record its end."""
+    """How the run of csv_path ended if it did not complete, in words (None: complete, or no record)."""
     status = meta.get("status") if isinstance(meta, dict) else None
     if status in (None, "complete"):
         return None
-    if status == "running":
-        if is_locked(csv_path):
-            return "still running: another process is writing it now"
+    if abandoned(csv_path, meta):
         return ("ended without recording how: the process was killed (SIGKILL, the out-of-memory killer) or "
                 "crashed (a segfault in a kernel)")
+    if status == "running":
+        return "still running: another process is writing it now"
     if status == "interrupted":
         return f"interrupted by {meta.get('interrupted_by') or 'a signal'}"
     return f"{status}" + (f": {meta['error']}" if meta.get("error") else "")

@@ -145,6 +145,7 @@ def _expand_kernel_globs(names: list[str], source: str) -> list[str]:
 
     from seqbench.kernels import kernels as registered
 
+    known = [k for k, spec in registered().items() if str(spec.family) != "calibration"]
     out: list[str] = []
     globbed: set[str] = set()  # a name a glob already gave is not repeated; a name written twice is refused
     for pattern in names:
@@ -152,13 +153,13 @@ def _expand_kernel_globs(names: list[str], source: str) -> list[str]:
             if pattern not in globbed:
                 out.append(pattern)
             continue
-        known = [k for k, spec in registered().items() if str(spec.family) != "calibration"]
-        hits = [k for k in known if fnmatch.fnmatchcase(k, pattern) and k not in out]
-        globbed.update(hits)
-        if not any(fnmatch.fnmatchcase(k, pattern) for k in known):
+        matched = [k for k in known if fnmatch.fnmatchcase(k, pattern)]
+        if not matched:
             raise ConfigError(f"{source}: kernels pattern {pattern!r} matches no kernel; known kernels: "
                               f"{', '.join(known)}")
-        out += hits
+        added = [k for k in matched if k not in out]
+        out += added
+        globbed.update(added)
     return out
 
 
