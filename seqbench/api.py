@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 def run(config: str | Path | None = None, *, out: str | Path | None = None, force: bool = False,
         resume: bool = False, append: bool = False, rounds: int = 1, shard: str | None = None,
         reference: bool = False, peak: bool = True, machine: str | None = None, on_row: Callable | None = None,
-        **fields: Any):
+        points: str | None = None, **fields: Any):
     """Run a sweep (a TOML config and/or config fields such as kernels=[...], seq_lens=[...]) into `out`
     (CSV + sidecar) and return its rows as a DataFrame. Plugins: plugins=["mylab.bench_kernels"]."""
     import pandas as pd
@@ -28,7 +28,7 @@ def run(config: str | Path | None = None, *, out: str | Path | None = None, forc
 
     plan = plan_run(config=Path(config) if config else None, flags=fields, out=Path(out) if out else None, force=force,
                     resume=resume, append=append, rounds=rounds, shard=shard, reference=reference, peak=peak,
-                    machine=machine)
+                    machine=machine, points=points)
     rows = execute(plan, command=["seqbench.run", *(f"{k}={v!r}" for k, v in fields.items())], on_row=on_row)
     df = pd.DataFrame([r.as_csv() for r in rows], columns=COLUMNS)
     df.attrs["path"] = str(plan.out)

@@ -106,6 +106,7 @@ def run(
     rounds: Annotated[int, typer.Option(help="Take each point's samples in R rounds spread across the sweep "
                                         "(round 1 of every point, then round 2, ...); rows are written when a point's last round ends.")] = 1,
     shard: Annotated[Optional[str], typer.Option(help="Run shard K/N: whole curves (kernel, mode, B over T) balanced by estimated cost; join shards with `seqbench merge`.")] = None,
+    points: Annotated[Optional[str], typer.Option("--points", help="Measure only these points of the sweep: KERNEL:T[:B[:MODE]], comma-separated (a field left out matches every value), e.g. sdpa:128,rnn_loop:64:4. `ab --runs auto` re-measures only its open points this way.")] = None,
     machine: Annotated[Optional[str], typer.Option(help="Label of this machine in the sidecar, for merges and reports of several machines (default: the GPU's or CPU's name).")] = None,
     metric: Annotated[Optional[Metric], typer.Option(help="time: seconds per call. instructions: instructions per "
                                                      "call, counted by Valgrind's Callgrind (Linux x86-64, CPU, one thread; "
@@ -156,7 +157,7 @@ def run(
         "cuda_graph": cuda_graph, "capacity": capacity, "metric": metric.value if metric else None,
     }
     plan = plan_run(config=config, flags=flags, out=out, force=force, resume=resume, append=append, rounds=rounds,
-                    shard=shard, reference=reference, peak=peak, machine=machine)
+                    shard=shard, reference=reference, peak=peak, machine=machine, points=points)
     for note in plan.notes:
         console.info(note)
     if plan.cfg.metric == Metric.INSTRUCTIONS and not valgrind.inside():

@@ -148,3 +148,54 @@ def test_merge_cli_bad_inputs(tmp_path, capsys):
     assert "no such results file" in capsys.readouterr().err
     assert main(["run", "--kernels", "rnn_loop", "--seq-lens", "8", "--batch-sizes", "1", "--shard", "3/2"]) == 2
     assert "--shard" in capsys.readouterr().err
+
+
+def test_points_select_from_the_grid_are_recorded_and_kept_by_resume(tmp_path):
+    from seqbench.sweep.plan import parse_points, pending_points, plan_run
+
+    cfg = build_config(CFG)
+    only = parse_points("sdpa:16, rnn_loop:8:2,sdpa:16", cfg)  # spaces and repeats are forgiven
+    assert only == ("sdpa:16", "rnn_loop:8:2")
+    chosen = pending_points(cfg, only=only)
+    assert sorted((p.kernel, p.seq_len, p.batch_size) for p in chosen) == [
+        ("rnn_loop", 8, 2), ("sdpa", 16, 1), ("sdpa", 16, 2)]
+    assert pending_points(cfg, (1, 2), only=only) + pending_points(cfg, (2, 2), only=only) != []  # shards of the selection
+    out = tmp_path / "p.csv"
+    run_to_files(cfg, out, command=["test"], harness=Harness.scripted(fake_timer), only=list(only))
+    assert sorted(zip(read_results(out).kernel, read_results(out).seq_len)) == [("rnn_loop", 8), ("sdpa", 16), ("sdpa", 16)]
+    assert read_metadata(out)["schedule"]["only"] == ["sdpa:16", "rnn_loop:8:2"]
+    # interrupted after its first row: --resume measures the rest of the selection, not the whole grid
+    import json
+
+    out.write_text("".join(out.read_text().splitlines(keepends=True)[:2]))
+    meta = json.loads(out.with_suffix(".json").read_text())
+    out.with_suffix(".json").write_text(json.dumps({**meta, "status": "interrupted"}))
+    resumed = plan_run(out=out, resume=True)
+    assert resumed.only == only and len(resumed.points) == 2
+    resumed.resume.output.release()
+    cfg_path = tmp_path / "c.toml"
+    cfg_path.write_text("kernels = ['rnn_loop', 'sdpa']\nseq_lens = [8, 16]\nbatch_sizes = [1]\nhidden_size = 16\n"
+                        "num_heads = 2\n")
+    assert [p.kernel for p in plan_run(config=cfg_path, points="sdpa:8", out=tmp_path / "q.csv").points] == ["sdpa"]
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("sdpa:99", "'sdpa:99' is not a point of the sweep; it has kernels rnn_loop,sdpa, T 8,16,32, B 1,2, modes forward"),
+    ("sdpa", "allowed: KERNEL:T[:B[:MODE]]"),
+    ("sdpa:x", "whole numbers T and B"),
+    ("sdpa:8:1:forward:extra", "allowed: KERNEL:T[:B[:MODE]]"),
+    (" , ", "--points is empty"),
+])
+def test_bad_points_are_refused_with_what_the_sweep_has(text, needle):
+    from seqbench.sweep.plan import parse_points
+
+    with pytest.raises(ConfigError, match="--points") as exc:
+        parse_points(text, build_config(CFG))
+    assert needle in str(exc.value)
+
+
+def test_points_with_resume_is_refused(tmp_path):
+    from seqbench.sweep.plan import plan_run
+
+    with pytest.raises(ConfigError, match="drop --rounds, --shard, --points"):
+        plan_run(out=tmp_path / "x.csv", resume=True, points="sdpa:8")

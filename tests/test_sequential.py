@@ -112,6 +112,7 @@ class SyntheticRuns:
         self.rng = random.Random(seed)
         self.rows = {"base": [], "head": []}
         self.selected = []
+        self.without_points: set[str] = set()
 
     def __call__(self, argv, *, cwd, env, capture_output, text):
         import subprocess
@@ -120,8 +121,14 @@ class SyntheticRuns:
         kernels = argv[argv.index("--kernels") + 1].split(",") if "--kernels" in argv else None
         lens = [int(t) for t in argv[argv.index("--seq-lens") + 1].split(",")] if "--seq-lens" in argv else None
         chosen = [(k, t) for k, t in self.points if (kernels is None or k in kernels) and (lens is None or t in lens)]
+        if "--points" in argv:
+            if side in self.without_points:  # a seqbench from before `run --points`
+                self.selected.append((side, None))
+                return subprocess.CompletedProcess(argv, 2, "", "seqbench: error: No such option: --points\n")
+            only = {tuple(s.split(":")[:2]) for s in argv[argv.index("--points") + 1].split(",")}
+            chosen = [(k, t) for k, t in chosen if (k, str(t)) in only]
         self.selected.append((side, chosen))
-        run = f"{side}{sum(1 for s, _ in self.selected if s == side)}"
+        run = f"{side}{sum(1 for s, c in self.selected if s == side and c is not None)}"
         offset = self.rng.gauss(0, self.sd)
         for k, t in chosen:
             factor = self.slow.get((k, t), 1.0) if side == "head" else 1.0
@@ -161,6 +168,37 @@ def test_auto_stops_early_on_a_large_change_and_measures_only_open_points(tmp_pa
     assert comp.exit_code == 1 and "regression" in comp.failing()
     assert any("interval" in line for line in comp.method_lines) and comp.sequential["looks"]
     assert comp.sequential["components"]["sdpa forward B=8 T=64"]["sd_between"] >= 0
+
+
+def test_open_points_are_measured_exactly_not_as_a_product_of_lists():
+    from seqbench.analysis.autostop import open_points
+
+    grid = [{"kernel": k, "seq_len": t, "batch_size": 4, "mode": "forward"} for k in ("a", "b") for t in (32, 64)]
+    diagonal = [grid[0], grid[3]]  # a@32 and b@64: the lists a,b x 32,64 would measure all four
+    assert open_points(diagonal, grid) == {"kernels": ["a", "b"], "seq_lens": [32, 64], "batch_sizes": [4],
+                                           "points": ["a:32:4:forward", "b:64:4:forward"]}
+    assert "points" not in open_points(grid[:2], grid)  # a at both T: the lists are exact, no --points needed
+    both_modes = grid + [{**k, "mode": "train"} for k in grid]
+    assert open_points(grid[:2], both_modes)["points"] == ["a:32:4:forward", "a:64:4:forward"]
+
+
+def test_auto_runs_measure_only_the_open_points_and_an_older_side_falls_back_to_the_lists(tmp_path):
+    points = [(k, t) for k in ("rnn_loop", "sdpa") for t in (32, 64, 128)]
+    slow = {("rnn_loop", 32): 1.5, ("sdpa", 128): 1.5}
+    fake = SyntheticRuns(points, slow=slow, sd=0.01, seed=3)
+    fake.without_points = {"head"}
+    result, comp = _auto(tmp_path, fake)
+    assert {(p.key["kernel"], p.key["seq_len"]) for p in comp.points if p.verdict == "regression"} == set(slow)
+    later = [(side, chosen) for side, chosen in fake.selected[4:] if chosen is not None]
+    assert later, "every point was decided after two passes: nothing left to measure exactly"
+    base_later = [set(c) for s, c in later if s == "base"]
+    # the base's runs took points no product of lists gives (a@32 and b@128 without a@128, b@32)
+    assert any(len(c) < len({k for k, _ in c}) * len({t for _, t in c}) for c in base_later), base_later
+    head_later = [set(c) for s, c in later if s == "head"]
+    assert all(h >= b for b, h in zip(base_later, head_later))  # the older side measured the lists' product
+    assert any(h > b for b, h in zip(base_later, head_later))
+    assert sum(c is None for _, c in fake.selected) == 1  # it tried --points once, then never again
+    assert any("has no `run --points`" in n for n in result.notes)
 
 
 def test_auto_stops_at_max_runs_and_at_the_budget(tmp_path):

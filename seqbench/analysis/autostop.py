@@ -58,9 +58,7 @@ class AutoJudge:
         open_keys = [k for k in common if k not in self.final]
         if not open_keys:
             return None
-        keys = [_key_dict(k) for k in open_keys]
-        return {"kernels": sorted({k["kernel"] for k in keys}), "seq_lens": sorted({k["seq_len"] for k in keys}),
-                "batch_sizes": sorted({k["batch_size"] for k in keys})}
+        return open_points([_key_dict(k) for k in open_keys], [_key_dict(k) for k in common])
 
     def _look(self, key, b_rows, h_rows, loaded) -> None:
         res = PointResult(key=_key_dict(key), verdict=Verdict.INCONCLUSIVE)
@@ -115,6 +113,19 @@ class AutoJudge:
                                "looks": {points[i].name(): self.history.get(k, []) for i, k in enumerate(keys)},
                                "components": {points[i].name(): self.components.get(k) for i, k in enumerate(keys)}}
         return comp
+
+
+def open_points(open_keys: list[dict], all_keys: list[dict]) -> dict:
+    """The next runs' limits: the kernels, T and B of the open points (`run --kernels/--seq-lens/--batch-sizes`)
+    and, when those select more of the sweep's points than are open, the open points themselves (`run
+    --points`), so a run does not measure again what is decided (its new rows would be ignored: only time)."""
+    limits = {"kernels": sorted({k["kernel"] for k in open_keys}), "seq_lens": sorted({k["seq_len"] for k in open_keys}),
+              "batch_sizes": sorted({k["batch_size"] for k in open_keys})}
+    selected = [k for k in all_keys if k["kernel"] in limits["kernels"] and k["seq_len"] in limits["seq_lens"]
+                and k["batch_size"] in limits["batch_sizes"]]
+    if len(selected) > len(open_keys):
+        limits["points"] = sorted({f"{k['kernel']}:{k['seq_len']}:{k['batch_size']}:{k['mode']}" for k in open_keys})
+    return limits
 
 
 def _finite(x: float) -> float | None:

@@ -41,7 +41,7 @@ def _run_to_files(
     resume: a resume.ResumeState from resume.load(out_path, cfg), which already owns the CSV: append
     to that run, skipping the points it finished. Raises ConfigError before writing anything if no
     point fits in memory. peak: measure the matmul peak first (a `calibration` row; a resumed run
-    reuses its own). schedule: rounds / shard / reference, passed to run_sweep and recorded in the
+    reuses its own). schedule: rounds / shard / only (--points) / reference, passed to run_sweep and recorded in the
     sidecar. With append, rows go after the existing ones and the sidecar keeps the earlier runs'
     metadata under "previous_runs". The CSV is created exclusively unless force or append
     (results.ownership) and stays locked until the sidecar's last write.
@@ -206,5 +206,5 @@ def execute(plan, *, command: list[str], on_row=None, harness: Harness = REAL, o
     """Carry out a checked RunPlan (sweep.plan.plan_run): the sweep into plan.out and its sidecar."""
     return run_to_files(plan.cfg, plan.out, command=command, on_row=on_row, harness=harness, resume=plan.resume,
                         source=plan.source, peak=plan.peak, append=plan.append, force=plan.force,
-                        rounds=plan.rounds, shard=plan.shard, reference=plan.reference, machine=plan.machine,
-                        on_start=on_start)
+                        rounds=plan.rounds, shard=plan.shard, only=list(plan.only) if plan.only else None,
+                        reference=plan.reference, machine=plan.machine, on_start=on_start)

@@ -36,9 +36,41 @@ def shard_points(points: Sequence[Point], shard: tuple[int, int] | None, min_tim
     return list(points) if shard is None else shard_of(points, shard, min_time)
 
 
-def pending_points(cfg: SweepConfig, shard: tuple[int, int] | None = None, done=frozenset()) -> list[Point]:
-    """The points this run measures: its shard of the grid, less those a resumed run already has."""
-    return [p for p in shard_points(cfg.points(), shard, cfg.min_time) if p.key() not in done]
+def pending_points(cfg: SweepConfig, shard: tuple[int, int] | None = None, done=frozenset(),
+                   only: Sequence[str] | None = None) -> list[Point]:
+    """The points this run measures: its shard of the grid (of the points `only` selects: --points),
+    less those a resumed run already has."""
+    grid = cfg.points() if not only else [p for p in cfg.points() if any(_selects(s, p) for s in only)]
+    return [p for p in shard_points(grid, shard, cfg.min_time) if p.key() not in done]
+
+
+POINT_FIELDS = ("kernel", "seq_len", "batch_size", "mode")  # a --points selector: KERNEL:T[:B[:MODE]]
+
+
+def _selects(selector: str, point: Point) -> bool:
+    return all(str(getattr(point, f)) == v for f, v in zip(POINT_FIELDS, selector.split(":")))
+
+
+def parse_points(text: str, cfg: SweepConfig) -> tuple[str, ...]:
+    """--points: comma-separated KERNEL:T[:B[:MODE]] (a field left out matches every value), each of which
+    must select a point of the grid; a ConfigError naming what the grid has otherwise."""
+    selectors = tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
+    if not selectors:
+        raise ConfigError("--points is empty; allowed: KERNEL:T[:B[:MODE]], comma-separated, e.g. sdpa:128,rnn_loop:64:4")
+    grid = cfg.points()
+    for sel in selectors:
+        parts = sel.split(":")
+        if not 2 <= len(parts) <= len(POINT_FIELDS) or not all(parts) or not all(x.isdigit() for x in parts[1:3]):
+            raise ConfigError(f"--points {sel!r}: allowed: KERNEL:T[:B[:MODE]] with whole numbers T and B, "
+                              "e.g. sdpa:128 or rnn_loop:64:4:forward")
+        if not any(_selects(sel, p) for p in grid):
+            ks = ",".join(dict.fromkeys(p.kernel for p in grid))
+            ts = ",".join(map(str, sorted({p.seq_len for p in grid})))
+            bs = ",".join(map(str, sorted({p.batch_size for p in grid})))
+            ms = ",".join(dict.fromkeys(p.mode for p in grid))
+            raise ConfigError(f"--points {sel!r} is not a point of the sweep; it has kernels {ks}, T {ts}, B {bs}, "
+                              f"modes {ms}")
+    return selectors
 
 
 @dataclass
@@ -50,6 +82,7 @@ class RunPlan:
     source: str  # where the config came from, for messages: a path or "flags"
     rounds: int = 1
     shard: tuple[int, int] | None = None
+    only: tuple[str, ...] | None = None  # --points: the selectors of the grid's points to measure
     reference: bool = False  # time the reference matmul before every point's round (column ref_s)
     append: bool = False
     force: bool = False  # replace --out if it exists (once this run owns it)
@@ -92,7 +125,8 @@ def merge_flags(data: dict, flags: dict) -> dict:
 
 def plan_run(*, config: Path | None = None, flags: dict | None = None, out: Path | None = None, force: bool = False,
              resume: bool = False, append: bool = False, rounds: int = 1, shard: str | None = None,
-             reference: bool = False, peak: bool = True, machine: str | None = None) -> RunPlan:
+             reference: bool = False, peak: bool = True, machine: str | None = None,
+             points: str | None = None) -> RunPlan:
     """Validate a run request into a RunPlan, or raise a one-line SeqbenchError."""
     from seqbench.kernels.plugins import is_file_spec
     from seqbench.results.ownership import check_not_input
@@ -104,9 +138,9 @@ def plan_run(*, config: Path | None = None, flags: dict | None = None, out: Path
         raise ConfigError("--resume continues the run in --out: give --out, and no --force")
     if append and force:
         raise ConfigError("--append and --force contradict each other: append keeps the rows in --out, force replaces them")
-    if resume and (append or shard or rounds != 1 or reference):
-        raise ConfigError("--resume continues with the rounds, shard and reference recorded in the run's sidecar; "
-                          "drop --rounds, --shard, --reference and --append")
+    if resume and (append or shard or rounds != 1 or reference or points):
+        raise ConfigError("--resume continues with the rounds, shard, points and reference recorded in the run's "
+                          "sidecar; drop --rounds, --shard, --points, --reference and --append")
     if not 1 <= rounds <= 100:
         raise ConfigError(f"--rounds {rounds} out of range; allowed: 1 to 100")
     # A resumed run starts from its recorded config (and plugins); anything given explicitly must agree with it.
@@ -128,7 +162,7 @@ def plan_run(*, config: Path | None = None, flags: dict | None = None, out: Path
                               f"allowed: N from 1 to {n_points}")
     plan = RunPlan(cfg, Path(out), source, rounds=rounds, shard=parse_shard(shard) if shard else None,
                    reference=reference, append=append, force=force, peak=peak and "calibration" not in cfg.kernels,
-                   notes=notes, machine=check_machine(machine))
+                   notes=notes, machine=check_machine(machine), only=parse_points(points, cfg) if points is not None else None)
     if cfg.metric == "instructions":
         if rounds != 1 or reference:
             raise ConfigError("--rounds and --reference are for timing on a noisy machine; an instruction count "
@@ -153,11 +187,12 @@ def plan_run(*, config: Path | None = None, flags: dict | None = None, out: Path
         plan.rounds = schedule.get("rounds", 1)
         plan.reference = schedule.get("reference", schedule.get("calibrate", False))
         plan.shard = tuple(schedule["shard"]) if schedule.get("shard") else None
+        plan.only = tuple(schedule["only"]) if schedule.get("only") else None
         plan.peak = schedule.get("peak", plan.peak)  # a --no-peak run stays without a calibration row
         plan.notes.append(f"resuming {out}: {len(state.done)} of {len(cfg.points())} points already done")
     else:
         check_output(out, force=force, append=append)
-    plan.points = pending_points(cfg, plan.shard, plan.resume.done if plan.resume else frozenset())
+    plan.points = pending_points(cfg, plan.shard, plan.resume.done if plan.resume else frozenset(), plan.only)
     if not plan.points and plan.shard and not resume:
         raise ConfigError(f"shard {shard} holds no points: the sweep has only {len(cfg.points())}")
     return plan

@@ -13,7 +13,7 @@ import gc
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable
+from typing import Callable, Sequence
 
 from seqbench.choices import Family, Metric, Mode, PeakMemory, Status
 from seqbench.errors import ResourceError, ResultsError
@@ -496,6 +496,7 @@ def run_sweep(
     known_peak: float | None = None,
     rounds: int = 1,
     shard: tuple[int, int] | None = None,
+    only: Sequence[str] | None = None,
     reference: bool = False,
     broken: dict[str, str] | None = None,
     interrupts=NO_SIGNAL_HANDLING,
@@ -508,7 +509,7 @@ def run_sweep(
     left out. peak: first measure the `calibration` matmul (its own row) and fill every row's
     pct_of_peak; known_peak (GFLOP/s, a resumed run's calibration) is used instead of measuring
     again. See rounds.py for rounds and --reference and plan.py for shards: a point's row comes when
-    its last round ends, or when a round fails. broken: the check's result if it already ran.
+    its last round ends, or when a round fails. only: --points, the selectors of the points to measure. broken: the check's result if it already ran.
     interrupts: the process's signal handling (NoSignalHandling; orchestration.run passes its own).
     harness: the clock, how memory is had and whether to burn in (Harness; REAL for a real run).
     """
@@ -521,7 +522,7 @@ def run_sweep(
     from seqbench.sweep.rounds import make_reference, measure_in_rounds, round_config
 
     preflight = preflight or Preflight()
-    points = pending_points(cfg, shard, done)
+    points = pending_points(cfg, shard, done, only)
     if broken is None:
         broken = check_kernels(cfg, interrupts) if points else {}
 
