@@ -8,7 +8,7 @@ CONFIG ?= benchmarks/configs/quick.toml
 # multi-GB CUDA build, so the workflows set TORCH_INDEX=https://download.pytorch.org/whl/cpu.
 TORCH_INDEX ?=
 
-.PHONY: install browser run test test-quick docs test-min bench bench-ci bench-peak bench-scan examples examples-decode clean
+.PHONY: install browser run test test-quick docs test-min bench bench-ci bench-ci-auto bench-peak bench-scan examples examples-decode clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,14 @@ bench-ci: $(STAMP)
 	$(BIN)/python benchmarks/aa_collect.py collect --reps $(REPS) --runs 4 --rounds 3 --dir $(BENCH_CI_DIR)
 	$(BIN)/python benchmarks/aa_analyze.py --dir $(BENCH_CI_DIR) --tune 4 --json results/ci/bench-ci.json \
 		| tee results/ci/bench-ci.txt
+
+# `seqbench ab --runs auto` end to end beside the neighbour (docs/ci.md "Real repetitions"): cycles of two A/A
+# comparisons, a +10% and a +5% head with --runs auto, and one fixed --runs 4 for the wall time; ~1 h by default.
+AUTO_MINUTES ?= 60
+BENCH_AUTO_DIR ?= bench-ci-auto-data
+bench-ci-auto: $(STAMP)
+	$(BIN)/python benchmarks/ab_auto_reps.py --dir $(BENCH_AUTO_DIR) --minutes $(AUTO_MINUTES) --neighbour --with-fixed
+	$(BIN)/python benchmarks/ab_auto_reps.py --dir $(BENCH_AUTO_DIR) --summary | tee results/ci/auto-reps.json
 
 # The same questions for `--metric instructions` (docs/instructions.md): A/A false alarms one process at a time,
 # beside a neighbour, and under other hash seeds; planted +1% and +0.5% of a layer's work; wall time of

@@ -1,6 +1,7 @@
 """Real end-to-end repetitions of `seqbench ab --runs auto` on the bench-ci sweep, with the neighbour.
 
-    flock /work/.cpu.lock python benchmarks/ab_auto_reps.py --dir POOL --minutes 9 [--neighbour]
+    flock /work/.cpu.lock python benchmarks/ab_auto_reps.py --dir POOL --minutes 9 [--neighbour] [--with-fixed]
+    make bench-ci-auto                                   # the same for an hour, beside the neighbour
 
 Uses the checkouts ab_pool.py wrote (POOL/sides: base, copy) plus planted heads written here (p10: the
 user's layer 10% slower at T=64 and 128, as in make bench-ci; p5: 5% slower at T=32/64/128). Repetition
@@ -88,6 +89,11 @@ def main() -> None:
         print(json.dumps(summary(d / "auto-reps"), indent=1))
         return
     sides = d / "sides"
+    if not (sides / "done").exists():  # the base, its copy and the config, as ab_pool.py writes them
+        import ab_pool
+
+        d.mkdir(parents=True, exist_ok=True)
+        ab_pool.setup(d)
     for name, plant in HEADS.items():
         if plant and not (sides / name).exists():
             ci_layer.write_checkout(sides / name, plant)

@@ -172,6 +172,7 @@ def test_points_select_from_the_grid_are_recorded_and_kept_by_resume(tmp_path):
     out.with_suffix(".json").write_text(json.dumps({**meta, "status": "interrupted"}))
     resumed = plan_run(out=out, resume=True)
     assert resumed.only == only and len(resumed.points) == 2
+    assert any("1 of 3 points already done" in n for n in resumed.notes), resumed.notes
     resumed.resume.output.release()
     cfg_path = tmp_path / "c.toml"
     cfg_path.write_text("kernels = ['rnn_loop', 'sdpa']\nseq_lens = [8, 16]\nbatch_sizes = [1]\nhidden_size = 16\n"

@@ -197,7 +197,6 @@ def run_command(side: Side, config: Path, out_csv: Path, rounds: int, points: di
     makes each run one Valgrind process (`seqbench run --metric instructions`)."""
     limit = [] if not points else [x for flag, vals in points.items()
                                    for x in (f"--{flag.replace('_', '-')}", ",".join(map(str, vals)))]
-    # (--points: the open points exactly, where the product of the lists holds decided ones)
     counted = ["--metric", metric] if metric != "time" else []
     return [*side.command, "run", str(config), "--rounds", str(rounds), "--append", "--no-peak", "-q",
             *counted, *limit, "-o", str(out_csv)]

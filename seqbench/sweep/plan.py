@@ -189,7 +189,8 @@ def plan_run(*, config: Path | None = None, flags: dict | None = None, out: Path
         plan.shard = tuple(schedule["shard"]) if schedule.get("shard") else None
         plan.only = tuple(schedule["only"]) if schedule.get("only") else None
         plan.peak = schedule.get("peak", plan.peak)  # a --no-peak run stays without a calibration row
-        plan.notes.append(f"resuming {out}: {len(state.done)} of {len(cfg.points())} points already done")
+        total = len(pending_points(cfg, only=plan.only))
+        plan.notes.append(f"resuming {out}: {len(state.done)} of {total} points already done")
     else:
         check_output(out, force=force, append=append)
     plan.points = pending_points(cfg, plan.shard, plan.resume.done if plan.resume else frozenset(), plan.only)
