@@ -86,7 +86,8 @@ def main() -> None:
     args = ap.parse_args()
     d = Path(args.dir).resolve()
     if args.summary:
-        print(json.dumps(summary(d / "auto-reps"), indent=1))
+        # a pool (its auto-reps folder) or a folder of repetitions, as committed in results/ci/auto-reps-*
+        print(json.dumps(summary(d / "auto-reps" if (d / "auto-reps").is_dir() else d), indent=1))
         return
     sides = d / "sides"
     if not (sides / "done").exists():  # the base, its copy and the config, as ab_pool.py writes them
