@@ -275,8 +275,8 @@ def noise_section(df, meta: dict | None) -> list[str]:
     return ["> **Warning: this run was disturbed.**", ">"] + [f"> - {plain(w)}" for w in found] + [""]
 
 
-def key_figures(df, reps=None, fig: Figures | None = None) -> list[str]:
-    """fig: the crossings and fits of df's modes other than decode (computed here when not given)."""
+def key_figures(df, fig: Figures) -> list[str]:
+    """fig: the crossings and fits of df's modes other than decode, and df's bootstrap replicates."""
     ok, bad = scaling.ok_points(df), scaling.failed_points(df)
     n = len(ok) + len(bad)
     lines = ["## Key figures", ""]
@@ -290,9 +290,7 @@ def key_figures(df, reps=None, fig: Figures | None = None) -> list[str]:
                      "`--append`): the later row is used.")
     for key, peak in sorted(scaling.matmul_peak(df).items()):
         lines.append(f"- Measured matmul peak ({', '.join(map(str, key[-2:]))}): {peak:.3g} GFLOP/s.")
-    fig = fig or Figures(decode.other_modes(df), reps)  # decode's figures follow, by their own rules
-    whole = fig.df
-    table = key_table(fig)
+    table = key_table(fig)  # decode's figures follow, by their own rules
     if table:
         lines += ["", "Best recurrence (the fastest recurrent or scan kernel at each point) against best attention "
                   "(the fastest softmax-attention kernel), the seed's loop as the textbook case, and exponents k "
@@ -304,10 +302,10 @@ def key_figures(df, reps=None, fig: Figures | None = None) -> list[str]:
             from seqbench.analysis.noise import rerun_advice
 
             lines += [f"Figures marked *not key* are too uncertain to quote: {rerun_advice(df)}.", ""]
-    elif not scaling.ok_points(whole).empty:
+    elif not scaling.ok_points(fig.df).empty:
         lines.append("- No best-recurrence vs best-attention comparison: the run needs a recurrent or scan kernel "
                      "and an O(T²) attention kernel.")
-    return lines + decode_key_figures(df, reps) + [""]
+    return lines + decode_key_figures(df, fig.reps) + [""]
 
 
 def decode_key_figures(df, reps=None) -> list[str]:
@@ -398,7 +396,7 @@ def build_report(df, meta: dict, *, csv_path: str | Path, report_path: str | Pat
     fig = Figures(decode.other_modes(df), reps)  # decode rows have sections of their own (T is a context)
     lines += (machines.merged_note(df, meta) + unfinished_section(meta, csv_path) + shard_section(meta)
               + noise_section(df, meta)
-              + key_figures(df, reps, fig) + environment_section(meta, df))
+              + key_figures(df, fig) + environment_section(meta, df))
     if not scaling.ok_points(fig.df).empty:
         lines += crossover_section(fig) + fits_section(fig)
     if not ok.empty:
